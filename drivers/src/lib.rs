@@ -1,1 +1,12 @@
-//! drivers
+//! Bank drivers for locker-hub.
+//!
+//! A driver makes one kind of locker bank speak the hub's one MQTT topic schema ([`bus`]), so the
+//! workflow core never knows which kind of bank it talks to. A bank with its own controller speaks
+//! the schema itself; for banks without one, a driver here translates.
+//!
+//! - [`bus`]: the versioned topic schema and its JSON payloads (documented in `docs/mqtt-api.md`).
+//! - [`sim`]: a simulated bank controller that connects to the broker exactly as a real `mqtt`
+//!   bank would; used by demo mode and by tests.
+
+pub mod bus;
+pub mod sim;

@@ -1,0 +1,229 @@
+//! The hub's MQTT topic schema, version 1, for the bank side of the bus.
+//!
+//! Every bank's traffic lives under one subtree, `lockerhub/v1/bank/{bank}/…`, so that the whole
+//! subtree can later be moved under rumqttd's tenant prefix (`/tenants/{bank}/lockerhub/v1/…`)
+//! when per-bank mutual TLS is turned on: a bank then can only touch its own topics.
+//! `docs/mqtt-api.md` is the reference for people; this module is the reference for code, and the
+//! two must agree.
+
+use serde::{Deserialize, Serialize};
+
+/// First segments of every topic of this schema version.
+pub const ROOT: &str = "lockerhub/v1";
+
+/// Topic names of one bank.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BankTopics {
+    base: String,
+}
+
+impl BankTopics {
+    /// Topics of bank `bank` (an id from the configuration: `[A-Za-z0-9_-]+`).
+    pub fn new(bank: &str) -> Self {
+        BankTopics {
+            base: format!("{ROOT}/bank/{bank}"),
+        }
+    }
+
+    /// Controller → hub, retained, QoS 1: [`BankStatus`]. The controller's last will publishes
+    /// `{"online": false}` here, so the hub learns of a dead controller from the broker.
+    pub fn status(&self) -> String {
+        format!("{}/status", self.base)
+    }
+
+    /// Controller → hub, QoS 1: [`DoorObservation`] for door `door`.
+    pub fn door(&self, door: u16) -> String {
+        format!("{}/door/{door}", self.base)
+    }
+
+    /// Hub → controller, QoS 1: [`Command`].
+    pub fn command(&self) -> String {
+        format!("{}/cmd", self.base)
+    }
+
+    /// Controller → hub, QoS 1: [`CommandAck`].
+    pub fn ack(&self) -> String {
+        format!("{}/ack", self.base)
+    }
+
+    /// Hub → everyone, retained: the hub's view of the bank (published by the workflow layer).
+    pub fn state(&self) -> String {
+        format!("{}/state", self.base)
+    }
+
+    /// Kiosk → hub, QoS 1: kiosk requests (drop-off steps, pickup). Replies go to the topic the
+    /// request names.
+    pub fn kiosk_request(&self) -> String {
+        format!("{}/kiosk/request", self.base)
+    }
+}
+
+/// Subscription filters the hub uses to hear every bank.
+pub mod filters {
+    /// Every bank's status.
+    pub const STATUS: &str = "lockerhub/v1/bank/+/status";
+    /// Every door observation.
+    pub const DOORS: &str = "lockerhub/v1/bank/+/door/+";
+    /// Every command acknowledgement.
+    pub const ACKS: &str = "lockerhub/v1/bank/+/ack";
+    /// Every kiosk request.
+    pub const KIOSK: &str = "lockerhub/v1/bank/+/kiosk/request";
+}
+
+/// What a topic of this schema is about, as parsed from its name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Parsed<'a> {
+    /// `…/bank/{bank}/status`
+    Status { bank: &'a str },
+    /// `…/bank/{bank}/door/{door}`
+    Door { bank: &'a str, door: u16 },
+    /// `…/bank/{bank}/cmd`
+    Command { bank: &'a str },
+    /// `…/bank/{bank}/ack`
+    Ack { bank: &'a str },
+    /// `…/bank/{bank}/state`
+    State { bank: &'a str },
+    /// `…/bank/{bank}/kiosk/request`
+    KioskRequest { bank: &'a str },
+}
+
+/// Parse a topic of this schema; `None` for anything else (including other versions).
+pub fn parse(topic: &str) -> Option<Parsed<'_>> {
+    let rest = topic.strip_prefix(ROOT)?.strip_prefix("/bank/")?;
+    let mut parts = rest.split('/');
+    let bank = parts.next().filter(|b| valid_bank_id(b))?;
+    let parsed = match (parts.next()?, parts.next(), parts.next()) {
+        ("status", None, None) => Parsed::Status { bank },
+        ("door", Some(door), None) => Parsed::Door {
+            bank,
+            door: door.parse().ok().filter(|d| *d > 0)?,
+        },
+        ("cmd", None, None) => Parsed::Command { bank },
+        ("ack", None, None) => Parsed::Ack { bank },
+        ("state", None, None) => Parsed::State { bank },
+        ("kiosk", Some("request"), None) => Parsed::KioskRequest { bank },
+        _ => return None,
+    };
+    Some(parsed)
+}
+
+/// Bank ids are used as topic levels, so they must not contain MQTT's special characters.
+pub fn valid_bank_id(id: &str) -> bool {
+    !id.is_empty()
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Payload of [`BankTopics::status`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BankStatus {
+    /// `true` while the controller is connected; its last will says `false`.
+    pub online: bool,
+    /// Number of doors the controller drives, if it knows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub doors: Option<u16>,
+    /// Free-form controller description (model, firmware), for the staff page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firmware: Option<String>,
+}
+
+/// Payload of [`BankTopics::door`]: what a door sensor reports. Sent on every change, and in
+/// answer to a [`Command::Query`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DoorObservation {
+    /// `true` when the door is physically open.
+    pub open: bool,
+    /// Item-present sensor, where the compartment has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub occupied: Option<bool>,
+}
+
+/// Payload of [`BankTopics::command`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Command {
+    /// Pulse the lock of `door`. `unlock_id` is unique per unlock: a controller that sees the same
+    /// id twice (QoS 1 redelivery) must not pulse again, only acknowledge again.
+    Unlock {
+        unlock_id: String,
+        door: u16,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pulse_ms: Option<u32>,
+    },
+    /// Report the state of `door` (or of every door when `door` is absent) on its door topic.
+    Query {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        door: Option<u16>,
+    },
+}
+
+/// Payload of [`BankTopics::ack`]: the controller's answer to an [`Command::Unlock`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandAck {
+    pub unlock_id: String,
+    pub door: u16,
+    /// `true` when the lock was pulsed. The door opening is a separate observation.
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topics_round_trip_through_parse() {
+        let t = BankTopics::new("lobby-1");
+        assert_eq!(parse(&t.status()), Some(Parsed::Status { bank: "lobby-1" }));
+        assert_eq!(
+            parse(&t.door(12)),
+            Some(Parsed::Door {
+                bank: "lobby-1",
+                door: 12
+            })
+        );
+        assert_eq!(
+            parse(&t.command()),
+            Some(Parsed::Command { bank: "lobby-1" })
+        );
+        assert_eq!(parse(&t.ack()), Some(Parsed::Ack { bank: "lobby-1" }));
+        assert_eq!(parse(&t.state()), Some(Parsed::State { bank: "lobby-1" }));
+        assert_eq!(
+            parse(&t.kiosk_request()),
+            Some(Parsed::KioskRequest { bank: "lobby-1" })
+        );
+    }
+
+    #[test]
+    fn foreign_and_malformed_topics_are_not_parsed() {
+        for topic in [
+            "lockerhub/v2/bank/a/status",
+            "lockerhub/v1/bank//status",
+            "lockerhub/v1/bank/a/door/0",
+            "lockerhub/v1/bank/a/door/x",
+            "lockerhub/v1/bank/a/door/70000",
+            "lockerhub/v1/bank/a/status/extra",
+            "lockerhub/v1/bank/a+b/status",
+            "other/topic",
+        ] {
+            assert_eq!(parse(topic), None, "{topic}");
+        }
+    }
+
+    #[test]
+    fn command_json_is_the_documented_shape() {
+        let c = Command::Unlock {
+            unlock_id: "u1".into(),
+            door: 3,
+            pulse_ms: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&c).unwrap(),
+            r#"{"type":"unlock","unlock_id":"u1","door":3}"#
+        );
+        let q: Command = serde_json::from_str(r#"{"type":"query"}"#).unwrap();
+        assert_eq!(q, Command::Query { door: None });
+    }
+}

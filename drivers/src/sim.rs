@@ -1,0 +1,241 @@
+//! A simulated bank controller.
+//!
+//! It connects to the hub's broker over TCP as an ordinary MQTT client, exactly as a real `mqtt`
+//! bank would, and speaks only the [`bus`](crate::bus) schema: it announces itself on the status
+//! topic (with a last will that says offline), pulses "locks" on unlock commands, reports doors
+//! opening and closing, and answers queries. Demo mode runs one per simulated bank; tests drive it
+//! through [`SimHandle`].
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Packet, QoS};
+use tokio::sync::{mpsc, watch};
+use tracing::{debug, info, warn};
+
+use crate::bus::{BankStatus, BankTopics, Command, CommandAck, DoorObservation};
+
+/// How to reach the broker and how the simulated bank behaves.
+#[derive(Debug, Clone)]
+pub struct SimOptions {
+    pub bank: String,
+    pub doors: u16,
+    pub host: String,
+    pub port: u16,
+    /// Username and password, when the broker does not allow anonymous clients.
+    pub credentials: Option<(String, String)>,
+    /// A simulated person closes an unlocked door after this long (`None`: doors stay open until
+    /// [`SimHandle::close`]).
+    pub auto_close_after: Option<Duration>,
+}
+
+/// Commands a test (or the demo) gives the simulated bank's "people".
+#[derive(Debug)]
+enum Action {
+    Open(u16),
+    Close(u16),
+}
+
+/// Remote control for a running simulated bank.
+#[derive(Debug, Clone)]
+pub struct SimHandle {
+    actions: mpsc::UnboundedSender<Action>,
+    connected: watch::Receiver<bool>,
+}
+
+impl SimHandle {
+    /// Open a door by hand, with no unlock (what a thief with a crowbar does).
+    pub fn force_open(&self, door: u16) {
+        let _ = self.actions.send(Action::Open(door));
+    }
+
+    /// Close a door.
+    pub fn close(&self, door: u16) {
+        let _ = self.actions.send(Action::Close(door));
+    }
+
+    /// Wait until the controller has a session with the broker.
+    pub async fn wait_connected(&self) {
+        let mut rx = self.connected.clone();
+        let _ = rx.wait_for(|c| *c).await;
+    }
+}
+
+/// Start a simulated bank on the current tokio runtime. It reconnects by itself when the broker
+/// goes away, like a real controller.
+pub fn spawn(opts: SimOptions) -> SimHandle {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let (connected_tx, connected_rx) = watch::channel(false);
+    tokio::spawn(run(opts, rx, connected_tx));
+    SimHandle {
+        actions: tx,
+        connected: connected_rx,
+    }
+}
+
+struct Bank {
+    topics: BankTopics,
+    client: AsyncClient,
+    doors: u16,
+    open: BTreeMap<u16, bool>,
+    /// Unlock ids already carried out, so a QoS 1 redelivery never pulses a lock twice.
+    done: HashSet<String>,
+    auto_close_after: Option<Duration>,
+    actions: mpsc::UnboundedSender<Action>,
+}
+
+async fn run(
+    opts: SimOptions,
+    mut actions: mpsc::UnboundedReceiver<Action>,
+    connected: watch::Sender<bool>,
+) {
+    let topics = BankTopics::new(&opts.bank);
+    let mut mqtt = MqttOptions::new(format!("sim-{}", opts.bank), &opts.host, opts.port);
+    mqtt.set_keep_alive(Duration::from_secs(5));
+    let offline = serde_json::to_vec(&BankStatus {
+        online: false,
+        doors: Some(opts.doors),
+        firmware: None,
+    })
+    .unwrap_or_default();
+    mqtt.set_last_will(LastWill::new(
+        topics.status(),
+        offline,
+        QoS::AtLeastOnce,
+        true,
+    ));
+    if let Some((user, pass)) = &opts.credentials {
+        mqtt.set_credentials(user, pass);
+    }
+    let (client, mut events): (AsyncClient, EventLoop) = AsyncClient::new(mqtt, 64);
+    let (self_tx, mut self_rx) = mpsc::unbounded_channel();
+    let mut bank = Bank {
+        topics,
+        client,
+        doors: opts.doors,
+        open: (1..=opts.doors).map(|d| (d, false)).collect(),
+        done: HashSet::new(),
+        auto_close_after: opts.auto_close_after,
+        actions: self_tx,
+    };
+    loop {
+        tokio::select! {
+            event = events.poll() => match event {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    info!(bank = %opts.bank, "simulated controller connected");
+                    bank.on_connect().await;
+                    let _ = connected.send(true);
+                }
+                Ok(Event::Incoming(Packet::Publish(p))) => bank.on_command(&p.payload).await,
+                Ok(_) => {}
+                Err(e) => {
+                    let _ = connected.send(false);
+                    debug!(bank = %opts.bank, error = %e, "simulated controller lost the broker; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            },
+            Some(action) = actions.recv() => bank.act(action).await,
+            Some(action) = self_rx.recv() => bank.act(action).await,
+        }
+    }
+}
+
+impl Bank {
+    async fn on_connect(&mut self) {
+        let status = BankStatus {
+            online: true,
+            doors: Some(self.doors),
+            firmware: Some("locker-hub simulator".into()),
+        };
+        self.publish_json(self.topics.status(), true, &status).await;
+        if let Err(e) = self
+            .client
+            .subscribe(self.topics.command(), QoS::AtLeastOnce)
+            .await
+        {
+            warn!(error = %e, "simulated controller could not subscribe");
+        }
+    }
+
+    async fn on_command(&mut self, payload: &[u8]) {
+        let command: Command = match serde_json::from_slice(payload) {
+            Ok(c) => c,
+            Err(e) => {
+                warn!(error = %e, "simulated controller got a malformed command");
+                return;
+            }
+        };
+        match command {
+            Command::Unlock {
+                unlock_id, door, ..
+            } => {
+                let known = self.open.contains_key(&door);
+                let first_time = self.done.insert(unlock_id.clone());
+                let ack = CommandAck {
+                    unlock_id,
+                    door,
+                    ok: known,
+                    error: (!known).then(|| format!("no door {door}")),
+                };
+                self.publish_json(self.topics.ack(), false, &ack).await;
+                if known && first_time {
+                    self.set_door(door, true).await;
+                    if let Some(after) = self.auto_close_after {
+                        let tx = self.actions.clone();
+                        tokio::spawn(async move {
+                            tokio::time::sleep(after).await;
+                            let _ = tx.send(Action::Close(door));
+                        });
+                    }
+                }
+            }
+            Command::Query { door } => {
+                let doors: Vec<(u16, bool)> = match door {
+                    Some(d) => self.open.get(&d).map(|o| vec![(d, *o)]).unwrap_or_default(),
+                    None => self.open.iter().map(|(d, o)| (*d, *o)).collect(),
+                };
+                for (d, open) in doors {
+                    self.report(d, open).await;
+                }
+            }
+        }
+    }
+
+    async fn act(&mut self, action: Action) {
+        match action {
+            Action::Open(d) => self.set_door(d, true).await,
+            Action::Close(d) => self.set_door(d, false).await,
+        }
+    }
+
+    async fn set_door(&mut self, door: u16, open: bool) {
+        match self.open.get_mut(&door) {
+            Some(state) if *state != open => {
+                *state = open;
+                self.report(door, open).await;
+            }
+            _ => {}
+        }
+    }
+
+    async fn report(&self, door: u16, open: bool) {
+        let obs = DoorObservation {
+            open,
+            occupied: None,
+        };
+        self.publish_json(self.topics.door(door), false, &obs).await;
+    }
+
+    async fn publish_json<T: serde::Serialize>(&self, topic: String, retain: bool, value: &T) {
+        let Ok(payload) = serde_json::to_vec(value) else {
+            return;
+        };
+        if let Err(e) = self
+            .client
+            .publish(topic, QoS::AtLeastOnce, retain, payload)
+            .await
+        {
+            warn!(error = %e, "simulated controller could not publish");
+        }
+    }
+}
