@@ -7,6 +7,11 @@
 //! - [`bus`]: the versioned topic schema and its JSON payloads (documented in `docs/mqtt-api.md`).
 //! - [`sim`]: a simulated bank controller that connects to the broker exactly as a real `mqtt`
 //!   bank would; used by demo mode and by tests.
+//! - [`kerong`], [`lockboard8a`]: sans-IO codecs of the RS-485 lock boards, over the shared
+//!   [`codec`] framing and [`board`] door mapping.
 
+pub mod board;
 pub mod bus;
+pub mod codec;
+pub mod kerong;
 pub mod sim;

@@ -1,0 +1,269 @@
+//! The worked examples of `hardware-protocols.md` §1.1 (checksums verified there), round trips,
+//! and framing of split, noisy input.
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::codec::{Event, FrameBuffer};
+
+fn hex(s: &str) -> Vec<u8> {
+    s.split_whitespace()
+        .map(|b| u8::from_str_radix(b, 16).expect("test hex"))
+        .collect()
+}
+
+fn frame_of<T>(d: Decoded<T>) -> T {
+    match d {
+        Decoded::Frame { value, .. } => value,
+        other => panic!("expected a frame, got {:?}", std::mem::discriminant(&other)),
+    }
+}
+
+#[test]
+fn worked_example_unlocks() {
+    for (board, lock, wire) in [
+        (0, 1, "02 00 31 03 36"),
+        (0, 16, "02 0F 31 03 45"),
+        (1, 1, "02 10 31 03 46"),
+    ] {
+        let req = Request::unlock(board, lock).unwrap();
+        assert_eq!(req.encode(), hex(wire), "board {board} lock {lock}");
+        assert_eq!(frame_of(Request::decode(&hex(wire))), req);
+    }
+}
+
+#[test]
+fn worked_example_status_queries() {
+    for (board, wire) in [(0, "02 00 30 03 35"), (1, "02 10 30 03 45")] {
+        let req = Request::status(board).unwrap();
+        assert_eq!(req.encode(), hex(wire));
+        assert_eq!(frame_of(Request::decode(&hex(wire))), req);
+    }
+}
+
+#[test]
+fn worked_example_status_all_in_both_dialects() {
+    assert_eq!(Request::StatusAll.encode(), hex("02 00 32 03 37"));
+    // CartWise's broadcast address decodes to the same request.
+    assert_eq!(
+        frame_of(Request::decode(&hex("02 F0 32 03 27"))),
+        Request::StatusAll
+    );
+}
+
+#[test]
+fn the_published_wrong_checksum_is_rejected() {
+    // xaleel/locker's constant for "status of board 1" has a wrong sum (0x3E, not 0x45).
+    assert_eq!(
+        Request::decode(&hex("02 10 30 03 3E")),
+        Decoded::BadChecksum(1)
+    );
+}
+
+#[test]
+fn pulse_time_frame() {
+    let req = Request::set_pulse(2, 500).unwrap();
+    assert_eq!(
+        req,
+        Request::SetPulse {
+            board: 2,
+            tens_of_ms: 50
+        }
+    );
+    // 02 20 37 00 32 03 SUM, SUM = 0x02+0x20+0x37+0x00+0x32+0x03 = 0x8E
+    assert_eq!(req.encode(), hex("02 20 37 00 32 03 8E"));
+    assert_eq!(
+        Request::set_pulse(0, 655_360),
+        Err(AddressError::Pulse(655_360))
+    );
+}
+
+#[test]
+fn out_of_range_addresses_are_refused() {
+    assert_eq!(Request::status(16), Err(AddressError::Board(16)));
+    assert_eq!(Request::unlock(0, 0), Err(AddressError::Lock(0)));
+    assert_eq!(Request::unlock(0, 17), Err(AddressError::Lock(17)));
+    assert_eq!(
+        Request::unlock(3, 17).unwrap_err().to_string(),
+        "Kerong lock 17 is outside 1-16"
+    );
+}
+
+#[test]
+fn status_reply_bits_and_polarity() {
+    // Board 1; locks 1 and 10 bits set; sensor of lock 2 set.
+    // 02 10 35 01 02 02 00 03 SUM, SUM = 0x02+0x10+0x35+0x01+0x02+0x02+0x00+0x03 = 0x4F
+    let wire = hex("02 10 35 01 02 02 00 03 4F");
+    let Reply::Status(s) = frame_of(Reply::decode(&wire)) else {
+        panic!("not a status");
+    };
+    assert_eq!(s.board, 1);
+    assert!(!s.is_open(1, Polarity::OneIsClosed));
+    assert!(!s.is_open(10, Polarity::OneIsClosed));
+    assert!(s.is_open(2, Polarity::OneIsClosed));
+    assert!(s.is_open(1, Polarity::ZeroIsClosed));
+    assert!(s.item_present(2));
+    assert!(!s.item_present(1));
+    assert_eq!(Reply::Status(s).encode(), wire);
+    assert!(Reply::Status(s).answers(&Request::Status { board: 1 }));
+    assert!(!Reply::Status(s).answers(&Request::Status { board: 0 }));
+}
+
+#[test]
+fn unlock_echo_answers_only_its_own_lock() {
+    let echo = frame_of(Reply::decode(&hex("02 0F 31 03 45")));
+    assert_eq!(
+        echo,
+        Reply::Echo {
+            addr: 0x0F,
+            cmd: 0x31
+        }
+    );
+    assert!(echo.answers(&Request::Unlock { board: 0, lock: 16 }));
+    assert!(!echo.answers(&Request::Unlock { board: 0, lock: 15 }));
+}
+
+#[test]
+fn all_boards_reply_is_found_by_its_etx_and_sum() {
+    let other = Reply::Other {
+        addr: 0x00,
+        cmd: 0x36,
+        data: vec![0x03, 0x03, 0x10],
+    };
+    let wire = other.encode();
+    assert_eq!(frame_of(Reply::decode(&wire)), other);
+    assert_eq!(Reply::decode(&wire[..wire.len() - 1]), Decoded::Incomplete);
+}
+
+#[test]
+fn structural_errors_are_garbage_not_panics() {
+    assert_eq!(Reply::decode(&hex("FF FF 02")), Decoded::Garbage(2));
+    assert_eq!(Reply::decode(&hex("02 00")), Decoded::Incomplete);
+    assert_eq!(Reply::decode(&hex("02 00 99")), Decoded::Garbage(1));
+    // ETX missing where a status frame needs it.
+    assert_eq!(
+        Reply::decode(&hex("02 00 35 00 00 00 00 04 3C")),
+        Decoded::Garbage(1)
+    );
+}
+
+fn any_request() -> impl Strategy<Value = Request> {
+    prop_oneof![
+        (0u8..16).prop_map(|board| Request::Status { board }),
+        (0u8..16, 1u8..=16).prop_map(|(board, lock)| Request::Unlock { board, lock }),
+        Just(Request::StatusAll),
+        (0u8..16).prop_map(|board| Request::UnlockAll { board }),
+        (0u8..16, any::<u16>())
+            .prop_map(|(board, tens_of_ms)| Request::SetPulse { board, tens_of_ms }),
+    ]
+}
+
+fn any_reply() -> impl Strategy<Value = Reply> {
+    prop_oneof![
+        (0u8..16, any::<u16>(), any::<u16>()).prop_map(|(board, locks, sensors)| {
+            Reply::Status(BoardStatus {
+                board,
+                locks,
+                sensors,
+            })
+        }),
+        (0u8..16, any::<u16>()).prop_map(|(board, tens_of_ms)| Reply::Pulse { board, tens_of_ms }),
+        (any::<u8>(), prop_oneof![Just(0x31u8), Just(0x33u8)])
+            .prop_map(|(addr, cmd)| Reply::Echo { addr, cmd }),
+    ]
+}
+
+/// Decode everything in `chunks` pushed one after another; frames and the number of bad sums.
+fn feed(chunks: &[Vec<u8>]) -> (Vec<Reply>, usize) {
+    let mut fb = FrameBuffer::new();
+    let (mut frames, mut bad) = (Vec::new(), 0);
+    for chunk in chunks {
+        fb.push(chunk);
+        while let Some(event) = fb.next(Reply::decode) {
+            match event {
+                Event::Frame(f) => frames.push(f),
+                Event::BadChecksum => bad += 1,
+                Event::Garbage(_) => {}
+            }
+        }
+    }
+    (frames, bad)
+}
+
+proptest! {
+    #[test]
+    fn requests_round_trip(req in any_request()) {
+        let wire = req.encode();
+        prop_assert_eq!(Request::decode(&wire), Decoded::Frame { value: req, len: wire.len() });
+    }
+
+    #[test]
+    fn replies_round_trip(reply in any_reply()) {
+        let wire = reply.encode();
+        prop_assert_eq!(Reply::decode(&wire), Decoded::Frame { value: reply, len: wire.len() });
+    }
+
+    #[test]
+    fn random_bytes_never_panic_and_always_make_progress(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+        for decoded in [Reply::decode(&bytes).map_len(), Request::decode(&bytes).map_len()] {
+            match decoded {
+                Some(n) => prop_assert!(n >= 1 && n <= bytes.len()),
+                None => prop_assert!(bytes.len() < MAX_FRAME),
+            }
+        }
+        let _ = feed(&[bytes]);
+    }
+
+    /// Frames survive any split into reads and any STX-free garbage between them.
+    #[test]
+    fn frames_are_found_through_splits_and_garbage(
+        replies in proptest::collection::vec(any_reply(), 1..6),
+        garbage in proptest::collection::vec(proptest::collection::vec(any::<u8>().prop_filter("no STX", |b| *b != STX), 0..8), 6),
+        cuts in proptest::collection::vec(1usize..6, 0..40),
+    ) {
+        let mut stream = Vec::new();
+        for (reply, junk) in replies.iter().zip(&garbage) {
+            stream.extend_from_slice(junk);
+            stream.extend_from_slice(&reply.encode());
+        }
+        let mut chunks = Vec::new();
+        let mut rest = &stream[..];
+        for cut in cuts {
+            let (a, b) = rest.split_at(cut.min(rest.len()));
+            chunks.push(a.to_vec());
+            rest = b;
+        }
+        chunks.push(rest.to_vec());
+        let (frames, bad) = feed(&chunks);
+        prop_assert_eq!(frames, replies);
+        prop_assert_eq!(bad, 0);
+    }
+
+    /// A frame with one corrupted checksum is counted and dropped; the next frame still arrives.
+    #[test]
+    fn a_bad_sum_costs_one_frame_only(first in any_reply(), second in any_reply(), flip in 1u8..=255) {
+        let mut stream = first.encode();
+        let last = stream.len() - 1;
+        stream[last] ^= flip;
+        stream.extend_from_slice(&second.encode());
+        let (frames, bad) = feed(&[stream]);
+        prop_assert_eq!(frames, vec![second]);
+        prop_assert_eq!(bad, 1);
+    }
+}
+
+trait MapLen {
+    /// Bytes this result consumes (`None` for incomplete).
+    fn map_len(self) -> Option<usize>;
+}
+
+impl<T> MapLen for Decoded<T> {
+    fn map_len(self) -> Option<usize> {
+        match self {
+            Decoded::Incomplete => None,
+            Decoded::Garbage(n) | Decoded::BadChecksum(n) | Decoded::Frame { len: n, .. } => {
+                Some(n)
+            }
+        }
+    }
+}
