@@ -1,1 +1,66 @@
 //! Sans-IO locker workflow core.
+//!
+//! A deterministic state machine for a site of locker banks: commands (from kiosks, staff and
+//! the cloud), observations (from lock controllers) and the current time go in; facts to record,
+//! effects to carry out and replies come out. It owns no sockets, files, clocks or randomness:
+//! the shell (the `locker-hub` daemon) supplies time and entropy, persists facts and executes
+//! effects.
+//!
+//! ```text
+//!   Input ──► Core::handle(now, input, entropy) ──► Output { facts, effects, reply }
+//!   timer ──► Core::tick(now, entropy)          ──► Output
+//!   sync  ──► Core::merge(now, facts)           ──► Output { effects }
+//! ```
+//!
+//! # Contracts
+//! * **Durable before acknowledged.** Persist `Output.facts` before executing `Output.effects` or
+//!   sending `Output.reply`.
+//! * **Facts are the only state.** Everything else is derived by folding facts in `FactId` order,
+//!   so replicas with the same facts agree (`state.rs`). Conflicts between concurrent facts follow
+//!   "what physically happened wins" (`conflict.rs`).
+//! * **Secrets stay out of facts.** Codes are stored as keyed hashes; a plaintext PIN or QR token
+//!   appears only in `Effect::Notify`.
+//! * **Idempotent requests.** A repeated `request_id` returns the first reply and does nothing.
+//!
+//! See `docs/core.md` for the design note.
+
+mod codes;
+mod conflict;
+mod core;
+mod directory;
+mod dropoff;
+mod effect;
+mod fact;
+mod faults;
+mod holds;
+mod ids;
+mod input;
+mod layout;
+mod pickup;
+mod staff;
+mod state;
+mod view;
+
+pub use crate::codes::Entropy;
+pub use crate::core::Core;
+pub use crate::effect::{
+    Effect, KioskUpdate, NotifyKind, Outcome, Output, RejectCode, Rejection, Reply,
+};
+pub use crate::fact::{
+    Actor, AlertKind, CredentialKind, DeskReason, Fact, FactKind, ReleaseReason, UnlockPurpose,
+    VoidReason,
+};
+pub use crate::ids::{
+    sanitize_hub_id, AlertId, CarrierId, CodeId, FactId, FactIdError, Millis, ParcelId, RequestId,
+    ReservationId, ResidentId, StaffId, UnlockId,
+};
+pub use crate::input::{
+    AuditFinding, Command, Disposition, HoldTarget, Input, Observation, Operator, Recipient,
+    Request,
+};
+pub use crate::layout::{
+    BankLayout, CompartmentLayout, Dimensions, Policies, SiteLayout, Size, SizeLimit, TempClass,
+    TempRange,
+};
+pub use crate::state::{Alert, Location};
+pub use crate::view::{BankView, CompartmentStatus, CompartmentView, ParcelView};

@@ -1,0 +1,207 @@
+//! What comes out of the core: effects for the shell to carry out, and replies to requests.
+
+use serde::{Deserialize, Serialize};
+
+use crate::fact::{AlertKind, Fact};
+use crate::ids::{AlertId, Millis, ParcelId, RequestId, ReservationId, ResidentId, UnlockId};
+use crate::layout::Size;
+use crate::view::CompartmentView;
+
+/// The result of one step.
+///
+/// **Durable before acknowledged:** the shell must persist `facts` (in order) before it carries
+/// out any of `effects` or sends `reply`. If it crashes in between, nothing was promised that the
+/// record does not show; an unlock that was recorded but maybe not sent is detected at the next
+/// start and handed to a person (it is never re-sent automatically).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Output {
+    pub facts: Vec<Fact>,
+    pub effects: Vec<Effect>,
+    pub reply: Option<Reply>,
+}
+
+/// Why a resident is being told something.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotifyKind {
+    /// Parcels are in a locker; carries the PIN and QR token.
+    Delivered,
+    Reminder,
+    Expired,
+    /// Parcels are at the front desk / package room.
+    AtDesk,
+    /// These parcels were reassigned away from this resident; earlier codes no longer work.
+    Withdrawn,
+}
+
+/// Asynchronous news for the kiosk running a drop-off session.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum KioskUpdate {
+    DeliveryCompleted {
+        parcels: Vec<ParcelId>,
+    },
+    ReservationReleased {
+        reason: crate::fact::ReleaseReason,
+    },
+    /// The reserved door failed to unlock; another compartment is offered (send
+    /// `open_reservation` to open it).
+    DoorOffered {
+        failed_door: u16,
+        door: u16,
+    },
+    /// The door failed and nothing else fits: the parcel goes to the desk.
+    Overflow {
+        parcel: ParcelId,
+    },
+    /// A pickup door failed to unlock; the resident should ask at the desk.
+    PickupDoorFailed {
+        door: u16,
+    },
+}
+
+/// Something for the shell to do, after the facts of the same step are persisted.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Effect {
+    /// Send an unlock to the bank's controller with QoS 1.
+    Unlock {
+        bank: String,
+        door: u16,
+        unlock_id: UnlockId,
+    },
+    /// Ask the controller for the door's current state (answer as `Observation::DoorState`).
+    QueryDoor {
+        bank: String,
+        door: u16,
+    },
+    /// Tell a resident; the shell puts this in the local outbox (outside every synced document).
+    /// This is the only place a plaintext PIN or QR token leaves the core.
+    Notify {
+        resident: ResidentId,
+        parcels: Vec<ParcelId>,
+        pin: Option<String>,
+        qr: Option<String>,
+        kind: NotifyKind,
+    },
+    RaiseAlert {
+        alert: AlertId,
+        kind: AlertKind,
+        bank: Option<String>,
+        door: Option<u16>,
+        message: String,
+    },
+    ClearAlert {
+        alert: AlertId,
+    },
+    /// Compartment state changed: republish its retained state.
+    PublishCompartment {
+        bank: String,
+        door: u16,
+    },
+    /// Bank state changed (online/offline, keypad lockout): republish it.
+    PublishBank {
+        bank: String,
+    },
+    /// News for the kiosk at `bank` about a drop-off or pickup.
+    Kiosk {
+        bank: String,
+        reservation: Option<ReservationId>,
+        update: KioskUpdate,
+    },
+}
+
+/// Answer to a request. Never contains a plaintext code (so it can be stored in facts).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reply {
+    pub request_id: RequestId,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Outcome {
+    SizeSuggested {
+        size: Size,
+    },
+    /// A compartment is reserved and its door is being unlocked.
+    Reserved {
+        reservation: ReservationId,
+        bank: String,
+        door: u16,
+        size: Size,
+    },
+    ParcelConfirmed {
+        reservation: ReservationId,
+        parcel: ParcelId,
+    },
+    DropOffCancelled {
+        reservation: ReservationId,
+    },
+    /// No compartment fits: the parcel is recorded at the front desk and staff are alerted.
+    LockerFull {
+        parcel: ParcelId,
+    },
+    /// These doors are being unlocked.
+    Opening {
+        bank: String,
+        doors: Vec<u16>,
+        parcels: Vec<ParcelId>,
+    },
+    CheckedIn {
+        parcel: ParcelId,
+    },
+    Audit {
+        compartments: Vec<CompartmentView>,
+    },
+    Accepted,
+    Rejected(Rejection),
+}
+
+/// Machine-readable reason a request was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectCode {
+    InvalidInput,
+    UnknownBank,
+    UnknownDoor,
+    UnknownResident,
+    UnknownCarrier,
+    UnknownParcel,
+    UnknownReservation,
+    UnknownUnlock,
+    UnknownAlert,
+    /// Wrong, used or expired code, badge or carrier code.
+    BadCredential,
+    KeypadLocked,
+    AmbiguousRecipient,
+    AmbiguousCode,
+    BankOffline,
+    NothingToCollect,
+    /// The request does not fit the current state (door busy, parcel already collected, ...).
+    NotAllowedNow,
+    /// The request id was used before for a different request.
+    RequestIdReused,
+}
+
+/// A refused request: what went wrong and where, in words a kiosk or staff page can show.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{code:?}: {message}")]
+pub struct Rejection {
+    pub code: RejectCode,
+    pub message: String,
+    /// For `KeypadLocked`: when the keypad opens again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<Millis>,
+}
+
+impl Rejection {
+    pub fn new(code: RejectCode, message: impl Into<String>) -> Self {
+        Rejection {
+            code,
+            message: message.into(),
+            until: None,
+        }
+    }
+}

@@ -1,0 +1,329 @@
+//! Facts: the append-only record of what happened. They are the only state that persists;
+//! everything else is derived by folding them in `FactId` order (see `state.rs`).
+//!
+//! Secrets never appear here: PINs, badge ids and carrier codes are stored as
+//! `HMAC-SHA256(site key, code)` in hex (see `codes.rs`).
+
+use serde::{Deserialize, Serialize};
+
+use crate::effect::Reply;
+use crate::ids::{
+    AlertId, CarrierId, CodeId, FactId, Millis, ParcelId, RequestId, ReservationId, ResidentId,
+    StaffId, UnlockId,
+};
+use crate::input::{Disposition, HoldTarget, Operator};
+use crate::layout::{Size, TempClass};
+
+/// One recorded fact. `bank`, `door` and `parcel` say where and what it is about (for audit
+/// queries); multi-parcel facts list their parcels in `kind`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fact {
+    pub id: FactId,
+    pub at: Millis,
+    pub actor: Actor,
+    pub bank: Option<String>,
+    pub door: Option<u16>,
+    pub parcel: Option<ParcelId>,
+    pub kind: FactKind,
+}
+
+/// Who caused a fact.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Actor {
+    Carrier {
+        id: CarrierId,
+    },
+    Resident {
+        id: ResidentId,
+    },
+    Staff {
+        id: StaffId,
+    },
+    Cloud,
+    /// A lock controller reported it.
+    Controller,
+    /// The hub decided it (timers, follow-ups).
+    System,
+}
+
+impl From<&Operator> for Actor {
+    fn from(op: &Operator) -> Self {
+        match op {
+            Operator::Staff { id } => Actor::Staff { id: id.clone() },
+            Operator::Cloud => Actor::Cloud,
+        }
+    }
+}
+
+/// How a resident (or carrier) proved who they are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CredentialKind {
+    Pin,
+    Qr,
+    Badge,
+    CarrierCode,
+}
+
+/// Why an unlock was sent; decides what a door opening means.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum UnlockPurpose {
+    Delivery {
+        reservation: ReservationId,
+    },
+    /// Door opening means these parcels were collected by this resident.
+    Pickup {
+        resident: ResidentId,
+        parcels: Vec<ParcelId>,
+        method: CredentialKind,
+        code: Option<CodeId>,
+    },
+    /// Staff override: door opening means these parcels left the compartment.
+    Removal {
+        parcels: Vec<ParcelId>,
+        disposition: Disposition,
+        reason: String,
+    },
+    StaffOpen {
+        reason: String,
+    },
+}
+
+/// Why a reservation ended without a delivery.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReleaseReason {
+    Cancelled,
+    /// The door closed with no parcel confirmed.
+    ClosedEmpty,
+    /// Not used within the reservation timeout.
+    Expired,
+    /// The door would not unlock and no other compartment fits.
+    DoorFailed,
+}
+
+/// Why a parcel went to the desk instead of a locker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeskReason {
+    /// Locker full: no compartment fitted.
+    Overflow,
+    /// Staff checked it in at the desk.
+    CheckIn,
+}
+
+/// Why a pickup code stopped working early.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VoidReason {
+    Reassigned,
+}
+
+/// Kinds of alert for staff.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertKind {
+    DoorAjar,
+    /// Door opened with no unlock command.
+    ForcedOpen,
+    /// Controller never acknowledged an unlock; compartment taken out of service.
+    UnlockFailed,
+    /// An unlock was in flight when the hub restarted; a person must decide.
+    UnlockOutcomeUnknown,
+    BankOffline,
+    /// A controller reported something that contradicts what the hub believes.
+    Inconsistency,
+    KeypadLockout,
+    LockerFull,
+    ParcelExpired,
+    TemperatureOutOfRange,
+    /// Concurrent facts from two replicas contradicted each other (see `conflict.rs`).
+    Conflict,
+    /// The same PIN is live for two residents (two replicas issued it concurrently).
+    AmbiguousCode,
+}
+
+/// Everything that can happen.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum FactKind {
+    // --- directory ---
+    ResidentRegistered {
+        resident: ResidentId,
+        unit: String,
+        accessible: bool,
+    },
+    BadgeRegistered {
+        resident: ResidentId,
+        badge_hash: String,
+    },
+    BadgeRevoked {
+        badge_hash: String,
+    },
+    CarrierRegistered {
+        carrier: CarrierId,
+        name: String,
+    },
+    CarrierCodeIssued {
+        carrier: CarrierId,
+        code_hash: String,
+    },
+    CarrierCodeRevoked {
+        code_hash: String,
+    },
+    CarrierRevoked {
+        carrier: CarrierId,
+    },
+    TrackingPreAdvised {
+        tracking: String,
+        resident: ResidentId,
+    },
+    VacationHoldSet {
+        target: HoldTarget,
+        until: Millis,
+    },
+    VacationHoldCleared {
+        target: HoldTarget,
+    },
+
+    // --- drop-off ---
+    CompartmentReserved {
+        reservation: ReservationId,
+        carrier: CarrierId,
+        resident: ResidentId,
+        size: Size,
+        temperature: TempClass,
+        share: bool,
+    },
+    /// The carrier confirmed this parcel (header `parcel`) is in the open compartment.
+    ParcelPlaced {
+        reservation: ReservationId,
+        tracking: Option<String>,
+    },
+    /// The door closed with confirmed parcels: they are now held for the resident.
+    DeliveryCompleted {
+        reservation: ReservationId,
+        resident: ResidentId,
+        parcels: Vec<ParcelId>,
+    },
+    ReservationReleased {
+        reservation: ReservationId,
+        reason: ReleaseReason,
+    },
+    /// A parcel (header `parcel`) held at the front desk / package room.
+    ParcelAtDesk {
+        resident: ResidentId,
+        carrier: Option<CarrierId>,
+        tracking: Option<String>,
+        size: Option<Size>,
+        temperature: TempClass,
+        reason: DeskReason,
+    },
+    /// A pickup credential was issued. Only the keyed hash of the PIN is stored.
+    CodeIssued {
+        code: CodeId,
+        resident: ResidentId,
+        parcels: Vec<ParcelId>,
+        pin_hash: String,
+        qr_expires: Millis,
+    },
+    CodeVoided {
+        code: CodeId,
+        reason: VoidReason,
+    },
+
+    // --- doors and locks ---
+    /// An unlock command went to the controller (attempt 1 is the decision, later ones retries).
+    UnlockSent {
+        unlock: UnlockId,
+        purpose: UnlockPurpose,
+        attempt: u8,
+    },
+    UnlockAcked {
+        unlock: UnlockId,
+    },
+    /// Door seen open; `unlock` is the unlock it answers, `None` when nothing authorised it.
+    DoorOpened {
+        unlock: Option<UnlockId>,
+    },
+    DoorClosed,
+    /// The lock released but nobody opened the door in time.
+    UnlockLapsed {
+        unlock: UnlockId,
+    },
+    /// No acknowledgement after every attempt.
+    UnlockFailed {
+        unlock: UnlockId,
+    },
+    /// The hub restarted with this unlock in flight; it is never re-sent automatically.
+    UnlockOutcomeUnknown {
+        unlock: UnlockId,
+    },
+    /// A person decided what happened to an unknown-outcome unlock.
+    UnlockResolved {
+        unlock: UnlockId,
+        opened: bool,
+    },
+    BankOffline,
+    BankOnline,
+    ServiceChanged {
+        out_of_service: bool,
+        reason: String,
+    },
+
+    // --- pickup ---
+    /// A wrong, used or expired credential at a bank (counts towards the keypad lockout).
+    CodeRejected {
+        method: CredentialKind,
+    },
+    ParcelsPickedUpAtDesk {
+        parcels: Vec<ParcelId>,
+    },
+
+    // --- holds ---
+    ReminderSent {
+        parcels: Vec<ParcelId>,
+        index: u32,
+    },
+    /// The hold of the header `parcel` ran out; staff must remove it.
+    HoldExpired,
+    ParcelsReassigned {
+        parcels: Vec<ParcelId>,
+        to: ResidentId,
+    },
+
+    // --- audit walk ---
+    AuditConfirmed {
+        parcels: Vec<ParcelId>,
+    },
+    AuditFoundEmpty {
+        missing: Vec<ParcelId>,
+    },
+    /// A parcel (header `parcel`) found that had no record.
+    AuditFoundParcel {
+        resident: Option<ResidentId>,
+        tracking: Option<String>,
+        to_desk: bool,
+    },
+
+    // --- alerts ---
+    /// The alert id is this fact's id.
+    AlertRaised {
+        alert: AlertKind,
+        message: String,
+    },
+    AlertCleared {
+        alert: AlertId,
+    },
+
+    // --- idempotency ---
+    /// A request was answered; replaying `request` returns `reply` and changes nothing.
+    /// `fingerprint` (SHA-256 of the request) catches a request id reused for another request.
+    Answered {
+        request: RequestId,
+        fingerprint: String,
+        reply: Reply,
+    },
+}

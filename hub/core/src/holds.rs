@@ -1,0 +1,255 @@
+//! Holds, reminders, expiry, vacation holds and staff removal.
+//!
+//! A parcel in a compartment is held for the hold time of its temperature class from its hold
+//! clock (the delivery, restarted when another parcel joins the compartment). Reminders go out at
+//! the configured offsets. A vacation hold (on a parcel or a whole resident, at most
+//! `max_vacation_hold_ms` ahead) defers reminders and expiry until it ends. An expired parcel's
+//! codes stop working; staff are alerted and remove it with an audited override (return to
+//! sender, or move to the package room).
+
+use std::collections::BTreeMap;
+
+use crate::core::{reject, Core, Result, Subject, Tx};
+use crate::effect::{Effect, NotifyKind, Outcome, RejectCode};
+use crate::fact::{Actor, AlertKind, FactKind, UnlockPurpose};
+use crate::ids::{Millis, ParcelId, ResidentId};
+use crate::input::{Disposition, HoldTarget, Operator};
+use crate::state::{Location, Parcel};
+
+/// What the hold clock of one parcel asks for next.
+enum HoldEvent {
+    Expire,
+    Remind(u32),
+}
+
+impl Core {
+    pub(crate) fn set_vacation_hold(
+        &mut self,
+        tx: &mut Tx,
+        by: &Operator,
+        target: &HoldTarget,
+        until: Millis,
+    ) -> Result<Outcome> {
+        self.check_hold_target(target)?;
+        if until <= tx.now {
+            return reject(
+                RejectCode::InvalidInput,
+                format!("hold end {until} is not in the future"),
+            );
+        }
+        let max = tx.now.plus(self.ctx.policies.max_vacation_hold_ms);
+        if until > max {
+            return reject(
+                RejectCode::InvalidInput,
+                format!(
+                    "hold end {until} is later than the property maximum ({max}, {} days from now)",
+                    self.ctx.policies.max_vacation_hold_ms / 86_400_000
+                ),
+            );
+        }
+        self.record(
+            tx,
+            by.into(),
+            self.hold_subject(target),
+            FactKind::VacationHoldSet {
+                target: target.clone(),
+                until,
+            },
+        );
+        Ok(Outcome::Accepted)
+    }
+
+    pub(crate) fn clear_vacation_hold(
+        &mut self,
+        tx: &mut Tx,
+        by: &Operator,
+        target: &HoldTarget,
+    ) -> Result<Outcome> {
+        self.check_hold_target(target)?;
+        self.record(
+            tx,
+            by.into(),
+            self.hold_subject(target),
+            FactKind::VacationHoldCleared {
+                target: target.clone(),
+            },
+        );
+        Ok(Outcome::Accepted)
+    }
+
+    fn check_hold_target(&self, target: &HoldTarget) -> Result<()> {
+        match target {
+            HoldTarget::Parcel { parcel } => match self.state.parcels.get(parcel) {
+                None => reject(RejectCode::UnknownParcel, format!("no parcel {parcel}")),
+                Some(p) if !matches!(p.location, Location::Compartment { .. }) => reject(
+                    RejectCode::NotAllowedNow,
+                    format!("parcel {parcel} is not held in a locker"),
+                ),
+                Some(p) if p.expired => reject(
+                    RejectCode::NotAllowedNow,
+                    format!("parcel {parcel} has already expired"),
+                ),
+                Some(_) => Ok(()),
+            },
+            HoldTarget::Resident { resident } => {
+                if self.state.residents.contains_key(resident) {
+                    Ok(())
+                } else {
+                    reject(
+                        RejectCode::UnknownResident,
+                        format!("no resident {resident} in the directory"),
+                    )
+                }
+            }
+        }
+    }
+
+    fn hold_subject(&self, target: &HoldTarget) -> Subject {
+        match target {
+            HoldTarget::Parcel { parcel } => Subject::none().parcel(parcel),
+            HoldTarget::Resident { .. } => Subject::none(),
+        }
+    }
+
+    /// The next hold event of a parcel and when it is due, if it is being held.
+    fn hold_event(&self, p: &Parcel) -> Option<(Millis, HoldEvent)> {
+        if !matches!(p.location, Location::Compartment { .. })
+            || p.expired
+            || p.depositing.is_some()
+            || p.pending_unlock.is_some()
+        {
+            return None;
+        }
+        let expires = self.state.expires_at(&self.ctx, p);
+        let offsets = &self.ctx.policies.reminder_offsets_ms;
+        let next_reminder = offsets
+            .get(p.reminders_sent as usize)
+            .map(|off| {
+                // A reminder due during a vacation hold waits for the hold to end.
+                p.hold_base
+                    .plus(*off)
+                    .max(self.state.hold_until(p).unwrap_or_default())
+            })
+            .filter(|due| *due < expires);
+        match next_reminder {
+            Some(due) => Some((due, HoldEvent::Remind(p.reminders_sent))),
+            None => Some((expires, HoldEvent::Expire)),
+        }
+    }
+
+    pub(crate) fn hold_deadlines(&self) -> Vec<Millis> {
+        self.state
+            .parcels
+            .values()
+            .filter_map(|p| self.hold_event(p).map(|(t, _)| t))
+            .collect()
+    }
+
+    pub(crate) fn hold_timers(&mut self, tx: &mut Tx) {
+        let mut reminders: BTreeMap<(ResidentId, u32), Vec<ParcelId>> = BTreeMap::new();
+        let mut expired: BTreeMap<ResidentId, Vec<(ParcelId, String, u16)>> = BTreeMap::new();
+        for p in self.state.parcels.values() {
+            let Some((due, event)) = self.hold_event(p) else {
+                continue;
+            };
+            let (Some(resident), Some((bank, door))) =
+                (p.resident.clone(), p.location.compartment())
+            else {
+                continue;
+            };
+            if due > tx.now {
+                continue;
+            }
+            match event {
+                HoldEvent::Remind(i) => reminders
+                    .entry((resident, i))
+                    .or_default()
+                    .push(p.id.clone()),
+                HoldEvent::Expire => {
+                    expired
+                        .entry(resident)
+                        .or_default()
+                        .push((p.id.clone(), bank, door))
+                }
+            }
+        }
+        for ((resident, index), parcels) in reminders {
+            self.record(
+                tx,
+                Actor::System,
+                Subject::none(),
+                FactKind::ReminderSent {
+                    parcels: parcels.clone(),
+                    index,
+                },
+            );
+            tx.effects.push(Effect::Notify {
+                resident,
+                parcels,
+                pin: None,
+                qr: None,
+                kind: NotifyKind::Reminder,
+            });
+        }
+        for (resident, parcels) in expired {
+            for (id, bank, door) in &parcels {
+                let at = Subject::door(bank, *door).parcel(id);
+                self.record(tx, Actor::System, at.clone(), FactKind::HoldExpired);
+                self.raise_alert(
+                    tx,
+                    AlertKind::ParcelExpired,
+                    at,
+                    format!("parcel {id} in {bank} door {door} expired; remove it (return or package room)"),
+                );
+            }
+            tx.effects.push(Effect::Notify {
+                resident,
+                parcels: parcels.into_iter().map(|(id, _, _)| id).collect(),
+                pin: None,
+                qr: None,
+                kind: NotifyKind::Expired,
+            });
+        }
+    }
+
+    /// Staff override: open a compartment and take out everything in it (held or disputed).
+    pub(crate) fn remove_parcels(
+        &mut self,
+        tx: &mut Tx,
+        by: &Operator,
+        bank: &str,
+        door: u16,
+        disposition: Disposition,
+        reason: &str,
+    ) -> Result<Outcome> {
+        self.staff_door_check(bank, door)?;
+        let parcels: Vec<ParcelId> = self
+            .state
+            .comps
+            .get(&(bank.to_owned(), door))
+            .map(|c| c.parcels.iter().cloned().collect())
+            .unwrap_or_default();
+        if parcels.is_empty() {
+            return reject(
+                RejectCode::NothingToCollect,
+                format!("{bank} door {door} holds no recorded parcel"),
+            );
+        }
+        self.send_unlock(
+            tx,
+            by.into(),
+            bank,
+            door,
+            UnlockPurpose::Removal {
+                parcels: parcels.clone(),
+                disposition,
+                reason: reason.to_owned(),
+            },
+        );
+        Ok(Outcome::Opening {
+            bank: bank.to_owned(),
+            doors: vec![door],
+            parcels,
+        })
+    }
+}

@@ -1,0 +1,299 @@
+//! What goes into the core: commands (requests from kiosks, staff and the cloud, each with a
+//! client-chosen `request_id`) and observations (what controllers report).
+//!
+//! Every type maps 1:1 onto a JSON MQTT payload: enums are internally tagged with `"type"`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::Millis;
+use crate::ids::{
+    AlertId, CarrierId, ParcelId, RequestId, ReservationId, ResidentId, StaffId, UnlockId,
+};
+use crate::layout::{Dimensions, Size, TempClass};
+
+/// One input to [`crate::Core::handle`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "input", content = "body", rename_all = "snake_case")]
+pub enum Input {
+    Command(Command),
+    Observation(Observation),
+}
+
+/// A request with its idempotency key. JSON: `{"request_id": "...", "type": "pickup_by_pin", ...}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Command {
+    pub request_id: RequestId,
+    #[serde(flatten)]
+    pub request: Request,
+}
+
+/// Who issued a staff or directory command. The shell authenticates staff (and the cloud link)
+/// before it builds the command; the core records whoever it is told.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Operator {
+    Staff { id: StaffId },
+    Cloud,
+}
+
+/// How a carrier names the recipient.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Recipient {
+    /// A unit number; must have exactly one resident.
+    Unit {
+        unit: String,
+    },
+    Resident {
+        resident: ResidentId,
+    },
+    /// A scanned tracking number that was pre-advised.
+    Tracking {
+        tracking: String,
+    },
+}
+
+/// What a vacation hold applies to.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum HoldTarget {
+    Parcel { parcel: ParcelId },
+    Resident { resident: ResidentId },
+}
+
+/// Where parcels removed by staff go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Disposition {
+    ReturnToSender,
+    PackageRoom,
+}
+
+/// What staff found at a compartment during an audit walk.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum AuditFinding {
+    /// The compartment holds exactly what the hub believes.
+    AsRecorded,
+    /// The compartment is empty; recorded parcels are marked missing.
+    FoundEmpty,
+    /// A parcel the hub has no record of. Without a known resident it must be taken to the desk.
+    FoundParcel {
+        resident: Option<ResidentId>,
+        tracking: Option<String>,
+        to_desk: bool,
+    },
+}
+
+/// Requests, one variant per MQTT request type.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Request {
+    // --- carrier at a kiosk ---
+    /// Suggest a size class from measured dimensions.
+    SuggestSize {
+        dimensions: Dimensions,
+    },
+    /// Authenticate, name the recipient and size, reserve a compartment and open it.
+    StartDropOff {
+        bank: String,
+        carrier_code: String,
+        recipient: Recipient,
+        #[serde(default)]
+        size: Option<Size>,
+        #[serde(default)]
+        dimensions: Option<Dimensions>,
+        #[serde(default)]
+        temperature: TempClass,
+        /// The carrier says this parcel fits with that resident's earlier parcels from them.
+        #[serde(default)]
+        share: bool,
+        #[serde(default)]
+        tracking: Option<String>,
+    },
+    /// The carrier confirms a parcel is in the open compartment (may repeat for several parcels).
+    ConfirmParcel {
+        reservation: ReservationId,
+        #[serde(default)]
+        tracking: Option<String>,
+    },
+    /// Open the door of a reservation that was moved after a door fault.
+    OpenReservation {
+        reservation: ReservationId,
+    },
+    CancelDropOff {
+        reservation: ReservationId,
+    },
+
+    // --- resident at a kiosk ---
+    PickupByPin {
+        bank: String,
+        pin: String,
+    },
+    PickupByQr {
+        bank: String,
+        token: String,
+    },
+    PickupByBadge {
+        bank: String,
+        badge: String,
+    },
+
+    // --- staff ---
+    StaffOpenDoor {
+        by: Operator,
+        bank: String,
+        door: u16,
+        reason: String,
+    },
+    /// Open every door of a bank (maintenance).
+    StaffOpenBank {
+        by: Operator,
+        bank: String,
+        reason: String,
+    },
+    SetOutOfService {
+        by: Operator,
+        bank: String,
+        door: u16,
+        out_of_service: bool,
+        reason: String,
+    },
+    /// Give parcels to another resident; the old codes are voided and a new one is issued.
+    ReassignParcels {
+        by: Operator,
+        parcels: Vec<ParcelId>,
+        to: ResidentId,
+    },
+    /// A parcel that never went into a locker, checked in at the desk.
+    DeskCheckIn {
+        by: Operator,
+        resident: ResidentId,
+        #[serde(default)]
+        tracking: Option<String>,
+        #[serde(default)]
+        carrier: Option<CarrierId>,
+    },
+    DeskPickup {
+        by: Operator,
+        parcels: Vec<ParcelId>,
+    },
+    /// Staff override: open a compartment and take its parcels out (expired ones, usually).
+    RemoveParcels {
+        by: Operator,
+        bank: String,
+        door: u16,
+        disposition: Disposition,
+        reason: String,
+    },
+    SetVacationHold {
+        by: Operator,
+        target: HoldTarget,
+        until: Millis,
+    },
+    ClearVacationHold {
+        by: Operator,
+        target: HoldTarget,
+    },
+    /// A person decides the outcome of an unlock that was in flight when the hub restarted.
+    ResolveUnlock {
+        by: Operator,
+        unlock: UnlockId,
+        opened: bool,
+    },
+    AcknowledgeAlert {
+        by: Operator,
+        alert: AlertId,
+    },
+    /// List what the hub believes each compartment holds.
+    AuditList {
+        by: Operator,
+    },
+    AuditRecord {
+        by: Operator,
+        bank: String,
+        door: u16,
+        finding: AuditFinding,
+    },
+
+    // --- directory (staff or cloud) ---
+    RegisterResident {
+        by: Operator,
+        resident: ResidentId,
+        unit: String,
+        #[serde(default)]
+        accessible: bool,
+    },
+    RegisterBadge {
+        by: Operator,
+        resident: ResidentId,
+        badge: String,
+    },
+    RevokeBadge {
+        by: Operator,
+        badge: String,
+    },
+    RegisterCarrier {
+        by: Operator,
+        carrier: CarrierId,
+        name: String,
+    },
+    IssueCarrierCode {
+        by: Operator,
+        carrier: CarrierId,
+        code: String,
+    },
+    RevokeCarrierCode {
+        by: Operator,
+        code: String,
+    },
+    RevokeCarrier {
+        by: Operator,
+        carrier: CarrierId,
+    },
+    PreAdvise {
+        by: Operator,
+        tracking: String,
+        resident: ResidentId,
+    },
+}
+
+/// What controllers report. Observations carry no request id: a repeated observation that changes
+/// nothing (a second "door opened" for an open door) is ignored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Observation {
+    LockAcknowledged {
+        bank: String,
+        door: u16,
+        #[serde(default)]
+        unlock: Option<UnlockId>,
+    },
+    DoorOpened {
+        bank: String,
+        door: u16,
+    },
+    DoorClosed {
+        bank: String,
+        door: u16,
+    },
+    /// Answer to a `QueryDoor` effect (or a periodic report).
+    DoorState {
+        bank: String,
+        door: u16,
+        open: bool,
+        #[serde(default)]
+        occupied: Option<bool>,
+    },
+    ControllerOnline {
+        bank: String,
+    },
+    ControllerOffline {
+        bank: String,
+    },
+    Temperature {
+        bank: String,
+        door: u16,
+        decicelsius: i32,
+    },
+}

@@ -1,0 +1,363 @@
+//! Resident pickup by PIN, QR token or RFID badge, code issuance, and the per-bank keypad lockout.
+//!
+//! A valid credential opens every compartment at that bank holding the resident's collectable
+//! parcels; the door opening records the pickup and the door closing frees the compartment. A
+//! code works only while at least one of its own parcels is still held for its resident, so a
+//! used, expired, returned or reassigned code opens nothing. Wrong credentials are counted per
+//! bank (derived from `CodeRejected` facts, so a restart does not reset them): after
+//! `wrong_code_limit` within the window the keypad locks, each lockout twice as long as the last
+//! up to the maximum, and staff are alerted.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::codes::{random_id, random_pin, QrError, QrToken};
+use crate::core::{reject, Core, Result, Subject, Tx};
+use crate::effect::{Effect, NotifyKind, Outcome, RejectCode, Rejection};
+use crate::fact::{Actor, AlertKind, CredentialKind, FactKind, UnlockPurpose};
+use crate::ids::{CodeId, Millis, ParcelId, ResidentId};
+use crate::input::Operator;
+
+/// Tries to find a PIN not live at the site before lengthening it; with a million 6-digit PINs
+/// and a few hundred live codes a collision is rare, so this is never reached in practice.
+const PIN_TRIES: usize = 64;
+
+impl Core {
+    pub(crate) fn check_keypad(&self, bank: &str, now: Millis) -> Result<()> {
+        match self.state.keypad_locked_until(bank, now) {
+            Some(until) => Err(Rejection {
+                until: Some(until),
+                ..Rejection::new(
+                    RejectCode::KeypadLocked,
+                    format!("the keypad of bank {bank} is locked after too many wrong codes"),
+                )
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Record a wrong credential at a bank and lock the keypad when the limit is reached.
+    pub(crate) fn wrong_credential(
+        &mut self,
+        tx: &mut Tx,
+        bank: &str,
+        method: CredentialKind,
+        message: &str,
+    ) -> Rejection {
+        let level_before = self.state.bank(bank).lockout_level;
+        self.record(
+            tx,
+            Actor::System,
+            Subject::bank(bank),
+            FactKind::CodeRejected { method },
+        );
+        let after = self.state.bank(bank);
+        if after.lockout_level > level_before {
+            let until = after.locked_until.unwrap_or(tx.now);
+            self.raise_alert(
+                tx,
+                AlertKind::KeypadLockout,
+                Subject::bank(bank),
+                format!(
+                    "{} wrong codes at bank {bank}; keypad locked until {until} (lockout {})",
+                    self.ctx.policies.wrong_code_limit, after.lockout_level
+                ),
+            );
+        }
+        Rejection::new(RejectCode::BadCredential, message)
+    }
+
+    fn known_bank(&self, bank: &str) -> Result<()> {
+        if self.ctx.site.bank(bank).is_none() {
+            return reject(RejectCode::UnknownBank, format!("unknown bank {bank:?}"));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn pickup_by_pin(&mut self, tx: &mut Tx, bank: &str, pin: &str) -> Result<Outcome> {
+        self.known_bank(bank)?;
+        self.check_keypad(bank, tx.now)?;
+        let pin = pin.trim();
+        if pin.is_empty() || !pin.bytes().all(|b| b.is_ascii_digit()) {
+            return reject(RejectCode::InvalidInput, "a PIN is digits only");
+        }
+        let hash = self.keys.pin_hash(pin);
+        let live: Vec<(CodeId, ResidentId)> = self
+            .state
+            .pin_index
+            .get(&hash)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| {
+                let c = self.state.codes.get(id)?;
+                self.state
+                    .code_live(c)
+                    .then(|| (id.clone(), c.resident.clone()))
+            })
+            .collect();
+        let residents: BTreeSet<&ResidentId> = live.iter().map(|(_, r)| r).collect();
+        match residents.len() {
+            0 => Err(self.wrong_credential(
+                tx,
+                bank,
+                CredentialKind::Pin,
+                "this code is not valid (wrong, already used or expired)",
+            )),
+            1 => {
+                let (code, resident) = live[0].clone();
+                self.authorize_pickup(tx, bank, &resident, CredentialKind::Pin, Some(code))
+            }
+            _ => {
+                if self
+                    .open_alerts(AlertKind::AmbiguousCode, bank, None)
+                    .is_empty()
+                {
+                    self.raise_alert(
+                        tx,
+                        AlertKind::AmbiguousCode,
+                        Subject::bank(bank),
+                        format!(
+                            "a PIN entered at bank {bank} is live for {} residents (issued \
+                             concurrently by two replicas); reassign or reissue at the desk",
+                            residents.len()
+                        ),
+                    );
+                }
+                reject(
+                    RejectCode::AmbiguousCode,
+                    "this code cannot be used here; please ask at the front desk",
+                )
+            }
+        }
+    }
+
+    pub(crate) fn pickup_by_qr(&mut self, tx: &mut Tx, bank: &str, token: &str) -> Result<Outcome> {
+        self.known_bank(bank)?;
+        self.check_keypad(bank, tx.now)?;
+        let t: QrToken = match self.keys.verify_qr(token) {
+            Ok(t) => t,
+            Err(QrError::Malformed) | Err(QrError::BadSignature) => {
+                return Err(self.wrong_credential(
+                    tx,
+                    bank,
+                    CredentialKind::Qr,
+                    "this QR code is not a valid pickup code",
+                ))
+            }
+        };
+        if t.expires <= tx.now {
+            return reject(RejectCode::BadCredential, "this QR code has expired");
+        }
+        let live = self
+            .state
+            .codes
+            .get(&t.code)
+            .is_some_and(|c| c.resident == t.resident && self.state.code_live(c));
+        if !live {
+            return reject(
+                RejectCode::BadCredential,
+                "this QR code was already used or is no longer valid",
+            );
+        }
+        self.authorize_pickup(tx, bank, &t.resident, CredentialKind::Qr, Some(t.code))
+    }
+
+    pub(crate) fn pickup_by_badge(
+        &mut self,
+        tx: &mut Tx,
+        bank: &str,
+        badge: &str,
+    ) -> Result<Outcome> {
+        self.known_bank(bank)?;
+        self.check_keypad(bank, tx.now)?;
+        let hash = self.keys.badge_hash(badge);
+        let Some(resident) = self.state.badges.get(&hash).cloned() else {
+            return Err(self.wrong_credential(
+                tx,
+                bank,
+                CredentialKind::Badge,
+                "this badge is not registered",
+            ));
+        };
+        self.authorize_pickup(tx, bank, &resident, CredentialKind::Badge, None)
+    }
+
+    /// Open every compartment at `bank` holding the resident's collectable parcels.
+    fn authorize_pickup(
+        &mut self,
+        tx: &mut Tx,
+        bank: &str,
+        resident: &ResidentId,
+        method: CredentialKind,
+        code: Option<CodeId>,
+    ) -> Result<Outcome> {
+        if !self.state.bank_online(bank) {
+            return reject(
+                RejectCode::BankOffline,
+                format!("bank {bank} is offline; please ask at the front desk"),
+            );
+        }
+        let mut by_door: BTreeMap<u16, Vec<ParcelId>> = BTreeMap::new();
+        let mut elsewhere: BTreeSet<String> = BTreeSet::new();
+        for p in self.state.parcels.values() {
+            if p.resident.as_ref() != Some(resident) || !self.state.parcel_collectable(p) {
+                continue;
+            }
+            if let crate::state::Location::Compartment { bank: b, door } = &p.location {
+                if b == bank {
+                    by_door.entry(*door).or_default().push(p.id.clone());
+                } else {
+                    elsewhere.insert(b.clone());
+                }
+            }
+        }
+        // Doors busy with another unlock cannot be opened for this pickup right now.
+        by_door.retain(|door, _| {
+            self.state
+                .comps
+                .get(&(bank.to_owned(), *door))
+                .is_none_or(|c| c.active_unlock.is_none() && !c.door_open)
+        });
+        if by_door.is_empty() {
+            let msg = if elsewhere.is_empty() {
+                format!("nothing to collect at bank {bank}")
+            } else {
+                let banks: Vec<String> = elsewhere.into_iter().collect();
+                format!(
+                    "nothing to collect at bank {bank}; your parcels are at bank {}",
+                    banks.join(", ")
+                )
+            };
+            return reject(RejectCode::NothingToCollect, msg);
+        }
+        let actor = Actor::Resident {
+            id: resident.clone(),
+        };
+        let mut doors = Vec::new();
+        let mut all = Vec::new();
+        for (door, parcels) in by_door {
+            all.extend(parcels.iter().cloned());
+            self.send_unlock(
+                tx,
+                actor.clone(),
+                bank,
+                door,
+                UnlockPurpose::Pickup {
+                    resident: resident.clone(),
+                    parcels,
+                    method,
+                    code: code.clone(),
+                },
+            );
+            doors.push(door);
+        }
+        Ok(Outcome::Opening {
+            bank: bank.to_owned(),
+            doors,
+            parcels: all,
+        })
+    }
+
+    /// Issue a PIN and QR token for parcels now held for a resident and notify them. The PIN is
+    /// unique among live codes at the site; only its keyed hash is recorded.
+    pub(crate) fn issue_code(
+        &mut self,
+        tx: &mut Tx,
+        actor: Actor,
+        resident: &ResidentId,
+        parcels: &[ParcelId],
+    ) {
+        let digits = self.ctx.policies.pin_digits();
+        let mut attempt = 0;
+        let (pin, pin_hash) = loop {
+            // Lengthen the PIN only if the space is practically exhausted.
+            let len = if attempt < PIN_TRIES {
+                digits
+            } else {
+                digits + 2
+            };
+            let pin = random_pin(tx.entropy, len);
+            let hash = self.keys.pin_hash(&pin);
+            let taken = self
+                .state
+                .pin_index
+                .get(&hash)
+                .into_iter()
+                .flatten()
+                .filter_map(|id| self.state.codes.get(id))
+                .any(|c| self.state.code_live(c));
+            if !taken {
+                break (pin, hash);
+            }
+            attempt += 1;
+        };
+        let code = CodeId(random_id(tx.entropy, "c-"));
+        let longest_hold = parcels
+            .iter()
+            .filter_map(|p| self.state.parcels.get(p))
+            .map(|p| self.ctx.policies.hold_ms(p.temperature))
+            .max()
+            .unwrap_or(self.ctx.policies.hold_ambient_ms);
+        // Upper bound on the token's life; the parcel's own hold is checked at pickup too.
+        let qr_expires = tx
+            .now
+            .plus(longest_hold)
+            .plus(self.ctx.policies.max_vacation_hold_ms);
+        self.record(
+            tx,
+            actor,
+            Subject::none(),
+            FactKind::CodeIssued {
+                code: code.clone(),
+                resident: resident.clone(),
+                parcels: parcels.to_vec(),
+                pin_hash,
+                qr_expires,
+            },
+        );
+        let qr = self.keys.sign_qr(&QrToken {
+            code,
+            resident: resident.clone(),
+            parcels: parcels.to_vec(),
+            expires: qr_expires,
+        });
+        tx.effects.push(Effect::Notify {
+            resident: resident.clone(),
+            parcels: parcels.to_vec(),
+            pin: Some(pin),
+            qr: Some(qr),
+            kind: NotifyKind::Delivered,
+        });
+    }
+
+    pub(crate) fn desk_pickup(
+        &mut self,
+        tx: &mut Tx,
+        by: &Operator,
+        parcels: &[ParcelId],
+    ) -> Result<Outcome> {
+        if parcels.is_empty() {
+            return reject(RejectCode::InvalidInput, "name at least one parcel");
+        }
+        for id in parcels {
+            match self.state.parcels.get(id) {
+                None => return reject(RejectCode::UnknownParcel, format!("no parcel {id}")),
+                Some(p) if p.location != crate::state::Location::Desk => {
+                    return reject(
+                        RejectCode::NotAllowedNow,
+                        format!("parcel {id} is not at the desk"),
+                    )
+                }
+                Some(_) => {}
+            }
+        }
+        self.record(
+            tx,
+            by.into(),
+            Subject::none(),
+            FactKind::ParcelsPickedUpAtDesk {
+                parcels: parcels.to_vec(),
+            },
+        );
+        Ok(Outcome::Accepted)
+    }
+}

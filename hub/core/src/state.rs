@@ -1,0 +1,861 @@
+//! Derived state: the fold of all facts in `FactId` order.
+//!
+//! `State::apply` is the only code that changes derived state, and it is a pure function of the
+//! state so far and one fact. The core applies each new fact with it as soon as the fact is
+//! recorded, and `Core::new`/`Core::merge` fold every fact from scratch with it, so two replicas
+//! holding the same facts derive the same state. `apply` never rejects a fact: facts are what
+//! happened; where two concurrent facts contradict each other, `conflict.rs` decides and an alert
+//! records it.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::effect::Reply;
+use crate::fact::{AlertKind, Fact, FactKind, UnlockPurpose};
+use crate::ids::{
+    AlertId, CarrierId, CodeId, FactId, Millis, ParcelId, RequestId, ReservationId, ResidentId,
+    UnlockId,
+};
+use crate::input::HoldTarget;
+use crate::layout::{Policies, SiteLayout, Size, TempClass};
+
+/// Site layout and policies: fixed inputs the fold and the workflows consult.
+#[derive(Clone, Debug)]
+pub(crate) struct Ctx {
+    pub site: SiteLayout,
+    pub policies: Policies,
+}
+
+/// Where a parcel is. Every parcel is in exactly one of these.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Location {
+    Compartment {
+        bank: String,
+        door: u16,
+    },
+    /// Front desk or package room.
+    Desk,
+    PickedUp,
+    /// Returned to sender (or taken back by the carrier before the delivery completed).
+    Returned,
+    /// Recorded in a compartment that an audit walk found empty.
+    Missing,
+    /// Physically in a compartment that a concurrent delivery for another resident also claims;
+    /// staff must sort it out (audit walk or removal).
+    Disputed {
+        bank: String,
+        door: u16,
+    },
+}
+
+/// An open alert.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Alert {
+    pub id: AlertId,
+    pub kind: AlertKind,
+    pub bank: Option<String>,
+    pub door: Option<u16>,
+    pub parcel: Option<ParcelId>,
+    pub message: String,
+    pub raised_at: Millis,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Resident {
+    pub unit: String,
+    pub accessible: bool,
+    pub hold_until: Option<Millis>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Carrier {
+    pub revoked: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Parcel {
+    pub id: ParcelId,
+    pub resident: Option<ResidentId>,
+    pub carrier: Option<CarrierId>,
+    pub tracking: Option<String>,
+    pub size: Option<Size>,
+    pub temperature: TempClass,
+    pub location: Location,
+    /// Placed by a carrier whose delivery has not completed yet.
+    pub depositing: Option<ReservationId>,
+    /// An unlock (pickup or removal) is under way for it.
+    pub pending_unlock: Option<UnlockId>,
+    pub delivered_at: Millis,
+    /// Start of the hold clock; restarts when another parcel joins the compartment.
+    pub hold_base: Millis,
+    pub hold_until: Option<Millis>,
+    pub expired: bool,
+    pub reminders_sent: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Code {
+    pub resident: ResidentId,
+    pub parcels: Vec<ParcelId>,
+    pub qr_expires: Millis,
+    pub void: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Reservation {
+    pub carrier: CarrierId,
+    pub resident: ResidentId,
+    pub bank: String,
+    pub door: u16,
+    pub size: Size,
+    pub temperature: TempClass,
+    pub share: bool,
+    pub reserved_at: Millis,
+    /// Hub that made the reservation; only it runs the reservation's timers.
+    pub origin: String,
+    pub placed: Vec<ParcelId>,
+    pub door_opened: bool,
+    pub unlock: Option<UnlockId>,
+    pub active: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum UnlockState {
+    Pending,
+    Opened,
+    Lapsed,
+    Failed,
+    Unknown,
+    Resolved,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Unlock {
+    pub bank: String,
+    pub door: u16,
+    pub purpose: UnlockPurpose,
+    pub attempts: u8,
+    pub sent_at: Millis,
+    pub acked_at: Option<Millis>,
+    pub state: UnlockState,
+    /// Hub that sent it; only that hub retries it.
+    pub origin: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Comp {
+    pub door_open: bool,
+    pub opened_at: Option<Millis>,
+    pub oos_override: Option<bool>,
+    pub active_unlock: Option<UnlockId>,
+    pub reservations: BTreeSet<ReservationId>,
+    /// Parcels whose location is this compartment (`Compartment` or `Disputed`).
+    pub parcels: BTreeSet<ParcelId>,
+}
+
+/// Per-bank state. The wrong-code counters are derived from `CodeRejected` facts, so a restart
+/// does not reset a lockout.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct BankState {
+    pub online: bool,
+    pub failures: Vec<Millis>,
+    pub last_failure: Option<Millis>,
+    pub lockout_level: u32,
+    pub locked_until: Option<Millis>,
+}
+
+impl Default for BankState {
+    fn default() -> Self {
+        // Banks start online: a bank that never said otherwise is assumed reachable, and its first
+        // "offline" report takes it out of service for deliveries.
+        BankState {
+            online: true,
+            failures: Vec::new(),
+            last_failure: None,
+            lockout_level: 0,
+            locked_until: None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct State {
+    pub residents: BTreeMap<ResidentId, Resident>,
+    pub badges: BTreeMap<String, ResidentId>,
+    pub carriers: BTreeMap<CarrierId, Carrier>,
+    pub carrier_codes: BTreeMap<String, CarrierId>,
+    pub preadvice: BTreeMap<String, ResidentId>,
+    pub comps: BTreeMap<(String, u16), Comp>,
+    pub banks: BTreeMap<String, BankState>,
+    pub parcels: BTreeMap<ParcelId, Parcel>,
+    pub codes: BTreeMap<CodeId, Code>,
+    pub pin_index: BTreeMap<String, BTreeSet<CodeId>>,
+    pub reservations: BTreeMap<ReservationId, Reservation>,
+    pub unlocks: BTreeMap<UnlockId, Unlock>,
+    pub alerts: BTreeMap<AlertId, Alert>,
+    pub answered: BTreeMap<RequestId, (String, Reply)>,
+    pub last: Option<FactId>,
+}
+
+impl State {
+    /// Fold one fact. Facts that refer to things this replica does not know are kept in the
+    /// record but change nothing here.
+    pub(crate) fn apply(&mut self, ctx: &Ctx, f: &Fact) {
+        let bank = f.bank.clone().unwrap_or_default();
+        let door = f.door.unwrap_or_default();
+        match &f.kind {
+            FactKind::ResidentRegistered {
+                resident,
+                unit,
+                accessible,
+            } => {
+                let r = self.residents.entry(resident.clone()).or_insert(Resident {
+                    unit: String::new(),
+                    accessible: false,
+                    hold_until: None,
+                });
+                r.unit = unit.clone();
+                r.accessible = *accessible;
+            }
+            FactKind::BadgeRegistered {
+                resident,
+                badge_hash,
+            } => {
+                self.badges.insert(badge_hash.clone(), resident.clone());
+            }
+            FactKind::BadgeRevoked { badge_hash } => {
+                self.badges.remove(badge_hash);
+            }
+            FactKind::CarrierRegistered { carrier, .. } => {
+                self.carriers
+                    .insert(carrier.clone(), Carrier { revoked: false });
+            }
+            FactKind::CarrierCodeIssued { carrier, code_hash } => {
+                self.carrier_codes
+                    .insert(code_hash.clone(), carrier.clone());
+            }
+            FactKind::CarrierCodeRevoked { code_hash } => {
+                self.carrier_codes.remove(code_hash);
+            }
+            FactKind::CarrierRevoked { carrier } => {
+                if let Some(c) = self.carriers.get_mut(carrier) {
+                    c.revoked = true;
+                }
+            }
+            FactKind::TrackingPreAdvised { tracking, resident } => {
+                self.preadvice.insert(tracking.clone(), resident.clone());
+            }
+            FactKind::VacationHoldSet { target, until } => self.set_hold(target, Some(*until)),
+            FactKind::VacationHoldCleared { target } => self.set_hold(target, None),
+
+            FactKind::CompartmentReserved {
+                reservation,
+                carrier,
+                resident,
+                size,
+                temperature,
+                share,
+            } => {
+                if let Some(old) = self.reservations.get(reservation) {
+                    // A reservation moved to another compartment after a door fault.
+                    let key = (old.bank.clone(), old.door);
+                    self.comp(&key).reservations.remove(reservation);
+                }
+                self.reservations.insert(
+                    reservation.clone(),
+                    Reservation {
+                        carrier: carrier.clone(),
+                        resident: resident.clone(),
+                        bank: bank.clone(),
+                        door,
+                        size: *size,
+                        temperature: *temperature,
+                        share: *share,
+                        reserved_at: f.at,
+                        origin: f.id.hub.clone(),
+                        placed: Vec::new(),
+                        door_opened: false,
+                        unlock: None,
+                        active: true,
+                    },
+                );
+                self.comp(&(bank, door))
+                    .reservations
+                    .insert(reservation.clone());
+            }
+            FactKind::ParcelPlaced {
+                reservation,
+                tracking,
+            } => self.apply_parcel_placed(f, reservation, tracking),
+            FactKind::DeliveryCompleted {
+                reservation,
+                resident,
+                parcels,
+            } => self.apply_delivery_completed(f, reservation, resident, parcels),
+            FactKind::ReservationReleased { reservation, .. } => {
+                self.release_reservation(reservation);
+            }
+            FactKind::ParcelAtDesk {
+                resident,
+                carrier,
+                tracking,
+                size,
+                temperature,
+                ..
+            } => {
+                if let Some(id) = &f.parcel {
+                    let mut p =
+                        Parcel::new(id.clone(), Some(resident.clone()), f.at, Location::Desk);
+                    p.carrier = carrier.clone();
+                    p.tracking = tracking.clone();
+                    p.size = *size;
+                    p.temperature = *temperature;
+                    self.parcels.insert(id.clone(), p);
+                }
+            }
+            FactKind::CodeIssued {
+                code,
+                resident,
+                parcels,
+                pin_hash,
+                qr_expires,
+            } => {
+                self.codes.insert(
+                    code.clone(),
+                    Code {
+                        resident: resident.clone(),
+                        parcels: parcels.clone(),
+                        qr_expires: *qr_expires,
+                        void: false,
+                    },
+                );
+                self.pin_index
+                    .entry(pin_hash.clone())
+                    .or_default()
+                    .insert(code.clone());
+            }
+            FactKind::CodeVoided { code, .. } => {
+                if let Some(c) = self.codes.get_mut(code) {
+                    c.void = true;
+                }
+            }
+
+            FactKind::UnlockSent {
+                unlock,
+                purpose,
+                attempt,
+            } => self.apply_unlock_sent(f, unlock, purpose, *attempt),
+            FactKind::UnlockAcked { unlock } => {
+                if let Some(u) = self.unlocks.get_mut(unlock) {
+                    u.acked_at.get_or_insert(f.at);
+                }
+            }
+            FactKind::DoorOpened { unlock } => {
+                let c = self.comp(&(bank, door));
+                c.door_open = true;
+                c.opened_at = Some(f.at);
+                if let Some(u) = unlock {
+                    self.unlock_opened(f, u, UnlockState::Opened);
+                }
+            }
+            FactKind::DoorClosed => {
+                let c = self.comp(&(bank, door));
+                c.door_open = false;
+                c.opened_at = None;
+            }
+            FactKind::UnlockLapsed { unlock } => self.unlock_ended(unlock, UnlockState::Lapsed),
+            FactKind::UnlockFailed { unlock } => self.unlock_ended(unlock, UnlockState::Failed),
+            FactKind::UnlockOutcomeUnknown { unlock } => {
+                if let Some(u) = self.unlocks.get_mut(unlock) {
+                    if u.state == UnlockState::Pending {
+                        u.state = UnlockState::Unknown;
+                    }
+                }
+            }
+            FactKind::UnlockResolved { unlock, opened } => {
+                if *opened {
+                    self.unlock_opened(f, unlock, UnlockState::Resolved);
+                } else {
+                    self.unlock_ended(unlock, UnlockState::Resolved);
+                }
+            }
+            FactKind::BankOffline => self.banks.entry(bank).or_default().online = false,
+            FactKind::BankOnline => self.banks.entry(bank).or_default().online = true,
+            FactKind::ServiceChanged { out_of_service, .. } => {
+                self.comp(&(bank, door)).oos_override = Some(*out_of_service);
+            }
+
+            FactKind::CodeRejected { .. } => {
+                let p = &ctx.policies;
+                let b = self.banks.entry(bank).or_default();
+                if let Some(last) = b.last_failure {
+                    if f.at.0.saturating_sub(last.0) >= p.lockout_reset_ms {
+                        b.lockout_level = 0;
+                    }
+                }
+                b.last_failure = Some(f.at);
+                b.failures
+                    .retain(|t| f.at.0.saturating_sub(t.0) < p.wrong_code_window_ms);
+                b.failures.push(f.at);
+                if b.failures.len() as u64 >= u64::from(p.wrong_code_limit.max(1)) {
+                    b.lockout_level += 1;
+                    b.locked_until = Some(f.at.plus(p.lockout_ms(b.lockout_level)));
+                    b.failures.clear();
+                }
+            }
+            FactKind::ParcelsPickedUpAtDesk { parcels } => {
+                for id in parcels {
+                    if self.parcels.get(id).map(|p| &p.location) == Some(&Location::Desk) {
+                        self.move_parcel(id, Location::PickedUp);
+                    }
+                }
+            }
+
+            FactKind::ReminderSent { parcels, index } => {
+                for id in parcels {
+                    if let Some(p) = self.parcels.get_mut(id) {
+                        p.reminders_sent = p.reminders_sent.max(index + 1);
+                    }
+                }
+            }
+            FactKind::HoldExpired => {
+                if let Some(p) = f.parcel.as_ref().and_then(|id| self.parcels.get_mut(id)) {
+                    if matches!(p.location, Location::Compartment { .. }) {
+                        p.expired = true;
+                    }
+                }
+            }
+            FactKind::ParcelsReassigned { parcels, to } => self.apply_reassigned(f, parcels, to),
+
+            FactKind::AuditConfirmed { .. } => {}
+            FactKind::AuditFoundEmpty { missing } => {
+                for id in missing {
+                    let here = self
+                        .parcels
+                        .get(id)
+                        .is_some_and(|p| p.location.is_at(&bank, door));
+                    if here {
+                        self.move_parcel(id, Location::Missing);
+                        if let Some(p) = self.parcels.get_mut(id) {
+                            p.pending_unlock = None;
+                            p.depositing = None;
+                        }
+                    }
+                }
+            }
+            FactKind::AuditFoundParcel {
+                resident,
+                tracking,
+                to_desk,
+            } => {
+                if let Some(id) = &f.parcel {
+                    let loc = if *to_desk {
+                        Location::Desk
+                    } else {
+                        Location::Compartment {
+                            bank: bank.clone(),
+                            door,
+                        }
+                    };
+                    let mut p = Parcel::new(id.clone(), resident.clone(), f.at, Location::Desk);
+                    p.tracking = tracking.clone();
+                    self.parcels.insert(id.clone(), p);
+                    self.move_parcel(id, loc);
+                }
+            }
+
+            FactKind::AlertRaised { alert, message } => {
+                let id = AlertId(f.id.to_string());
+                self.alerts.insert(
+                    id.clone(),
+                    Alert {
+                        id,
+                        kind: *alert,
+                        bank: f.bank.clone(),
+                        door: f.door,
+                        parcel: f.parcel.clone(),
+                        message: message.clone(),
+                        raised_at: f.at,
+                    },
+                );
+            }
+            FactKind::AlertCleared { alert } => {
+                self.alerts.remove(alert);
+            }
+            FactKind::Answered {
+                request,
+                fingerprint,
+                reply,
+            } => {
+                self.answered
+                    .insert(request.clone(), (fingerprint.clone(), reply.clone()));
+            }
+        }
+        if self.last.as_ref().is_none_or(|l| *l < f.id) {
+            self.last = Some(f.id.clone());
+        }
+    }
+
+    pub(crate) fn comp(&mut self, key: &(String, u16)) -> &mut Comp {
+        self.comps.entry(key.clone()).or_default()
+    }
+
+    fn set_hold(&mut self, target: &HoldTarget, until: Option<Millis>) {
+        match target {
+            HoldTarget::Parcel { parcel } => {
+                if let Some(p) = self.parcels.get_mut(parcel) {
+                    p.hold_until = until;
+                }
+            }
+            HoldTarget::Resident { resident } => {
+                if let Some(r) = self.residents.get_mut(resident) {
+                    r.hold_until = until;
+                }
+            }
+        }
+    }
+
+    /// Change a parcel's location, keeping the per-compartment index in step.
+    pub(crate) fn move_parcel(&mut self, id: &ParcelId, to: Location) {
+        let Some(p) = self.parcels.get_mut(id) else {
+            return;
+        };
+        if let Some(key) = p.location.compartment() {
+            if let Some(c) = self.comps.get_mut(&key) {
+                c.parcels.remove(id);
+            }
+        }
+        p.location = to;
+        if let Some(key) = p.location.compartment() {
+            self.comps
+                .entry(key)
+                .or_default()
+                .parcels
+                .insert(id.clone());
+        }
+    }
+
+    fn release_reservation(&mut self, id: &ReservationId) {
+        let Some(r) = self.reservations.get_mut(id) else {
+            return;
+        };
+        r.active = false;
+        let key = (r.bank.clone(), r.door);
+        let placed = r.placed.clone();
+        self.comp(&key).reservations.remove(id);
+        // Parcels placed but not delivered went back with the carrier.
+        for p in placed {
+            if self.parcels.get(&p).is_some_and(|x| x.depositing.is_some()) {
+                self.move_parcel(&p, Location::Returned);
+                if let Some(x) = self.parcels.get_mut(&p) {
+                    x.depositing = None;
+                }
+            }
+        }
+    }
+
+    fn apply_unlock_sent(&mut self, f: &Fact, id: &UnlockId, purpose: &UnlockPurpose, attempt: u8) {
+        if let Some(u) = self.unlocks.get_mut(id) {
+            u.attempts = u.attempts.max(attempt);
+            u.sent_at = f.at;
+            return;
+        }
+        let bank = f.bank.clone().unwrap_or_default();
+        let door = f.door.unwrap_or_default();
+        self.unlocks.insert(
+            id.clone(),
+            Unlock {
+                bank: bank.clone(),
+                door,
+                purpose: purpose.clone(),
+                attempts: attempt,
+                sent_at: f.at,
+                acked_at: None,
+                state: UnlockState::Pending,
+                origin: f.id.hub.clone(),
+            },
+        );
+        self.comp(&(bank.clone(), door)).active_unlock = Some(id.clone());
+        match purpose {
+            UnlockPurpose::Delivery { reservation } => {
+                if let Some(r) = self.reservations.get_mut(reservation) {
+                    r.unlock = Some(id.clone());
+                }
+            }
+            UnlockPurpose::Pickup { parcels, .. } | UnlockPurpose::Removal { parcels, .. } => {
+                for p in parcels {
+                    if let Some(p) = self.parcels.get_mut(p) {
+                        p.pending_unlock = Some(id.clone());
+                    }
+                }
+                if matches!(purpose, UnlockPurpose::Pickup { .. }) {
+                    // A valid credential at this bank restarts its wrong-code window.
+                    self.banks.entry(bank).or_default().failures.clear();
+                }
+            }
+            UnlockPurpose::StaffOpen { .. } => {}
+        }
+    }
+
+    /// The door of an unlock was opened (seen, or decided by a person): what that means depends
+    /// on why it was unlocked.
+    fn unlock_opened(&mut self, f: &Fact, id: &UnlockId, state: UnlockState) {
+        let Some(u) = self.unlocks.get_mut(id) else {
+            return;
+        };
+        if matches!(
+            u.state,
+            UnlockState::Opened | UnlockState::Resolved | UnlockState::Failed
+        ) {
+            return;
+        }
+        u.state = state;
+        let (key, purpose) = ((u.bank.clone(), u.door), u.purpose.clone());
+        let c = self.comp(&key);
+        if c.active_unlock.as_ref() == Some(id) {
+            c.active_unlock = None;
+        }
+        match purpose {
+            UnlockPurpose::Delivery { reservation } => {
+                if let Some(r) = self.reservations.get_mut(&reservation) {
+                    r.door_opened = true;
+                    r.unlock = None;
+                }
+            }
+            UnlockPurpose::Pickup {
+                resident, parcels, ..
+            } => self.apply_pickup_opened(f, &key, &resident, &parcels),
+            UnlockPurpose::Removal {
+                parcels,
+                disposition,
+                ..
+            } => {
+                let to = match disposition {
+                    crate::input::Disposition::ReturnToSender => Location::Returned,
+                    crate::input::Disposition::PackageRoom => Location::Desk,
+                };
+                for p in &parcels {
+                    let here = self.parcels.get(p).is_some_and(|x| {
+                        x.location.is_at(&key.0, key.1) && x.pending_unlock.as_ref() == Some(id)
+                    });
+                    if here {
+                        self.move_parcel(p, to.clone());
+                        if let Some(x) = self.parcels.get_mut(p) {
+                            x.pending_unlock = None;
+                            x.depositing = None;
+                        }
+                    }
+                }
+            }
+            UnlockPurpose::StaffOpen { .. } => {}
+        }
+    }
+
+    /// An unlock ended without the door opening: whatever waited on it is free again.
+    fn unlock_ended(&mut self, id: &UnlockId, state: UnlockState) {
+        let Some(u) = self.unlocks.get_mut(id) else {
+            return;
+        };
+        if matches!(
+            u.state,
+            UnlockState::Opened | UnlockState::Resolved | UnlockState::Failed | UnlockState::Lapsed
+        ) {
+            return;
+        }
+        u.state = state;
+        let key = (u.bank.clone(), u.door);
+        let purpose = u.purpose.clone();
+        let c = self.comp(&key);
+        if c.active_unlock.as_ref() == Some(id) {
+            c.active_unlock = None;
+        }
+        match purpose {
+            UnlockPurpose::Delivery { reservation } => {
+                if let Some(r) = self.reservations.get_mut(&reservation) {
+                    if r.unlock.as_ref() == Some(id) {
+                        r.unlock = None;
+                    }
+                }
+            }
+            UnlockPurpose::Pickup { parcels, .. } | UnlockPurpose::Removal { parcels, .. } => {
+                for p in parcels {
+                    if let Some(p) = self.parcels.get_mut(&p) {
+                        if p.pending_unlock.as_ref() == Some(id) {
+                            p.pending_unlock = None;
+                        }
+                    }
+                }
+            }
+            UnlockPurpose::StaffOpen { .. } => {}
+        }
+    }
+
+    /// Record a conflict found while folding, under an id every replica derives the same way.
+    pub(crate) fn conflict(&mut self, f: &Fact, parcel: Option<&ParcelId>, message: String) {
+        let n = self
+            .alerts
+            .range(AlertId(format!("conflict-{}", f.id))..)
+            .take_while(|(k, _)| k.0.starts_with(&format!("conflict-{}", f.id)))
+            .count();
+        let id = AlertId(format!("conflict-{}/{n}", f.id));
+        self.alerts.insert(
+            id.clone(),
+            Alert {
+                id,
+                kind: AlertKind::Conflict,
+                bank: f.bank.clone(),
+                door: f.door,
+                parcel: parcel.cloned(),
+                message,
+                raised_at: f.at,
+            },
+        );
+    }
+
+    // --- queries used by the workflows and the views ---
+
+    pub(crate) fn bank(&self, bank: &str) -> BankState {
+        self.banks.get(bank).cloned().unwrap_or_default()
+    }
+
+    pub(crate) fn bank_online(&self, bank: &str) -> bool {
+        self.banks.get(bank).is_none_or(|b| b.online)
+    }
+
+    pub(crate) fn keypad_locked_until(&self, bank: &str, now: Millis) -> Option<Millis> {
+        self.banks
+            .get(bank)
+            .and_then(|b| b.locked_until)
+            .filter(|u| *u > now)
+    }
+
+    pub(crate) fn out_of_service(&self, ctx: &Ctx, bank: &str, door: u16) -> bool {
+        let configured = ctx
+            .site
+            .compartment(bank, door)
+            .is_none_or(|c| c.out_of_service);
+        self.comps
+            .get(&(bank.to_owned(), door))
+            .and_then(|c| c.oos_override)
+            .unwrap_or(configured)
+    }
+
+    /// Parcels held in a compartment (not disputed ones).
+    pub(crate) fn parcels_at(&self, bank: &str, door: u16) -> Vec<&Parcel> {
+        self.comps
+            .get(&(bank.to_owned(), door))
+            .map(|c| {
+                c.parcels
+                    .iter()
+                    .filter_map(|id| self.parcels.get(id))
+                    .filter(|p| p.location.is_compartment(bank, door))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Can a new delivery use this compartment right now?
+    pub(crate) fn is_free(&self, ctx: &Ctx, bank: &str, door: u16) -> bool {
+        if ctx.site.compartment(bank, door).is_none()
+            || !self.bank_online(bank)
+            || self.out_of_service(ctx, bank, door)
+        {
+            return false;
+        }
+        match self.comps.get(&(bank.to_owned(), door)) {
+            None => true,
+            Some(c) => {
+                !c.door_open
+                    && c.active_unlock.is_none()
+                    && c.reservations.is_empty()
+                    && c.parcels.is_empty()
+            }
+        }
+    }
+
+    /// A parcel a resident could collect now.
+    pub(crate) fn parcel_collectable(&self, p: &Parcel) -> bool {
+        matches!(p.location, Location::Compartment { .. })
+            && !p.expired
+            && p.depositing.is_none()
+            && p.pending_unlock.is_none()
+    }
+
+    /// A code works while it is not void and at least one of its parcels is still collectable
+    /// and still belongs to the code's resident.
+    pub(crate) fn code_live(&self, code: &Code) -> bool {
+        !code.void
+            && code.parcels.iter().any(|id| {
+                self.parcels.get(id).is_some_and(|p| {
+                    self.parcel_collectable(p) && p.resident.as_ref() == Some(&code.resident)
+                })
+            })
+    }
+
+    /// The vacation hold in force for a parcel (its own or its resident's, whichever is later).
+    pub(crate) fn hold_until(&self, p: &Parcel) -> Option<Millis> {
+        let resident = p
+            .resident
+            .as_ref()
+            .and_then(|r| self.residents.get(r))
+            .and_then(|r| r.hold_until);
+        p.hold_until.max(resident)
+    }
+
+    /// When a parcel in a compartment expires: its hold clock plus the hold time for its class,
+    /// pushed back to the end of any vacation hold.
+    pub(crate) fn expires_at(&self, ctx: &Ctx, p: &Parcel) -> Millis {
+        let base = p.hold_base.plus(ctx.policies.hold_ms(p.temperature));
+        base.max(self.hold_until(p).unwrap_or_default())
+    }
+}
+
+impl Parcel {
+    pub(crate) fn new(
+        id: ParcelId,
+        resident: Option<ResidentId>,
+        at: Millis,
+        location: Location,
+    ) -> Parcel {
+        Parcel {
+            id,
+            resident,
+            carrier: None,
+            tracking: None,
+            size: None,
+            temperature: TempClass::Ambient,
+            location,
+            depositing: None,
+            pending_unlock: None,
+            delivered_at: at,
+            hold_base: at,
+            hold_until: None,
+            expired: false,
+            reminders_sent: 0,
+        }
+    }
+}
+
+impl Location {
+    pub(crate) fn compartment(&self) -> Option<(String, u16)> {
+        match self {
+            Location::Compartment { bank, door } | Location::Disputed { bank, door } => {
+                Some((bank.clone(), *door))
+            }
+            _ => None,
+        }
+    }
+
+    /// In this compartment, held or disputed.
+    pub(crate) fn is_at(&self, bank: &str, door: u16) -> bool {
+        self.compartment()
+            .is_some_and(|(b, d)| b == bank && d == door)
+    }
+
+    /// Held (not disputed) in this compartment.
+    pub(crate) fn is_compartment(&self, bank: &str, door: u16) -> bool {
+        matches!(self, Location::Compartment { bank: b, door: d } if b == bank && *d == door)
+    }
+}
