@@ -14,4 +14,5 @@ pub mod board;
 pub mod bus;
 pub mod codec;
 pub mod kerong;
+pub mod lockboard8a;
 pub mod sim;
