@@ -187,6 +187,11 @@ pub(crate) fn read(item: &Item, cx: &mut Ctx, buses: &mut Vec<BusUse>) -> Option
     let driver = t
         .require(cx, "driver")
         .and_then(|d| driver::read(&d, cx, &doors));
+    // Recorded before the units' sensors so a clash is reported at the sensor.
+    let driver = driver.map(|mut read| {
+        buses.extend(read.bus.take());
+        read
+    });
     let bank_modbus = match &driver {
         Some(read) => match &read.driver {
             Driver::Modbus(m) => Some(m.transport.clone()),
@@ -221,11 +226,9 @@ pub(crate) fn read(item: &Item, cx: &mut Ctx, buses: &mut Vec<BusUse>) -> Option
     t.finish(cx);
 
     let compartments = resolve_units(pending, &units, &broken_units, cx);
-    let driver = driver.map(|mut read| {
-        check_driver_doors(&read, &compartments, cx);
-        buses.extend(read.bus.take());
-        read
-    });
+    if let Some(read) = &driver {
+        check_driver_doors(read, &compartments, cx);
+    }
     let (credentials, username) = match mqtt {
         None => (Some(None), None),
         Some(read) => (read.credentials.map(Some), read.username),

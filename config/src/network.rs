@@ -89,15 +89,41 @@ pub struct TlsFiles {
 pub(crate) struct BoundAt {
     pub(crate) addr: SocketAddr,
     pub(crate) loc: Loc,
+    /// Not written in the file: a clash is reported at the other, written, address.
+    pub(crate) defaulted: bool,
+}
+
+impl BoundAt {
+    /// `at` is where the address was written; `None` means the default for `key`, located
+    /// at `section` (the table that would hold it).
+    fn new(addr: SocketAddr, at: Option<Loc>, section: Loc, key: &str) -> Self {
+        match at {
+            Some(loc) => BoundAt {
+                addr,
+                loc,
+                defaulted: false,
+            },
+            None => BoundAt {
+                addr,
+                loc: Loc {
+                    span: section.span,
+                    key: key.to_owned(),
+                },
+                defaulted: true,
+            },
+        }
+    }
 }
 
 /// Reads `[mqtt]`; every listener address read is appended to `binds`.
 pub(crate) fn read_mqtt(root: &mut Table, cx: &mut Ctx, binds: &mut Vec<BoundAt>) -> Option<Mqtt> {
     let Some(item) = root.get("mqtt") else {
-        binds.push(BoundAt {
-            addr: DEFAULT_MQTT_BIND,
-            loc: root.loc(),
-        });
+        binds.push(BoundAt::new(
+            DEFAULT_MQTT_BIND,
+            None,
+            root.loc(),
+            "mqtt.listener.bind",
+        ));
         return Some(Mqtt {
             listener: Some(Listener {
                 bind: DEFAULT_MQTT_BIND,
@@ -112,10 +138,12 @@ pub(crate) fn read_mqtt(root: &mut Table, cx: &mut Ctx, binds: &mut Vec<BoundAt>
 
     let listener = match t.get("listener") {
         None => {
-            binds.push(BoundAt {
-                addr: DEFAULT_MQTT_BIND,
-                loc: t.loc(),
-            });
+            binds.push(BoundAt::new(
+                DEFAULT_MQTT_BIND,
+                None,
+                t.loc(),
+                "mqtt.listener.bind",
+            ));
             Some(Some(Listener {
                 bind: DEFAULT_MQTT_BIND,
             }))
@@ -175,10 +203,7 @@ fn read_plain_listener(
     if !enabled {
         return Some(None);
     }
-    binds.push(BoundAt {
-        addr,
-        loc: at.unwrap_or(loc),
-    });
+    binds.push(BoundAt::new(addr, at, loc, "mqtt.listener.bind"));
     Some(Some(Listener { bind: addr }))
 }
 
@@ -189,10 +214,7 @@ fn read_tls_listener(item: &Item, cx: &mut Ctx, binds: &mut Vec<BoundAt>) -> Opt
     let loc = t.loc();
     t.finish(cx);
     let ((addr, at), files) = (bind?, files?);
-    binds.push(BoundAt {
-        addr,
-        loc: at.unwrap_or(loc),
-    });
+    binds.push(BoundAt::new(addr, at, loc, "mqtt.tls.bind"));
     Some(TlsListener {
         bind: addr,
         cert: files.cert,
@@ -234,10 +256,7 @@ fn read_bind(
 /// Reads `[web]`; its address is appended to `binds`.
 pub(crate) fn read_web(root: &mut Table, cx: &mut Ctx, binds: &mut Vec<BoundAt>) -> Option<Web> {
     let Some(item) = root.get("web") else {
-        binds.push(BoundAt {
-            addr: DEFAULT_WEB_BIND,
-            loc: root.loc(),
-        });
+        binds.push(BoundAt::new(DEFAULT_WEB_BIND, None, root.loc(), "web.bind"));
         return Some(Web {
             bind: DEFAULT_WEB_BIND,
             tls: None,
@@ -256,10 +275,7 @@ pub(crate) fn read_web(root: &mut Table, cx: &mut Ctx, binds: &mut Vec<BoundAt>)
     let loc = t.loc();
     t.finish(cx);
     let ((addr, at), tls) = (bind?, tls?);
-    binds.push(BoundAt {
-        addr,
-        loc: at.unwrap_or(loc),
-    });
+    binds.push(BoundAt::new(addr, at, loc, "web.bind"));
     Some(Web { bind: addr, tls })
 }
 
@@ -298,11 +314,18 @@ pub(crate) fn check_clashes(binds: &[BoundAt], cx: &mut Ctx) {
         let Some(earlier) = binds[..i].iter().find(|e| clash(e.addr, later.addr)) else {
             continue;
         };
+        // Point at an address the user wrote, naming the other one.
+        let (here, other) = if later.defaulted {
+            (earlier, later)
+        } else {
+            (later, earlier)
+        };
+        let default = if other.defaulted { " (by default)" } else { "" };
         cx.error_at(
-            &later.loc,
+            &here.loc,
             format!(
-                "{} is already used by `{}`: each listener needs its own port",
-                later.addr, earlier.loc.key
+                "{} clashes with `{}` = {}{default}: each listener needs its own port",
+                here.addr, other.loc.key, other.addr
             ),
         );
     }

@@ -269,10 +269,7 @@ pub(crate) fn read_unit(
     match t.get("sensor") {
         None => cx.error_at(
             &loc,
-            format!(
-                "unit has no sensors: add a `[[{}.sensor]]` so its temperature is watched",
-                item.key()
-            ),
+            "unit has no sensors: add a `[[bank.unit.sensor]]` so its temperature is watched",
         ),
         Some(list) => {
             if let Some(entries) = list.array(cx) {
