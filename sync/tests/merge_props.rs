@@ -73,7 +73,7 @@ fn make_fact(g: &mut Gen, doc: usize, parcel: usize, kind: u8) -> Fact {
             None,
             Some(kind as u32),
             Kind::CompartmentService {
-                in_service: kind % 2 == 0,
+                in_service: kind.is_multiple_of(2),
             },
         ),
         3 => g.fact(
