@@ -24,6 +24,10 @@ pub struct SimOptions {
     pub port: u16,
     /// Username and password, when the broker does not allow anonymous clients.
     pub credentials: Option<(String, String)>,
+    /// Delay between an unlock command and the door opening.
+    pub latency: Duration,
+    /// Doors whose lock pulses but that never open (a jammed door).
+    pub stuck_doors: Vec<u16>,
     /// A simulated person closes an unlocked door after this long (`None`: doors stay open until
     /// [`SimHandle::close`]).
     pub auto_close_after: Option<Duration>,
@@ -80,6 +84,8 @@ struct Bank {
     open: BTreeMap<u16, bool>,
     /// Unlock ids already carried out, so a QoS 1 redelivery never pulses a lock twice.
     done: HashSet<String>,
+    latency: Duration,
+    stuck_doors: HashSet<u16>,
     auto_close_after: Option<Duration>,
     actions: mpsc::UnboundedSender<Action>,
 }
@@ -115,6 +121,8 @@ async fn run(
         doors: opts.doors,
         open: (1..=opts.doors).map(|d| (d, false)).collect(),
         done: HashSet::new(),
+        latency: opts.latency,
+        stuck_doors: opts.stuck_doors.iter().copied().collect(),
         auto_close_after: opts.auto_close_after,
         actions: self_tx,
     };
@@ -178,15 +186,20 @@ impl Bank {
                     error: (!known).then(|| format!("no door {door}")),
                 };
                 self.publish_json(self.topics.ack(), false, &ack).await;
-                if known && first_time {
-                    self.set_door(door, true).await;
-                    if let Some(after) = self.auto_close_after {
-                        let tx = self.actions.clone();
-                        tokio::spawn(async move {
+                if known && first_time && !self.stuck_doors.contains(&door) {
+                    // The door swings open a moment after the pulse, and the simulated person
+                    // closes it again later; both go through the action queue so the event loop
+                    // keeps running meanwhile.
+                    let tx = self.actions.clone();
+                    let (latency, close_after) = (self.latency, self.auto_close_after);
+                    tokio::spawn(async move {
+                        tokio::time::sleep(latency).await;
+                        let _ = tx.send(Action::Open(door));
+                        if let Some(after) = close_after {
                             tokio::time::sleep(after).await;
                             let _ = tx.send(Action::Close(door));
-                        });
-                    }
+                        }
+                    });
                 }
             }
             Command::Query { door } => {

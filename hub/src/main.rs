@@ -1,1 +1,157 @@
-fn main() {}
+//! `locker-hub`: the on-premises edge hub for smart package lockers.
+//!
+//! Read this crate top-down: `main` parses the command line; [`daemon`] starts the pieces
+//! ([`broker`], [`bus`], [`web`]) and stops them; [`demo`] builds a site that needs no hardware.
+
+mod broker;
+mod bus;
+mod daemon;
+mod demo;
+mod logging;
+mod shutdown;
+mod status;
+mod tls;
+mod web;
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "locker-hub",
+    version,
+    about = "On-premises edge hub for smart package lockers"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the hub with a configuration file.
+    Run {
+        /// The site configuration.
+        #[arg(long, short, default_value = "/etc/locker-hub/hub.toml")]
+        config: PathBuf,
+    },
+    /// Run a demo site: two simulated banks, no hardware and no configuration needed.
+    Demo(demo::DemoArgs),
+    /// Check a configuration file: print every problem (exit 2) or a one-line summary (exit 0).
+    CheckConfig {
+        /// The file to check.
+        file: PathBuf,
+    },
+    /// Read a password on standard input and print its argon2 hash for the configuration file.
+    HashPassword,
+}
+
+/// Exit code for a configuration with problems (documented for installers' scripts).
+const EXIT_BAD_CONFIG: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::CheckConfig { file } => match locker_config::load(&file) {
+            Ok(config) => {
+                println!("{}: OK: {}", file.display(), config.summary());
+                ExitCode::SUCCESS
+            }
+            Err(problems) => {
+                eprintln!("{problems}");
+                ExitCode::from(EXIT_BAD_CONFIG)
+            }
+        },
+        Command::HashPassword => hash_password(),
+        Command::Run { config } => {
+            logging::init();
+            let config = match locker_config::load(&config) {
+                Ok(c) => c,
+                Err(problems) => {
+                    eprintln!("{problems}");
+                    return ExitCode::from(EXIT_BAD_CONFIG);
+                }
+            };
+            serve(config, |l| println!("{}", l.ready_line()))
+        }
+        Command::Demo(args) => {
+            logging::init();
+            let data = match tempfile::Builder::new()
+                .prefix("locker-hub-demo-")
+                .tempdir()
+            {
+                Ok(d) => d,
+                Err(e) => {
+                    eprintln!("cannot create a temporary data directory: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let (config, notes) = demo::config(&args, data.path());
+            for note in notes {
+                println!("{note}");
+            }
+            let code = serve(config, |l| {
+                println!("{}", l.ready_line());
+                println!("{}", demo::banner(l));
+            });
+            drop(data);
+            code
+        }
+    }
+}
+
+/// Run the daemon on a multi-threaded runtime, then leave the process at once: rumqttd's threads
+/// cannot be stopped any other way.
+fn serve(config: locker_config::Config, on_ready: impl FnOnce(&daemon::Listening)) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(daemon::run(config, |l| {
+        on_ready(l);
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+    }));
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("locker-hub: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn hash_password() -> ExitCode {
+    let mut input = String::new();
+    if let Err(e) = std::io::stdin().read_to_string(&mut input) {
+        eprintln!("cannot read the password from standard input: {e}");
+        return ExitCode::FAILURE;
+    }
+    let password = input.trim_end_matches(['\r', '\n']);
+    if password.is_empty() {
+        eprintln!(
+            "empty password: type it on standard input, e.g. `locker-hub hash-password < file`"
+        );
+        return ExitCode::from(EXIT_BAD_CONFIG);
+    }
+    match broker::auth::hash_password(password) {
+        Ok(hash) => {
+            println!("{hash}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("cannot hash the password: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

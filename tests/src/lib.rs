@@ -1,1 +1,267 @@
-//! Shared helpers for end-to-end tests.
+//! Shared helpers for the end-to-end tests: start the real `locker-hub` binary, find out where it
+//! listens, talk HTTP and MQTT to it, and stop it with a signal.
+//!
+//! The tests live in `tests/tests/`; each starts its own hub on ephemeral loopback ports, so they
+//! can run in parallel.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, Once};
+use std::time::{Duration, Instant};
+
+pub mod certs;
+
+/// The `locker-hub` binary under test: `LOCKER_HUB_BIN` if set, otherwise the workspace's debug
+/// build, which is built once per test process if needed.
+pub fn hub_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("LOCKER_HUB_BIN") {
+        return PathBuf::from(p);
+    }
+    static BUILD: Once = Once::new();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    BUILD.call_once(|| {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "-q", "-p", "locker-hub"])
+            .current_dir(&root)
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building locker-hub failed");
+    });
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    target.join("debug").join("locker-hub")
+}
+
+/// A running hub process.
+pub struct Hub {
+    child: Child,
+    pub mqtt: Option<SocketAddr>,
+    pub mqtts: Option<SocketAddr>,
+    pub web: SocketAddr,
+    /// Everything the hub printed on stdout and stderr so far.
+    pub output: Arc<Mutex<String>>,
+    /// Keeps the configuration and data directory alive for the hub's lifetime.
+    pub dir: tempfile::TempDir,
+}
+
+/// Loopback listeners on ephemeral ports, anonymous clients off: prepend to a test's own config.
+pub fn base_config(data_dir: &Path) -> String {
+    format!(
+        r#"[site]
+id = "test-site"
+name = "Test site"
+data_dir = "{}"
+
+[mqtt]
+listener = {{ bind = "127.0.0.1:0" }}
+
+[web]
+bind = "127.0.0.1:0"
+"#,
+        data_dir.display()
+    )
+}
+
+impl Hub {
+    /// Start `locker-hub run` with a configuration made by `config(dir)`, where `dir` is a fresh
+    /// temporary directory (the test may put certificates there), and wait for its ready line.
+    pub fn start(config: impl FnOnce(&Path) -> String) -> Hub {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let text = config(dir.path());
+        let path = dir.path().join("hub.toml");
+        std::fs::write(&path, text).expect("write config");
+        let mut cmd = Command::new(hub_binary());
+        cmd.arg("run").arg("--config").arg(&path);
+        Self::spawn(cmd, dir)
+    }
+
+    /// Start `locker-hub demo` with the given extra arguments.
+    pub fn demo(args: &[&str]) -> Hub {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cmd = Command::new(hub_binary());
+        cmd.arg("demo").args(args);
+        Self::spawn(cmd, dir)
+    }
+
+    fn spawn(mut cmd: Command, dir: tempfile::TempDir) -> Hub {
+        cmd.env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("start locker-hub");
+        let output = Arc::new(Mutex::new(String::new()));
+        let (ready_tx, ready_rx) = mpsc::channel::<String>();
+        let stdout = child.stdout.take().expect("stdout");
+        let stderr = child.stderr.take().expect("stderr");
+        let out = output.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.starts_with("locker-hub ready:") {
+                    let _ = ready_tx.send(line.clone());
+                }
+                out.lock().unwrap().push_str(&format!("{line}\n"));
+            }
+        });
+        let err = output.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                err.lock().unwrap().push_str(&format!("{line}\n"));
+            }
+        });
+        let line = match ready_rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(line) => line,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                std::thread::sleep(Duration::from_millis(100));
+                panic!(
+                    "locker-hub did not become ready; it printed:\n{}",
+                    output.lock().unwrap()
+                );
+            }
+        };
+        let field = |name: &str| -> Option<String> {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(&format!("{name}=")).map(str::to_owned))
+        };
+        let addr = |s: String| -> SocketAddr {
+            s.trim_start_matches("http://")
+                .trim_start_matches("https://")
+                .parse()
+                .expect("address in ready line")
+        };
+        Hub {
+            child,
+            mqtt: field("mqtt").map(addr),
+            mqtts: field("mqtts").map(addr),
+            web: addr(field("web").expect("web address")),
+            output,
+            dir,
+        }
+    }
+
+    /// The plain MQTT listener (panics if the config has none).
+    pub fn mqtt(&self) -> SocketAddr {
+        self.mqtt.expect("plain MQTT listener")
+    }
+
+    /// `GET path` on the web listener: (status code, body).
+    pub fn get(&self, path: &str) -> (u16, String) {
+        http_get(self.web, path)
+    }
+
+    /// `GET /healthz` as JSON.
+    pub fn health(&self) -> serde_json::Value {
+        let (code, body) = self.get("/healthz");
+        assert_eq!(code, 200, "healthz: {body}");
+        serde_json::from_str(&body).expect("healthz JSON")
+    }
+
+    /// Poll `/healthz` until `pred` holds (or panic after `timeout`).
+    pub fn wait_health(
+        &self,
+        timeout: Duration,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let start = Instant::now();
+        loop {
+            let h = self.health();
+            if pred(&h) {
+                return h;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "health never matched; last: {h}\nhub output:\n{}",
+                self.output()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Send SIGTERM and wait for the exit: (status, time from signal to exit).
+    pub fn terminate(&mut self) -> (ExitStatus, Duration) {
+        let pid = self.child.id() as libc::pid_t;
+        let start = Instant::now();
+        // SAFETY: kill(2) on our own child's pid; no memory is touched.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return (status, start.elapsed());
+            }
+            if start.elapsed() > Duration::from_secs(10) {
+                let _ = self.child.kill();
+                panic!("locker-hub ignored SIGTERM for 10 s");
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Wait until the hub has printed `needle` (stdout and stderr are read by other threads, so
+    /// a line can arrive a moment after the ready line). Returns everything printed so far.
+    pub fn wait_output(&self, needle: &str, timeout: Duration) -> String {
+        let start = Instant::now();
+        loop {
+            let out = self.output();
+            if out.contains(needle) {
+                return out;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "the hub never printed {needle:?}; it printed:\n{out}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Everything printed so far.
+    pub fn output(&self) -> String {
+        self.output.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A minimal HTTP/1.1 GET (the tests need nothing more, and it keeps an HTTP client crate out).
+pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect web");
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).expect("read");
+    let code = raw
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("status code");
+    let body = raw.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("");
+    // axum answers small bodies with Content-Length; chunked bodies are not expected here.
+    (code, body.to_owned())
+}
+
+/// Run a command-line MQTT client (`mosquitto_sub`/`mosquitto_pub`); `None` if it is missing.
+pub fn have(program: &str) -> bool {
+    Command::new(program)
+        .arg("--help")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+}

@@ -1,0 +1,86 @@
+//! `locker-hub demo`: a working site with no hardware and no configuration.
+//!
+//! The built-in demo configuration has two simulated banks whose controllers connect through the
+//! broker like real ones. Data lives in a temporary directory that is removed on exit. Fixed
+//! default ports make the printed URLs predictable; a port that is taken falls back to a free one
+//! with a message saying so.
+
+use std::net::{IpAddr, SocketAddr, TcpListener};
+
+use locker_config::{Config, Listener};
+
+/// Demo-mode options from the command line.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DemoArgs {
+    /// MQTT port (falls back to a free port if taken).
+    #[arg(long, default_value_t = 1883)]
+    pub mqtt_port: u16,
+    /// Web page port (falls back to a free port if taken).
+    #[arg(long, default_value_t = 8080)]
+    pub web_port: u16,
+    /// Address to listen on; 0.0.0.0 makes the demo reachable from other machines on the LAN.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind: IpAddr,
+}
+
+/// The demo configuration with its ports and data directory filled in. Returns the messages to
+/// show about ports that were taken.
+pub fn config(args: &DemoArgs, data_dir: &std::path::Path) -> (Config, Vec<String>) {
+    let mut config = locker_config::demo();
+    let mut notes = Vec::new();
+    config.site.data_dir = data_dir.to_path_buf();
+    let mqtt = pick_port(args.bind, args.mqtt_port, "MQTT", &mut notes);
+    let web = pick_port(args.bind, args.web_port, "web", &mut notes);
+    config.mqtt.listener = Some(Listener { bind: mqtt });
+    config.mqtt.tls = None;
+    config.web.bind = web;
+    config.web.tls = None;
+    (config, notes)
+}
+
+/// `port` on `ip` if it can be bound now; otherwise a free one (and a note saying so).
+fn pick_port(ip: IpAddr, port: u16, what: &str, notes: &mut Vec<String>) -> SocketAddr {
+    let wanted = SocketAddr::new(ip, port);
+    if TcpListener::bind(wanted).is_ok() {
+        return wanted;
+    }
+    match TcpListener::bind(SocketAddr::new(ip, 0)).and_then(|l| l.local_addr()) {
+        Ok(free) => {
+            notes.push(format!(
+                "{what} port {port} is taken; using {} instead (choose one with --{}-port)",
+                free.port(),
+                what.to_lowercase()
+            ));
+            free
+        }
+        // Let the daemon report the bind error with its own message.
+        Err(_) => wanted,
+    }
+}
+
+/// What demo mode prints once the hub is up.
+pub fn banner(listening: &crate::daemon::Listening) -> String {
+    let host = |a: SocketAddr| {
+        if a.ip().is_unspecified() {
+            SocketAddr::new(IpAddr::from([127, 0, 0, 1]), a.port())
+        } else {
+            a
+        }
+    };
+    let mut text =
+        String::from("\nlocker-hub demo is running (two simulated banks, no hardware needed)\n");
+    text += &format!("  web page:       http://{}/\n", host(listening.web));
+    text += &format!("  health:         http://{}/healthz\n", host(listening.web));
+    if let Some(m) = listening.mqtt {
+        let m = host(m);
+        text +=
+            &format!("  MQTT broker:    mqtt://{m}  (anonymous clients allowed in demo mode)\n");
+        text += &format!(
+            "  watch the bus:  mosquitto_sub -h {} -p {} -t 'lockerhub/v1/#' -v\n",
+            m.ip(),
+            m.port()
+        );
+    }
+    text += "  stop with Ctrl-C; demo data is thrown away on exit\n";
+    text
+}
