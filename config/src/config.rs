@@ -73,7 +73,7 @@ pub(crate) fn read(doc: &Spanned<DeTable>, cx: &mut Ctx) -> Option<Config> {
     let mut banks = Vec::new();
     let mut banks_ok = true;
     if let Some(list) = root.require(cx, "bank") {
-        match list.array(cx) {
+        match list.array_of_tables(cx, "bank") {
             None => banks_ok = false,
             Some(entries) => {
                 if entries.is_empty() {

@@ -22,6 +22,8 @@
 //! TOML syntax errors are the exception: after one, the rest of the file cannot be trusted,
 //! so only syntax problems are reported.
 
+#![deny(missing_docs)]
+
 mod bank;
 mod cloud;
 mod config;

@@ -238,6 +238,20 @@ impl<'a, 'i> Item<'a, 'i> {
         }
     }
 
+    /// Like [`Item::array`], for sections written `[[name]]`: a single `[name]` table gets
+    /// a message saying how to write it.
+    pub(crate) fn array_of_tables(&self, cx: &mut Ctx, name: &str) -> Option<Vec<Item<'a, 'i>>> {
+        if let DeValue::Table(_) = self.node.get_ref() {
+            cx.error(
+                &self.node.span(),
+                &self.key,
+                format!("write each entry as `[[{name}]]` (a list of tables), not `[{name}]`"),
+            );
+            return None;
+        }
+        self.array(cx)
+    }
+
     /// A human duration string (`90s`, `24h`, `5d`).
     pub(crate) fn duration(&self, cx: &mut Ctx) -> Option<Duration> {
         let text = self.str(cx)?;

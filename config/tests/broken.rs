@@ -239,6 +239,11 @@ fn cases(existing_file: &str) -> Vec<Case> {
             8, "sync.endpoint", "must be a WebSocket URL",
         ),
         case(
+            "bank written as a single table",
+            file(&[&SITE, &["[bank]"], &BANK[1..]]),
+            3, "bank", "write each entry as `[[bank]]`",
+        ),
+        case(
             "same key twice",
             file(&[&SITE, &["id = \"other-site\""], &BANK]),
             3, "id", "duplicate key `id`",
