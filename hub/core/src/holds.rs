@@ -111,8 +111,10 @@ impl Core {
         }
     }
 
-    /// The next hold event of a parcel and when it is due, if it is being held.
-    fn hold_event(&self, p: &Parcel) -> Option<(Millis, HoldEvent)> {
+    /// The hold event of a parcel due at `now`, or else its next one, with its time. After a
+    /// long gap (the hub was off) an overdue expiry wins over stale reminders, and of several
+    /// overdue reminders only the latest goes out.
+    fn hold_event(&self, p: &Parcel, now: Millis) -> Option<(Millis, HoldEvent)> {
         if !matches!(p.location, Location::Compartment { .. })
             || p.expired
             || p.depositing.is_some()
@@ -121,18 +123,26 @@ impl Core {
             return None;
         }
         let expires = self.state.expires_at(&self.ctx, p);
-        let offsets = &self.ctx.policies.reminder_offsets_ms;
-        let next_reminder = offsets
-            .get(p.reminders_sent as usize)
-            .map(|off| {
-                // A reminder due during a vacation hold waits for the hold to end.
-                p.hold_base
-                    .plus(*off)
-                    .max(self.state.hold_until(p).unwrap_or_default())
-            })
-            .filter(|due| *due < expires);
-        match next_reminder {
-            Some(due) => Some((due, HoldEvent::Remind(p.reminders_sent))),
+        if expires <= now {
+            return Some((expires, HoldEvent::Expire));
+        }
+        // A reminder due during a vacation hold waits for the hold to end.
+        let hold = self.state.hold_until(p).unwrap_or_default();
+        let reminders: Vec<(u32, Millis)> = self
+            .ctx
+            .policies
+            .reminder_offsets_ms
+            .iter()
+            .enumerate()
+            .skip(p.reminders_sent as usize)
+            .map(|(i, off)| (i as u32, p.hold_base.plus(*off).max(hold)))
+            .filter(|(_, due)| *due < expires)
+            .collect();
+        if let Some((i, due)) = reminders.iter().rev().find(|(_, due)| *due <= now) {
+            return Some((*due, HoldEvent::Remind(*i)));
+        }
+        match reminders.first() {
+            Some((i, due)) => Some((*due, HoldEvent::Remind(*i))),
             None => Some((expires, HoldEvent::Expire)),
         }
     }
@@ -141,7 +151,7 @@ impl Core {
         self.state
             .parcels
             .values()
-            .filter_map(|p| self.hold_event(p).map(|(t, _)| t))
+            .filter_map(|p| self.hold_event(p, Millis(0)).map(|(t, _)| t))
             .collect()
     }
 
@@ -149,7 +159,7 @@ impl Core {
         let mut reminders: BTreeMap<(ResidentId, u32), Vec<ParcelId>> = BTreeMap::new();
         let mut expired: BTreeMap<ResidentId, Vec<(ParcelId, String, u16)>> = BTreeMap::new();
         for p in self.state.parcels.values() {
-            let Some((due, event)) = self.hold_event(p) else {
+            let Some((due, event)) = self.hold_event(p, tx.now) else {
                 continue;
             };
             let (Some(resident), Some((bank, door))) =
