@@ -13,7 +13,8 @@ use tracing::{info, warn};
 
 use crate::broker::{self, auth::Authenticator, front::FrontDoor, Limits};
 use crate::status::HubStatus;
-use crate::{bus, shutdown, tls, web};
+use crate::shutdown::Shutdown;
+use crate::{bus, shutdown, systemd, tls, web};
 
 /// Where the hub ended up listening (ports given as 0 in the configuration are resolved here).
 #[derive(Debug, Clone)]
@@ -145,9 +146,14 @@ pub async fn run(config: Config, on_ready: impl FnOnce(&Listening)) -> Result<()
 
     info!(site = %config.site.id, "{}", config.summary());
     on_ready(&listening);
+    systemd::notify("READY=1");
+    if let Some(every) = systemd::watchdog_interval() {
+        tokio::spawn(watchdog(every, internal, shutdown.clone()));
+    }
 
     wait_for_signal().await;
     info!("shutting down");
+    systemd::notify("STOPPING=1");
     trigger.fire();
     // Open web requests get a moment to finish; the process must be gone within 2 s of the
     // signal, so the wait is bounded.
@@ -209,6 +215,25 @@ fn start_simulated_banks(
         && listening.mqtt.is_none()
     {
         warn!("simulated banks use the broker's internal listener: no plain MQTT listener is configured");
+    }
+}
+
+/// Ping systemd's watchdog while the hub is healthy: this task runs on the async runtime (so a
+/// wedged runtime stops the pings) and checks that the broker still listens. A hub that stops
+/// pinging is restarted by systemd.
+async fn watchdog(every: Duration, internal: broker::InternalPorts, mut shutdown: Shutdown) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                if broker::alive(&internal) {
+                    systemd::notify("WATCHDOG=1");
+                } else {
+                    warn!("the MQTT broker is not listening; withholding the watchdog ping");
+                }
+            }
+            _ = shutdown.wait() => return,
+        }
     }
 }
 

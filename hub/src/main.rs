@@ -7,9 +7,11 @@ mod broker;
 mod bus;
 mod daemon;
 mod demo;
+mod init;
 mod logging;
 mod shutdown;
 mod status;
+mod systemd;
 mod tls;
 mod web;
 
@@ -47,6 +49,12 @@ enum Command {
     },
     /// Read a password on standard input and print its argon2 hash for the configuration file.
     HashPassword,
+    /// Prepare a new installation: a self-signed TLS certificate in DATA_DIR/tls (kept if present).
+    Init {
+        /// The hub's data directory.
+        #[arg(long, default_value = locker_config::DEFAULT_DATA_DIR)]
+        data_dir: PathBuf,
+    },
 }
 
 /// Exit code for a configuration with problems (documented for installers' scripts).
@@ -66,6 +74,16 @@ fn main() -> ExitCode {
             }
         },
         Command::HashPassword => hash_password(),
+        Command::Init { data_dir } => match init::run(&data_dir) {
+            Ok(done) => {
+                println!("{done}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("locker-hub init: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Run { config } => {
             logging::init();
             let config = match locker_config::load(&config) {

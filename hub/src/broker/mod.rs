@@ -168,6 +168,11 @@ pub fn start(
     Ok(ports)
 }
 
+/// Is the broker still serving? (Its listener threads end only if it dies.)
+pub fn alive(ports: &InternalPorts) -> bool {
+    is_listening(ports.v4_auth)
+}
+
 /// Is some socket listening on `addr` (an IPv4 address)? Reads `/proc/net/tcp`.
 fn is_listening(addr: SocketAddr) -> bool {
     let SocketAddr::V4(v4) = addr else {
