@@ -10,11 +10,20 @@ use locker_core::*;
 fn unlock_sent_acknowledged_and_door_seen_open_are_separate_facts() {
     let mut s = Site::new();
     let out = s.start_drop_off("A", "r1", Size::Small);
-    assert!(has_fact(&out, |k| matches!(k, FactKind::UnlockSent { attempt: 1, .. })));
+    assert!(has_fact(&out, |k| matches!(
+        k,
+        FactKind::UnlockSent { attempt: 1, .. }
+    )));
     let out = s.acked("A", 1);
-    assert!(has_fact(&out, |k| matches!(k, FactKind::UnlockAcked { .. })));
+    assert!(has_fact(&out, |k| matches!(
+        k,
+        FactKind::UnlockAcked { .. }
+    )));
     let out = s.opened("A", 1);
-    assert!(has_fact(&out, |k| matches!(k, FactKind::DoorOpened { unlock: Some(_) })));
+    assert!(has_fact(&out, |k| matches!(
+        k,
+        FactKind::DoorOpened { unlock: Some(_) }
+    )));
 }
 
 #[test]
@@ -29,12 +38,22 @@ fn unacknowledged_unlock_is_retried_then_compartment_goes_out_of_service_and_ano
     assert_eq!(s.core.next_deadline(), Some(s.now.plus(ack)));
     for attempt in 2..=s.policies.unlock_max_attempts {
         let out = s.advance(ack);
-        assert_eq!(unlocks(&out), vec![("A".to_owned(), 1, first.clone())], "retry {attempt}");
-        assert!(has_fact(&out, |k| matches!(k, FactKind::UnlockSent { attempt: a, .. } if *a == attempt)));
+        assert_eq!(
+            unlocks(&out),
+            vec![("A".to_owned(), 1, first.clone())],
+            "retry {attempt}"
+        );
+        assert!(has_fact(
+            &out,
+            |k| matches!(k, FactKind::UnlockSent { attempt: a, .. } if *a == attempt)
+        ));
     }
     let out = s.advance(ack);
     assert!(unlocks(&out).is_empty(), "bounded retries");
-    assert!(has_fact(&out, |k| matches!(k, FactKind::UnlockFailed { .. })));
+    assert!(has_fact(&out, |k| matches!(
+        k,
+        FactKind::UnlockFailed { .. }
+    )));
     assert!(raised(&out, AlertKind::UnlockFailed));
     assert!(s.compartment("A", 1).out_of_service);
     let offered = out.effects.iter().find_map(|e| match e {
@@ -57,7 +76,10 @@ fn unacknowledged_unlock_is_retried_then_compartment_goes_out_of_service_and_ano
         tracking: None,
     });
     let out = s.closed("A", 2);
-    assert!(has_fact(&out, |k| matches!(k, FactKind::DeliveryCompleted { .. })));
+    assert!(has_fact(&out, |k| matches!(
+        k,
+        FactKind::DeliveryCompleted { .. }
+    )));
 }
 
 #[test]
@@ -119,9 +141,15 @@ fn acknowledged_unlock_not_opened_lapses_and_the_code_works_again() {
     let d = s.deliver("A", "r1", Size::Small, 1);
     s.pin("A", &d.pin);
     s.acked("A", d.door);
-    assert!(unlocks(&s.pin("A", &d.pin)).is_empty(), "code in use while its door is unlocked");
+    assert!(
+        unlocks(&s.pin("A", &d.pin)).is_empty(),
+        "code in use while its door is unlocked"
+    );
     let out = s.advance(s.policies.open_window_ms);
-    assert!(has_fact(&out, |k| matches!(k, FactKind::UnlockLapsed { .. })));
+    assert!(has_fact(&out, |k| matches!(
+        k,
+        FactKind::UnlockLapsed { .. }
+    )));
     // Nobody took the parcel, so the resident can try again.
     assert_eq!(unlocks(&s.pin("A", &d.pin)).len(), 1);
 }
@@ -138,9 +166,15 @@ fn door_ajar_alert_after_configured_time_and_cleared_on_close() {
     assert!(!raised(&s.advance(ajar - 1), AlertKind::DoorAjar));
     let out = s.advance(1);
     assert!(raised(&out, AlertKind::DoorAjar));
-    assert!(!raised(&s.advance(ajar), AlertKind::DoorAjar), "raised once");
+    assert!(
+        !raised(&s.advance(ajar), AlertKind::DoorAjar),
+        "raised once"
+    );
     let out = s.closed("A", d.door);
-    assert!(out.effects.iter().any(|e| matches!(e, Effect::ClearAlert { .. })));
+    assert!(out
+        .effects
+        .iter()
+        .any(|e| matches!(e, Effect::ClearAlert { .. })));
     assert!(s.alerts_of(AlertKind::DoorAjar).is_empty());
 }
 
@@ -149,10 +183,16 @@ fn door_opened_without_unlock_raises_tamper_alert() {
     let mut s = Site::new();
     let d = s.deliver("A", "r1", Size::Small, 1);
     let out = s.opened("A", d.door);
-    assert!(has_fact(&out, |k| matches!(k, FactKind::DoorOpened { unlock: None })));
+    assert!(has_fact(&out, |k| matches!(
+        k,
+        FactKind::DoorOpened { unlock: None }
+    )));
     assert!(raised(&out, AlertKind::ForcedOpen));
     // Nothing is assumed taken: the parcel is still recorded where it was.
-    assert!(matches!(s.parcel(&d.parcels[0]).location, Location::Compartment { .. }));
+    assert!(matches!(
+        s.parcel(&d.parcels[0]).location,
+        Location::Compartment { .. }
+    ));
 }
 
 #[test]
@@ -174,9 +214,15 @@ fn controller_offline_makes_bank_unavailable_and_back_online_reconciles_doors() 
     let mut s = Site::new();
     let out = s.obs(Observation::ControllerOffline { bank: "A".into() });
     assert!(raised(&out, AlertKind::BankOffline));
-    assert!(out.effects.iter().any(|e| matches!(e, Effect::PublishBank { bank } if bank == "A")));
+    assert!(out
+        .effects
+        .iter()
+        .any(|e| matches!(e, Effect::PublishBank { bank } if bank == "A")));
     assert_eq!(s.compartment("A", 1).status, CompartmentStatus::Offline);
-    s.refused(drop_off_request("A", "r1", Size::Small, false), RejectCode::BankOffline);
+    s.refused(
+        drop_off_request("A", "r1", Size::Small, false),
+        RejectCode::BankOffline,
+    );
     // Bank B still works.
     assert!(matches!(
         outcome(&s.start_drop_off("B", "r1", Size::Small)),
@@ -211,11 +257,21 @@ fn unlock_in_flight_at_restart_is_never_resent_and_a_person_decides() {
     let unlock = unlocks(&out)[0].2.clone();
     // The hub stops before hearing back.
     s.restart();
-    assert_eq!(s.core.next_deadline(), Some(Millis(0)), "immediate attention");
+    assert_eq!(
+        s.core.next_deadline(),
+        Some(Millis(0)),
+        "immediate attention"
+    );
     let out = s.tick();
     assert!(unlocks(&out).is_empty());
-    assert!(has_fact(&out, |k| matches!(k, FactKind::UnlockOutcomeUnknown { .. })));
-    assert!(out.effects.iter().any(|e| matches!(e, Effect::QueryDoor { door, .. } if *door == d.door)));
+    assert!(has_fact(&out, |k| matches!(
+        k,
+        FactKind::UnlockOutcomeUnknown { .. }
+    )));
+    assert!(out
+        .effects
+        .iter()
+        .any(|e| matches!(e, Effect::QueryDoor { door, .. } if *door == d.door)));
     assert!(raised(&out, AlertKind::UnlockOutcomeUnknown));
     for _ in 0..5 {
         assert!(unlocks(&s.advance(s.policies.unlock_ack_timeout_ms)).is_empty());
@@ -318,9 +374,18 @@ fn temperature_out_of_range_raises_and_clears_an_alert() {
         door: 4,
         decicelsius: d,
     };
-    assert!(!raised(&s.obs(reading(40)), AlertKind::TemperatureOutOfRange));
-    assert!(raised(&s.obs(reading(120)), AlertKind::TemperatureOutOfRange));
-    assert!(!raised(&s.obs(reading(130)), AlertKind::TemperatureOutOfRange));
+    assert!(!raised(
+        &s.obs(reading(40)),
+        AlertKind::TemperatureOutOfRange
+    ));
+    assert!(raised(
+        &s.obs(reading(120)),
+        AlertKind::TemperatureOutOfRange
+    ));
+    assert!(!raised(
+        &s.obs(reading(130)),
+        AlertKind::TemperatureOutOfRange
+    ));
     s.obs(reading(50));
     assert!(s.alerts_of(AlertKind::TemperatureOutOfRange).is_empty());
     // Ambient compartments have no range.
