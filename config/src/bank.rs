@@ -32,9 +32,10 @@ use std::ops::Range;
 use crate::credentials::{self, BankMqtt};
 use crate::diagnostics::did_you_mean;
 use crate::doors;
-use crate::driver::{self, BusUse, Driver};
+use crate::driver::{self, Driver};
 use crate::raw::{Ctx, Item, Loc};
 use crate::refrigeration::{self, RefrigeratedUnit};
+use crate::transport::BusUse;
 
 /// One bank of lockers: a cabinet row driven by one controller or bus.
 #[derive(Debug, Clone, PartialEq)]

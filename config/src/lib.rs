@@ -37,6 +37,7 @@ mod policies;
 mod raw;
 mod refrigeration;
 mod site;
+mod transport;
 mod validate;
 
 use std::path::Path;
@@ -51,7 +52,7 @@ pub use diagnostics::{Diagnostics, Problem};
 pub use doors::MAX_DOOR;
 pub use driver::{
     BitPolarity, BoardLock, DoorFeedback, Driver, KerongDriver, LockOutput, Lockboard8aDriver,
-    ModbusDoor, ModbusDriver, ModbusTransport, Parity, SerialLine, SimDriver, TcpTarget, Transport,
+    ModbusDoor, ModbusDriver, SimDriver,
 };
 pub use network::{
     Listener, Mqtt, TlsFiles, TlsListener, Web, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_PAYLOAD_BYTES,
@@ -63,6 +64,7 @@ pub use refrigeration::{
     SensorSource, TemperatureSensor,
 };
 pub use site::{Site, DEFAULT_DATA_DIR, DEFAULT_TIME_ZONE};
+pub use transport::{ModbusTransport, Parity, SerialLine, TcpTarget, Transport};
 
 /// Where the daemon looks for its configuration by default.
 pub const DEFAULT_PATH: &str = "/etc/locker-hub/hub.toml";

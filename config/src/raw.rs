@@ -79,16 +79,6 @@ pub(crate) struct Loc {
     pub(crate) key: String,
 }
 
-impl Loc {
-    /// A placeholder for a location filled in by the caller (never reported).
-    pub(crate) fn none() -> Self {
-        Loc {
-            span: 0..0,
-            key: String::new(),
-        }
-    }
-}
-
 /// One value from the file, with its dotted key.
 pub(crate) struct Item<'a, 'i> {
     node: &'a Spanned<DeValue<'i>>,

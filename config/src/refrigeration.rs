@@ -31,8 +31,8 @@
 use std::time::Duration;
 
 use crate::bank::{check_topic_id, TemperatureClass};
-use crate::driver::{self, BusUse, Endpoint, ModbusTransport};
 use crate::raw::{Ctx, Item, Loc, Table};
+use crate::transport::{self, BusUse, Endpoint, ModbusTransport};
 
 /// One cooled cabinet and how its temperature is watched.
 #[derive(Debug, Clone, PartialEq)]
@@ -387,7 +387,7 @@ fn read_modbus_points(
     bank_bus: Option<&ModbusTransport>,
     buses: &mut Vec<BusUse>,
 ) -> Option<ModbusPointsSensor> {
-    let transport = match driver::read_modbus_transport(t, cx, false) {
+    let transport = match transport::read_modbus_transport(t, cx, false) {
         None => None,
         Some(Some(found)) => Some(found),
         Some(None) => match bank_bus {

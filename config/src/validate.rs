@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 
 use crate::bank::BankRead;
-use crate::driver::{BusUse, Endpoint, Parity};
 use crate::raw::{Ctx, Loc};
+use crate::transport::{BusUse, Endpoint, Parity};
 
 /// Bank ids and bank MQTT usernames are unique on the site.
 pub(crate) fn check_banks(banks: &[BankRead], cx: &mut Ctx) {
