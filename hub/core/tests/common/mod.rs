@@ -221,6 +221,36 @@ impl Site {
         out
     }
 
+    /// Another replica (another hub, or the cloud) that has synced everything this one has.
+    pub fn replica(&self, hub: &str, seed: u64) -> Site {
+        Site {
+            core: Core::new(layout(), self.policies.clone(), KEY, hub, self.log.clone()),
+            now: self.now,
+            rng: Rng(seed, Default::default()),
+            policies: self.policies.clone(),
+            hub: hub.to_owned(),
+            log: self.log.clone(),
+            effects: Vec::new(),
+            next_request: 0,
+        }
+    }
+
+    /// Receive the facts of another replica that this one does not have yet.
+    pub fn merge_from(&mut self, other: &Site) -> Output {
+        let known: std::collections::BTreeSet<FactId> =
+            self.log.iter().map(|f| f.id.clone()).collect();
+        let new: Vec<Fact> = other
+            .log
+            .iter()
+            .filter(|f| !known.contains(&f.id))
+            .cloned()
+            .collect();
+        self.log.extend(new.iter().cloned());
+        let out = self.core.merge(self.now, new);
+        self.effects.extend(out.effects.iter().cloned());
+        out
+    }
+
     /// Simulate a restart: a new core from the persisted facts.
     pub fn restart(&mut self) {
         self.core = Core::new(
