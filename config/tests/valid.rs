@@ -412,3 +412,14 @@ fn unreadable_file_is_one_problem_without_a_line() {
         .to_string()
         .starts_with("/nonexistent/locker-hub/hub.toml: file: cannot read"));
 }
+
+#[test]
+fn a_site_with_no_banks_yet_is_valid() {
+    // What the Debian package installs: the hub must start before banks are configured.
+    let config = ok("[site]\nid = \"new-site\"\n");
+    assert!(config.banks.is_empty());
+    assert_eq!(
+        config.summary(),
+        "0 banks, 0 compartments, 0 refrigerated units"
+    );
+}

@@ -12,8 +12,8 @@ use tokio::net::TcpListener;
 use tracing::{info, warn};
 
 use crate::broker::{self, auth::Authenticator, front::FrontDoor, Limits};
-use crate::status::HubStatus;
 use crate::shutdown::Shutdown;
+use crate::status::HubStatus;
 use crate::{bus, shutdown, systemd, tls, web};
 
 /// Where the hub ended up listening (ports given as 0 in the configuration are resolved here).
@@ -145,6 +145,9 @@ pub async fn run(config: Config, on_ready: impl FnOnce(&Listening)) -> Result<()
     };
 
     info!(site = %config.site.id, "{}", config.summary());
+    if config.banks.is_empty() {
+        warn!("no locker banks are configured yet: add [[bank]] sections to the configuration");
+    }
     on_ready(&listening);
     systemd::notify("READY=1");
     if let Some(every) = systemd::watchdog_interval() {

@@ -23,7 +23,10 @@ pub fn tls_paths(data_dir: &Path) -> (PathBuf, PathBuf) {
 pub fn run(data_dir: &Path) -> Result<String, String> {
     let (cert_path, key_path) = tls_paths(data_dir);
     if cert_path.exists() && key_path.exists() {
-        return Ok(format!("TLS certificate {} already exists", cert_path.display()));
+        return Ok(format!(
+            "TLS certificate {} already exists",
+            cert_path.display()
+        ));
     }
     let dir = cert_path.parent().unwrap_or(data_dir);
     fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
@@ -83,7 +86,10 @@ mod tests {
         let first = fs::read(&cert).unwrap();
         crate::tls::acceptor(&cert, &key, &[]).expect("rustls accepts what init made");
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         run(dir.path()).unwrap();
         assert_eq!(fs::read(&cert).unwrap(), first, "init never overwrites");
     }
