@@ -141,7 +141,10 @@ fn commands_and_observations_parse_from_documented_json() {
         r#"{"request_id":"s1","type":"staff_open_door","by":{"kind":"staff","id":"sam"},"bank":"A","door":3,"reason":"stuck"}"#,
     )
     .expect("staff command parses");
-    assert!(matches!(staff.request, Request::StaffOpenDoor { door: 3, .. }));
+    assert!(matches!(
+        staff.request,
+        Request::StaffOpenDoor { door: 3, .. }
+    ));
     let obs: Observation =
         serde_json::from_str(r#"{"type":"door_opened","bank":"A","door":2}"#).expect("observation");
     assert_eq!(
@@ -152,8 +155,9 @@ fn commands_and_observations_parse_from_documented_json() {
         }
     );
     // Bad input is an error with a location, never a panic.
-    let err = serde_json::from_str::<Command>(r#"{"request_id":"x","type":"pickup_by_pin","bank":"A"}"#)
-        .expect_err("missing pin");
+    let err =
+        serde_json::from_str::<Command>(r#"{"request_id":"x","type":"pickup_by_pin","bank":"A"}"#)
+            .expect_err("missing pin");
     assert!(err.to_string().contains("pin"), "{err}");
     assert!(serde_json::from_str::<Command>(r#"{"request_id":"x","type":"fly"}"#).is_err());
 }
