@@ -10,9 +10,11 @@
 //! - [`kerong`], [`lockboard8a`]: sans-IO codecs of the RS-485 lock boards, over the shared
 //!   [`codec`] framing and [`board`] door mapping.
 
+pub mod adapter;
 pub mod board;
 pub mod bus;
 pub mod codec;
 pub mod kerong;
+pub mod link;
 pub mod lockboard8a;
 pub mod sim;

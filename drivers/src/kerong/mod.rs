@@ -392,3 +392,6 @@ fn decode_raw(
 
 #[cfg(test)]
 mod tests;
+
+mod driver;
+pub use driver::Kerong;

@@ -45,7 +45,8 @@ impl SerialLine {
 
     /// Seconds per byte on the wire (start bit, data, parity, stop bits).
     pub fn byte_time(&self) -> Duration {
-        let bits = 1 + u32::from(self.data_bits)
+        let bits = 1
+            + u32::from(self.data_bits)
             + u32::from(self.parity != Parity::None)
             + u32::from(self.stop_bits);
         Duration::from_secs_f64(f64::from(bits) / f64::from(self.baud.max(1)))
@@ -57,7 +58,10 @@ impl SerialLine {
 pub enum Transport {
     Serial(SerialLine),
     /// A transparent TCP ↔ RS-485 gateway (ZNE-100TL and the like, port 5000 by default).
-    Tcp { host: String, port: u16 },
+    Tcp {
+        host: String,
+        port: u16,
+    },
 }
 
 impl Transport {
@@ -122,14 +126,15 @@ pub async fn open(transport: &Transport, connect_timeout: Duration) -> io::Resul
             Ok(Box::pin(port))
         }
         Transport::Tcp { host, port } => {
-            let stream = tokio::time::timeout(connect_timeout, TcpStream::connect((host.as_str(), *port)))
-                .await
-                .map_err(|_| {
-                    io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        format!("no TCP connection within {connect_timeout:?}"),
-                    )
-                })??;
+            let stream =
+                tokio::time::timeout(connect_timeout, TcpStream::connect((host.as_str(), *port)))
+                    .await
+                    .map_err(|_| {
+                        io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            format!("no TCP connection within {connect_timeout:?}"),
+                        )
+                    })??;
             // Frames are tiny and latency matters more than packet count.
             stream.set_nodelay(true)?;
             Ok(Box::pin(stream))

@@ -359,3 +359,6 @@ fn check_lock(lock: u8) -> Result<u8, AddressError> {
 
 #[cfg(test)]
 mod tests;
+
+mod driver;
+pub use driver::Lockboard8a;

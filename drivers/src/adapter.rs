@@ -1,0 +1,633 @@
+//! The bank adapter: makes a bank of lock boards on a [`Link`] look, on the MQTT bus, exactly
+//! like a bank with its own controller (see `docs/mqtt-api.md`).
+//!
+//! It connects to the hub's broker as an ordinary client, with a retained status and a last
+//! will that says offline, and:
+//! - carries out `unlock` commands (urgent on the link) and acknowledges each one, once per
+//!   `unlock_id`: a QoS 1 redelivery is acknowledged again, never pulsed again;
+//! - polls every board once per poll interval and publishes a door observation for every door
+//!   whose state changed (the first reading of each door included), so a change reaches MQTT
+//!   within one poll cycle; unsolicited door-change frames are published at once;
+//! - answers `query` commands from a fresh reading;
+//! - reports the bank offline when every board is silent, and online when one answers again.
+//!
+//! Nothing here awaits the broker while holding state: messages go through an outbox to one
+//! publishing task, so a broker outage can stall neither polling nor the MQTT event loop.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Packet, QoS};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use crate::board::{BoardLock, DoorMap, Limits};
+use crate::bus::{BankStatus, BankTopics, Command, CommandAck, DoorObservation};
+use crate::link::{Link, LinkError, Priority, Protocol};
+
+/// What the adapter needs to know about a lock-board protocol beyond the wire.
+pub trait LockBoards: Protocol + Clone {
+    /// Address ranges of the protocol, to check door maps against.
+    fn limits(&self) -> Limits;
+    /// The routine status query of one board.
+    fn poll(&self, board: u8) -> Self::Request;
+    fn unlock(&self, at: BoardLock) -> Self::Request;
+    /// A request to send once to a board whenever it (re)appears, such as its pulse time.
+    fn setup(&self, board: u8) -> Option<Self::Request>;
+    /// The lock states a reply tells, if any.
+    fn reading(&self, reply: &Self::Reply) -> Option<Reading>;
+    /// Description for the bank's status topic.
+    fn firmware(&self) -> String;
+}
+
+/// Lock states read from one board.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reading {
+    pub board: u8,
+    /// (lock, state); a full poll lists every channel, a single-lock reply one.
+    pub locks: Vec<(u8, LockState)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockState {
+    pub open: bool,
+    pub occupied: Option<bool>,
+}
+
+/// Where the broker is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerTarget {
+    pub host: String,
+    pub port: u16,
+    /// Username and password, when the broker does not allow anonymous clients.
+    pub credentials: Option<(String, String)>,
+}
+
+/// One bank's adapter settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BankSettings {
+    /// Bank id (`[A-Za-z0-9_-]+`), the topic level of this bank.
+    pub bank: String,
+    pub broker: BrokerTarget,
+    /// How often every board is read (default 1 s). Zero polls back to back.
+    pub poll_interval: Duration,
+}
+
+/// What the adapter knows about its bank, for health pages and tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BankHealth {
+    /// Connected to the broker.
+    pub mqtt_connected: bool,
+    /// `Some(true)` while at least one board answers, `Some(false)` when all are silent,
+    /// `None` before the first poll.
+    pub online: Option<bool>,
+    /// Per board: answered its last request.
+    pub boards: BTreeMap<u8, bool>,
+    /// Poll cycles completed, and how long the last one took.
+    pub cycles: u64,
+    pub last_cycle: Option<Duration>,
+}
+
+/// Why an adapter did not start.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AdapterError {
+    #[error("bank id {0:?} is not usable as a topic level (letters, digits, '-' and '_' only)")]
+    BankId(String),
+}
+
+/// A running adapter; dropping it stops the adapter (the link stays with its other users).
+pub struct BankHandle {
+    health: watch::Receiver<BankHealth>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl BankHandle {
+    pub fn health(&self) -> BankHealth {
+        self.health.borrow().clone()
+    }
+
+    /// Wait until `pred` holds for the bank's health.
+    pub async fn wait_for(&self, pred: impl FnMut(&BankHealth) -> bool) -> BankHealth {
+        let mut rx = self.health.clone();
+        let seen = rx.wait_for(pred).await.map(|h| h.clone());
+        seen.unwrap_or_else(|_| self.health())
+    }
+}
+
+impl Drop for BankHandle {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Start the adapter of one bank whose doors are `map`, driving boards through `link`.
+pub fn spawn<P: LockBoards>(
+    protocol: P,
+    link: Link<P>,
+    map: DoorMap,
+    settings: BankSettings,
+) -> Result<BankHandle, AdapterError> {
+    if !crate::bus::valid_bank_id(&settings.bank) {
+        return Err(AdapterError::BankId(settings.bank));
+    }
+    let topics = BankTopics::new(&settings.bank);
+    let mut mqtt = MqttOptions::new(
+        format!("driver-{}", settings.bank),
+        &settings.broker.host,
+        settings.broker.port,
+    );
+    mqtt.set_keep_alive(Duration::from_secs(5));
+    mqtt.set_clean_session(true);
+    let offline = serde_json::to_vec(&BankStatus {
+        online: false,
+        doors: Some(map.len() as u16),
+        firmware: None,
+    })
+    .unwrap_or_default();
+    mqtt.set_last_will(LastWill::new(
+        topics.status(),
+        offline,
+        QoS::AtLeastOnce,
+        true,
+    ));
+    if let Some((user, pass)) = &settings.broker.credentials {
+        mqtt.set_credentials(user, pass);
+    }
+    let (client, events) = AsyncClient::new(mqtt, 64);
+    let (outbox, outbox_rx) = mpsc::unbounded_channel();
+    let (health_tx, health_rx) = watch::channel(BankHealth::default());
+    let boards = map.boards();
+    let shared = Arc::new(Shared {
+        bank: settings.bank.clone(),
+        firmware: protocol.firmware(),
+        protocol,
+        link,
+        topics,
+        outbox,
+        health: health_tx,
+        state: Mutex::new(State {
+            doors: BTreeMap::new(),
+            boards: boards.iter().map(|b| (*b, BoardState::default())).collect(),
+            published_online: None,
+            connected: false,
+            unlocks: RecentUnlocks::default(),
+        }),
+        map,
+    });
+    let tasks = vec![
+        tokio::spawn(publisher(client.clone(), outbox_rx)),
+        tokio::spawn(shared.clone().mqtt_loop(events)),
+        tokio::spawn(shared.clone().poller(settings.poll_interval)),
+        tokio::spawn(shared.clone().listen_unsolicited()),
+    ];
+    Ok(BankHandle {
+        health: health_rx,
+        tasks,
+    })
+}
+
+/// Something for the broker.
+enum Outgoing {
+    Publish {
+        topic: String,
+        retain: bool,
+        payload: Vec<u8>,
+    },
+    Subscribe(String),
+}
+
+/// The one task that talks to the client's request channel.
+async fn publisher(client: AsyncClient, mut outbox: mpsc::UnboundedReceiver<Outgoing>) {
+    while let Some(out) = outbox.recv().await {
+        let result = match out {
+            Outgoing::Publish {
+                topic,
+                retain,
+                payload,
+            } => {
+                client
+                    .publish(topic, QoS::AtLeastOnce, retain, payload)
+                    .await
+            }
+            Outgoing::Subscribe(topic) => client.subscribe(topic, QoS::AtLeastOnce).await,
+        };
+        if let Err(e) = result {
+            // Only when the event loop is gone, i.e. the adapter is stopping.
+            debug!(error = %e, "adapter publisher stopping");
+            return;
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct BoardState {
+    /// Answered its last request (`None`: not asked yet).
+    alive: Option<bool>,
+    /// Its setup request (pulse time) has been accepted since it last came back.
+    set_up: bool,
+}
+
+struct State {
+    /// Last observation published per door.
+    doors: BTreeMap<u16, DoorObservation>,
+    boards: BTreeMap<u8, BoardState>,
+    published_online: Option<bool>,
+    connected: bool,
+    unlocks: RecentUnlocks,
+}
+
+struct Shared<P: LockBoards> {
+    bank: String,
+    firmware: String,
+    protocol: P,
+    link: Link<P>,
+    map: DoorMap,
+    topics: BankTopics,
+    outbox: mpsc::UnboundedSender<Outgoing>,
+    health: watch::Sender<BankHealth>,
+    state: Mutex<State>,
+}
+
+impl<P: LockBoards> Shared<P> {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        match self.state.lock() {
+            Ok(s) => s,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    fn publish<T: serde::Serialize>(&self, topic: String, retain: bool, value: &T) {
+        match serde_json::to_vec(value) {
+            Ok(payload) => {
+                let _ = self.outbox.send(Outgoing::Publish {
+                    topic,
+                    retain,
+                    payload,
+                });
+            }
+            Err(e) => warn!(error = %e, "cannot serialise a bus message"),
+        }
+    }
+
+    async fn mqtt_loop(self: Arc<Self>, mut events: EventLoop) {
+        loop {
+            match events.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    info!(bank = %self.bank, "bank adapter connected to the broker");
+                    let _ = self.outbox.send(Outgoing::Subscribe(self.topics.command()));
+                    let mut state = self.state();
+                    state.connected = true;
+                    // The broker keeps nothing: say again who we are on every connect.
+                    state.published_online = None;
+                    self.refresh_status(&mut state);
+                }
+                Ok(Event::Incoming(Packet::Publish(p))) => self.on_command(&p.topic, &p.payload),
+                Ok(_) => {}
+                Err(e) => {
+                    {
+                        let mut state = self.state();
+                        state.connected = false;
+                        self.refresh_health(&state);
+                    }
+                    debug!(bank = %self.bank, error = %e, "adapter lost the broker; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        }
+    }
+
+    fn on_command(self: &Arc<Self>, topic: &str, payload: &[u8]) {
+        let command: Command = match serde_json::from_slice(payload) {
+            Ok(c) => c,
+            Err(e) => {
+                warn!(bank = %self.bank, topic, error = %e, "malformed command ignored");
+                return;
+            }
+        };
+        match command {
+            Command::Unlock {
+                unlock_id, door, ..
+            } => {
+                // pulse_ms is not applied per unlock: these boards time the pulse themselves,
+                // from the setting written at start-up.
+                let first = {
+                    let mut state = self.state();
+                    match state.unlocks.get(&unlock_id) {
+                        None => {
+                            state.unlocks.insert(unlock_id.clone());
+                            true
+                        }
+                        Some(Some(ack)) => {
+                            let ack = ack.clone();
+                            drop(state);
+                            self.publish(self.topics.ack(), false, &ack);
+                            false
+                        }
+                        // Still being carried out; its acknowledgement is on the way.
+                        Some(None) => false,
+                    }
+                };
+                if first {
+                    tokio::spawn(self.clone().unlock(unlock_id, door));
+                }
+            }
+            Command::Query { door } => {
+                tokio::spawn(self.clone().query(door));
+            }
+        }
+    }
+
+    async fn unlock(self: Arc<Self>, unlock_id: String, door: u16) {
+        let result = match self.map.get(door) {
+            None => Err(format!("no door {door}")),
+            Some(at) => self.pulse(at).await,
+        };
+        let ack = CommandAck {
+            unlock_id: unlock_id.clone(),
+            door,
+            ok: result.is_ok(),
+            error: result.err(),
+        };
+        if let Some(error) = &ack.error {
+            warn!(bank = %self.bank, door, unlock_id, error, "unlock failed");
+        }
+        self.state().unlocks.complete(&unlock_id, ack.clone());
+        self.publish(self.topics.ack(), false, &ack);
+    }
+
+    /// Pulse one lock; `Ok` once the board has confirmed, by its reply to the unlock or, for
+    /// firmware that does not reply, by answering a status query right after.
+    async fn pulse(&self, at: BoardLock) -> Result<(), String> {
+        let unlock = self.protocol.unlock(at);
+        match self.link.request(unlock, Priority::Urgent).await {
+            Ok(Some(reply)) => {
+                self.board_answered(at.board, &reply);
+                Ok(())
+            }
+            Ok(None) => match self
+                .link
+                .request(self.protocol.poll(at.board), Priority::Urgent)
+                .await
+            {
+                Ok(Some(reply)) => {
+                    self.board_answered(at.board, &reply);
+                    Ok(())
+                }
+                Ok(None) => Err(format!(
+                    "unlock sent to board {} but not confirmed",
+                    at.board
+                )),
+                Err(e) => {
+                    self.board_silent(at.board);
+                    Err(format!("unlock sent but not confirmed: {e}"))
+                }
+            },
+            Err(e) => {
+                if !matches!(e, LinkError::PortDown { .. }) {
+                    self.board_silent(at.board);
+                }
+                Err(e.to_string())
+            }
+        }
+    }
+
+    async fn query(self: Arc<Self>, door: Option<u16>) {
+        let boards = match door {
+            None => self.map.boards(),
+            Some(d) => match self.map.get(d) {
+                Some(at) => vec![at.board],
+                None => {
+                    warn!(bank = %self.bank, door = d, "query for a door this bank does not have");
+                    return;
+                }
+            },
+        };
+        for board in boards {
+            match self
+                .link
+                .request(self.protocol.poll(board), Priority::Urgent)
+                .await
+            {
+                Ok(Some(reply)) => {
+                    self.board_answered(board, &reply);
+                    // A query is answered even when nothing changed.
+                    let state = self.state();
+                    for (_lock, d) in self.map.locks_of(board) {
+                        if door.is_none_or(|q| q == d) {
+                            if let Some(obs) = state.doors.get(&d) {
+                                self.publish(self.topics.door(d), false, obs);
+                            }
+                        }
+                    }
+                }
+                Ok(None) | Err(_) => self.board_silent(board),
+            }
+        }
+    }
+
+    async fn poller(self: Arc<Self>, interval: Duration) {
+        let boards = self.map.boards();
+        let mut cycles = 0u64;
+        loop {
+            let start = Instant::now();
+            for &board in &boards {
+                match self
+                    .link
+                    .request(self.protocol.poll(board), Priority::Routine)
+                    .await
+                {
+                    Ok(Some(reply)) => {
+                        self.board_answered(board, &reply);
+                        self.set_up(board).await;
+                    }
+                    Ok(None) | Err(_) => self.board_silent(board),
+                }
+            }
+            cycles += 1;
+            let took = start.elapsed();
+            self.health.send_modify(|h| {
+                h.cycles = cycles;
+                h.last_cycle = Some(took);
+            });
+            tokio::time::sleep_until(start + interval).await;
+        }
+    }
+
+    /// Send a board its setup request if it has not had it since it (re)appeared.
+    async fn set_up(&self, board: u8) {
+        let done = self.state().boards.get(&board).is_none_or(|b| b.set_up);
+        if done {
+            return;
+        }
+        let Some(request) = self.protocol.setup(board) else {
+            self.mark_set_up(board);
+            return;
+        };
+        match self.link.request(request, Priority::Routine).await {
+            Ok(_) => {
+                info!(bank = %self.bank, board, "board set up");
+                self.mark_set_up(board);
+            }
+            Err(e) => {
+                debug!(bank = %self.bank, board, error = %e, "board setup failed; will retry")
+            }
+        }
+    }
+
+    fn mark_set_up(&self, board: u8) {
+        if let Some(b) = self.state().boards.get_mut(&board) {
+            b.set_up = true;
+        }
+    }
+
+    async fn listen_unsolicited(self: Arc<Self>) {
+        let mut rx = self.link.unsolicited();
+        loop {
+            match rx.recv().await {
+                Ok(reply) => {
+                    if let Some(reading) = self.protocol.reading(&reply) {
+                        if self.map.boards().contains(&reading.board) {
+                            self.board_answered(reading.board, &reply);
+                        }
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    warn!(bank = %self.bank, missed = n, "unsolicited frames missed; polling catches up");
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    }
+
+    /// A board answered: record it alive and publish the doors its reply changed.
+    fn board_answered(&self, board: u8, reply: &P::Reply) {
+        let mut state = self.state();
+        if let Some(b) = state.boards.get_mut(&board) {
+            b.alive = Some(true);
+        }
+        if let Some(reading) = self.protocol.reading(reply) {
+            for (lock, lock_state) in reading.locks {
+                let Some(door) = self.map.door_at(BoardLock {
+                    board: reading.board,
+                    lock,
+                }) else {
+                    continue;
+                };
+                let obs = DoorObservation {
+                    open: lock_state.open,
+                    occupied: lock_state.occupied,
+                };
+                if state.doors.get(&door) != Some(&obs) {
+                    self.publish(self.topics.door(door), false, &obs);
+                    state.doors.insert(door, obs);
+                }
+            }
+        }
+        self.refresh_status(&mut state);
+    }
+
+    fn board_silent(&self, board: u8) {
+        let mut state = self.state();
+        if let Some(b) = state.boards.get_mut(&board) {
+            if b.alive != Some(false) {
+                // The board may have been power-cycled by the time it answers again.
+                b.set_up = false;
+            }
+            b.alive = Some(false);
+        }
+        self.refresh_status(&mut state);
+    }
+
+    /// Publish the bank's status if it changed (or was never said on this connection).
+    fn refresh_status(&self, state: &mut State) {
+        let alive: Vec<Option<bool>> = state.boards.values().map(|b| b.alive).collect();
+        let online = if alive.contains(&Some(true)) {
+            Some(true)
+        } else if alive.iter().all(|a| *a == Some(false)) {
+            Some(false)
+        } else {
+            None
+        };
+        if let Some(online) = online {
+            if state.connected && state.published_online != Some(online) {
+                if state.published_online.is_some() || !online {
+                    info!(bank = %self.bank, online, "bank status");
+                }
+                let status = BankStatus {
+                    online,
+                    doors: Some(self.map.len() as u16),
+                    firmware: Some(self.firmware.clone()),
+                };
+                self.publish(self.topics.status(), true, &status);
+                state.published_online = Some(online);
+            }
+        }
+        self.refresh_health(state);
+    }
+
+    fn refresh_health(&self, state: &State) {
+        let alive: Vec<Option<bool>> = state.boards.values().map(|b| b.alive).collect();
+        let online = if alive.contains(&Some(true)) {
+            Some(true)
+        } else if alive.iter().all(|a| *a == Some(false)) {
+            Some(false)
+        } else {
+            None
+        };
+        let boards = state
+            .boards
+            .iter()
+            .filter_map(|(b, s)| s.alive.map(|a| (*b, a)))
+            .collect();
+        let connected = state.connected;
+        self.health.send_if_modified(|h| {
+            let new = BankHealth {
+                mqtt_connected: connected,
+                online,
+                boards,
+                cycles: h.cycles,
+                last_cycle: h.last_cycle,
+            };
+            let changed = *h != new;
+            *h = new;
+            changed
+        });
+    }
+}
+
+/// Unlock ids seen recently, with their acknowledgement once known. Bounded: a redelivery
+/// comes within seconds, not after thousands of other unlocks.
+#[derive(Default)]
+struct RecentUnlocks {
+    acks: HashMap<String, Option<CommandAck>>,
+    order: VecDeque<String>,
+}
+
+const REMEMBERED_UNLOCKS: usize = 4096;
+
+impl RecentUnlocks {
+    fn get(&self, id: &str) -> Option<&Option<CommandAck>> {
+        self.acks.get(id)
+    }
+
+    fn insert(&mut self, id: String) {
+        if self.order.len() >= REMEMBERED_UNLOCKS {
+            if let Some(old) = self.order.pop_front() {
+                self.acks.remove(&old);
+            }
+        }
+        self.order.push_back(id.clone());
+        self.acks.insert(id, None);
+    }
+
+    fn complete(&mut self, id: &str, ack: CommandAck) {
+        if let Some(slot) = self.acks.get_mut(id) {
+            *slot = Some(ack);
+        }
+    }
+}
