@@ -18,12 +18,49 @@
 //!    parcels for different residents, the later delivery's parcels are `Disputed` (never two
 //!    residents' parcels held in one compartment) and staff sort it out
 //!    (`two_deliveries_into_one_compartment_are_disputed`).
+//! 4. A reassignment that would leave a compartment holding two residents' parcels (a concurrent
+//!    delivery added some) is voided (`reassignment_that_would_split_a_compartment_is_voided`).
+//! 5. A parcel recorded by an audit walk into a compartment that a concurrent delivery gave to
+//!    another resident is disputed (covered by the two-replica property test).
 
 use crate::fact::Fact;
 use crate::ids::{ParcelId, ReservationId, ResidentId};
 use crate::state::{Location, Parcel, State};
 
 impl State {
+    /// Rule 3, other order: a reservation folded after another resident's delivery into the same
+    /// compartment was made without knowing of it, and is released at once.
+    pub(crate) fn reservation_meets_delivery(
+        &mut self,
+        f: &Fact,
+        reservation: &ReservationId,
+        resident: &ResidentId,
+        bank: &str,
+        door: u16,
+    ) {
+        let taken = self
+            .parcels_at(bank, door)
+            .iter()
+            .any(|p| p.resident.as_ref() != Some(resident));
+        if !taken {
+            return;
+        }
+        if let Some(r) = self.reservations.get_mut(reservation) {
+            r.active = false;
+        }
+        self.comp(&(bank.to_owned(), door))
+            .reservations
+            .remove(reservation);
+        self.conflict(
+            f,
+            None,
+            format!(
+                "reservation {reservation} of {bank} door {door} released: another delivery \
+                 closed there first"
+            ),
+        );
+    }
+
     pub(crate) fn apply_parcel_placed(
         &mut self,
         f: &Fact,
@@ -196,17 +233,37 @@ impl State {
         }
     }
 
-    /// Rule 2: only parcels still held can be reassigned.
+    /// Rules 2 and 4: only parcels still held can be reassigned, and never so that a compartment
+    /// would hold two residents' parcels (a concurrent delivery may have added some).
     pub(crate) fn apply_reassigned(&mut self, f: &Fact, parcels: &[ParcelId], to: &ResidentId) {
         for id in parcels {
-            let Some(p) = self.parcels.get_mut(id) else {
+            let Some(p) = self.parcels.get(id) else {
                 continue;
             };
-            match p.location {
-                Location::Compartment { .. } | Location::Desk => {
-                    p.resident = Some(to.clone());
+            match p.location.clone() {
+                Location::Desk => {
+                    if let Some(p) = self.parcels.get_mut(id) {
+                        p.resident = Some(to.clone());
+                    }
                 }
-                ref other => {
+                Location::Compartment { bank, door } => {
+                    let split = self.parcels_at(&bank, door).iter().any(|other| {
+                        !parcels.contains(&other.id) && other.resident.as_ref() != Some(to)
+                    });
+                    if split {
+                        self.conflict(
+                            f,
+                            Some(id),
+                            format!(
+                                "reassignment of parcel {id} to {to} voided: {bank} door {door} \
+                                 also holds another resident's parcels delivered concurrently"
+                            ),
+                        );
+                    } else if let Some(p) = self.parcels.get_mut(id) {
+                        p.resident = Some(to.clone());
+                    }
+                }
+                other => {
                     let msg = format!(
                         "reassignment of parcel {id} to {to} voided: the parcel is {}",
                         match other {
@@ -219,6 +276,27 @@ impl State {
                     self.conflict(f, Some(id), msg);
                 }
             }
+        }
+    }
+
+    /// Rule 5: a parcel found in an audit walk goes into the compartment only if that keeps it
+    /// to one resident; otherwise it is disputed.
+    pub(crate) fn place_found_parcel(&mut self, f: &Fact, id: &ParcelId, bank: &str, door: u16) {
+        let resident = self.parcels.get(id).and_then(|p| p.resident.clone());
+        let mixed = self
+            .parcels_at(bank, door)
+            .iter()
+            .any(|p| p.id != *id && p.resident != resident);
+        let (bank, door) = (bank.to_owned(), door);
+        if mixed {
+            self.move_parcel(id, Location::Disputed { bank, door });
+            self.conflict(
+                f,
+                Some(id),
+                format!("found parcel {id} shares a compartment with another resident's parcels"),
+            );
+        } else {
+            self.move_parcel(id, Location::Compartment { bank, door });
         }
     }
 }

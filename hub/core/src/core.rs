@@ -12,8 +12,8 @@ use crate::layout::{Policies, SiteLayout};
 use crate::state::{Alert, Ctx, State, UnlockState};
 use crate::view::{BankView, CompartmentView, ParcelView};
 
-/// How many answers to requests that recorded nothing (validation errors, queries) are remembered
-/// for idempotent replay. Answers that recorded facts are remembered for ever, in the facts.
+/// How many answers to queries are remembered for idempotent replay. Answers to every other
+/// request are remembered for ever, in `Answered` facts.
 const VOLATILE_REPLIES: usize = 4096;
 
 /// The sans-IO locker workflow core. See the crate docs for the contract.
@@ -189,7 +189,13 @@ impl Core {
             request_id: cmd.request_id.clone(),
             outcome,
         };
-        if tx.facts.is_empty() {
+        // Queries change nothing, so replaying them cannot either; everything else is answered
+        // in a fact, so a replay after a restart (or on another replica) gets the same answer.
+        let query = matches!(
+            cmd.request,
+            Request::SuggestSize { .. } | Request::AuditList { .. }
+        );
+        if query {
             self.remember_volatile(cmd.request_id, fp, reply.clone());
         } else {
             self.record(

@@ -281,9 +281,10 @@ impl State {
                         active: true,
                     },
                 );
-                self.comp(&(bank, door))
+                self.comp(&(bank.clone(), door))
                     .reservations
                     .insert(reservation.clone());
+                self.reservation_meets_delivery(f, reservation, resident, &bank, door);
             }
             FactKind::ParcelPlaced {
                 reservation,
@@ -451,18 +452,12 @@ impl State {
                 to_desk,
             } => {
                 if let Some(id) = &f.parcel {
-                    let loc = if *to_desk {
-                        Location::Desk
-                    } else {
-                        Location::Compartment {
-                            bank: bank.clone(),
-                            door,
-                        }
-                    };
                     let mut p = Parcel::new(id.clone(), resident.clone(), f.at, Location::Desk);
                     p.tracking = tracking.clone();
                     self.parcels.insert(id.clone(), p);
-                    self.move_parcel(id, loc);
+                    if !to_desk {
+                        self.place_found_parcel(f, id, &bank, door);
+                    }
                 }
             }
 

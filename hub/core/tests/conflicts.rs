@@ -219,3 +219,31 @@ fn facts_merged_from_a_replica_with_a_later_clock_keep_local_ids_ordered() {
     let fresh = Core::new(layout(), a.policies.clone(), KEY, "hub1", a.log.clone());
     assert_eq!(fresh.compartments(), a.core.compartments());
 }
+
+#[test]
+fn reassignment_that_would_split_a_compartment_is_voided() {
+    // Two hubs deliver to r2 in the same (accessible) compartment before syncing; one then
+    // reassigns only the parcel it knows about.
+    let mut a = Site::new();
+    let mut b = a.replica("hub2", 7);
+    let first = b.deliver("A", "r2", Size::Small, 1);
+    a.now = a.now.plus(1_000);
+    b.now = a.now;
+    let second = a.deliver("A", "r2", Size::Small, 1);
+    assert_eq!(first.door, second.door);
+    b.now = b.now.plus(1_000);
+    reassign(&mut b, &first.parcels, "r3");
+
+    sync(&mut a, &mut b);
+    assert_eq!(a.parcel(&first.parcels[0]).resident, Some("r2".into()));
+    assert_eq!(a.compartment("A", first.door).resident, Some("r2".into()));
+    assert!(conflicts(&a)
+        .iter()
+        .any(|c| c.message.contains("another resident")));
+    // r2's code from the delivery that still stands opens the whole compartment.
+    let out = a.pin("A", &second.pin);
+    let Outcome::Opening { parcels, .. } = outcome(&out) else {
+        panic!("{out:?}")
+    };
+    assert_eq!(parcels.len(), 2);
+}
