@@ -12,6 +12,7 @@
 
 pub mod adapter;
 pub mod board;
+pub mod boardsim;
 pub mod bus;
 pub mod codec;
 pub mod kerong;

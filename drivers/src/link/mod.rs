@@ -354,6 +354,11 @@ impl<P: Protocol> Task<P> {
     ) {
         let mut buf = [0u8; 256];
         loop {
+            // Opening comes before serving: a request must not be refused for a port that
+            // was simply not tried yet.
+            if self.port.is_none() && Instant::now() >= self.next_open {
+                self.open().await;
+            }
             let wake = match self.port.as_mut() {
                 Some(port) => tokio::select! {
                     biased;
