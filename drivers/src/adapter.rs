@@ -504,12 +504,14 @@ impl<P: LockBoards> Shared<P> {
         }
     }
 
-    /// A board answered: record it alive and publish the doors its reply changed.
+    /// A board answered: record it alive and publish the doors its reply changed (after the
+    /// bank's status, so the hub hears "online" before it hears about doors).
     fn board_answered(&self, board: u8, reply: &P::Reply) {
         let mut state = self.state();
         if let Some(b) = state.boards.get_mut(&board) {
             b.alive = Some(true);
         }
+        self.refresh_status(&mut state);
         if let Some(reading) = self.protocol.reading(reply) {
             for (lock, lock_state) in reading.locks {
                 let Some(door) = self.map.door_at(BoardLock {
@@ -528,7 +530,6 @@ impl<P: LockBoards> Shared<P> {
                 }
             }
         }
-        self.refresh_status(&mut state);
     }
 
     fn board_silent(&self, board: u8) {

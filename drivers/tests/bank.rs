@@ -1,0 +1,383 @@
+//! The bank adapter end to end: an in-process broker, simulated boards on a PTY, the link and
+//! the adapter, observed only on the MQTT bus (as the hub sees it) and on the simulated wire.
+
+#![cfg(target_os = "linux")]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{fast_link, pty_bus, start_broker};
+use locker_drivers::adapter::{self, BankSettings, BrokerTarget};
+use locker_drivers::board::{BoardLock, DoorMap};
+use locker_drivers::boardsim::{Dialect, SimSettings};
+use locker_drivers::bus::{BankStatus, CommandAck, DoorObservation};
+use locker_drivers::kerong::{self, Kerong};
+use locker_drivers::link::Link;
+use locker_drivers::lockboard8a::{self, Lockboard8a};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+const WAIT: Duration = Duration::from_secs(5);
+
+/// The hub's side of the bus: sends commands, sees everything under the bank's topics.
+struct Hub {
+    client: AsyncClient,
+    rx: mpsc::UnboundedReceiver<(String, Value, bool)>,
+    /// Messages received but not yet matched by an `expect`, oldest first.
+    backlog: Vec<(String, Value)>,
+    bank: String,
+}
+
+impl Hub {
+    async fn connect(addr: std::net::SocketAddr, bank: &str) -> Hub {
+        let mut opts = MqttOptions::new(format!("hub-{bank}"), addr.ip().to_string(), addr.port());
+        opts.set_keep_alive(Duration::from_secs(5));
+        let (client, mut events) = AsyncClient::new(opts, 64);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (subscribed_tx, mut subscribed) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            loop {
+                match events.poll().await {
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        let value = serde_json::from_slice(&p.payload).unwrap_or(Value::Null);
+                        let _ = tx.send((p.topic, value, p.retain));
+                    }
+                    Ok(Event::Incoming(Packet::SubAck(_))) => {
+                        let _ = subscribed_tx.send(());
+                    }
+                    Ok(_) => {}
+                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                }
+            }
+        });
+        client
+            .subscribe(format!("lockerhub/v1/bank/{bank}/#"), QoS::AtLeastOnce)
+            .await
+            .expect("subscribe");
+        tokio::time::timeout(WAIT, subscribed.recv())
+            .await
+            .expect("suback");
+        Hub {
+            client,
+            rx,
+            backlog: Vec::new(),
+            bank: bank.into(),
+        }
+    }
+
+    fn topic(&self, rest: &str) -> String {
+        format!("lockerhub/v1/bank/{}/{rest}", self.bank)
+    }
+
+    async fn send(&self, command: Value) {
+        self.client
+            .publish(
+                self.topic("cmd"),
+                QoS::AtLeastOnce,
+                false,
+                command.to_string(),
+            )
+            .await
+            .expect("publish");
+    }
+
+    /// The oldest unmatched message on `rest` whose payload satisfies `pred`, waiting for it
+    /// if need be; messages that do not match stay for later `expect`s.
+    async fn expect(&mut self, rest: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let topic = self.topic(rest);
+        if let Some(i) = self
+            .backlog
+            .iter()
+            .position(|(t, v)| *t == topic && pred(v))
+        {
+            return self.backlog.remove(i).1;
+        }
+        let backlog = &mut self.backlog;
+        let rx = &mut self.rx;
+        let found = tokio::time::timeout(WAIT, async {
+            loop {
+                let (t, v, _) = rx.recv().await.expect("hub client alive");
+                if t == topic && pred(&v) {
+                    return v;
+                }
+                backlog.push((t, v));
+            }
+        })
+        .await;
+        found.unwrap_or_else(|_| panic!("nothing on {topic} matching within {WAIT:?}"))
+    }
+
+    /// Everything unmatched so far and everything that arrives within `window`.
+    async fn collect(&mut self, window: Duration) -> Vec<(String, Value)> {
+        let mut out = std::mem::take(&mut self.backlog);
+        let stop = tokio::time::Instant::now() + window;
+        while let Ok(Some((t, v, _))) = tokio::time::timeout_at(stop, self.rx.recv()).await {
+            out.push((t, v));
+        }
+        out
+    }
+}
+
+fn settings(bank: &str, broker: std::net::SocketAddr, poll: Duration) -> BankSettings {
+    BankSettings {
+        bank: bank.into(),
+        broker: BrokerTarget {
+            host: broker.ip().to_string(),
+            port: broker.port(),
+            credentials: None,
+        },
+        poll_interval: poll,
+    }
+}
+
+fn door(open: bool) -> Value {
+    serde_json::to_value(DoorObservation {
+        open,
+        occupied: None,
+    })
+    .unwrap()
+}
+
+fn ack(v: &Value) -> CommandAck {
+    serde_json::from_value(v.clone()).expect("ack payload")
+}
+
+/// 20 doors: 1-16 on board 0, 17-20 on locks 1-4 of board 1.
+fn kerong_map() -> DoorMap {
+    let doors = (1..=20u16).map(|d| {
+        let at = if d <= 16 {
+            BoardLock {
+                board: 0,
+                lock: d as u8,
+            }
+        } else {
+            BoardLock {
+                board: 1,
+                lock: (d - 16) as u8,
+            }
+        };
+        (d, at)
+    });
+    DoorMap::new(doors, kerong::LIMITS).unwrap()
+}
+
+#[tokio::test]
+async fn kerong_bank_drop_off_and_pickup_on_the_bus() {
+    let broker = start_broker();
+    let bus = pty_bus(SimSettings::kerong(&[0, 1]));
+    let mut hub = Hub::connect(broker, "lobby").await;
+    let protocol = Kerong {
+        pulse: Some(Duration::from_millis(500)),
+        ..Kerong::default()
+    };
+    let link = Link::spawn(protocol.clone(), fast_link(&bus.path, 19_200));
+    let poll = Duration::from_millis(100);
+    let bank = adapter::spawn(
+        protocol,
+        link.clone(),
+        kerong_map(),
+        settings("lobby", broker, poll),
+    )
+    .expect("adapter");
+
+    let status = hub.expect("status", |v| v["online"] == true).await;
+    let status: BankStatus = serde_json::from_value(status).unwrap();
+    assert_eq!(status.doors, Some(20));
+    // The first reading reports every door once.
+    let first = hub.collect(Duration::from_millis(400)).await;
+    for d in 1..=20 {
+        let topic = hub.topic(&format!("door/{d}"));
+        assert_eq!(
+            first
+                .iter()
+                .filter(|(t, v)| *t == topic && *v == door(false))
+                .count(),
+            1,
+            "door {d} initial state, got {first:?}"
+        );
+    }
+    assert_eq!(
+        bus.sim.pulse_setting(0),
+        Some(50),
+        "pulse time written at first contact"
+    );
+
+    // Carrier drop-off at door 18 (board 1, lock 2): unlock, door opens, parcel in, door shut.
+    hub.send(serde_json::json!({"type": "unlock", "unlock_id": "drop-1", "door": 18}))
+        .await;
+    let a = ack(&hub.expect("ack", |v| v["unlock_id"] == "drop-1").await);
+    assert!(a.ok && a.door == 18 && a.error.is_none(), "{a:?}");
+    assert!(
+        bus.sim.is_open(1, 2),
+        "the lock of board 1 lock 2 was pulsed"
+    );
+    hub.expect("door/18", |v| *v == door(true)).await;
+    bus.sim.set_door(1, 2, false);
+    hub.expect("door/18", |v| *v == door(false)).await;
+
+    // A QoS 1 redelivery of the same unlock is acknowledged again, never pulsed again.
+    hub.send(serde_json::json!({"type": "unlock", "unlock_id": "drop-1", "door": 18}))
+        .await;
+    assert!(ack(&hub.expect("ack", |v| v["unlock_id"] == "drop-1").await).ok);
+    assert_eq!(bus.sim.pulses(1, 2), 1);
+
+    // Resident pickup at door 18.
+    hub.send(
+        serde_json::json!({"type": "unlock", "unlock_id": "pick-1", "door": 18, "pulse_ms": 500}),
+    )
+    .await;
+    assert!(ack(&hub.expect("ack", |v| v["unlock_id"] == "pick-1").await).ok);
+    hub.expect("door/18", |v| *v == door(true)).await;
+    bus.sim.set_door(1, 2, false);
+    hub.expect("door/18", |v| *v == door(false)).await;
+    assert_eq!(bus.sim.pulses(1, 2), 2);
+
+    // A door the bank does not have.
+    hub.send(serde_json::json!({"type": "unlock", "unlock_id": "bad-1", "door": 99}))
+        .await;
+    let a = ack(&hub.expect("ack", |v| v["unlock_id"] == "bad-1").await);
+    assert!(!a.ok);
+    assert_eq!(a.error.as_deref(), Some("no door 99"));
+
+    // A query is answered even when nothing changed.
+    hub.send(serde_json::json!({"type": "query", "door": 5}))
+        .await;
+    hub.expect("door/5", |v| *v == door(false)).await;
+
+    // Someone forces door 3 open: reported within one poll cycle (the one running when the
+    // door moved may have read board 0 already; the next one cannot miss it).
+    let cycles_before = bank.health().cycles;
+    bus.sim.set_door(0, 3, true);
+    hub.expect("door/3", |v| *v == door(true)).await;
+    let cycles_after = bank.health().cycles;
+    assert!(
+        cycles_after <= cycles_before + 2,
+        "seen after {} cycles",
+        cycles_after - cycles_before
+    );
+
+    let health = bank.health();
+    assert_eq!(health.online, Some(true));
+    assert!(health.cycles > 3);
+    let stats = link.stats();
+    assert_eq!(stats.timeouts, 0);
+    assert_eq!(stats.checksum_errors, 0);
+}
+
+#[tokio::test]
+async fn silent_boards_fail_unlocks_and_take_the_bank_offline() {
+    let broker = start_broker();
+    let bus = pty_bus(SimSettings::kerong(&[0, 1]));
+    let mut hub = Hub::connect(broker, "annex").await;
+    let mut link_settings = fast_link(&bus.path, 19_200);
+    link_settings.response_timeout = Duration::from_millis(80);
+    link_settings.drain_quiet = Duration::from_millis(10);
+    link_settings.offline_poll_interval = Duration::from_millis(300);
+    let link = Link::spawn(Kerong::default(), link_settings);
+    let bank = adapter::spawn(
+        Kerong::default(),
+        link,
+        kerong_map(),
+        settings("annex", broker, Duration::from_millis(100)),
+    )
+    .expect("adapter");
+    hub.expect("status", |v| v["online"] == true).await;
+
+    bus.sim.set_silent(1, true);
+    hub.send(serde_json::json!({"type": "unlock", "unlock_id": "u-17", "door": 17}))
+        .await;
+    let a = ack(&hub.expect("ack", |v| v["unlock_id"] == "u-17").await);
+    assert!(!a.ok);
+    let error = a.error.unwrap_or_default();
+    assert!(
+        error.contains("board 1") && error.contains("did not answer"),
+        "{error}"
+    );
+
+    // One board still answers: the bank stays online. Both silent: offline.
+    bus.sim.set_silent(0, true);
+    hub.expect("status", |v| v["online"] == false).await;
+    assert_eq!(bank.health().online, Some(false));
+    bus.sim.set_silent(0, false);
+    bus.sim.set_silent(1, false);
+    hub.expect("status", |v| v["online"] == true).await;
+    bank.wait_for(|h| h.boards.values().all(|alive| *alive))
+        .await;
+}
+
+#[tokio::test]
+async fn the_port_vanishing_takes_the_bank_offline_until_it_returns() {
+    let broker = start_broker();
+    let bus = pty_bus(SimSettings::kerong(&[0, 1]));
+    let mut hub = Hub::connect(broker, "vanish").await;
+    let link = Link::spawn(Kerong::default(), fast_link(&bus.path, 19_200));
+    let _bank = adapter::spawn(
+        Kerong::default(),
+        link.clone(),
+        kerong_map(),
+        settings("vanish", broker, Duration::from_millis(100)),
+    )
+    .expect("adapter");
+    hub.expect("status", |v| v["online"] == true).await;
+    bus.sim.vanish();
+    hub.expect("status", |v| v["online"] == false).await;
+    hub.send(serde_json::json!({"type": "unlock", "unlock_id": "while-gone", "door": 1}))
+        .await;
+    let a = ack(&hub.expect("ack", |v| v["unlock_id"] == "while-gone").await);
+    assert!(!a.ok);
+    assert!(a.error.unwrap_or_default().contains("is not open"));
+    bus.sim.reappear();
+    hub.expect("status", |v| v["online"] == true).await;
+    hub.send(serde_json::json!({"type": "unlock", "unlock_id": "back", "door": 1}))
+        .await;
+    assert!(ack(&hub.expect("ack", |v| v["unlock_id"] == "back").await).ok);
+    hub.expect("door/1", |v| *v == door(true)).await;
+    assert!(link.stats().reopens >= 1);
+}
+
+#[tokio::test]
+async fn lockboard_8a_bank_with_unsolicited_door_changes() {
+    let broker = start_broker();
+    let mut sim = SimSettings::lockboard8a(&[1, 2]);
+    sim.dialect = Dialect::Lockboard8a { unsolicited: true };
+    let bus = pty_bus(sim);
+    let mut hub = Hub::connect(broker, "mail-8a").await;
+    // Doors 1-24 on board 1, 25-30 on board 2.
+    let map = DoorMap::new(
+        (1..=30u16).map(|d| {
+            let (board, lock) = if d <= 24 {
+                (1, d as u8)
+            } else {
+                (2, (d - 24) as u8)
+            };
+            (d, BoardLock { board, lock })
+        }),
+        lockboard8a::LIMITS,
+    )
+    .unwrap();
+    let link = Link::spawn(Lockboard8a::default(), fast_link(&bus.path, 9_600));
+    // A long poll interval: changes seen quickly can only have come unsolicited.
+    let _bank = adapter::spawn(
+        Lockboard8a::default(),
+        link,
+        map,
+        settings("mail-8a", broker, Duration::from_secs(30)),
+    )
+    .expect("adapter");
+    hub.expect("status", |v| v["online"] == true).await;
+    hub.expect("door/30", |v| *v == door(false)).await;
+
+    hub.send(serde_json::json!({"type": "unlock", "unlock_id": "p-26", "door": 26}))
+        .await;
+    assert!(ack(&hub.expect("ack", |v| v["unlock_id"] == "p-26").await).ok);
+    // The unlock reply itself says the door opened.
+    hub.expect("door/26", |v| *v == door(true)).await;
+    assert_eq!(bus.sim.pulses(2, 2), 1);
+
+    bus.sim.set_door(1, 9, true);
+    hub.expect("door/9", |v| *v == door(true)).await;
+    bus.sim.set_door(2, 2, false);
+    hub.expect("door/26", |v| *v == door(false)).await;
+}
