@@ -78,8 +78,21 @@ impl State {
         p.temperature = r.temperature;
         p.tracking = tracking.clone();
         p.depositing = Some(reservation.clone());
+        let resident = p.resident.clone();
         self.parcels.insert(id.clone(), p);
-        if active {
+        let mixed = self
+            .parcels_at(&bank, door)
+            .iter()
+            .any(|other| other.resident != resident);
+        if active && mixed {
+            // A concurrent reassignment gave the compartment's parcels to someone else.
+            self.move_parcel(id, Location::Disputed { bank, door });
+            self.conflict(
+                f,
+                Some(id),
+                format!("parcel {id} placed beside another resident's parcels"),
+            );
+        } else if active {
             self.move_parcel(id, Location::Compartment { bank, door });
         } else {
             // Placed under a reservation another replica already superseded.

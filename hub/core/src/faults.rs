@@ -78,17 +78,20 @@ impl Core {
                 occupied,
             } => self.door_state(tx, &bank, door, open, occupied),
             Observation::ControllerOnline { bank } => {
-                if self.ctx.site.bank(&bank).is_none() || self.state.bank_online(&bank) {
+                if self.ctx.site.bank(&bank).is_none() {
                     return;
                 }
-                self.record(
-                    tx,
-                    Actor::Controller,
-                    Subject::bank(&bank),
-                    FactKind::BankOnline,
-                );
-                self.clear_alerts(tx, Actor::System, AlertKind::BankOffline, &bank, None);
-                // Reconcile: the doors may have moved while we could not hear them.
+                if !self.state.bank_online(&bank) {
+                    self.record(
+                        tx,
+                        Actor::Controller,
+                        Subject::bank(&bank),
+                        FactKind::BankOnline,
+                    );
+                    self.clear_alerts(tx, Actor::System, AlertKind::BankOffline, &bank, None);
+                }
+                // Reconcile on every (re)connect: doors may have moved while either side was
+                // away, including while the hub itself was down.
                 let doors: Vec<u16> = self
                     .ctx
                     .site

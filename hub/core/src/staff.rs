@@ -190,6 +190,19 @@ impl Core {
         }
         let place = places.into_iter().next().unwrap_or(Location::Desk);
         if let Location::Compartment { bank, door } = &place {
+            let busy = self
+                .state
+                .comps
+                .get(&(bank.clone(), *door))
+                .is_some_and(|c| {
+                    c.door_open || c.active_unlock.is_some() || !c.reservations.is_empty()
+                });
+            if busy {
+                return reject(
+                    RejectCode::NotAllowedNow,
+                    format!("{bank} door {door} is in use (open or reserved); try again when it is closed"),
+                );
+            }
             let named: BTreeSet<&ParcelId> = parcels.iter().collect();
             let inside: Vec<ParcelId> = self
                 .state

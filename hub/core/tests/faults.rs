@@ -408,3 +408,29 @@ fn repeated_or_unknown_door_reports_change_nothing() {
     s.opened("A", d.door);
     assert!(s.opened("A", d.door).facts.is_empty());
 }
+
+#[test]
+fn controller_reconnecting_after_a_hub_restart_is_reconciled() {
+    let mut s = Site::new();
+    let d = s.deliver("B", "r1", Size::Medium, 1);
+    s.restart();
+    let out = s.obs(Observation::ControllerOnline { bank: "B".into() });
+    assert!(out.facts.is_empty(), "the bank was never offline");
+    let queried: Vec<u16> = out
+        .effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::QueryDoor { door, .. } => Some(*door),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(queried, vec![1, 2]);
+    // The parcel went missing while the hub was down: flagged, not overwritten.
+    let out = s.obs(Observation::DoorState {
+        bank: "B".into(),
+        door: d.door,
+        open: false,
+        occupied: Some(false),
+    });
+    assert!(raised(&out, AlertKind::Inconsistency));
+}

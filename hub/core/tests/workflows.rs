@@ -1041,3 +1041,20 @@ fn every_fact_is_unique_and_carries_time_and_actor() {
         .iter()
         .all(|f| Some(&f.id) < last.as_ref()));
 }
+
+#[test]
+fn parcels_in_a_compartment_in_use_cannot_be_reassigned() {
+    let mut s = Site::new();
+    let d = s.deliver("B", "r3", Size::Large, 1);
+    // The carrier comes back with another parcel for the same resident and shares the door.
+    let out = s.cmd(drop_off_request("B", "r3", Size::Small, true));
+    assert!(matches!(outcome(&out), Outcome::Reserved { door: 2, .. }));
+    s.refused(
+        Request::ReassignParcels {
+            by: staff(),
+            parcels: d.parcels,
+            to: "r1".into(),
+        },
+        RejectCode::NotAllowedNow,
+    );
+}
