@@ -49,14 +49,17 @@ pub(crate) fn open_database(
     path: &Path,
     cache_bytes: Option<usize>,
 ) -> Result<(Database, Option<(PathBuf, String)>), StoreError> {
-    let open = || {
+    let open = |p: &Path| {
         let mut builder = Database::builder();
         if let Some(bytes) = cache_bytes {
             builder.set_cache_size(bytes);
         }
-        builder.create(path)
+        builder.create(p)
     };
-    match open() {
+    if !path.exists() {
+        return create_atomically(path, open).map(|db| (db, None));
+    }
+    match open(path) {
         Ok(db) => Ok((db, None)),
         Err(e) if is_damage(&e) => {
             let reason = e.to_string();
@@ -78,14 +81,43 @@ pub(crate) fn open_database(
                 file = %path.display(), moved_to = %aside.display(), %reason,
                 "state database is damaged; moved aside and starting with a fresh one"
             );
-            let db = open().ctx(&format!(
-                "create {} after moving the damaged one",
-                path.display()
-            ))?;
+            let db = create_atomically(path, open)?;
             Ok((db, Some((aside, reason))))
         }
         Err(e) => Err(e).ctx(&format!("open {}", path.display())),
     }
+}
+
+/// A new file is created under a temporary name, given its format version, and renamed into
+/// place: a crash during creation leaves no half-made `state.redb` that would look damaged.
+fn create_atomically(
+    path: &Path,
+    open: impl Fn(&Path) -> Result<Database, redb::DatabaseError>,
+) -> Result<Database, StoreError> {
+    let tmp = path.with_extension("redb.creating");
+    let io = |source| StoreError::Io {
+        path: tmp.clone(),
+        source,
+    };
+    if tmp.exists() {
+        std::fs::remove_file(&tmp).map_err(io)?;
+    }
+    let db = open(&tmp).ctx(&format!("create {}", tmp.display()))?;
+    let tx = db.begin_write().ctx("begin write")?;
+    {
+        let mut meta = tx.open_table(META).ctx("create meta")?;
+        meta.insert("format_version", FORMAT_VERSION.to_le_bytes().as_slice())
+            .ctx("write format_version")?;
+    }
+    tx.commit().ctx("commit new database")?;
+    std::fs::rename(&tmp, path).map_err(io)?;
+    if let Some(dir) = path.parent() {
+        // Make the rename itself durable.
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io)?;
+    }
+    Ok(db)
 }
 
 fn is_damage(e: &redb::DatabaseError) -> bool {
