@@ -137,7 +137,7 @@ fn crash_child() {
                         method: "pin".into(),
                     },
                 );
-                store.append(&[picked.clone()]).unwrap();
+                store.append(std::slice::from_ref(&picked)).unwrap();
                 println!("FACT {}", picked.id);
                 open.remove(&parcel);
             }
