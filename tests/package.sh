@@ -47,11 +47,11 @@ check_mode() { # path owner:group mode
   [ "$(stat -c '%U:%G %a' "$1")" = "$2 $3" ] || fail "$1 is $(stat -c '%U:%G %a' "$1"), want $2 $3"
 }
 check_mode /usr/bin/locker-hub root:root 755
-check_mode /etc/locker-hub/hub.toml root:root 640
+check_mode /etc/locker-hub/hub.toml root:locker-hub 640
 check_mode /var/lib/locker-hub locker-hub:locker-hub 750
 check_mode /var/lib/locker-hub/tls/hub.key locker-hub:locker-hub 600
 check_mode /lib/systemd/system/locker-hub.service root:root 644
-for f in /usr/share/doc/locker-hub/copyright /usr/share/doc/locker-hub/changelog.Debian.gz \
+for f in /usr/share/doc/locker-hub/copyright /usr/share/doc/locker-hub/changelog.gz \
          /usr/share/man/man1/locker-hub.1.gz /usr/share/doc/locker-hub/examples/hub.example.toml; do
   [ -f "$f" ] || fail "missing $f"
 done
@@ -61,7 +61,8 @@ step "files, owners, modes, user and conffile as expected"
 # Run it as the unit does: same user, same command line.
 exec_start=$(sed -n 's/^ExecStart=//p' /lib/systemd/system/locker-hub.service)
 start_hub() {
-  $SUDO runuser -u locker-hub -- $exec_start > "$work/hub.log" 2>&1 &
+  # setpriv execs the hub itself (runuser would stay in between and eat the exit status).
+  $SUDO setpriv --reuid=locker-hub --regid=locker-hub --init-groups -- $exec_start > "$work/hub.log" 2>&1 &
   hub_pid=$!
   for _ in $(seq 1 100); do
     curl -fsk https://127.0.0.1:8443/healthz > "$work/health.json" 2>/dev/null && return 0
