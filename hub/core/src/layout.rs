@@ -8,10 +8,19 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Size {
+    /// XS: envelopes and small boxes.
+    #[serde(alias = "xs")]
+    ExtraSmall,
+    #[serde(alias = "s")]
     Small,
+    #[serde(alias = "m")]
     Medium,
+    #[serde(alias = "l")]
     Large,
+    #[serde(alias = "xl")]
     ExtraLarge,
+    /// Oversized items (a bulk compartment or cage).
+    Bulk,
 }
 
 /// Temperature class of a compartment, and the class a parcel needs.
@@ -178,6 +187,10 @@ impl Default for Policies {
             lockout_reset_ms: DAY,
             size_limits: vec![
                 SizeLimit {
+                    size: Size::ExtraSmall,
+                    max: dims(350, 250, 50),
+                },
+                SizeLimit {
                     size: Size::Small,
                     max: dims(400, 300, 100),
                 },
@@ -192,6 +205,10 @@ impl Default for Policies {
                 SizeLimit {
                     size: Size::ExtraLarge,
                     max: dims(800, 600, 600),
+                },
+                SizeLimit {
+                    size: Size::Bulk,
+                    max: dims(1500, 1000, 1000),
                 },
             ],
             refrigerated_range: TempRange {

@@ -56,7 +56,7 @@ fn act() -> impl Strategy<Value = Act> {
     let b = any::<bool>();
     let d = 0u8..8;
     prop_oneof![
-        4 => (b, 0u8..3, 0u8..4, 0u8..4, any::<bool>()).prop_map(|(bank, resident, size, temp, share)| Act::DropOff { bank, resident, size, temp, share }),
+        4 => (b, 0u8..3, 0u8..6, 0u8..4, any::<bool>()).prop_map(|(bank, resident, size, temp, share)| Act::DropOff { bank, resident, size, temp, share }),
         3 => any::<u8>().prop_map(Act::Confirm),
         1 => any::<u8>().prop_map(Act::Cancel),
         1 => any::<u8>().prop_map(Act::OpenReservation),
@@ -157,7 +157,14 @@ impl Runner {
                 let mut r = drop_off_request(
                     bank(*b),
                     RESIDENTS[usize::from(*resident)],
-                    [Size::Small, Size::Medium, Size::Large, Size::ExtraLarge][usize::from(*size)],
+                    [
+                        Size::ExtraSmall,
+                        Size::Small,
+                        Size::Medium,
+                        Size::Large,
+                        Size::ExtraLarge,
+                        Size::Bulk,
+                    ][usize::from(*size) % 6],
                     *share,
                 );
                 if let Request::StartDropOff { temperature, .. } = &mut r {
