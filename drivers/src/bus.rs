@@ -52,11 +52,26 @@ impl BankTopics {
     }
 
     /// Kiosk → hub, QoS 1: kiosk requests (drop-off steps, pickup). Replies go to the topic the
-    /// request names.
+    /// request names in `reply_to`.
     pub fn kiosk_request(&self) -> String {
         format!("{}/kiosk/request", self.base)
     }
+
+    /// Prefix under which a kiosk may ask for its replies (`reply_to`), e.g.
+    /// `…/kiosk/reply/{kiosk id}`. Any topic outside the `lockerhub/` tree is allowed too.
+    pub fn kiosk_reply_prefix(&self) -> String {
+        format!("{}/kiosk/reply/", self.base)
+    }
+
+    /// Hub → kiosks, QoS 1: progress of a drop-off or pickup that happens after the reply
+    /// (delivery completed when the door closes, another door offered, ...).
+    pub fn kiosk_update(&self) -> String {
+        format!("{}/kiosk/update", self.base)
+    }
 }
+
+/// Site-wide topic of alerts, raised and cleared (hub → staff tools).
+pub const ALERTS: &str = "lockerhub/v1/site/alerts";
 
 /// Subscription filters the hub uses to hear every bank.
 pub mod filters {
@@ -85,6 +100,8 @@ pub enum Parsed<'a> {
     State { bank: &'a str },
     /// `…/bank/{bank}/kiosk/request`
     KioskRequest { bank: &'a str },
+    /// `…/bank/{bank}/kiosk/update`
+    KioskUpdate { bank: &'a str },
 }
 
 /// Parse a topic of this schema; `None` for anything else (including other versions).
@@ -102,6 +119,7 @@ pub fn parse(topic: &str) -> Option<Parsed<'_>> {
         ("ack", None, None) => Parsed::Ack { bank },
         ("state", None, None) => Parsed::State { bank },
         ("kiosk", Some("request"), None) => Parsed::KioskRequest { bank },
+        ("kiosk", Some("update"), None) => Parsed::KioskUpdate { bank },
         _ => return None,
     };
     Some(parsed)
@@ -193,6 +211,10 @@ mod tests {
         assert_eq!(
             parse(&t.kiosk_request()),
             Some(Parsed::KioskRequest { bank: "lobby-1" })
+        );
+        assert_eq!(
+            parse(&t.kiosk_update()),
+            Some(Parsed::KioskUpdate { bank: "lobby-1" })
         );
     }
 

@@ -2,43 +2,73 @@
 //!
 //! It connects to the broker's internal listener over loopback with rumqttc rather than through an
 //! in-process rumqttd link, because in-process links are QoS 0 only and commands to controllers
-//! must be QoS 1. It listens to every bank's status and keeps [`HubStatus`] current.
+//! must be QoS 1. Incoming messages are decoded ([`inbound`](crate::inbound)) and queued for the
+//! engine; the engine's outgoing messages are published here.
 
 use std::net::SocketAddr;
+use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::shutdown::Shutdown;
-use locker_drivers::bus::{self, BankStatus, Parsed};
+use locker_core::{Input, Observation};
+use locker_drivers::bus;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, Publish, QoS};
+use tokio::sync::mpsc::UnboundedReceiver;
 use tracing::{debug, warn};
 
+use crate::engine::{Job, Outgoing, ReplyTo};
+use crate::inbound::{self, Inbound};
+use crate::shutdown::Shutdown;
 use crate::status::HubStatus;
+
+/// Everything the hub listens to.
+const SUBSCRIPTIONS: [&str; 4] = [
+    bus::filters::STATUS,
+    bus::filters::DOORS,
+    bus::filters::ACKS,
+    bus::filters::KIOSK,
+];
 
 /// Connect the hub's client and run it until shutdown.
 pub fn spawn(
     broker: SocketAddr,
     credentials: (&str, &str),
     status: Arc<HubStatus>,
+    jobs: Sender<Job>,
+    mut outgoing: UnboundedReceiver<Outgoing>,
     mut shutdown: Shutdown,
-) -> AsyncClient {
+) {
     let mut opts = MqttOptions::new("locker-hub", broker.ip().to_string(), broker.port());
     opts.set_credentials(credentials.0, credentials.1);
     opts.set_keep_alive(Duration::from_secs(30));
     opts.set_max_packet_size(1024 * 1024, 1024 * 1024);
-    let (client, mut events) = AsyncClient::new(opts, 256);
-    let subscriber = client.clone();
+    // Outgoing messages queue in rumqttc while the broker is briefly away; a queue this size
+    // holds minutes of a busy site's traffic.
+    let (client, mut events) = AsyncClient::new(opts, 1024);
+    let publisher = client.clone();
+    tokio::spawn(async move {
+        while let Some(msg) = outgoing.recv().await {
+            if let Err(e) = publisher
+                .publish(msg.topic, QoS::AtLeastOnce, msg.retain, msg.payload)
+                .await
+            {
+                warn!(error = %e, "cannot queue an outgoing message");
+            }
+        }
+    });
     tokio::spawn(async move {
         loop {
             tokio::select! {
                 event = events.poll() => match event {
                     Ok(Event::Incoming(Packet::ConnAck(_))) => {
                         // Clean session: subscriptions are made again on every connect.
-                        if let Err(e) = subscriber.subscribe(bus::filters::STATUS, QoS::AtLeastOnce).await {
-                            warn!(error = %e, "hub client could not subscribe");
+                        for filter in SUBSCRIPTIONS {
+                            if let Err(e) = client.subscribe(filter, QoS::AtLeastOnce).await {
+                                warn!(error = %e, filter, "hub client could not subscribe");
+                            }
                         }
                     }
-                    Ok(Event::Incoming(Packet::Publish(p))) => on_publish(&status, &p),
+                    Ok(Event::Incoming(Packet::Publish(p))) => on_publish(&status, &jobs, &client, &p).await,
                     Ok(_) => {}
                     Err(e) => {
                         debug!(error = %e, "hub client lost the broker; reconnecting");
@@ -49,19 +79,41 @@ pub fn spawn(
             }
         }
     });
-    client
 }
 
-fn on_publish(status: &HubStatus, p: &Publish) {
-    match bus::parse(&p.topic) {
-        Some(Parsed::Status { bank }) => match serde_json::from_slice::<BankStatus>(&p.payload) {
-            Ok(s) => {
-                if !status.set_bank_online(bank, s.online) {
-                    warn!(bank, "status from a bank that is not configured; ignored");
+async fn on_publish(status: &HubStatus, jobs: &Sender<Job>, client: &AsyncClient, p: &Publish) {
+    let decoded = inbound::decode(&p.topic, &p.payload, |b| status.is_configured(b));
+    let job = match decoded {
+        Inbound::Ignore => return,
+        Inbound::Presence { bank, online } => {
+            status.set_bank_online(&bank, online);
+            let observation = if online {
+                Observation::ControllerOnline { bank }
+            } else {
+                Observation::ControllerOffline { bank }
+            };
+            Job::Input {
+                input: Input::Observation(observation),
+                reply: ReplyTo::Nobody,
+            }
+        }
+        Inbound::Input { input, reply_to } => Job::Input {
+            input,
+            reply: reply_to.map_or(ReplyTo::Nobody, ReplyTo::Mqtt),
+        },
+        Inbound::Refuse { reason, reply_to } => {
+            warn!(topic = %p.topic, "{reason}");
+            if let Some((topic, reply)) = reply_to {
+                if let Ok(payload) = serde_json::to_vec(&reply) {
+                    let _ = client
+                        .publish(topic, QoS::AtLeastOnce, false, payload)
+                        .await;
                 }
             }
-            Err(e) => warn!(topic = %p.topic, error = %e, "malformed bank status; ignored"),
-        },
-        _ => debug!(topic = %p.topic, "unhandled topic"),
+            return;
+        }
+    };
+    if jobs.send(job).is_err() {
+        warn!("the engine has stopped; message dropped");
     }
 }

@@ -5,6 +5,7 @@
 //! return; `main` then exits the process, which also ends rumqttd's threads (rumqttd has no stop).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use locker_config::{Config, Driver};
@@ -14,7 +15,7 @@ use tracing::{info, warn};
 use crate::broker::{self, auth::Authenticator, front::FrontDoor, Limits};
 use crate::shutdown::Shutdown;
 use crate::status::HubStatus;
-use crate::{bus, shutdown, systemd, tls, web};
+use crate::{api, bus, demo, engine, shutdown, systemd, tls, web};
 
 /// Where the hub ended up listening (ports given as 0 in the configuration are resolved here).
 #[derive(Debug, Clone)]
@@ -54,12 +55,35 @@ pub enum StartError {
     },
     #[error(transparent)]
     Tls(#[from] tls::TlsSetupError),
+    #[error("cannot open the state store: {0}")]
+    Store(#[from] locker_sync::StoreError),
+    #[error("cannot read or create the API token in {path}: {source}")]
+    Token {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// Run the hub until SIGTERM or SIGINT. `on_ready` is called once every listener is bound.
-pub async fn run(config: Config, on_ready: impl FnOnce(&Listening)) -> Result<(), StartError> {
+pub async fn run(
+    config: Config,
+    demo: bool,
+    on_ready: impl FnOnce(&Listening),
+) -> Result<(), StartError> {
     let (trigger, shutdown) = shutdown::channel();
     let status = HubStatus::new(config.banks.iter().map(|b| b.id.clone()));
+
+    // State first: if the store cannot be opened there is nothing to serve.
+    let (outgoing_tx, outgoing_rx) = tokio::sync::mpsc::unbounded_channel();
+    let engine = engine::start(&config, outgoing_tx, demo)?;
+    let token =
+        api::load_or_create_token(&config.site.data_dir).map_err(|source| StartError::Token {
+            path: config.site.data_dir.display().to_string(),
+            source,
+        })?;
+    if demo {
+        demo::seed_directory(&engine.jobs);
+    }
 
     let authenticator = Authenticator::new(config.banks.iter().filter_map(|b| {
         b.mqtt
@@ -76,10 +100,12 @@ pub async fn run(config: Config, on_ready: impl FnOnce(&Listening)) -> Result<()
         "MQTT broker started"
     );
 
-    let _hub_client = bus::spawn(
+    bus::spawn(
         internal.v4_auth,
         authenticator.hub_credentials(),
         status.clone(),
+        engine.jobs.clone(),
+        outgoing_rx,
         shutdown.clone(),
     );
 
@@ -116,7 +142,11 @@ pub async fn run(config: Config, on_ready: impl FnOnce(&Listening)) -> Result<()
 
     let web_listener = bind("the web page", config.web.bind).await?;
     listening.web = web_listener.local_addr().unwrap_or(config.web.bind);
-    let app = web::router(status.clone());
+    let app = web::router(status.clone()).merge(api::router(api::ApiState {
+        token: Arc::new(token),
+        jobs: engine.jobs.clone(),
+        snapshot: engine.snapshot.clone(),
+    }));
     let mut web_shutdown = shutdown.clone();
     let graceful = async move {
         web_shutdown.wait().await;
@@ -161,6 +191,9 @@ pub async fn run(config: Config, on_ready: impl FnOnce(&Listening)) -> Result<()
     // Open web requests get a moment to finish; the process must be gone within 2 s of the
     // signal, so the wait is bounded.
     let _ = tokio::time::timeout(Duration::from_millis(800), web_task).await;
+    // The engine finishes its current step (whose facts are committed before anything is
+    // acknowledged), then stops; the store closes with it.
+    let _ = tokio::task::spawn_blocking(move || engine.stop()).await;
     info!("stopped");
     Ok(())
 }

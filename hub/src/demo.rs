@@ -81,6 +81,56 @@ pub fn banner(listening: &crate::daemon::Listening) -> String {
             m.port()
         );
     }
+    text += &format!(
+        "  try it:         carrier code {DEMO_CARRIER_CODE}; residents r-101 to r-112 live in units 101 to 112\n"
+    );
     text += "  stop with Ctrl-C; demo data is thrown away on exit\n";
     text
+}
+
+/// The demo's carrier access code, printed in the banner.
+pub const DEMO_CARRIER_CODE: &str = "246810";
+
+/// Residents in units 101 to 112 (unit 104 needs accessible compartments) and one carrier, so a
+/// drop-off and a pickup can be tried at once. Request ids are fixed: seeding twice is a no-op.
+pub fn seed_directory(jobs: &std::sync::mpsc::Sender<crate::engine::Job>) {
+    use locker_core::{CarrierId, Command, Input, Operator, Request, RequestId, ResidentId};
+    let mut requests: Vec<(String, Request)> = (101..=112)
+        .map(|unit| {
+            (
+                format!("demo-seed-resident-{unit}"),
+                Request::RegisterResident {
+                    by: Operator::Cloud,
+                    resident: ResidentId(format!("r-{unit}")),
+                    unit: unit.to_string(),
+                    accessible: unit == 104,
+                },
+            )
+        })
+        .collect();
+    requests.push((
+        "demo-seed-carrier".into(),
+        Request::RegisterCarrier {
+            by: Operator::Cloud,
+            carrier: CarrierId("demo-carrier".into()),
+            name: "Demo Parcel Co".into(),
+        },
+    ));
+    requests.push((
+        "demo-seed-carrier-code".into(),
+        Request::IssueCarrierCode {
+            by: Operator::Cloud,
+            carrier: CarrierId("demo-carrier".into()),
+            code: DEMO_CARRIER_CODE.into(),
+        },
+    ));
+    for (id, request) in requests {
+        let _ = jobs.send(crate::engine::Job::Input {
+            input: Input::Command(Command {
+                request_id: RequestId(id),
+                request,
+            }),
+            reply: crate::engine::ReplyTo::Nobody,
+        });
+    }
 }

@@ -7,7 +7,9 @@ use tracing_subscriber::EnvFilter;
 
 /// rumqttd logs every accepted connection at info; the front door already does, with the real
 /// peer address, so the broker's own chatter starts at warn unless `RUST_LOG` says otherwise.
-const DEFAULT_FILTER: &str = "info,rumqttd=warn";
+/// Its router reports a client that disconnects right after publishing ("no-connection id N is
+/// already gone") at error level; that is routine, so the router's own log is off by default.
+const DEFAULT_FILTER: &str = "info,rumqttd=warn,rumqttd::router::routing=off";
 
 pub fn init() {
     let filter =

@@ -3,10 +3,14 @@
 //! Read this crate top-down: `main` parses the command line; [`daemon`] starts the pieces
 //! ([`broker`], [`bus`], [`web`]) and stops them; [`demo`] builds a site that needs no hardware.
 
+mod api;
 mod broker;
 mod bus;
 mod daemon;
 mod demo;
+mod engine;
+mod facts;
+mod inbound;
 mod init;
 mod logging;
 mod shutdown;
@@ -93,7 +97,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(EXIT_BAD_CONFIG);
                 }
             };
-            serve(config, |l| println!("{}", l.ready_line()))
+            serve(config, false, |l| println!("{}", l.ready_line()))
         }
         Command::Demo(args) => {
             logging::init();
@@ -111,7 +115,7 @@ fn main() -> ExitCode {
             for note in notes {
                 println!("{note}");
             }
-            let code = serve(config, |l| {
+            let code = serve(config, true, |l| {
                 println!("{}", l.ready_line());
                 println!("{}", demo::banner(l));
             });
@@ -123,7 +127,11 @@ fn main() -> ExitCode {
 
 /// Run the daemon on a multi-threaded runtime, then leave the process at once: rumqttd's threads
 /// cannot be stopped any other way.
-fn serve(config: locker_config::Config, on_ready: impl FnOnce(&daemon::Listening)) -> ExitCode {
+fn serve(
+    config: locker_config::Config,
+    demo: bool,
+    on_ready: impl FnOnce(&daemon::Listening),
+) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -134,7 +142,7 @@ fn serve(config: locker_config::Config, on_ready: impl FnOnce(&daemon::Listening
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(daemon::run(config, |l| {
+    let result = runtime.block_on(daemon::run(config, demo, |l| {
         on_ready(l);
         use std::io::Write;
         let _ = std::io::stdout().flush();

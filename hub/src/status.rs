@@ -67,6 +67,11 @@ impl HubStatus {
         }
     }
 
+    /// Is `bank` one of the configured banks?
+    pub fn is_configured(&self, bank: &str) -> bool {
+        self.banks.lock().is_ok_and(|b| b.contains_key(bank))
+    }
+
     pub fn health(&self) -> Health {
         let banks = self.banks.lock().map(|b| b.clone()).unwrap_or_default();
         let (online, offline): (Vec<_>, Vec<_>) = banks.iter().partition(|(_, on)| **on);

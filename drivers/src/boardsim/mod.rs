@@ -250,6 +250,16 @@ impl SimBus {
         self.lock().received.clone()
     }
 
+    /// Requests received after the first `skip`.
+    pub fn received_after(&self, skip: usize) -> Vec<WireRecord> {
+        self.lock().received.iter().skip(skip).cloned().collect()
+    }
+
+    /// How many requests have been received.
+    pub fn received_count(&self) -> usize {
+        self.lock().received.len()
+    }
+
     /// Put raw bytes on the wire (garbage, or a frame of our own making).
     pub fn write_raw(&self, bytes: &[u8]) {
         let _ = self.control.send(Control::Write(bytes.to_vec()));

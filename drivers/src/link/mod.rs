@@ -580,6 +580,12 @@ impl<P: Protocol> Task<P> {
                             warn!(bus = %self.bus, ?request, timeout = ?wait, held_back, "no reply");
                         }
                     }
+                    if optional && self.rx.is_empty() {
+                        // Firmware that does not reply: the usual case, and no reason to hold
+                        // the bus. A reply later than the window is still never taken for
+                        // another request's answer: it must match that request.
+                        return Ok(Attempt::Unanswered);
+                    }
                     // Half a frame may be in the buffer, or a late reply on its way.
                     self.drain().await?;
                     return Ok(if optional {

@@ -1,0 +1,382 @@
+//! The engine: the one thread that owns the workflow core and the state store.
+//!
+//! Every input (an MQTT message, an HTTP command, a timer) becomes a [`Job`] on one queue, so the
+//! core sees a single ordered stream and needs no locks. For each step:
+//!
+//! 1. the core decides (`handle` or `tick`): facts, effects, reply;
+//! 2. the facts, and the plaintext codes of notifications, are committed to redb in one durable
+//!    transaction (durable before acknowledged);
+//! 3. only then are the effects and the reply handed to the async side to be published.
+//!
+//! If a commit fails, the engine stops the process (fail-stop): memory would be ahead of disk, and
+//! systemd restarts the hub from what is durable.
+
+use std::collections::BTreeSet;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use locker_config::Config;
+use locker_core::{
+    sanitize_hub_id, BankView, CompartmentView, Core, Effect, Entropy, Input, Millis, Output, Reply,
+};
+use locker_sync::{Store, StoreError, StoreOptions};
+use rand::RngCore;
+use serde::Serialize;
+use tokio::sync::{mpsc as tokio_mpsc, oneshot};
+use tracing::{error, info, warn};
+
+use crate::facts::{self, StoredFact};
+use locker_drivers::bus::{self, BankTopics, Command};
+
+/// Work for the engine.
+pub enum Job {
+    /// A command or an observation, and where its reply goes.
+    Input { input: Input, reply: ReplyTo },
+    /// Finish the current step and stop.
+    Stop,
+}
+
+/// Where a reply goes.
+pub enum ReplyTo {
+    /// Observations and fire-and-forget commands.
+    Nobody,
+    /// An MQTT topic named by the requester.
+    Mqtt(String),
+    /// An HTTP request waiting for its answer.
+    Http(oneshot::Sender<Reply>),
+}
+
+/// A message for the bus task to publish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    pub topic: String,
+    pub payload: Vec<u8>,
+    pub retain: bool,
+}
+
+/// What the web page may read while the engine runs (updated after every step).
+#[derive(Default)]
+pub struct Snapshot {
+    pub compartments: Vec<CompartmentView>,
+    pub banks: Vec<BankView>,
+}
+
+/// A running engine.
+pub struct Engine {
+    pub jobs: mpsc::Sender<Job>,
+    pub snapshot: Arc<RwLock<Snapshot>>,
+    thread: JoinHandle<()>,
+}
+
+impl Engine {
+    /// Ask the engine to stop and wait for it (its last step's commit included).
+    pub fn stop(self) {
+        let _ = self.jobs.send(Job::Stop);
+        let _ = self.thread.join();
+    }
+}
+
+/// OS randomness for PINs, QR nonces and ids.
+struct OsEntropy;
+
+impl Entropy for OsEntropy {
+    fn fill(&mut self, buf: &mut [u8]) {
+        rand::rng().fill_bytes(buf);
+    }
+}
+
+fn now() -> Millis {
+    Millis(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            .unwrap_or(0),
+    )
+}
+
+/// Open the store, rebuild the core from its facts, and start the engine thread.
+pub fn start(
+    config: &Config,
+    publish: tokio_mpsc::UnboundedSender<Outgoing>,
+    demo: bool,
+) -> Result<Engine, StoreError> {
+    let hub_id = sanitize_hub_id(&config.site.id);
+    let opts = StoreOptions {
+        site_id: Some(config.site.id.clone()),
+        ..StoreOptions::default()
+    };
+    let (store, stored, report) = Store::<StoredFact>::open(&config.site.data_dir, &hub_id, opts)?;
+    if report.is_clean() {
+        info!(facts = stored.len(), "state loaded");
+    } else {
+        warn!(report = ?report, "state loaded with damage: the damaged parts are quarantined");
+    }
+    let core = Core::new(
+        facts::site_layout(config),
+        facts::policies(config),
+        store.site_key(),
+        &hub_id,
+        stored.into_iter().map(|s| s.fact),
+    );
+    let (tx, rx) = mpsc::channel();
+    let snapshot = Arc::new(RwLock::new(Snapshot::default()));
+    let mut engine = Runner {
+        core,
+        store,
+        publish,
+        demo,
+        snapshot: snapshot.clone(),
+        banks: config.banks.iter().map(|b| b.id.clone()).collect(),
+    };
+    let thread = std::thread::Builder::new()
+        .name("engine".into())
+        .spawn(move || engine.run(rx))
+        .map_err(|e| StoreError::Io {
+            path: config.site.data_dir.clone(),
+            source: e,
+        })?;
+    Ok(Engine {
+        jobs: tx,
+        snapshot,
+        thread,
+    })
+}
+
+struct Runner {
+    core: Core,
+    store: Store<StoredFact>,
+    publish: tokio_mpsc::UnboundedSender<Outgoing>,
+    demo: bool,
+    snapshot: Arc<RwLock<Snapshot>>,
+    banks: Vec<String>,
+}
+
+impl Runner {
+    fn run(&mut self, jobs: mpsc::Receiver<Job>) {
+        // The broker forgot everything retained when it last stopped: publish every bank's state.
+        for bank in self.banks.clone() {
+            self.publish_bank(&bank);
+        }
+        self.refresh_snapshot();
+        // Anything overdue at start (an unlock in flight when the hub stopped, expired holds).
+        self.step(None, ReplyTo::Nobody);
+        loop {
+            let wait = match self.core.next_deadline() {
+                Some(at) => Duration::from_millis(at.0.saturating_sub(now().0)),
+                None => Duration::from_secs(60),
+            };
+            match jobs.recv_timeout(wait) {
+                Ok(Job::Input { input, reply }) => self.step(Some(input), reply),
+                Ok(Job::Stop) | Err(RecvTimeoutError::Disconnected) => return,
+                Err(RecvTimeoutError::Timeout) => self.step(None, ReplyTo::Nobody),
+            }
+        }
+    }
+
+    /// One step: decide, make durable, then act.
+    fn step(&mut self, input: Option<Input>, reply_to: ReplyTo) {
+        let at = now();
+        let out = match input {
+            Some(input) => self.core.handle(at, input, &mut OsEntropy),
+            None => self.core.tick(at, &mut OsEntropy),
+        };
+        self.commit(&out);
+        self.act(out, reply_to);
+    }
+
+    /// Durable before acknowledged: the facts and the plaintext codes of notifications are on
+    /// disk before anything leaves the process.
+    fn commit(&mut self, out: &Output) {
+        if out.facts.is_empty() {
+            return;
+        }
+        let stored: Vec<StoredFact> = out.facts.iter().cloned().map(StoredFact::from).collect();
+        let first = stored
+            .first()
+            .map(|f| f.fact.id.to_string())
+            .unwrap_or_default();
+        let outbox: Vec<(String, Vec<u8>)> = out
+            .effects
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| matches!(e, Effect::Notify { .. }))
+            .filter_map(|(i, e)| Some((format!("{first}/notify-{i}"), serde_json::to_vec(e).ok()?)))
+            .collect();
+        let outbox_refs: Vec<(&str, &[u8])> = outbox
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_slice()))
+            .collect();
+        if let Err(e) = self.store.append_with_outbox(&stored, &outbox_refs) {
+            error!(error = %e, "cannot make facts durable; stopping so that nothing unrecorded is confirmed");
+            // Fail-stop: the process manager restarts the hub from what is on disk.
+            std::process::exit(70);
+        }
+    }
+
+    fn act(&mut self, out: Output, reply_to: ReplyTo) {
+        let mut banks_changed = BTreeSet::new();
+        for effect in out.effects {
+            match effect {
+                Effect::Unlock {
+                    bank,
+                    door,
+                    unlock_id,
+                } => self.send_command(
+                    &bank,
+                    &Command::Unlock {
+                        unlock_id: unlock_id.to_string(),
+                        door,
+                        pulse_ms: None,
+                    },
+                ),
+                Effect::QueryDoor { bank, door } => {
+                    self.send_command(&bank, &Command::Query { door: Some(door) })
+                }
+                Effect::Notify {
+                    resident,
+                    parcels,
+                    pin,
+                    qr,
+                    kind,
+                } => {
+                    // Notification delivery (email, SMS, cloud) is a later piece of work: the
+                    // notification waits in the durable local outbox. The demo shows it, so the
+                    // whole flow can be walked through by hand.
+                    if self.demo {
+                        let parcels: Vec<&str> = parcels.iter().map(|p| p.as_str()).collect();
+                        let line = format!(
+                            "demo notification ({kind:?}) for resident {resident}: parcels {}, PIN {}, QR {}",
+                            parcels.join(" "),
+                            pin.as_deref().unwrap_or("-"),
+                            qr.as_deref().unwrap_or("-"),
+                        );
+                        info!("{line}");
+                        println!("{line}");
+                    } else {
+                        info!(%resident, ?kind, parcels = parcels.len(), "notification queued in the local outbox");
+                    }
+                }
+                Effect::RaiseAlert {
+                    alert,
+                    kind,
+                    bank,
+                    door,
+                    message,
+                } => {
+                    warn!(%alert, ?kind, bank = bank.as_deref(), door, "alert: {message}");
+                    self.send_json(
+                        bus::ALERTS.to_owned(),
+                        false,
+                        &serde_json::json!({
+                            "event": "raised", "alert": alert, "kind": kind,
+                            "bank": bank, "door": door, "message": message,
+                        }),
+                    );
+                }
+                Effect::ClearAlert { alert } => {
+                    info!(%alert, "alert cleared");
+                    self.send_json(
+                        bus::ALERTS.to_owned(),
+                        false,
+                        &serde_json::json!({"event": "cleared", "alert": alert}),
+                    );
+                }
+                Effect::PublishCompartment { bank, .. } | Effect::PublishBank { bank } => {
+                    banks_changed.insert(bank);
+                }
+                Effect::Kiosk {
+                    bank,
+                    reservation,
+                    update,
+                } => {
+                    let topic = BankTopics::new(&bank).kiosk_update();
+                    self.send_json(
+                        topic,
+                        false,
+                        &serde_json::json!({"reservation": reservation, "update": update}),
+                    );
+                }
+            }
+        }
+        for bank in &banks_changed {
+            self.publish_bank(bank);
+        }
+        self.refresh_snapshot();
+        match (reply_to, out.reply) {
+            (ReplyTo::Mqtt(topic), Some(reply)) => self.send_json(topic, false, &reply),
+            (ReplyTo::Http(tx), Some(reply)) => {
+                let _ = tx.send(reply);
+            }
+            (ReplyTo::Http(_), None) => {
+                warn!("a command produced no reply");
+            }
+            (ReplyTo::Nobody, Some(reply)) => {
+                if let locker_core::Outcome::Rejected(r) = &reply.outcome {
+                    warn!(request = %reply.request_id, "request refused: {r}");
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn send_command(&self, bank: &str, command: &Command) {
+        self.send_json(BankTopics::new(bank).command(), false, command);
+    }
+
+    fn send_json<T: Serialize>(&self, topic: String, retain: bool, value: &T) {
+        match serde_json::to_vec(value) {
+            Ok(payload) => {
+                let _ = self.publish.send(Outgoing {
+                    topic,
+                    payload,
+                    retain,
+                });
+            }
+            Err(e) => error!(error = %e, "cannot encode an outgoing message"),
+        }
+    }
+
+    /// The bank's public, retained state. It says what each compartment is doing, never who it
+    /// holds parcels for: every client on the bus can read it.
+    fn publish_bank(&self, bank: &str) {
+        let at = now();
+        let online = self
+            .core
+            .banks(at)
+            .into_iter()
+            .find(|b| b.bank == bank)
+            .map(|b| (b.online, b.keypad_locked_until));
+        let compartments: Vec<serde_json::Value> = self
+            .core
+            .compartments()
+            .into_iter()
+            .filter(|c| c.bank == bank)
+            .map(|c| {
+                serde_json::json!({
+                    "door": c.door, "size": c.size, "temperature": c.temperature,
+                    "accessible": c.accessible, "status": c.status, "door_open": c.door_open,
+                })
+            })
+            .collect();
+        self.send_json(
+            BankTopics::new(bank).state(),
+            true,
+            &serde_json::json!({
+                "bank": bank,
+                "online": online.map(|o| o.0),
+                "keypad_locked_until": online.and_then(|o| o.1),
+                "compartments": compartments,
+                "at": at,
+            }),
+        );
+    }
+
+    fn refresh_snapshot(&self) {
+        if let Ok(mut snap) = self.snapshot.write() {
+            snap.compartments = self.core.compartments();
+            snap.banks = self.core.banks(now());
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! The bridge between the workflow core's facts and the state store, and between the
+//! configuration and the core's view of the site.
+//!
+//! The store (`locker-sync`) is generic over [`Record`]; the core (`locker-core`) knows nothing of
+//! storage. This module says which document each fact lives in.
+
+use locker_config::{Config, SizeClass, TemperatureClass};
+use locker_core::{
+    BankLayout, CompartmentLayout, Fact, FactKind, Policies, SiteLayout, Size, TempClass,
+};
+use locker_sync::{DocKey, Family, Record};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A core fact as the store keeps it (the id's string form is cached: the store asks for it often).
+#[derive(Clone, Debug)]
+pub struct StoredFact {
+    id: String,
+    pub fact: Fact,
+}
+
+impl From<Fact> for StoredFact {
+    fn from(fact: Fact) -> Self {
+        StoredFact {
+            id: fact.id.to_string(),
+            fact,
+        }
+    }
+}
+
+impl Serialize for StoredFact {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.fact.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for StoredFact {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Fact::deserialize(d).map(StoredFact::from)
+    }
+}
+
+impl Record for StoredFact {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn at_ms(&self) -> u64 {
+        self.fact.at.0
+    }
+
+    fn document(&self) -> DocKey {
+        use FactKind::*;
+        match &self.fact.kind {
+            // Who lives here and who delivers: slowly changing, never partitioned.
+            ResidentRegistered { .. }
+            | BadgeRegistered { .. }
+            | BadgeRevoked { .. }
+            | CarrierRegistered { .. }
+            | CarrierCodeIssued { .. }
+            | CarrierCodeRevoked { .. }
+            | CarrierRevoked { .. }
+            | TrackingPreAdvised { .. }
+            | VacationHoldSet { .. }
+            | VacationHoldCleared { .. } => DocKey::Directory,
+            // The banks' service state.
+            ServiceChanged { .. } | BankOnline | BankOffline => DocKey::Site,
+            AlertRaised { .. } | AlertCleared { .. } => {
+                DocKey::monthly(Family::Alerts, self.at_ms())
+            }
+            // Everything else is part of a parcel's or a door's story.
+            _ => DocKey::monthly(Family::Parcels, self.at_ms()),
+        }
+    }
+
+    fn thread(&self) -> Option<&str> {
+        // Not yet: see docs/state.md ("open parcels older than the live window").
+        None
+    }
+
+    fn closes_thread(&self) -> bool {
+        false
+    }
+}
+
+/// The core's view of the site's banks and compartments.
+pub fn site_layout(config: &Config) -> SiteLayout {
+    SiteLayout {
+        banks: config
+            .banks
+            .iter()
+            .map(|b| BankLayout {
+                id: b.id.clone(),
+                compartments: b
+                    .compartments
+                    .iter()
+                    .map(|c| CompartmentLayout {
+                        door: c.door,
+                        size: size(c.size),
+                        temperature: temperature(c.temperature),
+                        accessible: c.accessible,
+                        out_of_service: c.out_of_service,
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+/// The core's policies from the configuration (what the configuration does not set keeps the
+/// core's documented default).
+pub fn policies(config: &Config) -> Policies {
+    let p = &config.policies;
+    let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    Policies {
+        pin_length: p.pin_length,
+        hold_ambient_ms: ms(p.hold.ambient),
+        hold_refrigerated_ms: ms(p.hold.refrigerated),
+        hold_frozen_ms: ms(p.hold.frozen),
+        reminder_offsets_ms: p.reminders.iter().map(|d| ms(*d)).collect(),
+        max_vacation_hold_ms: ms(p.max_vacation_hold),
+        reservation_timeout_ms: ms(p.reservation_timeout),
+        door_ajar_ms: ms(p.door_ajar_after),
+        // The first send plus the configured retries.
+        unlock_max_attempts: p.unlock_retries.saturating_add(1),
+        wrong_code_limit: p.lockout.max_failures,
+        wrong_code_window_ms: ms(p.lockout.window),
+        lockout_base_ms: ms(p.lockout.base_lockout),
+        lockout_max_ms: ms(p.lockout.max_lockout),
+        ..Policies::default()
+    }
+}
+
+fn size(s: SizeClass) -> Size {
+    match s {
+        SizeClass::XS => Size::ExtraSmall,
+        SizeClass::S => Size::Small,
+        SizeClass::M => Size::Medium,
+        SizeClass::L => Size::Large,
+        SizeClass::XL => Size::ExtraLarge,
+        SizeClass::Bulk => Size::Bulk,
+    }
+}
+
+fn temperature(t: TemperatureClass) -> TempClass {
+    match t {
+        TemperatureClass::Ambient => TempClass::Ambient,
+        TemperatureClass::Refrigerated => TempClass::Refrigerated,
+        TemperatureClass::Frozen => TempClass::Frozen,
+    }
+}

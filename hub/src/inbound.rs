@@ -1,0 +1,347 @@
+//! What an MQTT message means for the engine: the bank-side schema of `drivers::bus` turned into
+//! core inputs, and kiosk requests checked before they reach the core.
+//!
+//! Everything here is a pure function of (topic, payload), so every way a message can be wrong is
+//! tested without a broker. A bad message is never fatal: it gets an error reply where it named a
+//! reply topic, and a log line either way.
+
+use locker_core::{
+    Command, Input, Observation, Outcome, RejectCode, Rejection, Reply, Request, RequestId,
+};
+use locker_drivers::bus::{self, BankStatus, CommandAck, DoorObservation, Parsed};
+use serde::Deserialize;
+
+/// The meaning of one incoming message.
+#[derive(Debug, PartialEq)]
+pub enum Inbound {
+    /// Feed this to the core; send its reply to `reply_to`, if any.
+    Input {
+        input: Input,
+        reply_to: Option<String>,
+    },
+    /// A bank's controller came or went.
+    Presence { bank: String, online: bool },
+    /// Not for the hub (its own publications, other schemas).
+    Ignore,
+    /// Malformed or not allowed: log `reason`; answer on `reply_to` when there is one.
+    Refuse {
+        reason: String,
+        reply_to: Option<(String, Reply)>,
+    },
+}
+
+/// The envelope of a kiosk request: the core's command plus where to answer.
+#[derive(Deserialize)]
+struct KioskEnvelope {
+    request_id: String,
+    #[serde(default)]
+    reply_to: Option<String>,
+}
+
+/// Decode one message. `known_bank` says whether a bank id is configured.
+pub fn decode(topic: &str, payload: &[u8], known_bank: impl Fn(&str) -> bool) -> Inbound {
+    let Some(parsed) = bus::parse(topic) else {
+        return Inbound::Ignore;
+    };
+    let bank = match &parsed {
+        Parsed::Status { bank }
+        | Parsed::Door { bank, .. }
+        | Parsed::Ack { bank }
+        | Parsed::KioskRequest { bank } => *bank,
+        // The hub's own publications come back to it through its subscriptions.
+        Parsed::Command { .. } | Parsed::State { .. } | Parsed::KioskUpdate { .. } => {
+            return Inbound::Ignore
+        }
+    };
+    if !known_bank(bank) {
+        return Inbound::Refuse {
+            reason: format!("message for bank {bank:?}, which is not configured"),
+            reply_to: None,
+        };
+    }
+    let bad = |what: &str, e: serde_json::Error| Inbound::Refuse {
+        reason: format!("malformed {what} on {topic}: {e}"),
+        reply_to: None,
+    };
+    let observe = |observation| Inbound::Input {
+        input: Input::Observation(observation),
+        reply_to: None,
+    };
+    match parsed {
+        Parsed::Status { .. } => match serde_json::from_slice::<BankStatus>(payload) {
+            Ok(s) => Inbound::Presence {
+                bank: bank.to_owned(),
+                online: s.online,
+            },
+            Err(e) => bad("status", e),
+        },
+        Parsed::Door { door, .. } => match serde_json::from_slice::<DoorObservation>(payload) {
+            Ok(d) => observe(Observation::DoorState {
+                bank: bank.to_owned(),
+                door,
+                open: d.open,
+                occupied: d.occupied,
+            }),
+            Err(e) => bad("door observation", e),
+        },
+        Parsed::Ack { .. } => match serde_json::from_slice::<CommandAck>(payload) {
+            // A failed pulse is not an acknowledgement: the core retries and, after its bounded
+            // attempts, takes the door out of service.
+            Ok(ack) if !ack.ok => Inbound::Refuse {
+                reason: format!(
+                    "controller of bank {bank} could not pulse door {}: {}",
+                    ack.door,
+                    ack.error.as_deref().unwrap_or("no reason given")
+                ),
+                reply_to: None,
+            },
+            Ok(ack) => observe(Observation::LockAcknowledged {
+                bank: bank.to_owned(),
+                door: ack.door,
+                unlock: Some(ack.unlock_id.as_str().into()),
+            }),
+            Err(e) => bad("acknowledgement", e),
+        },
+        Parsed::KioskRequest { .. } => kiosk_request(topic, bank, payload),
+        Parsed::Command { .. } | Parsed::State { .. } | Parsed::KioskUpdate { .. } => {
+            Inbound::Ignore
+        }
+    }
+}
+
+fn kiosk_request(topic: &str, bank: &str, payload: &[u8]) -> Inbound {
+    let envelope: KioskEnvelope = match serde_json::from_slice(payload) {
+        Ok(e) => e,
+        Err(e) => {
+            return Inbound::Refuse {
+                reason: format!("malformed kiosk request on {topic}: {e} (needs request_id)"),
+                reply_to: None,
+            }
+        }
+    };
+    let reply_to = match envelope.reply_to {
+        Some(t) => match check_reply_topic(&t, bank) {
+            Ok(()) => Some(t),
+            Err(why) => {
+                return Inbound::Refuse {
+                    reason: format!("kiosk request {} on {topic}: {why}", envelope.request_id),
+                    reply_to: None,
+                }
+            }
+        },
+        None => None,
+    };
+    let refuse = |message: String| {
+        let reply = Reply {
+            request_id: RequestId(envelope.request_id.clone()),
+            outcome: Outcome::Rejected(Rejection::new(RejectCode::InvalidInput, message.clone())),
+        };
+        Inbound::Refuse {
+            reason: format!(
+                "kiosk request {} on {topic}: {message}",
+                envelope.request_id
+            ),
+            reply_to: reply_to.clone().map(|t| (t, reply)),
+        }
+    };
+    let command: Command = match serde_json::from_slice(payload) {
+        Ok(c) => c,
+        Err(e) => return refuse(format!("not a valid request: {e}")),
+    };
+    // Kiosks are public devices: they may only do what a carrier or a resident does at a bank,
+    // and only at their own bank. Staff actions come through the authenticated web API.
+    let named_bank = match &command.request {
+        Request::StartDropOff { bank, .. }
+        | Request::PickupByPin { bank, .. }
+        | Request::PickupByQr { bank, .. }
+        | Request::PickupByBadge { bank, .. } => Some(bank.as_str()),
+        Request::SuggestSize { .. }
+        | Request::ConfirmParcel { .. }
+        | Request::OpenReservation { .. }
+        | Request::CancelDropOff { .. } => None,
+        _ => return refuse("this request is not allowed from a kiosk".to_owned()),
+    };
+    if let Some(named) = named_bank {
+        if named != bank {
+            return refuse(format!(
+                "request names bank {named:?} but was sent on bank {bank:?}'s kiosk topic"
+            ));
+        }
+    }
+    Inbound::Input {
+        input: Input::Command(command),
+        reply_to,
+    }
+}
+
+/// A kiosk may ask for its answer on its own topic, never on a topic the hub or a controller
+/// listens to (the hub would be made to publish into a bank's command topic).
+fn check_reply_topic(topic: &str, bank: &str) -> Result<(), String> {
+    if topic.is_empty() || topic.len() > 256 {
+        return Err("reply_to must be 1 to 256 bytes".into());
+    }
+    if topic.contains(['+', '#', '\0']) || topic.starts_with('$') {
+        return Err(format!(
+            "reply_to {topic:?} is not a topic name one can publish to"
+        ));
+    }
+    if topic.starts_with(bus::ROOT) {
+        let own = bus::BankTopics::new(bank).kiosk_reply_prefix();
+        if !topic.starts_with(&own) {
+            return Err(format!(
+                "reply_to {topic:?} is inside the hub's schema; use a topic under {own}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn known(b: &str) -> bool {
+        b == "A"
+    }
+
+    fn refused(i: &Inbound) -> bool {
+        matches!(i, Inbound::Refuse { .. })
+    }
+
+    #[test]
+    fn controller_messages_become_observations() {
+        let i = decode("lockerhub/v1/bank/A/door/3", br#"{"open":true}"#, known);
+        assert_eq!(
+            i,
+            Inbound::Input {
+                input: Input::Observation(Observation::DoorState {
+                    bank: "A".into(),
+                    door: 3,
+                    open: true,
+                    occupied: None
+                }),
+                reply_to: None
+            }
+        );
+        let i = decode(
+            "lockerhub/v1/bank/A/ack",
+            br#"{"unlock_id":"u1","door":3,"ok":true}"#,
+            known,
+        );
+        assert!(matches!(
+            i,
+            Inbound::Input {
+                input: Input::Observation(Observation::LockAcknowledged { door: 3, .. }),
+                ..
+            }
+        ));
+        let i = decode("lockerhub/v1/bank/A/status", br#"{"online":false}"#, known);
+        assert_eq!(
+            i,
+            Inbound::Presence {
+                bank: "A".into(),
+                online: false
+            }
+        );
+    }
+
+    #[test]
+    fn malformed_or_foreign_messages_are_refused_or_ignored_never_fatal() {
+        assert!(refused(&decode("lockerhub/v1/bank/A/door/3", b"{", known)));
+        assert!(refused(&decode(
+            "lockerhub/v1/bank/A/door/3",
+            b"\xff\xfe",
+            known
+        )));
+        assert!(refused(&decode(
+            "lockerhub/v1/bank/Z/door/3",
+            br#"{"open":true}"#,
+            known
+        )));
+        assert!(refused(&decode(
+            "lockerhub/v1/bank/A/ack",
+            br#"{"unlock_id":"u1","door":3,"ok":false,"error":"jammed"}"#,
+            known
+        )));
+        assert_eq!(
+            decode("lockerhub/v1/bank/A/cmd", b"{}", known),
+            Inbound::Ignore
+        );
+        assert_eq!(decode("something/else", b"{}", known), Inbound::Ignore);
+    }
+
+    #[test]
+    fn kiosk_requests_reach_the_core_with_their_reply_topic() {
+        let i = decode(
+            "lockerhub/v1/bank/A/kiosk/request",
+            br#"{"request_id":"k-1","reply_to":"kiosk/k1/reply","type":"pickup_by_pin","bank":"A","pin":"123456"}"#,
+            known,
+        );
+        match i {
+            Inbound::Input {
+                input: Input::Command(c),
+                reply_to,
+            } => {
+                assert_eq!(c.request_id.as_str(), "k-1");
+                assert_eq!(reply_to.as_deref(), Some("kiosk/k1/reply"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn kiosks_cannot_do_staff_actions_or_act_for_another_bank() {
+        for payload in [
+            // A staff action.
+            r#"{"request_id":"k-2","reply_to":"kiosk/r","type":"staff_open_bank","by":{"kind":"cloud"},"bank":"A","reason":"x"}"#,
+            // Another bank's pickup.
+            r#"{"request_id":"k-3","reply_to":"kiosk/r","type":"pickup_by_pin","bank":"B","pin":"123456"}"#,
+            // Not a request at all.
+            r#"{"request_id":"k-4","reply_to":"kiosk/r","type":"fly"}"#,
+        ] {
+            match decode(
+                "lockerhub/v1/bank/A/kiosk/request",
+                payload.as_bytes(),
+                known,
+            ) {
+                Inbound::Refuse {
+                    reply_to: Some((topic, reply)),
+                    ..
+                } => {
+                    assert_eq!(topic, "kiosk/r");
+                    assert!(matches!(reply.outcome, Outcome::Rejected(_)), "{payload}");
+                }
+                other => panic!("{payload}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn replies_cannot_be_aimed_at_the_hubs_own_topics() {
+        for reply_to in [
+            "lockerhub/v1/bank/A/cmd",
+            "lockerhub/v1/bank/B/kiosk/reply/x",
+            "kiosk/+/reply",
+            "$SYS/x",
+            "",
+        ] {
+            let payload = format!(
+                r#"{{"request_id":"k","reply_to":"{reply_to}","type":"pickup_by_pin","bank":"A","pin":"1"}}"#
+            );
+            let i = decode(
+                "lockerhub/v1/bank/A/kiosk/request",
+                payload.as_bytes(),
+                known,
+            );
+            assert!(
+                matches!(i, Inbound::Refuse { reply_to: None, .. }),
+                "{reply_to}: {i:?}"
+            );
+        }
+        let ok = r#"{"request_id":"k","reply_to":"lockerhub/v1/bank/A/kiosk/reply/k1","type":"pickup_by_pin","bank":"A","pin":"1"}"#;
+        assert!(matches!(
+            decode("lockerhub/v1/bank/A/kiosk/request", ok.as_bytes(), known),
+            Inbound::Input { .. }
+        ));
+    }
+}
