@@ -12,10 +12,11 @@ use std::sync::mpsc::Sender;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use axum::extract::Path as UrlPath;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use locker_core::{Command, Input, Outcome};
 use rand::RngCore;
@@ -39,6 +40,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/commands", post(command))
         .route("/api/v1/compartments", get(compartments))
         .route("/api/v1/banks", get(banks))
+        .route("/api/v1/outbox", get(outbox))
+        .route("/api/v1/outbox/{id}", delete(outbox_done))
         .with_state(state)
 }
 
@@ -153,5 +156,59 @@ async fn banks(State(state): State<ApiState>, headers: HeaderMap) -> Response {
     match state.snapshot.read() {
         Ok(s) => Json(s.banks.clone()).into_response(),
         Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "state unavailable"),
+    }
+}
+
+/// `GET /api/v1/outbox`: notifications waiting to be sent, with their plaintext codes. This is
+/// the hand-off point for a notifier (email, SMS, the cloud): it sends each one, then deletes it.
+async fn outbox(State(state): State<ApiState>, headers: HeaderMap) -> Response {
+    if let Some(r) = unauthorised(&state, &headers) {
+        return r;
+    }
+    let (tx, rx) = oneshot::channel();
+    if state.jobs.send(Job::OutboxList(tx)).is_err() {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "the hub is stopping");
+    }
+    match tokio::time::timeout(Duration::from_secs(10), rx).await {
+        Ok(Ok(Ok(items))) => Json(
+            items
+                .into_iter()
+                .map(|(id, notification)| json!({"id": id, "notification": notification}))
+                .collect::<Vec<_>>(),
+        )
+        .into_response(),
+        Ok(Ok(Err(e))) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+        _ => error(StatusCode::GATEWAY_TIMEOUT, "no answer from the engine"),
+    }
+}
+
+/// `DELETE /api/v1/outbox/{id}`: the notification was handed off; its plaintext code is erased.
+async fn outbox_done(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    UrlPath(id): UrlPath<String>,
+) -> Response {
+    if let Some(r) = unauthorised(&state, &headers) {
+        return r;
+    }
+    let (tx, rx) = oneshot::channel();
+    if state
+        .jobs
+        .send(Job::OutboxDone {
+            id: id.clone(),
+            done: tx,
+        })
+        .is_err()
+    {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "the hub is stopping");
+    }
+    match tokio::time::timeout(Duration::from_secs(10), rx).await {
+        Ok(Ok(Ok(true))) => StatusCode::NO_CONTENT.into_response(),
+        Ok(Ok(Ok(false))) => error(
+            StatusCode::NOT_FOUND,
+            format!("no notification {id} in the outbox"),
+        ),
+        Ok(Ok(Err(e))) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+        _ => error(StatusCode::GATEWAY_TIMEOUT, "no answer from the engine"),
     }
 }

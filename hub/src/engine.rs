@@ -34,6 +34,13 @@ use locker_drivers::bus::{self, BankTopics, Command};
 pub enum Job {
     /// A command or an observation, and where its reply goes.
     Input { input: Input, reply: ReplyTo },
+    /// List the notifications waiting in the local outbox (with their plaintext codes).
+    OutboxList(oneshot::Sender<Result<Vec<(String, serde_json::Value)>, String>>),
+    /// A notifier has handed this notification off: erase it, and its plaintext code with it.
+    OutboxDone {
+        id: String,
+        done: oneshot::Sender<Result<bool, String>>,
+    },
     /// Finish the current step and stop.
     Stop,
 }
@@ -169,6 +176,12 @@ impl Runner {
             };
             match jobs.recv_timeout(wait) {
                 Ok(Job::Input { input, reply }) => self.step(Some(input), reply),
+                Ok(Job::OutboxList(reply)) => {
+                    let _ = reply.send(self.outbox_list());
+                }
+                Ok(Job::OutboxDone { id, done }) => {
+                    let _ = done.send(self.outbox_done(&id));
+                }
                 Ok(Job::Stop) | Err(RecvTimeoutError::Disconnected) => return,
                 Err(RecvTimeoutError::Timeout) => self.step(None, ReplyTo::Nobody),
             }
@@ -202,7 +215,7 @@ impl Runner {
             .iter()
             .enumerate()
             .filter(|(_, e)| matches!(e, Effect::Notify { .. }))
-            .filter_map(|(i, e)| Some((format!("{first}/notify-{i}"), serde_json::to_vec(e).ok()?)))
+            .filter_map(|(i, e)| Some((format!("{first}-notify-{i}"), serde_json::to_vec(e).ok()?)))
             .collect();
         let outbox_refs: Vec<(&str, &[u8])> = outbox
             .iter()
@@ -319,6 +332,27 @@ impl Runner {
             }
             _ => {}
         }
+    }
+
+    fn outbox_list(&self) -> Result<Vec<(String, serde_json::Value)>, String> {
+        let pending = self.store.outbox_pending().map_err(|e| e.to_string())?;
+        Ok(pending
+            .into_iter()
+            .map(|(id, bytes)| {
+                let value = serde_json::from_slice(&bytes)
+                    .unwrap_or_else(|e| serde_json::json!({"undecodable": e.to_string()}));
+                (id, value)
+            })
+            .collect())
+    }
+
+    fn outbox_done(&mut self, id: &str) -> Result<bool, String> {
+        let pending = self.store.outbox_pending().map_err(|e| e.to_string())?;
+        if !pending.iter().any(|(k, _)| k == id) {
+            return Ok(false);
+        }
+        self.store.outbox_erase(id).map_err(|e| e.to_string())?;
+        Ok(true)
     }
 
     fn send_command(&self, bank: &str, command: &Command) {

@@ -48,13 +48,14 @@ pub struct Hub {
     pub dir: tempfile::TempDir,
 }
 
-/// Loopback listeners on ephemeral ports, anonymous clients off: prepend to a test's own config.
-pub fn base_config(data_dir: &Path) -> String {
+/// Loopback listeners on ephemeral ports, anonymous clients off, data in `dir/data`: prepend to
+/// a test's own config.
+pub fn base_config(dir: &Path) -> String {
     format!(
         r#"[site]
 id = "test-site"
 name = "Test site"
-data_dir = "{}"
+data_dir = "{}/data"
 
 [mqtt]
 listener = {{ bind = "127.0.0.1:0" }}
@@ -62,7 +63,7 @@ listener = {{ bind = "127.0.0.1:0" }}
 [web]
 bind = "127.0.0.1:0"
 "#,
-        data_dir.display()
+        dir.display()
     )
 }
 
@@ -157,6 +158,25 @@ impl Hub {
         http_get(self.web, path)
     }
 
+    /// The API token the hub made in its data directory (`base_config` puts it in `dir/data`).
+    pub fn api_token(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("data").join("api-token"))
+            .expect("api-token in the data directory")
+            .trim()
+            .to_owned()
+    }
+
+    /// Call the JSON API with the hub's token: (status, parsed body).
+    pub fn api(&self, method: &str, path: &str, body: Option<&str>) -> (u16, serde_json::Value) {
+        let (code, text) = http(self.web, method, path, Some(&self.api_token()), body);
+        let value = if text.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{method} {path}: {e}: {text}"))
+        };
+        (code, value)
+    }
+
     /// `GET /healthz` as JSON.
     pub fn health(&self) -> serde_json::Value {
         let (code, body) = self.get("/healthz");
@@ -237,13 +257,32 @@ impl Drop for Hub {
 
 /// A minimal HTTP/1.1 GET (the tests need nothing more, and it keeps an HTTP client crate out).
 pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    http(addr, "GET", path, None, None)
+}
+
+/// A minimal HTTP/1.1 request: (status code, body). axum answers these small bodies with a
+/// Content-Length, so no chunked decoding is needed.
+pub fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    bearer: Option<&str>,
+    body: Option<&str>,
+) -> (u16, String) {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect web");
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send");
+    s.set_read_timeout(Some(Duration::from_secs(15))).ok();
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if let Some(token) = bearer {
+        head += &format!("Authorization: Bearer {token}\r\n");
+    }
+    let body = body.unwrap_or("");
+    if !body.is_empty() {
+        head += &format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+    }
+    write!(s, "{head}\r\n{body}").expect("send");
     let mut raw = String::new();
     s.read_to_string(&mut raw).expect("read");
     let code = raw
@@ -252,7 +291,6 @@ pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
         .and_then(|c| c.parse().ok())
         .expect("status code");
     let body = raw.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("");
-    // axum answers small bodies with Content-Length; chunked bodies are not expected here.
     (code, body.to_owned())
 }
 

@@ -1,0 +1,318 @@
+//! Locker workflows end to end, through the documented MQTT API only: a bank controller written
+//! with rumqttc (the `drivers::sim` controller, doors moved by the test) and a kiosk written with
+//! paho-mqtt (`tests/peers/kiosk.py`, a client we did not write) drive the real binary through a
+//! carrier drop-off, a resident pickup with the PIN from the notification, a door-ajar alert and
+//! a wrong-PIN lockout.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use locker_drivers::sim::{self, SimHandle, SimOptions};
+use locker_tests::{base_config, hub_binary, Hub};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+const USER: &str = "bank-a";
+const PASS: &str = "bank a password";
+
+fn hash(password: &str) -> String {
+    use std::io::Write;
+    let mut child = Command::new(hub_binary())
+        .arg("hash-password")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(password.as_bytes())
+        .unwrap();
+    String::from_utf8(child.wait_with_output().unwrap().stdout)
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
+fn site(dir: &std::path::Path) -> String {
+    base_config(dir)
+        + &format!(
+            r#"
+[policies]
+door_ajar_after = "5s"
+lockout = {{ max_failures = 3, window = "10m", base_lockout = "1m", max_lockout = "1h" }}
+
+[[bank]]
+id = "A"
+name = "Lobby"
+driver = {{ kind = "mqtt" }}
+mqtt = {{ username = "{USER}", password_hash = "{}" }}
+compartments = [
+  {{ doors = "1-4", size = "S", column = 1 }},
+  {{ doors = "5-6", size = "M", column = 2 }},
+]
+"#,
+            hash(PASS)
+        )
+}
+
+/// One request through the paho kiosk: the reply as JSON.
+fn kiosk(hub: &Hub, request: Value) -> Value {
+    let addr = hub.mqtt();
+    let out = Command::new("/usr/bin/python3")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/peers/kiosk.py"))
+        .args([addr.ip().to_string(), addr.port().to_string()])
+        .args(["A", USER, PASS, &request.to_string()])
+        .output()
+        .expect("run the paho kiosk (Debian's python3-paho-mqtt; tests/run installs it)");
+    assert!(
+        out.status.success(),
+        "kiosk failed: {}\nhub:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        hub.output()
+    );
+    serde_json::from_slice(&out.stdout).expect("reply is JSON")
+}
+
+fn command(hub: &Hub, body: Value) -> Value {
+    let (code, reply) = hub.api("POST", "/api/v1/commands", Some(&body.to_string()));
+    assert_eq!(code, 200, "{body} -> {reply}");
+    reply
+}
+
+fn compartment(hub: &Hub, door: u64) -> Value {
+    let (code, list) = hub.api("GET", "/api/v1/compartments", None);
+    assert_eq!(code, 200);
+    list.as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["door"] == door)
+        .cloned()
+        .expect("compartment in the list")
+}
+
+fn wait_until(what: &str, hub: &Hub, mut pred: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !pred() {
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "timed out waiting for {what}\nhub:\n{}",
+            hub.output()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Alerts published on `lockerhub/v1/site/alerts`, as a staff tool would see them.
+async fn watch_alerts(hub: &Hub) -> mpsc::UnboundedReceiver<Value> {
+    let addr = hub.mqtt();
+    let mut opts = MqttOptions::new("alert-watcher", addr.ip().to_string(), addr.port());
+    opts.set_credentials(USER, PASS);
+    let (client, mut events) = AsyncClient::new(opts, 16);
+    client
+        .subscribe("lockerhub/v1/site/alerts", QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let _client = client;
+        loop {
+            match events.poll().await {
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    if let Ok(v) = serde_json::from_slice(&p.payload) {
+                        let _ = tx.send(v);
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    });
+    rx
+}
+
+async fn expect_alert(rx: &mut mpsc::UnboundedReceiver<Value>, kind: &str, hub: &Hub) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(a)) if a["event"] == "raised" && a["kind"] == kind => return a,
+            Ok(Some(_)) => {}
+            _ => panic!("no {kind} alert\nhub:\n{}", hub.output()),
+        }
+    }
+}
+
+fn start_bank(hub: &Hub) -> SimHandle {
+    let addr = hub.mqtt();
+    sim::spawn(SimOptions {
+        bank: "A".into(),
+        doors: 6,
+        host: addr.ip().to_string(),
+        port: addr.port(),
+        credentials: Some((USER.into(), PASS.into())),
+        latency: Duration::ZERO,
+        stuck_doors: vec![],
+        // The test moves the doors itself.
+        auto_close_after: None,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drop_off_pickup_door_ajar_and_lockout_over_mqtt() {
+    let hub = tokio::task::spawn_blocking(|| Hub::start(site))
+        .await
+        .unwrap();
+    let bank = start_bank(&hub);
+    bank.wait_connected().await;
+    let mut alerts = watch_alerts(&hub).await;
+    let hub = std::sync::Arc::new(hub);
+    let h = hub.clone();
+    let blocking = move |f: Box<dyn FnOnce(&Hub) -> Value + Send>| {
+        let h = h.clone();
+        async move { tokio::task::spawn_blocking(move || f(&h)).await.unwrap() }
+    };
+
+    // Staff set up the directory through the API.
+    blocking(Box::new(|hub| {
+        wait_until("bank A online", hub, || {
+            hub.health()["banks"]["online_ids"] == json!(["A"])
+        });
+        for body in [
+            json!({"request_id": "d1", "type": "register_resident", "resident": "r-101", "unit": "101"}),
+            json!({"request_id": "d2", "type": "register_carrier", "carrier": "acme", "name": "Acme Parcels"}),
+            json!({"request_id": "d3", "type": "issue_carrier_code", "carrier": "acme", "code": "135790"}),
+        ] {
+            let reply = command(hub, body);
+            assert_eq!(reply["type"], "accepted", "{reply}");
+        }
+        Value::Null
+    }))
+    .await;
+
+    // Carrier drop-off at the paho kiosk: the hub reserves the smallest fitting door and opens it.
+    let reserved = blocking(Box::new(|hub| {
+        kiosk(
+            hub,
+            json!({"type": "start_drop_off", "bank": "A", "carrier_code": "135790",
+                   "recipient": {"type": "unit", "unit": "101"}, "size": "s"}),
+        )
+    }))
+    .await;
+    assert_eq!(reserved["type"], "reserved", "{reserved}");
+    let door = reserved["door"].as_u64().unwrap();
+    assert!((1..=4).contains(&door), "an S parcel goes into an S door");
+    let reservation = reserved["reservation"].clone();
+    blocking(Box::new(move |hub| {
+        wait_until("the reserved door to open", hub, || {
+            compartment(hub, door)["door_open"] == true
+        });
+        let confirmed = kiosk(
+            hub,
+            json!({"type": "confirm_parcel", "reservation": reservation, "tracking": "1Z999"}),
+        );
+        assert_eq!(confirmed["type"], "parcel_confirmed", "{confirmed}");
+        Value::Null
+    }))
+    .await;
+    // The carrier closes the door: only now is the delivery complete and the resident notified.
+    bank.close(door as u16);
+    let pin = blocking(Box::new(move |hub| {
+        let mut pin = Value::Null;
+        wait_until("the delivery notification in the outbox", hub, || {
+            let (_, items) = hub.api("GET", "/api/v1/outbox", None);
+            pin = items
+                .as_array()
+                .and_then(|a| a.first())
+                .map(|n| n["notification"]["pin"].clone())
+                .unwrap_or(Value::Null);
+            pin.is_string()
+        });
+        assert_eq!(compartment(hub, door)["status"], "occupied");
+        pin
+    }))
+    .await;
+    let pin = pin.as_str().unwrap().to_owned();
+    assert_eq!(pin.len(), 6, "default PIN length");
+
+    // Resident pickup with the PIN; the door opens and is left open: door-ajar alert.
+    let p = pin.clone();
+    let opening = blocking(Box::new(move |hub| {
+        kiosk(hub, json!({"type": "pickup_by_pin", "bank": "A", "pin": p}))
+    }))
+    .await;
+    assert_eq!(opening["type"], "opening", "{opening}");
+    assert_eq!(opening["doors"], json!([door]));
+    let ajar = expect_alert(&mut alerts, "door_ajar", &hub).await;
+    assert_eq!(ajar["door"], door);
+    bank.close(door as u16);
+    blocking(Box::new(move |hub| {
+        wait_until("the compartment to be free again", hub, || {
+            compartment(hub, door)["status"] == "free"
+        });
+        // A used code never opens anything again.
+        let again = kiosk(
+            hub,
+            json!({"type": "pickup_by_pin", "bank": "A", "pin": pin}),
+        );
+        assert_eq!(again["type"], "rejected", "{again}");
+        Value::Null
+    }))
+    .await;
+
+    // Wrong PINs: after three the keypad locks and staff are alerted.
+    let last = blocking(Box::new(|hub| {
+        let mut last = Value::Null;
+        for _ in 0..4 {
+            last = kiosk(
+                hub,
+                json!({"type": "pickup_by_pin", "bank": "A", "pin": "000000"}),
+            );
+            assert_eq!(last["type"], "rejected", "{last}");
+        }
+        last
+    }))
+    .await;
+    assert_eq!(last["code"], "keypad_locked", "{last}");
+    assert!(
+        last["until"].as_u64().is_some(),
+        "a lockout says until when"
+    );
+    expect_alert(&mut alerts, "keypad_lockout", &hub).await;
+
+    // The notifier hands the notification off: its plaintext code is erased from the outbox.
+    blocking(Box::new(|hub| {
+        let (_, items) = hub.api("GET", "/api/v1/outbox", None);
+        let id = items[0]["id"].as_str().unwrap().to_owned();
+        let (code, _) = hub.api("DELETE", &format!("/api/v1/outbox/{id}"), None);
+        assert_eq!(code, 204);
+        let (_, items) = hub.api("GET", "/api/v1/outbox", None);
+        assert_eq!(items, json!([]));
+        Value::Null
+    }))
+    .await;
+}
+
+#[test]
+fn the_api_refuses_callers_without_the_token_and_explains_bad_bodies() {
+    let hub = Hub::start(site);
+    let (code, body) = locker_tests::http(hub.web, "GET", "/api/v1/compartments", None, None);
+    assert_eq!(code, 401, "{body}");
+    let (code, body) =
+        locker_tests::http(hub.web, "GET", "/api/v1/compartments", Some("wrong"), None);
+    assert_eq!(code, 401, "{body}");
+    let (code, body) = hub.api("POST", "/api/v1/commands", Some("{not json"));
+    assert_eq!(code, 400);
+    assert!(body["error"].as_str().unwrap().contains("not JSON"));
+    let (code, body) = hub.api(
+        "POST",
+        "/api/v1/commands",
+        Some(r#"{"request_id":"x","type":"teleport"}"#),
+    );
+    assert_eq!(code, 422);
+    assert!(
+        body["error"].as_str().unwrap().contains("teleport"),
+        "{body}"
+    );
+}
