@@ -79,21 +79,19 @@ fn to_scalar(value: &Value) -> ScalarValue {
     }
 }
 
-/// Every entry of the document's root map, in key (= id = time) order. An entry that is not a
-/// map of fields (possible only if another writer broke the layout) comes back as an error
-/// string for that id instead of being silently dropped.
-pub(crate) fn read_all(doc: &AutoCommit) -> Vec<(String, Result<Value, String>)> {
-    doc.map_range(ROOT, ..)
-        .map(|item| {
-            let key = item.key.to_string();
-            let id = item.id();
-            let value = match item.value {
-                ValueRef::Object(ObjType::Map) => read_map(doc, &id),
-                other => Err(format!("expected a map of fields, found {other:?}")),
-            };
-            (key, value)
-        })
-        .collect()
+/// Every entry of the document's root map, in key (= id = time) order, one at a time (so a
+/// caller that converts each value right away never holds the whole document as JSON). An entry
+/// that is not a map of fields (possible only if another writer broke the layout) comes back as
+/// an error string for that id instead of being silently dropped.
+pub(crate) fn for_each_fact(doc: &AutoCommit, mut f: impl FnMut(&str, Result<Value, String>)) {
+    for item in doc.map_range(ROOT, ..) {
+        let id = item.id();
+        let value = match item.value {
+            ValueRef::Object(ObjType::Map) => read_map(doc, &id),
+            other => Err(format!("expected a map of fields, found {other:?}")),
+        };
+        f(&item.key, value);
+    }
 }
 
 /// One fact by id, if present.
@@ -162,6 +160,12 @@ fn read_value(doc: &AutoCommit, value: ValueRef<'_>, id: &ObjId) -> Result<Value
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn read_all(doc: &AutoCommit) -> Vec<(String, Result<Value, String>)> {
+        let mut out = Vec::new();
+        for_each_fact(doc, |id, value| out.push((id.to_string(), value)));
+        out
+    }
 
     #[test]
     fn json_round_trips_through_automerge() {
