@@ -114,10 +114,12 @@ impl<R: Record> Store<R> {
             }
         }
         let mut facts = Vec::new();
+        let mut added = 0u64;
         for id in new_ids {
             if matches!(live.doc.get_at(ROOT, id.as_str(), before), Ok(Some(_))) {
                 continue; // was here already (a concurrent write of the same id)
             }
+            added += 1;
             let decoded = codec::read_one(&live.doc, &id)
                 .unwrap_or_else(|| Err("vanished".into()))
                 .and_then(|v| serde_json::from_value::<R>(v).map_err(|e| e.to_string()));
@@ -133,6 +135,8 @@ impl<R: Record> Store<R> {
             .iter()
             .map(|f| (f, serde_json::to_vec(f).unwrap_or_default()))
             .collect();
+        let live = self.doc_mut(key)?;
+        live.facts += added;
         let touched = BTreeSet::from([*key]);
         self.persist(&touched, &applied, &[])?;
         Ok(facts)

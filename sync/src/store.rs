@@ -82,6 +82,8 @@ pub(crate) struct LiveDoc {
     /// (never a chunk someone else, e.g. a sync layer, wrote meanwhile).
     pub(crate) chunk_keys: Vec<String>,
     pub(crate) incrementals: usize,
+    /// Entries in the root map. Kept by hand: automerge's `length` walks the whole map.
+    pub(crate) facts: u64,
     /// False until the document's name is in the `docs` table.
     pub(crate) registered: bool,
 }
@@ -262,6 +264,7 @@ impl<R: Record> Store<R> {
                 }
             }
             report.loaded.push((name, count));
+            let doc_len = doc.length(automerge::ROOT) as u64;
             doc.set_actor(store.actor.clone());
             let registered = index.iter().any(|(n, _)| *n == key.to_string());
             store.docs.insert(
@@ -271,6 +274,7 @@ impl<R: Record> Store<R> {
                     doc,
                     chunk_keys: loaded.kept,
                     incrementals: loaded.incrementals,
+                    facts: doc_len,
                     registered,
                 },
             );
@@ -386,6 +390,7 @@ impl<R: Record> Store<R> {
                     message: e.to_string(),
                 });
             }
+            live.facts += 1;
             touched.insert(*key);
             applied.push((*fact, map));
         }
@@ -589,8 +594,7 @@ impl<R: Record> Store<R> {
                 let mut docs = tx.open_table(DOCS).ctx("open docs")?;
                 for key in touched {
                     if let Some(live) = self.docs.get(key) {
-                        let count = live.doc.length(automerge::ROOT) as u64;
-                        docs.insert(key.to_string().as_str(), (live.id.as_str(), count))
+                        docs.insert(key.to_string().as_str(), (live.id.as_str(), live.facts))
                             .ctx("write docs")?;
                     }
                 }
@@ -663,6 +667,7 @@ impl<R: Record> Store<R> {
         }
         let mut doc = loaded.doc;
         doc.set_actor(self.actor.clone());
+        let facts = doc.length(automerge::ROOT) as u64;
         self.docs.insert(
             *key,
             LiveDoc {
@@ -670,6 +675,7 @@ impl<R: Record> Store<R> {
                 doc,
                 chunk_keys: loaded.kept,
                 incrementals: loaded.incrementals,
+                facts,
                 registered,
             },
         );
@@ -726,8 +732,7 @@ impl<R: Record> Store<R> {
                     }
                 }
                 let mut docs = tx.open_table(DOCS).ctx("open docs")?;
-                let count = live.doc.length(automerge::ROOT) as u64;
-                docs.insert(key.to_string().as_str(), (live.id.as_str(), count))
+                docs.insert(key.to_string().as_str(), (live.id.as_str(), live.facts))
                     .ctx("write docs")?;
             }
             tx.commit().ctx("commit compaction")

@@ -242,6 +242,11 @@ proptest! {
                 heads.push(h);
                 facts.push(s.facts_in(doc).unwrap());
             }
+            // The fact counts kept in the index agree with the documents.
+            for (s, f) in stores.iter().zip(&facts) {
+                let counted = s.documents().into_iter().find(|d| d.key == *doc).map_or(0, |d| d.facts);
+                prop_assert_eq!(counted, f.len() as u64, "count of {}", doc);
+            }
             prop_assert_eq!(&heads[0], &heads[1], "heads of {}", doc);
             prop_assert_eq!(&heads[0], &heads[2], "heads of {}", doc);
             prop_assert_eq!(&facts[0], &facts[1], "facts of {}", doc);
