@@ -81,6 +81,20 @@ step "installed hub answers /healthz over HTTPS"
 out=$(mosquitto_pub -h localhost -p 8883 --cafile /var/lib/locker-hub/tls/hub.crt -t t -m m 2>&1 || true)
 echo "$out" | grep -qi "not authori" || fail "MQTT over TLS: $out"
 step "mosquitto_pub reaches the installed broker over TLS (and is refused: no login)"
+# Record a delivery (a parcel checked in at the desk) through the API, as staff would.
+api() { # METHOD PATH [BODY]
+  local token
+  token=$($SUDO cat /var/lib/locker-hub/api-token)
+  local args=(-sk -X "$1" -H "Authorization: Bearer $token" -H 'Content-Type: application/json')
+  [ $# -ge 3 ] && args+=(-d "$3")
+  curl "${args[@]}" "https://127.0.0.1:8443$2"
+}
+api POST /api/v1/commands '{"request_id":"pkg-1","type":"register_resident","resident":"r-1","unit":"1"}' \
+  | grep -q '"accepted"' || fail "cannot register a resident"
+parcel=$(api POST /api/v1/commands '{"request_id":"pkg-2","type":"desk_check_in","resident":"r-1","tracking":"PKG-UPGRADE-1"}' \
+  | sed -n 's/.*"parcel":"\([^"]*\)".*/\1/p')
+[ -n "$parcel" ] || fail "desk check-in did not record a parcel"
+step "recorded a delivery: parcel $parcel"
 stop_hub
 
 # The property edits its config: add a bank with a login.
@@ -104,6 +118,8 @@ mosquitto_pub -h localhost -p 8883 --cafile /var/lib/locker-hub/tls/hub.crt \
   -u bank-lobby -P bank-secret -t lockerhub/v1/bank/lobby/status -m '{"online":true}' -q 1 \
   || fail "the bank could not log in after the upgrade"
 step "a bank logs in to the upgraded hub over TLS"
+api GET /api/v1/parcels | grep -q "\"$parcel\"" || fail "the delivery recorded before the upgrade is gone"
+step "the delivery recorded before the upgrade is still there"
 stop_hub
 
 $SUDO apt-get remove -y -qq locker-hub >/dev/null

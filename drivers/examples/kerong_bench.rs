@@ -29,21 +29,41 @@ use rumqttc::{AsyncClient, MqttOptions, QoS};
 
 const BAUD: u32 = 19_200;
 const BOARDS: u8 = 8;
-const UNLOCKS: usize = 300;
+const UNLOCKS: usize = 200;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let broker = common::start_broker();
     println!("Kerong bank: {BOARDS} boards × 16 doors, {BAUD} baud emulated on a PTY");
-    for (label, poll) in [
-        ("polling back to back", Duration::ZERO),
-        ("polling every 1 s (default)", Duration::from_secs(1)),
+    let quick = 20..100;
+    let spaced = 50..150;
+    for (label, poll, gap_ms) in [
+        (
+            "polling back to back; unlocks 20-100 ms after the previous ack",
+            Duration::ZERO,
+            quick.clone(),
+        ),
+        (
+            "polling every 1 s (default); unlocks 20-100 ms after the previous ack",
+            Duration::from_secs(1),
+            quick,
+        ),
+        (
+            "polling every 1 s (default); unlocks 50-150 ms after the previous ack",
+            Duration::from_secs(1),
+            spaced,
+        ),
     ] {
-        run(broker, label, poll).await;
+        run(broker, label, poll, gap_ms).await;
     }
 }
 
-async fn run(broker: std::net::SocketAddr, label: &str, poll: Duration) {
+async fn run(
+    broker: std::net::SocketAddr,
+    label: &str,
+    poll: Duration,
+    gap_ms: std::ops::Range<u64>,
+) {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("ttyBench");
     let mut sim_settings = SimSettings::kerong(&(0..BOARDS).collect::<Vec<_>>());
@@ -55,7 +75,7 @@ async fn run(broker: std::net::SocketAddr, label: &str, poll: Duration) {
         Kerong::default(),
         LinkSettings::new(Transport::Serial(SerialLine::new(&path, BAUD))),
     );
-    let bank = format!("bench{}", poll.as_millis());
+    let bank = format!("bench{}-{}", poll.as_millis(), gap_ms.start);
     let map = DoorMap::new(
         (1..=u16::from(BOARDS) * 16).map(|d| {
             let board = ((d - 1) / 16) as u8;
@@ -121,7 +141,8 @@ async fn run(broker: std::net::SocketAddr, label: &str, poll: Duration) {
         rng ^= rng << 17;
         let door = (rng % (u64::from(BOARDS) * 16)) as u16 + 1;
         let (board, lock) = (((door - 1) / 16) as u8, ((door - 1) % 16) as u8 + 1);
-        let pause = Duration::from_micros(20_000 + rng % 80_000);
+        let pause =
+            Duration::from_micros(gap_ms.start * 1000 + rng % ((gap_ms.end - gap_ms.start) * 1000));
         tokio::time::sleep(pause).await;
         let from = sim.received_count();
         let payload =

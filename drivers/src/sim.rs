@@ -139,7 +139,7 @@ async fn run(
                 Err(e) => {
                     let _ = connected.send(false);
                     debug!(bank = %opts.bank, error = %e, "simulated controller lost the broker; retrying");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
                 }
             },
             Some(action) = actions.recv() => bank.act(action).await,

@@ -40,6 +40,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/commands", post(command))
         .route("/api/v1/compartments", get(compartments))
         .route("/api/v1/banks", get(banks))
+        .route("/api/v1/parcels", get(parcels))
         .route("/api/v1/outbox", get(outbox))
         .route("/api/v1/outbox/{id}", delete(outbox_done))
         .with_state(state)
@@ -209,6 +210,21 @@ async fn outbox_done(
             format!("no notification {id} in the outbox"),
         ),
         Ok(Ok(Err(e))) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+        _ => error(StatusCode::GATEWAY_TIMEOUT, "no answer from the engine"),
+    }
+}
+
+/// `GET /api/v1/parcels`: every parcel the hub has loaded, with where it is.
+async fn parcels(State(state): State<ApiState>, headers: HeaderMap) -> Response {
+    if let Some(r) = unauthorised(&state, &headers) {
+        return r;
+    }
+    let (tx, rx) = oneshot::channel();
+    if state.jobs.send(Job::Parcels(tx)).is_err() {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "the hub is stopping");
+    }
+    match tokio::time::timeout(Duration::from_secs(10), rx).await {
+        Ok(Ok(list)) => Json(list).into_response(),
         _ => error(StatusCode::GATEWAY_TIMEOUT, "no answer from the engine"),
     }
 }

@@ -41,6 +41,8 @@ pub enum Job {
         id: String,
         done: oneshot::Sender<Result<bool, String>>,
     },
+    /// Every parcel the core knows (the live ones and those finished within the loaded window).
+    Parcels(oneshot::Sender<Vec<locker_core::ParcelView>>),
     /// Finish the current step and stop.
     Stop,
 }
@@ -178,6 +180,9 @@ impl Runner {
                 Ok(Job::Input { input, reply }) => self.step(Some(input), reply),
                 Ok(Job::OutboxList(reply)) => {
                     let _ = reply.send(self.outbox_list());
+                }
+                Ok(Job::Parcels(reply)) => {
+                    let _ = reply.send(self.core.parcels());
                 }
                 Ok(Job::OutboxDone { id, done }) => {
                     let _ = done.send(self.outbox_done(&id));

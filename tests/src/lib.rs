@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, Once};
 use std::time::{Duration, Instant};
 
 pub mod certs;
+pub mod kiosk;
 
 /// The `locker-hub` binary under test: `LOCKER_HUB_BIN` if set, otherwise the workspace's debug
 /// build, which is built once per test process if needed.
@@ -39,6 +40,8 @@ pub fn hub_binary() -> PathBuf {
 /// A running hub process.
 pub struct Hub {
     child: Child,
+    /// The command line, to start the same hub again after a crash.
+    args: Vec<std::ffi::OsString>,
     pub mqtt: Option<SocketAddr>,
     pub mqtts: Option<SocketAddr>,
     pub web: SocketAddr,
@@ -75,20 +78,36 @@ impl Hub {
         let text = config(dir.path());
         let path = dir.path().join("hub.toml");
         std::fs::write(&path, text).expect("write config");
-        let mut cmd = Command::new(hub_binary());
-        cmd.arg("run").arg("--config").arg(&path);
-        Self::spawn(cmd, dir)
+        Self::spawn(vec!["run".into(), "--config".into(), path.into()], dir)
     }
 
     /// Start `locker-hub demo` with the given extra arguments.
     pub fn demo(args: &[&str]) -> Hub {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut cmd = Command::new(hub_binary());
-        cmd.arg("demo").args(args);
-        Self::spawn(cmd, dir)
+        let mut all = vec!["demo".into()];
+        all.extend(args.iter().map(Into::into));
+        Self::spawn(all, dir)
     }
 
-    fn spawn(mut cmd: Command, dir: tempfile::TempDir) -> Hub {
+    /// Kill the hub with SIGKILL (no chance to flush anything) and start it again with the same
+    /// configuration and data. Returns how long the new process took to become ready.
+    pub fn crash_and_restart(&mut self) -> Duration {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let placeholder = std::mem::replace(&mut self.dir, dir);
+        let started = Instant::now();
+        let fresh = Self::spawn(self.args.clone(), placeholder);
+        let took = started.elapsed();
+        let old = std::mem::replace(self, fresh);
+        // The old value's child is already dead; dropping it kills nothing new.
+        drop(old);
+        took
+    }
+
+    fn spawn(args: Vec<std::ffi::OsString>, dir: tempfile::TempDir) -> Hub {
+        let mut cmd = Command::new(hub_binary());
+        cmd.args(&args);
         cmd.env(
             "RUST_LOG",
             std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
@@ -140,6 +159,7 @@ impl Hub {
         };
         Hub {
             child,
+            args,
             mqtt: field("mqtt").map(addr),
             mqtts: field("mqtts").map(addr),
             web: addr(field("web").expect("web address")),

@@ -1,0 +1,95 @@
+//! A kiosk written with rumqttc that speaks the documented MQTT API: send a request to a bank's
+//! kiosk topic and wait for the reply on its own reply topic.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use serde_json::Value;
+use tokio::sync::{oneshot, watch};
+
+type Waiting = Arc<Mutex<HashMap<String, oneshot::Sender<Value>>>>;
+
+/// A connected kiosk. It reconnects by itself when the hub restarts.
+pub struct Kiosk {
+    bank: String,
+    reply_to: String,
+    client: AsyncClient,
+    waiting: Waiting,
+    subscribed: watch::Receiver<u64>,
+}
+
+impl Kiosk {
+    /// Connect as `id` with a login; replies come back on `…/kiosk/reply/{id}`.
+    pub async fn connect(addr: SocketAddr, bank: &str, id: &str, login: (&str, &str)) -> Kiosk {
+        let mut opts = MqttOptions::new(id, addr.ip().to_string(), addr.port());
+        opts.set_credentials(login.0, login.1);
+        opts.set_keep_alive(Duration::from_secs(5));
+        let (client, mut events) = AsyncClient::new(opts, 64);
+        let reply_to = format!("lockerhub/v1/bank/{bank}/kiosk/reply/{id}");
+        let waiting: Waiting = Arc::default();
+        let (sub_tx, sub_rx) = watch::channel(0u64);
+        let (c, w, topic) = (client.clone(), waiting.clone(), reply_to.clone());
+        tokio::spawn(async move {
+            let mut generation = 0;
+            loop {
+                match events.poll().await {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                        let _ = c.subscribe(&topic, QoS::AtLeastOnce).await;
+                    }
+                    Ok(Event::Incoming(Packet::SubAck(_))) => {
+                        generation += 1;
+                        let _ = sub_tx.send(generation);
+                    }
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        if let Ok(v) = serde_json::from_slice::<Value>(&p.payload) {
+                            let id = v["request_id"].as_str().unwrap_or_default().to_owned();
+                            if let Some(tx) = w.lock().unwrap().remove(&id) {
+                                let _ = tx.send(v);
+                            }
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                }
+            }
+        });
+        let kiosk = Kiosk {
+            bank: bank.to_owned(),
+            reply_to,
+            client,
+            waiting,
+            subscribed: sub_rx,
+        };
+        kiosk.ready().await;
+        kiosk
+    }
+
+    /// Wait until the reply subscription is in place (again, after a reconnect).
+    pub async fn ready(&self) {
+        let mut rx = self.subscribed.clone();
+        let _ = tokio::time::timeout(Duration::from_secs(20), rx.wait_for(|g| *g > 0)).await;
+    }
+
+    /// Send `request` (its `request_id` must be set) and wait up to `timeout` for the reply.
+    pub async fn request(&self, mut request: Value, timeout: Duration) -> Option<Value> {
+        request["reply_to"] = Value::String(self.reply_to.clone());
+        let id = request["request_id"].as_str()?.to_owned();
+        let (tx, rx) = oneshot::channel();
+        self.waiting.lock().unwrap().insert(id.clone(), tx);
+        self.client
+            .publish(
+                format!("lockerhub/v1/bank/{}/kiosk/request", self.bank),
+                QoS::AtLeastOnce,
+                false,
+                request.to_string(),
+            )
+            .await
+            .ok()?;
+        let reply = tokio::time::timeout(timeout, rx).await.ok()?.ok();
+        self.waiting.lock().unwrap().remove(&id);
+        reply
+    }
+}
