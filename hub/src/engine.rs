@@ -65,6 +65,9 @@ pub struct Outgoing {
     pub retain: bool,
 }
 
+/// How often the store is compacted and old partitions are unloaded or expired.
+const MAINTENANCE_EVERY: Duration = Duration::from_secs(3600);
+
 /// What the web page may read while the engine runs (updated after every step).
 #[derive(Default)]
 pub struct Snapshot {
@@ -171,11 +174,19 @@ impl Runner {
         self.refresh_snapshot();
         // Anything overdue at start (an unlock in flight when the hub stopped, expired holds).
         self.step(None, ReplyTo::Nobody);
+        let mut next_maintenance = std::time::Instant::now() + MAINTENANCE_EVERY;
         loop {
+            if std::time::Instant::now() >= next_maintenance {
+                self.maintain();
+                next_maintenance = std::time::Instant::now() + MAINTENANCE_EVERY;
+            }
+            let until_maintenance =
+                next_maintenance.saturating_duration_since(std::time::Instant::now());
             let wait = match self.core.next_deadline() {
                 Some(at) => Duration::from_millis(at.0.saturating_sub(now().0)),
                 None => Duration::from_secs(60),
-            };
+            }
+            .min(until_maintenance);
             match jobs.recv_timeout(wait) {
                 Ok(Job::Input { input, reply }) => self.step(Some(input), reply),
                 Ok(Job::OutboxList(reply)) => {
@@ -336,6 +347,26 @@ impl Runner {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// Compact documents, unload those that left the live window, drop partitions past retention.
+    fn maintain(&mut self) {
+        match self.store.maintain(now().0) {
+            Ok(done) => {
+                if !(done.compacted.is_empty()
+                    && done.unloaded.is_empty()
+                    && done.expired.is_empty())
+                {
+                    info!(
+                        compacted = done.compacted.len(),
+                        unloaded = done.unloaded.len(),
+                        expired = done.expired.len(),
+                        "state maintenance"
+                    );
+                }
+            }
+            Err(e) => warn!(error = %e, "state maintenance failed; will try again"),
         }
     }
 
