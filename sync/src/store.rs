@@ -104,7 +104,7 @@ pub struct Store<R: Record> {
 }
 
 /// A live document loaded at start, with its decoded facts.
-type LoadedLive<R> = (DocKey, String, Loaded, Vec<(String, Result<R, String>)>);
+type LoadedLive<R> = (DocKey, String, Loaded, Vec<Result<R, (String, String)>>);
 
 /// A document as read from redb: the automerge doc and what could not be loaded.
 struct Loaded {
@@ -226,8 +226,23 @@ impl<R: Record> Store<R> {
         });
         decoded.sort_by_key(|(key, ..)| *key);
 
+        // The open-thread index (a few hundred entries): whatever of it the live documents do
+        // not hold is returned from here.
+        let mut thread_index: BTreeMap<String, (String, Vec<u8>)> = BTreeMap::new();
+        {
+            let tx = store.db.begin_read().ctx("begin read")?;
+            let table = tx.open_table(THREAD_FACTS).ctx("open thread_facts")?;
+            for row in table.iter().ctx("read thread_facts")? {
+                let (k, v) = row.ctx("read thread fact")?;
+                let (thread, fact_id) = k.value();
+                thread_index.insert(
+                    fact_id.to_string(),
+                    (thread.to_string(), v.value().to_vec()),
+                );
+            }
+        }
+
         let mut facts: Vec<R> = Vec::new();
-        let mut seen: HashSet<String> = HashSet::new();
         let mut damaged_rows = Vec::new();
         for (key, id, loaded, doc_facts) in decoded {
             let name = key.to_string();
@@ -249,14 +264,16 @@ impl<R: Record> Store<R> {
                 report.missing_deps.push((name.clone(), missing.len()));
             }
             let mut count = 0;
-            for (fact_id, fact) in doc_facts {
+            for fact in doc_facts {
                 match fact {
                     Ok(fact) => {
-                        seen.insert(fact_id);
+                        if !thread_index.is_empty() && fact.thread().is_some() {
+                            thread_index.remove(fact.id());
+                        }
                         facts.push(fact);
                         count += 1;
                     }
-                    Err(reason) => report.undecodable.push(Undecodable {
+                    Err((fact_id, reason)) => report.undecodable.push(Undecodable {
                         document: name.clone(),
                         fact_id,
                         reason,
@@ -290,28 +307,19 @@ impl<R: Record> Store<R> {
             report.quarantined = damaged_rows.into_iter().map(|(q, _)| q).collect();
         }
 
-        // Facts of open threads whose documents are not live.
-        {
-            let tx = store.db.begin_read().ctx("begin read")?;
-            let table = tx.open_table(THREAD_FACTS).ctx("open thread_facts")?;
-            for row in table.iter().ctx("read thread_facts")? {
-                let (k, v) = row.ctx("read thread fact")?;
-                let (thread, fact_id) = k.value();
-                if seen.contains(fact_id) {
-                    continue;
+        // Facts of open threads that no live document holds (older months, or lost with a
+        // quarantined chunk).
+        for (fact_id, (thread, json)) in thread_index {
+            match serde_json::from_slice::<R>(&json) {
+                Ok(fact) => {
+                    facts.push(fact);
+                    report.open_thread_facts += 1;
                 }
-                match serde_json::from_slice::<R>(v.value()) {
-                    Ok(fact) => {
-                        seen.insert(fact_id.to_string());
-                        facts.push(fact);
-                        report.open_thread_facts += 1;
-                    }
-                    Err(e) => report.undecodable.push(Undecodable {
-                        document: format!("thread_facts/{thread}"),
-                        fact_id: fact_id.to_string(),
-                        reason: e.to_string(),
-                    }),
-                }
+                Err(e) => report.undecodable.push(Undecodable {
+                    document: format!("thread_facts/{thread}"),
+                    fact_id,
+                    reason: e.to_string(),
+                }),
             }
         }
 
@@ -409,9 +417,9 @@ impl<R: Record> Store<R> {
         let from = |doc: &AutoCommit| {
             decode_all::<R>(doc)
                 .into_iter()
-                .filter_map(|(id, fact)| match fact {
+                .filter_map(|fact| match fact {
                     Ok(f) => Some(f),
-                    Err(reason) => {
+                    Err((id, reason)) => {
                         tracing::warn!(document = %key, fact = %id, %reason, "skipped fact");
                         None
                     }
@@ -1003,11 +1011,16 @@ pub(crate) fn check_chunk(bytes: &[u8]) -> Result<(), AutomergeError> {
     }
 }
 
-pub(crate) fn decode_all<R: Record>(doc: &AutoCommit) -> Vec<(String, Result<R, String>)> {
+/// Every fact of a document in id order; an entry that does not decode comes back as
+/// (id, reason). Only failures carry the id, so a good fact costs no extra allocation.
+pub(crate) fn decode_all<R: Record>(doc: &AutoCommit) -> Vec<Result<R, (String, String)>> {
     let mut out = Vec::with_capacity(doc.length(automerge::ROOT));
     codec::for_each_fact(doc, |id, value| {
-        let fact = value.and_then(|v| serde_json::from_value::<R>(v).map_err(|e| e.to_string()));
-        out.push((id.to_string(), fact));
+        out.push(
+            value
+                .and_then(|v| serde_json::from_value::<R>(v).map_err(|e| e.to_string()))
+                .map_err(|reason| (id.to_string(), reason)),
+        );
     });
     out
 }
