@@ -100,8 +100,9 @@ pub async fn run(
         "MQTT broker started"
     );
 
+    // MQTT 5, so that kiosks' response-topic and correlation-data properties reach the hub.
     bus::spawn(
-        internal.v4_auth,
+        internal.v5_auth,
         authenticator.hub_credentials(),
         status.clone(),
         engine.jobs.clone(),

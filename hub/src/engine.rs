@@ -51,8 +51,11 @@ pub enum Job {
 pub enum ReplyTo {
     /// Observations and fire-and-forget commands.
     Nobody,
-    /// An MQTT topic named by the requester.
-    Mqtt(String),
+    /// An MQTT topic named by the requester, and its MQTT 5 correlation data.
+    Mqtt {
+        topic: String,
+        correlation: Option<Vec<u8>>,
+    },
     /// An HTTP request waiting for its answer.
     Http(oneshot::Sender<Reply>),
 }
@@ -63,6 +66,8 @@ pub struct Outgoing {
     pub topic: String,
     pub payload: Vec<u8>,
     pub retain: bool,
+    /// MQTT 5 correlation data, echoed from the request this answers.
+    pub correlation: Option<Vec<u8>>,
 }
 
 /// How often the store is compacted and old partitions are unloaded or expired.
@@ -334,7 +339,16 @@ impl Runner {
         }
         self.refresh_snapshot();
         match (reply_to, out.reply) {
-            (ReplyTo::Mqtt(topic), Some(reply)) => self.send_json(topic, false, &reply),
+            (ReplyTo::Mqtt { topic, correlation }, Some(reply)) => {
+                if let Ok(payload) = serde_json::to_vec(&reply) {
+                    let _ = self.publish.send(Outgoing {
+                        topic,
+                        payload,
+                        retain: false,
+                        correlation,
+                    });
+                }
+            }
             (ReplyTo::Http(tx), Some(reply)) => {
                 let _ = tx.send(reply);
             }
@@ -402,6 +416,7 @@ impl Runner {
                     topic,
                     payload,
                     retain,
+                    correlation: None,
                 });
             }
             Err(e) => error!(error = %e, "cannot encode an outgoing message"),

@@ -38,8 +38,14 @@ struct KioskEnvelope {
     reply_to: Option<String>,
 }
 
-/// Decode one message. `known_bank` says whether a bank id is configured.
-pub fn decode(topic: &str, payload: &[u8], known_bank: impl Fn(&str) -> bool) -> Inbound {
+/// Decode one message. `response_topic` is the MQTT 5 property, used when the payload names no
+/// `reply_to`; `known_bank` says whether a bank id is configured.
+pub fn decode(
+    topic: &str,
+    payload: &[u8],
+    response_topic: Option<String>,
+    known_bank: impl Fn(&str) -> bool,
+) -> Inbound {
     let Some(parsed) = bus::parse(topic) else {
         return Inbound::Ignore;
     };
@@ -102,14 +108,19 @@ pub fn decode(topic: &str, payload: &[u8], known_bank: impl Fn(&str) -> bool) ->
             }),
             Err(e) => bad("acknowledgement", e),
         },
-        Parsed::KioskRequest { .. } => kiosk_request(topic, bank, payload),
+        Parsed::KioskRequest { .. } => kiosk_request(topic, bank, payload, response_topic),
         Parsed::Command { .. } | Parsed::State { .. } | Parsed::KioskUpdate { .. } => {
             Inbound::Ignore
         }
     }
 }
 
-fn kiosk_request(topic: &str, bank: &str, payload: &[u8]) -> Inbound {
+fn kiosk_request(
+    topic: &str,
+    bank: &str,
+    payload: &[u8],
+    response_topic: Option<String>,
+) -> Inbound {
     let envelope: KioskEnvelope = match serde_json::from_slice(payload) {
         Ok(e) => e,
         Err(e) => {
@@ -119,7 +130,7 @@ fn kiosk_request(topic: &str, bank: &str, payload: &[u8]) -> Inbound {
             }
         }
     };
-    let reply_to = match envelope.reply_to {
+    let reply_to = match envelope.reply_to.or(response_topic) {
         Some(t) => match check_reply_topic(&t, bank) {
             Ok(()) => Some(t),
             Err(why) => {
@@ -210,7 +221,12 @@ mod tests {
 
     #[test]
     fn controller_messages_become_observations() {
-        let i = decode("lockerhub/v1/bank/A/door/3", br#"{"open":true}"#, known);
+        let i = decode(
+            "lockerhub/v1/bank/A/door/3",
+            br#"{"open":true}"#,
+            None,
+            known,
+        );
         assert_eq!(
             i,
             Inbound::Input {
@@ -226,6 +242,7 @@ mod tests {
         let i = decode(
             "lockerhub/v1/bank/A/ack",
             br#"{"unlock_id":"u1","door":3,"ok":true}"#,
+            None,
             known,
         );
         assert!(matches!(
@@ -235,7 +252,12 @@ mod tests {
                 ..
             }
         ));
-        let i = decode("lockerhub/v1/bank/A/status", br#"{"online":false}"#, known);
+        let i = decode(
+            "lockerhub/v1/bank/A/status",
+            br#"{"online":false}"#,
+            None,
+            known,
+        );
         assert_eq!(
             i,
             Inbound::Presence {
@@ -247,35 +269,44 @@ mod tests {
 
     #[test]
     fn malformed_or_foreign_messages_are_refused_or_ignored_never_fatal() {
-        assert!(refused(&decode("lockerhub/v1/bank/A/door/3", b"{", known)));
+        assert!(refused(&decode(
+            "lockerhub/v1/bank/A/door/3",
+            b"{",
+            None,
+            known
+        )));
         assert!(refused(&decode(
             "lockerhub/v1/bank/A/door/3",
             b"\xff\xfe",
+            None,
             known
         )));
         assert!(refused(&decode(
             "lockerhub/v1/bank/Z/door/3",
             br#"{"open":true}"#,
+            None,
             known
         )));
         assert!(refused(&decode(
             "lockerhub/v1/bank/A/ack",
             br#"{"unlock_id":"u1","door":3,"ok":false,"error":"jammed"}"#,
+            None,
             known
         )));
         assert_eq!(
-            decode("lockerhub/v1/bank/A/cmd", b"{}", known),
+            decode("lockerhub/v1/bank/A/cmd", b"{}", None, known),
             Inbound::Ignore
         );
-        assert_eq!(decode("something/else", b"{}", known), Inbound::Ignore);
+        assert_eq!(
+            decode("something/else", b"{}", None, known),
+            Inbound::Ignore
+        );
     }
 
     #[test]
     fn kiosk_requests_reach_the_core_with_their_reply_topic() {
-        let i = decode(
-            "lockerhub/v1/bank/A/kiosk/request",
-            br#"{"request_id":"k-1","reply_to":"kiosk/k1/reply","type":"pickup_by_pin","bank":"A","pin":"123456"}"#,
-            known,
+        let i = decode("lockerhub/v1/bank/A/kiosk/request", br#"{"request_id":"k-1","reply_to":"kiosk/k1/reply","type":"pickup_by_pin","bank":"A","pin":"123456"}"#,
+            None, known,
         );
         match i {
             Inbound::Input {
@@ -287,6 +318,29 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn an_mqtt5_response_topic_serves_when_the_payload_names_none() {
+        let payload = br#"{"request_id":"k-5","type":"pickup_by_pin","bank":"A","pin":"123456"}"#;
+        let i = decode(
+            "lockerhub/v1/bank/A/kiosk/request",
+            payload,
+            Some("kiosk/rr/1".into()),
+            known,
+        );
+        assert!(
+            matches!(&i, Inbound::Input { reply_to: Some(t), .. } if t == "kiosk/rr/1"),
+            "{i:?}"
+        );
+        // The same checks apply to it as to reply_to.
+        let i = decode(
+            "lockerhub/v1/bank/A/kiosk/request",
+            payload,
+            Some("lockerhub/v1/bank/A/cmd".into()),
+            known,
+        );
+        assert!(matches!(i, Inbound::Refuse { reply_to: None, .. }), "{i:?}");
     }
 
     #[test]
@@ -302,6 +356,7 @@ mod tests {
             match decode(
                 "lockerhub/v1/bank/A/kiosk/request",
                 payload.as_bytes(),
+                None,
                 known,
             ) {
                 Inbound::Refuse {
@@ -331,6 +386,7 @@ mod tests {
             let i = decode(
                 "lockerhub/v1/bank/A/kiosk/request",
                 payload.as_bytes(),
+                None,
                 known,
             );
             assert!(
@@ -340,7 +396,12 @@ mod tests {
         }
         let ok = r#"{"request_id":"k","reply_to":"lockerhub/v1/bank/A/kiosk/reply/k1","type":"pickup_by_pin","bank":"A","pin":"1"}"#;
         assert!(matches!(
-            decode("lockerhub/v1/bank/A/kiosk/request", ok.as_bytes(), known),
+            decode(
+                "lockerhub/v1/bank/A/kiosk/request",
+                ok.as_bytes(),
+                None,
+                known
+            ),
             Inbound::Input { .. }
         ));
     }

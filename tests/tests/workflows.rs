@@ -381,3 +381,87 @@ fn the_api_refuses_callers_without_the_token_and_explains_bad_bodies() {
         "{body}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt5_requests_are_answered_on_their_response_topic_with_their_correlation_data() {
+    use rumqttc::v5::mqttbytes::v5::{Packet as P5, PublishProperties};
+    use rumqttc::v5::mqttbytes::QoS as Q5;
+    use rumqttc::v5::{AsyncClient as Client5, Event as E5, MqttOptions as Options5};
+
+    let hub = tokio::task::spawn_blocking(|| Hub::start(site))
+        .await
+        .unwrap();
+    let addr = hub.mqtt();
+    let request = json!({"request_id": "rr-1", "type": "suggest_size",
+        "dimensions": {"length_mm": 300, "width_mm": 200, "height_mm": 50}});
+
+    // mosquitto_rr: Mosquitto's own MQTT 5 request/response client.
+    let out = Command::new("mosquitto_rr")
+        .args(["-V", "5", "-h", "127.0.0.1", "-p", &addr.port().to_string()])
+        .args([
+            "-u",
+            USER,
+            "-P",
+            PASS,
+            "-t",
+            "lockerhub/v1/bank/A/kiosk/request",
+        ])
+        .args(["-e", "kiosk/rr/1", "-W", "10", "-m", &request.to_string()])
+        .output()
+        .expect("run mosquitto_rr");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reply: Value = serde_json::from_slice(&out.stdout).expect("JSON reply");
+    assert_eq!(reply["type"], "size_suggested", "{reply}");
+    assert_eq!(reply["size"], "extra_small");
+
+    // rumqttc in MQTT 5 mode: the correlation data comes back with the reply.
+    let mut opts = Options5::new("v5-kiosk", addr.ip().to_string(), addr.port());
+    opts.set_credentials(USER, PASS);
+    let (client, mut events) = Client5::new(opts, 16);
+    client
+        .subscribe("kiosk/rr/2", Q5::AtLeastOnce)
+        .await
+        .unwrap();
+    let mut request = request;
+    request["request_id"] = json!("rr-2");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let mut sent = false;
+    loop {
+        let event = tokio::time::timeout_at(deadline, events.poll())
+            .await
+            .expect("an answer within 15 s")
+            .expect("connection");
+        match event {
+            E5::Incoming(P5::SubAck(_)) if !sent => {
+                let props = PublishProperties {
+                    response_topic: Some("kiosk/rr/2".into()),
+                    correlation_data: Some(b"corr-42".to_vec().into()),
+                    ..Default::default()
+                };
+                client
+                    .publish_with_properties(
+                        "lockerhub/v1/bank/A/kiosk/request",
+                        Q5::AtLeastOnce,
+                        false,
+                        request.to_string(),
+                        props,
+                    )
+                    .await
+                    .unwrap();
+                sent = true;
+            }
+            E5::Incoming(P5::Publish(p)) => {
+                let reply: Value = serde_json::from_slice(&p.payload).unwrap();
+                assert_eq!(reply["request_id"], "rr-2");
+                let corr = p.properties.and_then(|p| p.correlation_data);
+                assert_eq!(corr.as_deref(), Some(&b"corr-42"[..]));
+                return;
+            }
+            _ => {}
+        }
+    }
+}
