@@ -79,7 +79,7 @@ impl<R: Record> Store<R> {
         self.check_writable()?;
         let mut tx = self.db.begin_write().ctx("begin write")?;
         tx.set_durability(Durability::Immediate)
-            .map_err(|e| StoreError::Poisoned(e.to_string()))?;
+            .ctx("set durability")?;
         body(&tx)?;
         tx.commit().ctx("durable commit")
     }

@@ -128,7 +128,7 @@ fn is_damage(e: &redb::DatabaseError) -> bool {
             io.kind(),
             std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::InvalidData
         ),
-        DatabaseError::UpgradeRequired(_) => false,
+        // Already open, locked, too old a format: not damage; report, do not move anything.
         _ => false,
     }
 }

@@ -591,7 +591,7 @@ impl<R: Record> Store<R> {
         let result = (|| -> Result<(), StoreError> {
             let mut tx = self.db.begin_write().ctx("begin write")?;
             tx.set_durability(Durability::Immediate)
-                .map_err(|e| StoreError::Poisoned(e.to_string()))?;
+                .ctx("set durability")?;
             {
                 let mut chunks = tx.open_table(CHUNKS).ctx("open chunks")?;
                 for (_, chunk_key, bytes) in &writes {
@@ -815,9 +815,11 @@ impl<R: Record> Store<R> {
     }
 }
 
+/// Drops the uncommitted puts of a failed append, and recounts (rare, so the O(n) count is fine).
 fn live_rollback(live: Option<&mut LiveDoc>) {
     if let Some(live) = live {
         live.doc.rollback();
+        live.facts = live.doc.length(automerge::ROOT) as u64;
     }
 }
 
