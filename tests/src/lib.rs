@@ -37,6 +37,30 @@ pub fn hub_binary() -> PathBuf {
     target.join("debug").join("locker-hub")
 }
 
+/// `locker-hub hash-password`, as an installer would run it: the argon2 hash for a config file.
+pub fn hash_password(password: &str) -> String {
+    let mut child = Command::new(hub_binary())
+        .arg("hash-password")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run hash-password");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(password.as_bytes())
+        .expect("write the password");
+    let out = child.wait_with_output().expect("hash-password output");
+    assert!(out.status.success(), "hash-password failed");
+    let hash = String::from_utf8(out.stdout)
+        .expect("UTF-8")
+        .trim()
+        .to_owned();
+    assert!(hash.starts_with("$argon2"), "{hash}");
+    hash
+}
+
 /// A running hub process.
 pub struct Hub {
     child: Child,

@@ -220,27 +220,9 @@ async fn confirmed_facts_survive_sigkill_at_random_moments() {
         .unwrap_or(100);
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let (mqtt_port, web_port) = (free_port(), free_port());
-    let hash = tokio::task::spawn_blocking(|| {
-        use std::io::Write;
-        let mut child = std::process::Command::new(locker_tests::hub_binary())
-            .arg("hash-password")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(LOGIN.1.as_bytes())
-            .unwrap();
-        String::from_utf8(child.wait_with_output().unwrap().stdout)
-            .unwrap()
-            .trim()
-            .to_owned()
-    })
-    .await
-    .unwrap();
+    let hash = tokio::task::spawn_blocking(|| locker_tests::hash_password(LOGIN.1))
+        .await
+        .unwrap();
     let mut hub = tokio::task::spawn_blocking(move || {
         Hub::start(|dir| config(dir, mqtt_port, web_port, &hash))
     })

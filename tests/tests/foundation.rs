@@ -2,40 +2,18 @@
 //! (rumqttc, and Debian's mosquitto clients as a peer we did not write), TLS, authentication,
 //! configuration checks, demo mode and shutdown.
 
-use std::io::Write;
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use locker_tests::certs::{write_test_pki, TestPki};
-use locker_tests::{base_config, have, hub_binary, Hub};
+use locker_tests::{base_config, hash_password, have, hub_binary, Hub};
 use rumqttc::{
     AsyncClient, ConnectReturnCode, Event, MqttOptions, Packet, QoS, TlsConfiguration, Transport,
 };
 
 const BANK_USER: &str = "bank-lobby";
 const BANK_PASS: &str = "correct horse battery staple";
-
-/// `locker-hub hash-password`, as an installer would run it.
-fn hash(password: &str) -> String {
-    let mut child = Command::new(hub_binary())
-        .arg("hash-password")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("run hash-password");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(password.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
-    let hash = String::from_utf8(out.stdout).unwrap().trim().to_owned();
-    assert!(hash.starts_with("$argon2"), "{hash}");
-    hash
-}
 
 /// A site with one MQTT bank that has credentials, optionally a TLS listener, and the given
 /// anonymous policy.
@@ -64,9 +42,18 @@ driver = {{ kind = "mqtt" }}
 mqtt = {{ username = "{BANK_USER}", password_hash = "{}" }}
 compartments = [{{ doors = "1-4", size = "M" }}]
 "#,
-        hash(BANK_PASS)
+        hash_password(BANK_PASS)
     );
     text
+}
+
+/// rumqttc over TLS, trusting the test CA.
+fn tls_transport(pki: &TestPki) -> Transport {
+    Transport::tls_with_config(TlsConfiguration::Simple {
+        ca: pki.ca_pem.clone().into_bytes(),
+        alpn: None,
+        client_auth: None,
+    })
 }
 
 fn options(id: &str, addr: SocketAddr, login: Option<(&str, &str)>) -> MqttOptions {
@@ -156,11 +143,7 @@ async fn exchange(hub: &Hub, addr: SocketAddr, tls: Option<&TestPki>, tag: &str)
     );
     let mut mosq_tls: Vec<String> = Vec::new();
     if let Some(pki) = tls {
-        opts.set_transport(Transport::tls_with_config(TlsConfiguration::Simple {
-            ca: pki.ca_pem.clone().into_bytes(),
-            alpn: None,
-            client_auth: None,
-        }));
+        opts.set_transport(tls_transport(pki));
         mosq_tls = vec!["--cafile".into(), pki.ca_file.display().to_string()];
     }
     let mosq_tls: Vec<&str> = mosq_tls.iter().map(String::as_str).collect();
@@ -220,11 +203,7 @@ async fn exchange(hub: &Hub, addr: SocketAddr, tls: Option<&TestPki>, tag: &str)
         Some((BANK_USER, BANK_PASS)),
     );
     if let Some(pki) = tls {
-        opts.set_transport(Transport::tls_with_config(TlsConfiguration::Simple {
-            ca: pki.ca_pem.clone().into_bytes(),
-            alpn: None,
-            client_auth: None,
-        }));
+        opts.set_transport(tls_transport(pki));
     }
     let (client, mut events) = connect(opts).await.expect("subscriber connects");
     let topic = format!("test/{tag}/from-mosquitto");
@@ -269,11 +248,7 @@ async fn an_idle_tls_connection_does_not_stall_other_clients() {
     // would wait on it forever before accepting anyone else).
     let _idle = std::net::TcpStream::connect(tls_addr).unwrap();
     let mut opts = options("after-idle", tls_addr, Some((BANK_USER, BANK_PASS)));
-    opts.set_transport(Transport::tls_with_config(TlsConfiguration::Simple {
-        ca: pki.ca_pem.into_bytes(),
-        alpn: None,
-        client_auth: None,
-    }));
+    opts.set_transport(tls_transport(&pki));
     let started = Instant::now();
     connect(opts)
         .await

@@ -8,33 +8,13 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use locker_drivers::sim::{self, SimHandle, SimOptions};
-use locker_tests::{base_config, hub_binary, Hub};
+use locker_tests::{base_config, hash_password, Hub};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 const USER: &str = "bank-a";
 const PASS: &str = "bank a password";
-
-fn hash(password: &str) -> String {
-    use std::io::Write;
-    let mut child = Command::new(hub_binary())
-        .arg("hash-password")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(password.as_bytes())
-        .unwrap();
-    String::from_utf8(child.wait_with_output().unwrap().stdout)
-        .unwrap()
-        .trim()
-        .to_owned()
-}
 
 fn site(dir: &std::path::Path) -> String {
     base_config(dir)
@@ -54,7 +34,7 @@ compartments = [
   {{ doors = "5-6", size = "M", column = 2 }},
 ]
 "#,
-            hash(PASS)
+            hash_password(PASS)
         )
 }
 
