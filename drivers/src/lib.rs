@@ -9,6 +9,15 @@
 //!   bank would; used by demo mode and by tests.
 //! - [`kerong`], [`lockboard8a`]: sans-IO codecs of the RS-485 lock boards, over the shared
 //!   [`codec`] framing and [`board`] door mapping.
+//! - [`link`]: the task that owns one serial port or TCP gateway and serialises its traffic
+//!   (priorities, timeouts, drains, retries, offline boards, reopening, counters).
+//! - [`adapter`]: a bank of lock boards on a link, presented on the MQTT bus like a bank with
+//!   its own controller.
+//! - [`boardsim`]: simulated lock boards on a pseudo-terminal or TCP port, with injectable
+//!   faults, for tests and benchmarks.
+//!
+//! Wiring a bank: `Link::spawn(Kerong { .. }, LinkSettings::new(transport))` once per port,
+//! then `adapter::spawn(protocol, link.clone(), door_map, bank_settings)` per bank on it.
 
 pub mod adapter;
 pub mod board;
