@@ -9,7 +9,7 @@
 //!
 //! Up to 16 boards of 16 locks share one bus, 19200 8N1 by default. Whether a set lock bit means
 //! "closed" is not agreed on by the sources, so [`BoardStatus`] keeps raw bits and callers
-//! interpret them with a configured [`Polarity`](crate::board::Polarity). The unlock command
+//! interpret them with a configured [`Polarity`]. The unlock command
 //! gets no reply on some firmware and a status reply on others, so the driver treats that reply
 //! as optional and confirms with a status query.
 //!
