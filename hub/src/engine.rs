@@ -28,6 +28,7 @@ use tokio::sync::{mpsc as tokio_mpsc, oneshot};
 use tracing::{error, info, warn};
 
 use crate::facts::{self, StoredFact};
+use crate::history;
 use locker_drivers::bus::{self, BankTopics, Command};
 
 /// Work for the engine.
@@ -124,7 +125,9 @@ pub fn start(
         site_id: Some(config.site.id.clone()),
         ..StoreOptions::default()
     };
-    let (store, stored, report) = Store::<StoredFact>::open(&config.site.data_dir, &hub_id, opts)?;
+    let (store, mut stored, report) =
+        Store::<StoredFact>::open(&config.site.data_dir, &hub_id, opts)?;
+    stored.extend(history::older_open_facts(&store, now())?);
     if report.is_clean() {
         info!(facts = stored.len(), "state loaded");
     } else {
@@ -179,6 +182,7 @@ impl Runner {
         self.refresh_snapshot();
         // Anything overdue at start (an unlock in flight when the hub stopped, expired holds).
         self.step(None, ReplyTo::Nobody);
+        history::refresh_mark(&mut self.store, &self.core);
         let mut next_maintenance = std::time::Instant::now() + MAINTENANCE_EVERY;
         loop {
             if std::time::Instant::now() >= next_maintenance {
@@ -366,6 +370,7 @@ impl Runner {
 
     /// Compact documents, unload those that left the live window, drop partitions past retention.
     fn maintain(&mut self) {
+        history::refresh_mark(&mut self.store, &self.core);
         match self.store.maintain(now().0) {
             Ok(done) => {
                 if !(done.compacted.is_empty()

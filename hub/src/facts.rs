@@ -73,7 +73,9 @@ impl Record for StoredFact {
     }
 
     fn thread(&self) -> Option<&str> {
-        // Not yet: see docs/state.md ("open parcels older than the live window").
+        // The hub keeps old open parcels in view by its own mark instead (`history.rs`): a
+        // parcel's story is spread over facts that name it in different ways, so no single
+        // fact can say "this thread is finished".
         None
     }
 

@@ -10,6 +10,7 @@ mod daemon;
 mod demo;
 mod engine;
 mod facts;
+mod history;
 mod inbound;
 mod init;
 mod logging;
