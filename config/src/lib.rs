@@ -63,7 +63,7 @@ pub use refrigeration::{
     ModbusPoint, ModbusPointsSensor, PointsModel, RefrigeratedUnit, RegisterFormat, RegisterType,
     SensorSource, TemperatureSensor,
 };
-pub use site::{Site, DEFAULT_DATA_DIR, DEFAULT_TIME_ZONE};
+pub use site::{Site, DEFAULT_DATA_DIR, DEFAULT_RETENTION_MONTHS, DEFAULT_TIME_ZONE};
 pub use transport::{ModbusTransport, Parity, SerialLine, TcpTarget, Transport};
 
 /// Where the daemon looks for its configuration by default.

@@ -6,6 +6,7 @@
 //! name = "Maple Court Apartments"     # default: the id
 //! data_dir = "/var/lib/locker-hub"    # default shown
 //! time_zone = "America/New_York"      # IANA name; default "UTC"
+//! retention_months = 24               # audit history kept on the hub, 1 to 120; default 24
 //! ```
 
 use std::path::PathBuf;
@@ -17,6 +18,8 @@ use crate::raw::{Ctx, Table};
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/locker-hub";
 /// Time zone used unless `time_zone` says otherwise.
 pub const DEFAULT_TIME_ZONE: &str = "UTC";
+/// Months of audit history kept on the hub unless `retention_months` says otherwise.
+pub const DEFAULT_RETENTION_MONTHS: u32 = 24;
 
 /// The site this hub serves.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +32,9 @@ pub struct Site {
     pub data_dir: PathBuf,
     /// IANA time-zone name (`Europe/Berlin`) used for reminders and display.
     pub time_zone: String,
+    /// Months of history (deliveries, pickups, alerts) kept on the hub; older monthly documents
+    /// are deleted locally (the cloud may keep more).
+    pub retention_months: u32,
 }
 
 /// Top-level areas of IANA zone names, plus the legacy aliases tzdata still ships.
@@ -78,9 +84,16 @@ pub(crate) fn read(root: &mut Table, cx: &mut Ctx) -> Option<Site> {
             }
         }),
     };
+    let retention_months = t.int_or(
+        cx,
+        "retention_months",
+        1..=120,
+        i64::from(DEFAULT_RETENTION_MONTHS),
+    ) as u32;
     t.finish(cx);
     let id = id?;
     Some(Site {
+        retention_months,
         name: name.unwrap_or_else(|| id.clone()),
         id,
         data_dir: data_dir?,

@@ -116,6 +116,11 @@ fn cases(existing_file: &str) -> Vec<Case> {
             3, "site.time_zone", "not an IANA time-zone name",
         ),
         case(
+            "retention out of range",
+            file(&[&SITE, &["retention_months = 0"], &BANK]),
+            3, "site.retention_months", "out of range",
+        ),
+        case(
             "missing required site id",
             file(&[&["[site]", "name = \"Maple Court\""], &BANK]),
             1, "site.id", "missing required key `id` in `site`",

@@ -199,6 +199,7 @@ compartments = [{ doors = "1-8", size = "S" }]
     assert_eq!(config.site.name, "maple");
     assert_eq!(config.site.data_dir, PathBuf::from("/var/lib/locker-hub"));
     assert_eq!(config.site.time_zone, "UTC");
+    assert_eq!(config.site.retention_months, 24);
     assert_eq!(
         config.mqtt.listener.as_ref().map(|l| l.bind),
         Some(addr("0.0.0.0:1883"))

@@ -123,6 +123,7 @@ pub fn start(
     let hub_id = sanitize_hub_id(&config.site.id);
     let opts = StoreOptions {
         site_id: Some(config.site.id.clone()),
+        retention_months: config.site.retention_months,
         ..StoreOptions::default()
     };
     let (store, mut stored, report) =
