@@ -10,12 +10,12 @@ use std::time::Duration;
 
 use locker_config::{Config, Driver};
 use tokio::net::TcpListener;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::broker::{self, auth::Authenticator, front::FrontDoor, Limits};
 use crate::shutdown::Shutdown;
 use crate::status::HubStatus;
-use crate::{api, bus, demo, engine, shutdown, systemd, tls, web};
+use crate::{api, banks, bus, demo, engine, shutdown, systemd, tls, web};
 
 /// Where the hub ended up listening (ports given as 0 in the configuration are resolved here).
 #[derive(Debug, Clone)]
@@ -140,6 +140,11 @@ pub async fn run(
     }
 
     start_simulated_banks(&config, &listening, &internal, &authenticator);
+    let (_drivers, problems) =
+        banks::start(&config, internal.v4_auth, authenticator.hub_credentials());
+    for problem in problems {
+        error!("{problem}; the bank stays offline");
+    }
 
     let web_listener = bind("the web page", config.web.bind).await?;
     listening.web = web_listener.local_addr().unwrap_or(config.web.bind);

@@ -4,6 +4,7 @@
 //! ([`broker`], [`bus`], [`web`]) and stops them; [`demo`] builds a site that needs no hardware.
 
 mod api;
+mod banks;
 mod broker;
 mod bus;
 mod daemon;
