@@ -1,46 +1,43 @@
-//! The JSON API under `/api/v1/` (the part that exists so far: commands, compartments, banks).
+//! The JSON API under `/api/v1/`: commands, compartments, banks, parcels, alerts, the audit
+//! trail, staff accounts and the notification outbox (`docs/http-api.md`).
 //!
-//! Every call needs `Authorization: Bearer <token>`. The token is made at first start and kept
-//! in `DATA_DIR/api-token` (mode 0600); integrations and the tests read it from there. Staff
-//! sessions for the web page come later. Commands go to the same engine as MQTT kiosk requests,
-//! with the caller recorded as the actor of every staff action.
+//! Every call needs a signed-in session (the web page; state-changing calls then also need the
+//! session's `X-CSRF-Token`) or `Authorization: Bearer <token>`, the integration token made at
+//! first start in `DATA_DIR/api-token` (mode 0600). Commands go to the same engine as MQTT kiosk
+//! requests, with the caller recorded as the actor of every staff action.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
-use std::sync::mpsc::Sender;
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::sync::Arc;
 
 use axum::extract::Path as UrlPath;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use locker_core::{Command, Input, Outcome};
+use locker_core::{Command, Outcome, Request};
 use rand::RngCore;
 use serde_json::{json, Value};
-use tokio::sync::oneshot;
 
-use crate::engine::{Job, ReplyTo, Snapshot};
+use crate::engine::Job;
+use crate::web::auth::{self, json_error as error, Need, Principal};
+use crate::web::{ask, Web};
 
 /// Name of the actor recorded for actions taken with the API token.
 pub const API_ACTOR: &str = "api-token";
 
-#[derive(Clone)]
-pub struct ApiState {
-    pub token: Arc<String>,
-    pub jobs: Sender<Job>,
-    pub snapshot: Arc<RwLock<Snapshot>>,
-}
-
-pub fn router(state: ApiState) -> Router {
+pub fn router(state: Arc<Web>) -> Router {
     Router::new()
         .route("/api/v1/commands", post(command))
         .route("/api/v1/compartments", get(compartments))
         .route("/api/v1/banks", get(banks))
         .route("/api/v1/parcels", get(parcels))
+        .route("/api/v1/alerts", get(alerts))
+        .route("/api/v1/audit", get(audit))
+        .route("/api/v1/users", get(users).post(add_user))
         .route("/api/v1/outbox", get(outbox))
         .route("/api/v1/outbox/{id}", delete(outbox_done))
         .with_state(state)
@@ -70,39 +67,41 @@ pub fn load_or_create_token(data_dir: &Path) -> std::io::Result<String> {
     Ok(token)
 }
 
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, Json(json!({ "error": message.into() }))).into_response()
+/// Who may send a command: kiosk requests any signed-in caller; site-wide and carrier actions
+/// admins; everything else staff.
+fn need_for(request: &Request) -> Need {
+    match request {
+        Request::SuggestSize { .. }
+        | Request::StartDropOff { .. }
+        | Request::ConfirmParcel { .. }
+        | Request::OpenReservation { .. }
+        | Request::CancelDropOff { .. }
+        | Request::PickupByPin { .. }
+        | Request::PickupByQr { .. }
+        | Request::PickupByBadge { .. } => Need::Any,
+        Request::StaffOpenBank { .. }
+        | Request::RegisterCarrier { .. }
+        | Request::IssueCarrierCode { .. }
+        | Request::RevokeCarrierCode { .. }
+        | Request::RevokeCarrier { .. } => Need::Admin,
+        _ => Need::Staff,
+    }
 }
 
-/// `None` when the caller showed the API token; otherwise the 401 to answer with.
-fn unauthorised(state: &ApiState, headers: &HeaderMap) -> Option<Response> {
-    let given = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    let want = state.token.as_bytes();
-    let same = given.len() == want.len()
-        && given
-            .bytes()
-            .zip(want)
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
-    (!same).then(|| {
-        error(
-            StatusCode::UNAUTHORIZED,
-            "missing or wrong API token (Authorization: Bearer <DATA_DIR/api-token>)",
-        )
-    })
+#[allow(clippy::result_large_err)] // see web.rs
+fn who(state: &Web, headers: &HeaderMap, need: Need) -> Result<Principal, Response> {
+    auth::api(state, headers, need, false)
 }
 
 /// `POST /api/v1/commands`: one core command, e.g.
 /// `{"request_id":"r1","type":"desk_check_in","resident":"r-101","tracking":"1Z..."}`.
 /// The actor (`by`) is always the API token's, whatever the body says.
-async fn command(State(state): State<ApiState>, headers: HeaderMap, body: String) -> Response {
-    if let Some(r) = unauthorised(&state, &headers) {
-        return r;
-    }
+async fn command(State(state): State<Arc<Web>>, headers: HeaderMap, body: String) -> Response {
+    // Signed in at all (and the CSRF header for a session) before the body is even read.
+    let caller = match auth::api(&state, &headers, Need::Any, true) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
     let mut value: Value = match serde_json::from_str(&body) {
         Ok(v) => v,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("body is not JSON: {e}")),
@@ -110,7 +109,7 @@ async fn command(State(state): State<ApiState>, headers: HeaderMap, body: String
     let Some(object) = value.as_object_mut() else {
         return error(StatusCode::BAD_REQUEST, "body must be a JSON object");
     };
-    object.insert("by".into(), json!({"kind": "staff", "id": API_ACTOR}));
+    object.insert("by".into(), json!({"kind": "staff", "id": caller.user}));
     let command: Command = match serde_json::from_value(value) {
         Ok(c) => c,
         Err(e) => {
@@ -120,28 +119,23 @@ async fn command(State(state): State<ApiState>, headers: HeaderMap, body: String
             )
         }
     };
-    let (tx, rx) = oneshot::channel();
-    let job = Job::Input {
-        input: Input::Command(command),
-        reply: ReplyTo::Http(tx),
-    };
-    if state.jobs.send(job).is_err() {
-        return error(StatusCode::SERVICE_UNAVAILABLE, "the hub is stopping");
+    if let Err(r) = auth::api(&state, &headers, need_for(&command.request), true) {
+        return r;
     }
-    match tokio::time::timeout(Duration::from_secs(10), rx).await {
-        Ok(Ok(reply)) => {
+    match ask::command(&state.jobs, command).await {
+        Ok(reply) => {
             let status = match reply.outcome {
                 Outcome::Rejected(_) => StatusCode::CONFLICT,
                 _ => StatusCode::OK,
             };
             (status, Json(reply)).into_response()
         }
-        _ => error(StatusCode::GATEWAY_TIMEOUT, "no answer from the engine"),
+        Err(e) => error(e.status, e.message),
     }
 }
 
-async fn compartments(State(state): State<ApiState>, headers: HeaderMap) -> Response {
-    if let Some(r) = unauthorised(&state, &headers) {
+async fn compartments(State(state): State<Arc<Web>>, headers: HeaderMap) -> Response {
+    if let Err(r) = who(&state, &headers, Need::Staff) {
         return r;
     }
     match state.snapshot.read() {
@@ -150,8 +144,8 @@ async fn compartments(State(state): State<ApiState>, headers: HeaderMap) -> Resp
     }
 }
 
-async fn banks(State(state): State<ApiState>, headers: HeaderMap) -> Response {
-    if let Some(r) = unauthorised(&state, &headers) {
+async fn banks(State(state): State<Arc<Web>>, headers: HeaderMap) -> Response {
+    if let Err(r) = who(&state, &headers, Need::Staff) {
         return r;
     }
     match state.snapshot.read() {
@@ -162,69 +156,125 @@ async fn banks(State(state): State<ApiState>, headers: HeaderMap) -> Response {
 
 /// `GET /api/v1/outbox`: notifications waiting to be sent, with their plaintext codes. This is
 /// the hand-off point for a notifier (email, SMS, the cloud): it sends each one, then deletes it.
-async fn outbox(State(state): State<ApiState>, headers: HeaderMap) -> Response {
-    if let Some(r) = unauthorised(&state, &headers) {
+async fn outbox(State(state): State<Arc<Web>>, headers: HeaderMap) -> Response {
+    // Plaintext pickup codes: the integration token and admins only.
+    if let Err(r) = who(&state, &headers, Need::Admin) {
         return r;
     }
-    let (tx, rx) = oneshot::channel();
-    if state.jobs.send(Job::OutboxList(tx)).is_err() {
-        return error(StatusCode::SERVICE_UNAVAILABLE, "the hub is stopping");
-    }
-    match tokio::time::timeout(Duration::from_secs(10), rx).await {
-        Ok(Ok(Ok(items))) => Json(
+    match ask::job(&state.jobs, Job::OutboxList).await {
+        Ok(Ok(items)) => Json(
             items
                 .into_iter()
                 .map(|(id, notification)| json!({"id": id, "notification": notification}))
                 .collect::<Vec<_>>(),
         )
         .into_response(),
-        Ok(Ok(Err(e))) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
-        _ => error(StatusCode::GATEWAY_TIMEOUT, "no answer from the engine"),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+        Err(e) => error(e.status, e.message),
     }
 }
 
 /// `DELETE /api/v1/outbox/{id}`: the notification was handed off; its plaintext code is erased.
 async fn outbox_done(
-    State(state): State<ApiState>,
+    State(state): State<Arc<Web>>,
     headers: HeaderMap,
     UrlPath(id): UrlPath<String>,
 ) -> Response {
-    if let Some(r) = unauthorised(&state, &headers) {
+    if let Err(r) = auth::api(&state, &headers, Need::Admin, true) {
         return r;
     }
-    let (tx, rx) = oneshot::channel();
-    if state
-        .jobs
-        .send(Job::OutboxDone {
-            id: id.clone(),
-            done: tx,
-        })
-        .is_err()
-    {
-        return error(StatusCode::SERVICE_UNAVAILABLE, "the hub is stopping");
-    }
-    match tokio::time::timeout(Duration::from_secs(10), rx).await {
-        Ok(Ok(Ok(true))) => StatusCode::NO_CONTENT.into_response(),
-        Ok(Ok(Ok(false))) => error(
+    let key = id.clone();
+    match ask::job(&state.jobs, |done| Job::OutboxDone { id: key, done }).await {
+        Ok(Ok(true)) => StatusCode::NO_CONTENT.into_response(),
+        Ok(Ok(false)) => error(
             StatusCode::NOT_FOUND,
             format!("no notification {id} in the outbox"),
         ),
-        Ok(Ok(Err(e))) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
-        _ => error(StatusCode::GATEWAY_TIMEOUT, "no answer from the engine"),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+        Err(e) => error(e.status, e.message),
     }
 }
 
 /// `GET /api/v1/parcels`: every parcel the hub has loaded, with where it is.
-async fn parcels(State(state): State<ApiState>, headers: HeaderMap) -> Response {
-    if let Some(r) = unauthorised(&state, &headers) {
+async fn parcels(State(state): State<Arc<Web>>, headers: HeaderMap) -> Response {
+    if let Err(r) = who(&state, &headers, Need::Staff) {
         return r;
     }
-    let (tx, rx) = oneshot::channel();
-    if state.jobs.send(Job::Parcels(tx)).is_err() {
-        return error(StatusCode::SERVICE_UNAVAILABLE, "the hub is stopping");
+    match ask::job(&state.jobs, Job::Parcels).await {
+        Ok(list) => Json(list).into_response(),
+        Err(e) => error(e.status, e.message),
     }
-    match tokio::time::timeout(Duration::from_secs(10), rx).await {
-        Ok(Ok(list)) => Json(list).into_response(),
-        _ => error(StatusCode::GATEWAY_TIMEOUT, "no answer from the engine"),
+}
+
+/// `GET /api/v1/alerts`: the open alerts.
+async fn alerts(State(state): State<Arc<Web>>, headers: HeaderMap) -> Response {
+    if let Err(r) = who(&state, &headers, Need::Staff) {
+        return r;
+    }
+    match ask::job(&state.jobs, Job::Alerts).await {
+        Ok(list) => Json(list).into_response(),
+        Err(e) => error(e.status, e.message),
+    }
+}
+
+/// `GET /api/v1/audit?from=&to=&actor=&bank=&parcel=`: facts, newest first (as the audit page).
+async fn audit(
+    State(state): State<Arc<Web>>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if let Err(r) = who(&state, &headers, Need::Staff) {
+        return r;
+    }
+    match crate::web::pages::audit::facts(&state, &q).await {
+        Ok(list) => Json(list).into_response(),
+        Err((status, e)) => error(status, e),
+    }
+}
+
+/// `GET /api/v1/users` (admins): names, roles and whether active; never the hashes.
+async fn users(State(state): State<Arc<Web>>, headers: HeaderMap) -> Response {
+    if let Err(r) = who(&state, &headers, Need::Admin) {
+        return r;
+    }
+    let list: Vec<Value> = state
+        .users
+        .list()
+        .into_iter()
+        .map(|u| json!({"name": u.name, "role": u.role, "active": u.active}))
+        .collect();
+    Json(list).into_response()
+}
+
+/// `POST /api/v1/users` (admins): `{"name": "ann", "role": "staff", "password": "..."}`.
+/// This is what `locker-hub user add` calls on the running hub.
+async fn add_user(State(state): State<Arc<Web>>, headers: HeaderMap, body: String) -> Response {
+    let caller = match auth::api(&state, &headers, Need::Admin, true) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let value: Value = match serde_json::from_str(&body) {
+        Ok(v) => v,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("body is not JSON: {e}")),
+    };
+    let text = |k: &str| value.get(k).and_then(Value::as_str);
+    let (Some(name), Some(role), Some(password)) = (text("name"), text("role"), text("password"))
+    else {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "name, role and password are required strings",
+        );
+    };
+    match crate::web::pages::users::create(&state, name, role, password).await {
+        Ok(()) => {
+            tracing::info!(by = %caller.user, user = name, role, "staff account added");
+            (
+                StatusCode::CREATED,
+                Json(json!({"name": name, "role": role})),
+            )
+                .into_response()
+        }
+        Err(e) if e.contains("already exists") => error(StatusCode::CONFLICT, e),
+        Err(e) => error(StatusCode::UNPROCESSABLE_ENTITY, e),
     }
 }

@@ -57,6 +57,8 @@ pub enum StartError {
     Tls(#[from] tls::TlsSetupError),
     #[error("cannot open the state store: {0}")]
     Store(#[from] locker_sync::StoreError),
+    #[error("cannot load the staff accounts: {0}")]
+    Users(String),
     #[error("cannot read or create the API token in {path}: {source}")]
     Token {
         path: String,
@@ -148,11 +150,29 @@ pub async fn run(
 
     let web_listener = bind("the web page", config.web.bind).await?;
     listening.web = web_listener.local_addr().unwrap_or(config.web.bind);
-    let app = web::router(status.clone()).merge(api::router(api::ApiState {
-        token: Arc::new(token),
+    let users = web::users::Users::load(engine.jobs.clone())
+        .await
+        .map_err(StartError::Users)?;
+    let site = Arc::new(web::Web {
+        status: status.clone(),
         jobs: engine.jobs.clone(),
         snapshot: engine.snapshot.clone(),
-    }));
+        changes: engine.changes.clone(),
+        api_token: token,
+        users,
+        sessions: Default::default(),
+        throttle: Default::default(),
+        secure: config.web.tls.is_some(),
+        site_name: config.site.name.clone(),
+        banks: web::Web::banks_of(&config),
+        data_dir: config.site.data_dir.clone(),
+    });
+    if demo {
+        web::seed_demo_users(&site)
+            .await
+            .map_err(StartError::Users)?;
+    }
+    let app = web::router(site.clone()).merge(api::router(site));
     let mut web_shutdown = shutdown.clone();
     let graceful = async move {
         web_shutdown.wait().await;

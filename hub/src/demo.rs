@@ -84,9 +84,16 @@ pub fn banner(listening: &crate::daemon::Listening) -> String {
     text += &format!(
         "  try it:         carrier code {DEMO_CARRIER_CODE}; residents r-101 to r-112 live in units 101 to 112\n"
     );
+    text += &format!(
+        "  sign in:        admin, staff or kiosk (the kiosk page), password {DEMO_ADMIN_PASSWORD}\n"
+    );
     text += "  stop with Ctrl-C; demo data is thrown away on exit\n";
     text
 }
+
+/// The password of the demo's `admin`, `staff` and `kiosk` web accounts (printed in the banner;
+/// demo data is thrown away on exit).
+pub const DEMO_ADMIN_PASSWORD: &str = "demo-password";
 
 /// The demo's carrier access code, printed in the banner.
 pub const DEMO_CARRIER_CODE: &str = "246810";

@@ -24,7 +24,7 @@ use locker_core::{
 use locker_sync::{Store, StoreError, StoreOptions};
 use rand::RngCore;
 use serde::Serialize;
-use tokio::sync::{mpsc as tokio_mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc as tokio_mpsc, oneshot};
 use tracing::{error, info, warn};
 
 use crate::facts::{self, StoredFact};
@@ -44,9 +44,31 @@ pub enum Job {
     },
     /// Every parcel the core knows (the live ones and those finished within the loaded window).
     Parcels(oneshot::Sender<Vec<locker_core::ParcelView>>),
+    /// Open alerts (for the staff page and the API).
+    Alerts(oneshot::Sender<Vec<locker_core::Alert>>),
+    /// The audit trail: the newest `limit` facts that `keep` accepts, newest first.
+    Facts {
+        keep: FactFilter,
+        limit: usize,
+        reply: oneshot::Sender<Vec<locker_core::Fact>>,
+    },
+    /// A value from the store's local, never-synced table (staff accounts live there).
+    LocalGet {
+        key: String,
+        reply: oneshot::Sender<Result<Option<Vec<u8>>, String>>,
+    },
+    /// Write a value to the local table, durably, before answering.
+    LocalPut {
+        key: String,
+        value: Vec<u8>,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
     /// Finish the current step and stop.
     Stop,
 }
+
+/// A predicate over facts, run on the engine thread (so the facts are never copied wholesale).
+pub type FactFilter = Box<dyn Fn(&locker_core::Fact) -> bool + Send>;
 
 /// Where a reply goes.
 pub enum ReplyTo {
@@ -85,6 +107,8 @@ pub struct Snapshot {
 pub struct Engine {
     pub jobs: mpsc::Sender<Job>,
     pub snapshot: Arc<RwLock<Snapshot>>,
+    /// Fires after every step that refreshed the snapshot (live updates on the web page).
+    pub changes: broadcast::Sender<()>,
     thread: JoinHandle<()>,
 }
 
@@ -143,7 +167,10 @@ pub fn start(
     );
     let (tx, rx) = mpsc::channel();
     let snapshot = Arc::new(RwLock::new(Snapshot::default()));
+    // Subscribers only need to know "something changed": a lagging one just re-reads.
+    let (changes, _) = broadcast::channel(16);
     let mut engine = Runner {
+        changes: changes.clone(),
         core,
         store,
         publish,
@@ -161,6 +188,7 @@ pub fn start(
     Ok(Engine {
         jobs: tx,
         snapshot,
+        changes,
         thread,
     })
 }
@@ -171,6 +199,7 @@ struct Runner {
     publish: tokio_mpsc::UnboundedSender<Outgoing>,
     demo: bool,
     snapshot: Arc<RwLock<Snapshot>>,
+    changes: broadcast::Sender<()>,
     banks: Vec<String>,
 }
 
@@ -204,6 +233,33 @@ impl Runner {
                 }
                 Ok(Job::Parcels(reply)) => {
                     let _ = reply.send(self.core.parcels());
+                }
+                Ok(Job::Alerts(reply)) => {
+                    let _ = reply.send(self.core.alerts());
+                }
+                Ok(Job::Facts { keep, limit, reply }) => {
+                    let mut found: Vec<locker_core::Fact> = Vec::new();
+                    // Facts are in id (time) order; walk from the newest end.
+                    let all: Vec<&locker_core::Fact> = self.core.facts().collect();
+                    for f in all.into_iter().rev() {
+                        if found.len() >= limit {
+                            break;
+                        }
+                        if keep(f) {
+                            found.push(f.clone());
+                        }
+                    }
+                    let _ = reply.send(found);
+                }
+                Ok(Job::LocalGet { key, reply }) => {
+                    let _ = reply.send(self.store.local_get(&key).map_err(|e| e.to_string()));
+                }
+                Ok(Job::LocalPut { key, value, reply }) => {
+                    let _ = reply.send(
+                        self.store
+                            .local_put(&key, &value)
+                            .map_err(|e| e.to_string()),
+                    );
                 }
                 Ok(Job::OutboxDone { id, done }) => {
                     let _ = done.send(self.outbox_done(&id));
@@ -342,7 +398,10 @@ impl Runner {
         for bank in &banks_changed {
             self.publish_bank(bank);
         }
-        self.refresh_snapshot();
+        // New facts (a delivery, an alert) or a changed compartment: open pages update.
+        if self.refresh_snapshot() || !out.facts.is_empty() {
+            self.announce_change();
+        }
         match (reply_to, out.reply) {
             (ReplyTo::Mqtt { topic, correlation }, Some(reply)) => {
                 if let Ok(payload) = serde_json::to_vec(&reply) {
@@ -464,10 +523,23 @@ impl Runner {
         );
     }
 
-    fn refresh_snapshot(&self) {
-        if let Ok(mut snap) = self.snapshot.write() {
-            snap.compartments = self.core.compartments();
-            snap.banks = self.core.banks(now());
+    /// Refresh what the web page reads. Returns whether anything in it changed.
+    fn refresh_snapshot(&self) -> bool {
+        let compartments = self.core.compartments();
+        let banks = self.core.banks(now());
+        match self.snapshot.write() {
+            Ok(mut snap) => {
+                let changed = snap.compartments != compartments || snap.banks != banks;
+                snap.compartments = compartments;
+                snap.banks = banks;
+                changed
+            }
+            Err(_) => false,
         }
+    }
+
+    /// Tell open web pages that something changed (no subscriber is fine: no page is open).
+    fn announce_change(&self) {
+        let _ = self.changes.send(());
     }
 }

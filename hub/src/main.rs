@@ -55,11 +55,29 @@ enum Command {
     },
     /// Read a password on standard input and print its argon2 hash for the configuration file.
     HashPassword,
+    /// Manage staff accounts for the web page (on the running hub, through its API).
+    #[command(subcommand)]
+    User(UserCommand),
     /// Prepare a new installation: a self-signed TLS certificate in DATA_DIR/tls (kept if present).
     Init {
         /// The hub's data directory.
         #[arg(long, default_value = locker_config::DEFAULT_DATA_DIR)]
         data_dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add a user; the password is read from standard input (prompted on a terminal).
+    Add {
+        /// User name (a-z, 0-9, '.', '_', '-').
+        name: String,
+        /// admin, staff or kiosk.
+        #[arg(long)]
+        role: String,
+        /// The site configuration (for the web address and the data directory).
+        #[arg(long, short, default_value = "/etc/locker-hub/hub.toml")]
+        config: PathBuf,
     },
 }
 
@@ -80,6 +98,18 @@ fn main() -> ExitCode {
             }
         },
         Command::HashPassword => hash_password(),
+        Command::User(UserCommand::Add { name, role, config }) => {
+            match web::user_cli::add(&config, &name, &role) {
+                Ok(done) => {
+                    println!("{done}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("locker-hub user add: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Init { data_dir } => match init::run(&data_dir) {
             Ok(done) => {
                 println!("{done}");

@@ -1,0 +1,41 @@
+//! Live updates: `GET /events` is a server-sent-event stream that says "changed" whenever the
+//! engine finished a step that changed what the dashboard shows (a door opened, a parcel landed,
+//! a bank went offline). The page then fetches the fresh fragment it shows. The event carries no
+//! data, so nothing leaks to a stream that outlives a sign-out beyond "something happened".
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures_util::stream::{self, Stream};
+use tokio::sync::broadcast::error::RecvError;
+
+use super::auth::{self, Need};
+use super::Web;
+
+pub async fn events(State(web): State<Arc<Web>>, headers: HeaderMap) -> Response {
+    if let Err(r) = auth::api(&web, &headers, Need::Staff, false) {
+        return r;
+    }
+    Sse::new(changes(web.changes.subscribe()))
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response()
+}
+
+fn changes(
+    rx: tokio::sync::broadcast::Receiver<()>,
+) -> impl Stream<Item = Result<Event, Infallible>> {
+    stream::unfold(rx, |mut rx| async move {
+        match rx.recv().await {
+            // A subscriber that fell behind just re-reads once: same answer.
+            Ok(()) | Err(RecvError::Lagged(_)) => {
+                Some((Ok(Event::default().event("changed").data("")), rx))
+            }
+            Err(RecvError::Closed) => None,
+        }
+    })
+}

@@ -1,0 +1,111 @@
+//! The staff pages and the kiosk page, one file each, and what their form handlers share.
+
+pub mod alerts;
+pub mod audit;
+pub mod compartment;
+pub mod dashboard;
+pub mod kiosk;
+pub mod parcels;
+pub mod system;
+pub mod users;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use locker_core::{Outcome, Reply, Request};
+
+use super::auth::Principal;
+use super::html::url;
+use super::{ask, Web};
+
+pub fn router() -> Router<Arc<Web>> {
+    Router::new()
+        .merge(dashboard::router())
+        .merge(compartment::router())
+        .merge(parcels::router())
+        .merge(alerts::router())
+        .merge(audit::router())
+        .merge(kiosk::router())
+        .merge(users::router())
+        .merge(system::router())
+}
+
+/// A required form field, trimmed; the error names the field.
+pub fn field<'a>(fields: &'a HashMap<String, String>, name: &str) -> Result<&'a str, String> {
+    match fields.get(name).map(|v| v.trim()) {
+        Some(v) if !v.is_empty() => Ok(v),
+        _ => Err(format!("{name} is required")),
+    }
+}
+
+/// An optional form field (absent or blank is `None`).
+pub fn optional<'a>(fields: &'a HashMap<String, String>, name: &str) -> Option<&'a str> {
+    fields.get(name).map(|v| v.trim()).filter(|v| !v.is_empty())
+}
+
+/// Back to `to` with a message: `ok` or `err` in the query, shown by the page frame.
+pub fn back(to: &str, result: Result<String, String>) -> Response {
+    let sep = if to.contains('?') { '&' } else { '?' };
+    let (key, msg) = match result {
+        Ok(m) => ("ok", m),
+        Err(m) => ("err", m),
+    };
+    // A bad form gets a 4xx only when it never reached the core; see `run`.
+    (
+        StatusCode::SEE_OTHER,
+        [(header::LOCATION, format!("{to}{sep}{key}={}", url(&msg)))],
+    )
+        .into_response()
+}
+
+/// A form that could not be understood: 400 with the message (and a link back).
+pub fn bad_form(to: &str, message: String) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        super::html::bare(
+            "Check the form",
+            &format!(
+                "<p class=err role=alert>{}</p><p><a href=\"{}\">Back</a></p>",
+                super::html::escape(&message),
+                super::html::escape(to)
+            ),
+        ),
+    )
+        .into_response()
+}
+
+/// Run a staff action through the core under the signed-in user's name, then go back to `to`
+/// saying what happened (the core's refusal, word for word, if it refused).
+pub async fn run(web: &Web, to: &str, request: Request, done: &str) -> Response {
+    match ask::command(&web.jobs, ask::new_command("web", request)).await {
+        Ok(reply) => back(to, describe(&reply).map(|extra| format!("{done}{extra}"))),
+        Err(e) => back(to, Err(e.message)),
+    }
+}
+
+/// What a reply means for a person: `Ok(detail)` or `Err(the refusal)`.
+pub fn describe(reply: &Reply) -> Result<String, String> {
+    match &reply.outcome {
+        Outcome::Rejected(r) => Err(r.message.clone()),
+        Outcome::Opening { bank, doors, .. } => Ok(format!(
+            " (opening bank {bank} door{} {})",
+            if doors.len() == 1 { "" } else { "s" },
+            doors
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+        Outcome::CheckedIn { parcel } => Ok(format!(" (parcel {parcel})")),
+        _ => Ok(String::new()),
+    }
+}
+
+/// Actions taken on the page are recorded under the signed-in user.
+pub fn by(p: &Principal) -> locker_core::Operator {
+    ask::staff(&p.user)
+}

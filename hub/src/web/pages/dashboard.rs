@@ -1,0 +1,175 @@
+//! The dashboard: open alerts, then each bank as a grid of its compartments in their physical
+//! columns, coloured by state, updated live over server-sent events (see `live.rs`).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use locker_core::{Alert, BankView, CompartmentStatus, CompartmentView};
+
+use crate::web::auth::{self, Need};
+use crate::web::html::{self, escape};
+use crate::web::{ask, BankInfo, Web};
+
+pub fn router() -> Router<Arc<Web>> {
+    Router::new()
+        .route("/", get(page))
+        .route("/dashboard/live", get(fragment))
+}
+
+async fn page(
+    State(web): State<Arc<Web>>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let p = match auth::page(&web, &headers, Need::Staff) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let alerts = ask::job(&web.jobs, crate::engine::Job::Alerts)
+        .await
+        .unwrap_or_default();
+    let body = format!(
+        "<div data-live=/dashboard/live>{}</div>\
+         <p class=legend>{}</p><script src=/assets/app.js defer></script>",
+        render(&web, &alerts),
+        legend()
+    );
+    Html(html::page(&p, "/", &web.site_name, &q, &body)).into_response()
+}
+
+/// The live part of the dashboard, fetched again on every "changed" event.
+async fn fragment(State(web): State<Arc<Web>>, headers: HeaderMap) -> Response {
+    if let Err(r) = auth::api(&web, &headers, Need::Staff, false) {
+        return r;
+    }
+    let alerts = ask::job(&web.jobs, crate::engine::Job::Alerts)
+        .await
+        .unwrap_or_default();
+    Html(render(&web, &alerts)).into_response()
+}
+
+fn legend() -> String {
+    [
+        ("s-free", "free"),
+        ("s-reserved", "reserved"),
+        ("s-occupied", "occupied"),
+        ("s-expired", "overdue"),
+        ("door open", "door open"),
+        ("s-out_of_service", "out of service"),
+        ("s-disputed", "fault / disputed"),
+        ("s-offline", "bank offline"),
+    ]
+    .iter()
+    .map(|(c, n)| format!("<span class=\"door {c}\" style=\"display:inline-block;width:auto;min-height:0\">{n}</span>"))
+    .collect()
+}
+
+/// Alerts, sync status and every bank's grid. Public so the benchmark can time it.
+pub fn render(web: &Web, alerts: &[Alert]) -> String {
+    let (compartments, banks) = match web.snapshot.read() {
+        Ok(s) => (s.compartments.clone(), s.banks.clone()),
+        Err(_) => (Vec::new(), Vec::new()),
+    };
+    render_parts(&web.banks, &compartments, &banks, alerts)
+}
+
+pub fn render_parts(
+    infos: &[BankInfo],
+    compartments: &[CompartmentView],
+    banks: &[BankView],
+    alerts: &[Alert],
+) -> String {
+    let mut out = String::with_capacity(16 * 1024);
+    if alerts.is_empty() {
+        out += "<p class=note>No open alerts.</p>";
+    } else {
+        out += "<ul class=alerts>";
+        for a in alerts {
+            let place = match (&a.bank, a.door) {
+                (Some(b), Some(d)) => format!("{} door {d}: ", escape(b)),
+                (Some(b), None) => format!("{}: ", escape(b)),
+                _ => String::new(),
+            };
+            out += &format!(
+                "<li>{place}{} <a href=/alerts>acknowledge</a></li>",
+                escape(&a.message)
+            );
+        }
+        out += "</ul>";
+    }
+    // Sync with a cloud or a second hub is not wired into this hub yet: say so plainly.
+    out += "<p class=note>Cloud sync: not configured (the hub works on its own).</p>";
+    let online: HashMap<&str, &BankView> = banks.iter().map(|b| (b.bank.as_str(), b)).collect();
+    out += "<div class=banks>";
+    for info in infos {
+        let view = online.get(info.id.as_str());
+        let state = match view {
+            Some(b) if b.online => "<span class=online>online</span>",
+            _ => "<span class=offline>offline</span>",
+        };
+        let locked = view
+            .and_then(|b| b.keypad_locked_until)
+            .map(|t| format!(" · keypad locked until {} UTC", html::time(t)))
+            .unwrap_or_default();
+        out += &format!(
+            "<section class=bank data-bank=\"{id}\"><h2>{name} <small>{state}{locked}</small></h2>",
+            id = escape(&info.id),
+            name = escape(&info.name),
+        );
+        // Columns left to right; within a column by row (or door number when rows are not set).
+        let mut cols: BTreeMap<u16, Vec<(u16, &CompartmentView)>> = BTreeMap::new();
+        for c in compartments.iter().filter(|c| c.bank == info.id) {
+            let (col, row) = info.places.get(&c.door).copied().unwrap_or((0, 0));
+            let key = if row == 0 { c.door } else { row };
+            cols.entry(col).or_default().push((key, c));
+        }
+        out += "<div class=cols>";
+        for doors in cols.values_mut() {
+            doors.sort_by_key(|(k, c)| (*k, c.door));
+            out += "<div class=col>";
+            for (_, c) in doors.iter() {
+                out += &door(c);
+            }
+            out += "</div>";
+        }
+        out += "</div></section>";
+    }
+    out += "</div>";
+    out
+}
+
+fn status_name(s: CompartmentStatus) -> &'static str {
+    match s {
+        CompartmentStatus::Free => "free",
+        CompartmentStatus::Reserved => "reserved",
+        CompartmentStatus::Occupied => "occupied",
+        CompartmentStatus::Expired => "expired",
+        CompartmentStatus::Disputed => "disputed",
+        CompartmentStatus::OutOfService => "out_of_service",
+        CompartmentStatus::Offline => "offline",
+    }
+}
+
+fn door(c: &CompartmentView) -> String {
+    let status = status_name(c.status);
+    let label = match c.status {
+        CompartmentStatus::Expired => "overdue",
+        CompartmentStatus::OutOfService => "out of service",
+        other => status_name(other),
+    };
+    let open = if c.door_open { " open" } else { "" };
+    let open_text = if c.door_open { " · open" } else { "" };
+    format!(
+        "<a class=\"door s-{status}{open}\" data-door={d} data-status={status} href=\"/compartments/{b}/{d}\" \
+         title=\"{size:?} {temp:?}\"><b>{d}</b>{label}{open_text}</a>",
+        d = c.door,
+        b = html::url(&c.bank),
+        size = c.size,
+        temp = c.temperature,
+    )
+}

@@ -1,0 +1,188 @@
+//! Staff accounts: a name, a role and an argon2 password hash.
+//!
+//! Accounts live in the store's local, never-synced table (one JSON map under one key), so a
+//! password hash never enters CRDT history. The engine thread owns the store; this module reads
+//! the map once at start and writes it back through the engine (durably) on every change, keeping
+//! an in-memory copy for logins.
+
+use std::collections::BTreeMap;
+use std::sync::mpsc::Sender;
+use std::sync::Mutex;
+
+use argon2::password_hash::{PasswordHash, PasswordVerifier};
+use argon2::Argon2;
+use serde::{Deserialize, Serialize};
+
+use super::ask;
+use crate::engine::Job;
+
+/// The local-table key of the account map.
+const KEY: &str = "web/users";
+
+/// What a user may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Users, carriers, configuration views, and everything staff can do.
+    Admin,
+    /// Day-to-day operations: parcels, doors, alerts, residents, audit log.
+    Staff,
+    /// A tablet at a bank: only the kiosk page (carrier drop-off, resident pickup).
+    Kiosk,
+}
+
+impl Role {
+    pub fn parse(s: &str) -> Result<Role, String> {
+        match s {
+            "admin" => Ok(Role::Admin),
+            "staff" => Ok(Role::Staff),
+            "kiosk" => Ok(Role::Kiosk),
+            other => Err(format!("unknown role {other:?}: use admin, staff or kiosk")),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Staff => "staff",
+            Role::Kiosk => "kiosk",
+        }
+    }
+
+    /// Staff pages and actions: admins and staff.
+    pub fn is_staff(self) -> bool {
+        matches!(self, Role::Admin | Role::Staff)
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct User {
+    pub name: String,
+    pub role: Role,
+    /// argon2 PHC string. Never shown, never sent anywhere.
+    pub hash: String,
+    pub active: bool,
+}
+
+/// The account list, cached in memory, written through the engine.
+pub struct Users {
+    jobs: Sender<Job>,
+    cache: Mutex<BTreeMap<String, User>>,
+    /// One writer at a time, so two concurrent changes cannot lose one another.
+    write: tokio::sync::Mutex<()>,
+}
+
+/// A user name: 1 to 32 of `a-z 0-9 . _ -`, so it reads well in the audit trail.
+pub fn check_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 32
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "user name {name:?} must be 1 to 32 characters of a-z, 0-9, '.', '_' or '-'"
+        ))
+    }
+}
+
+/// Minimum password length: long enough that throttled guessing gets nowhere.
+pub const MIN_PASSWORD: usize = 10;
+
+pub fn check_password(password: &str) -> Result<(), String> {
+    if password.chars().count() < MIN_PASSWORD {
+        return Err(format!(
+            "the password must have at least {MIN_PASSWORD} characters"
+        ));
+    }
+    Ok(())
+}
+
+impl Users {
+    /// Read the account map from the store (empty on a new installation).
+    pub async fn load(jobs: Sender<Job>) -> Result<Users, String> {
+        let key = KEY.to_owned();
+        let stored = ask::job(&jobs, |reply| Job::LocalGet { key, reply })
+            .await
+            .map_err(|e| e.message)??;
+        let map: BTreeMap<String, User> = match stored {
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| format!("the stored staff accounts are unreadable: {e}"))?,
+            None => BTreeMap::new(),
+        };
+        Ok(Users {
+            jobs,
+            cache: Mutex::new(map),
+            write: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    pub fn get(&self, name: &str) -> Option<User> {
+        self.cache.lock().ok()?.get(name).cloned()
+    }
+
+    pub fn list(&self) -> Vec<User> {
+        self.cache
+            .lock()
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Create or change an account; durable before it returns.
+    pub async fn put(&self, user: User) -> Result<(), String> {
+        let _one_writer = self.write.lock().await;
+        let mut next = self
+            .cache
+            .lock()
+            .map_err(|_| "account list unavailable".to_owned())?
+            .clone();
+        next.insert(user.name.clone(), user);
+        let value = serde_json::to_vec(&next).map_err(|e| e.to_string())?;
+        let key = KEY.to_owned();
+        ask::job(&self.jobs, |reply| Job::LocalPut { key, value, reply })
+            .await
+            .map_err(|e| e.message)??;
+        if let Ok(mut cache) = self.cache.lock() {
+            *cache = next;
+        }
+        Ok(())
+    }
+
+    /// Check a password. Unknown and deactivated users cost the same argon2 work as known ones,
+    /// so timing does not tell which names exist.
+    pub async fn verify(&self, name: &str, password: &str) -> Option<User> {
+        let user = self.get(name);
+        let hash = user
+            .as_ref()
+            .map(|u| u.hash.clone())
+            .unwrap_or_else(|| DUMMY_HASH.to_owned());
+        let password = password.to_owned();
+        let ok = tokio::task::spawn_blocking(move || {
+            PasswordHash::new(&hash)
+                .map(|h| {
+                    Argon2::default()
+                        .verify_password(password.as_bytes(), &h)
+                        .is_ok()
+                })
+                .unwrap_or(false)
+        })
+        .await
+        .unwrap_or(false);
+        user.filter(|u| ok && u.active)
+    }
+}
+
+/// Hash a new password (argon2id with the crate's default, OWASP-recommended parameters).
+pub async fn hash(password: &str) -> Result<String, String> {
+    let password = password.to_owned();
+    tokio::task::spawn_blocking(move || crate::broker::auth::hash_password(&password))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())
+}
+
+/// The argon2 hash of a random string nobody knows, verified against when a name is unknown.
+const DUMMY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$YVsfI9S5Ls4E8Tf5g2J3kZ2sOkfwX9pXcK2Zx0n5yK8";
