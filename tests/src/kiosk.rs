@@ -22,10 +22,18 @@ pub struct Kiosk {
 }
 
 impl Kiosk {
-    /// Connect as `id` with a login; replies come back on `…/kiosk/reply/{id}`.
-    pub async fn connect(addr: SocketAddr, bank: &str, id: &str, login: (&str, &str)) -> Kiosk {
+    /// Connect as `id`, with a login or anonymously; replies come back on
+    /// `…/kiosk/reply/{id}`.
+    pub async fn connect(
+        addr: SocketAddr,
+        bank: &str,
+        id: &str,
+        login: Option<(&str, &str)>,
+    ) -> Kiosk {
         let mut opts = MqttOptions::new(id, addr.ip().to_string(), addr.port());
-        opts.set_credentials(login.0, login.1);
+        if let Some((user, password)) = login {
+            opts.set_credentials(user, password);
+        }
         opts.set_keep_alive(Duration::from_secs(5));
         let (client, mut events) = AsyncClient::new(opts, 64);
         let reply_to = format!("lockerhub/v1/bank/{bank}/kiosk/reply/{id}");

@@ -256,7 +256,7 @@ async fn confirmed_facts_survive_sigkill_at_random_moments() {
         auto_close_after: Some(Duration::from_millis(250)),
     });
     bank.wait_connected().await;
-    let kiosk = Arc::new(Kiosk::connect(addr, "A", "crash-kiosk", LOGIN).await);
+    let kiosk = Arc::new(Kiosk::connect(addr, "A", "crash-kiosk", Some(LOGIN)).await);
     let ledger = Arc::new(Mutex::new(Ledger::default()));
     let mut restart_ms = Vec::new();
     let mut replayed = 0;
