@@ -78,6 +78,9 @@ enum UserCommand {
         /// The site configuration (for the web address and the data directory).
         #[arg(long, short, default_value = "/etc/locker-hub/hub.toml")]
         config: PathBuf,
+        /// The hub's web address, when it is not the configured `[web] bind` (e.g. port 0).
+        #[arg(long)]
+        web: Option<std::net::SocketAddr>,
     },
 }
 
@@ -98,18 +101,21 @@ fn main() -> ExitCode {
             }
         },
         Command::HashPassword => hash_password(),
-        Command::User(UserCommand::Add { name, role, config }) => {
-            match web::user_cli::add(&config, &name, &role) {
-                Ok(done) => {
-                    println!("{done}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("locker-hub user add: {e}");
-                    ExitCode::FAILURE
-                }
+        Command::User(UserCommand::Add {
+            name,
+            role,
+            config,
+            web,
+        }) => match web::user_cli::add(&config, web, &name, &role) {
+            Ok(done) => {
+                println!("{done}");
+                ExitCode::SUCCESS
             }
-        }
+            Err(e) => {
+                eprintln!("locker-hub user add: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Init { data_dir } => match init::run(&data_dir) {
             Ok(done) => {
                 println!("{done}");

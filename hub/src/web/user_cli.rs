@@ -19,7 +19,12 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 
 /// Add a user on the running hub. Returns the message to print.
-pub fn add(config_path: &Path, name: &str, role: &str) -> Result<String, String> {
+pub fn add(
+    config_path: &Path,
+    web: Option<SocketAddr>,
+    name: &str,
+    role: &str,
+) -> Result<String, String> {
     super::users::check_name(name)?;
     super::users::Role::parse(role)?;
     let config = locker_config::load(config_path).map_err(|p| p.to_string())?;
@@ -29,7 +34,7 @@ pub fn add(config_path: &Path, name: &str, role: &str) -> Result<String, String>
     let password = read_password()?;
     super::users::check_password(&password)?;
     let body = serde_json::json!({"name": name, "role": role, "password": password}).to_string();
-    let mut addr = config.web.bind;
+    let mut addr = web.unwrap_or(config.web.bind);
     if addr.ip().is_unspecified() {
         addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), addr.port());
     }
