@@ -68,6 +68,12 @@ impl BankTopics {
     pub fn kiosk_update(&self) -> String {
         format!("{}/kiosk/update", self.base)
     }
+
+    /// Controller or driver → hub, QoS 1: [`UnitReading`] of sensor `sensor` of refrigerated
+    /// unit `unit` (ids from the configuration, `[A-Za-z0-9_-]+`).
+    pub fn unit_reading(&self, unit: &str, sensor: &str) -> String {
+        format!("{}/unit/{unit}/sensor/{sensor}", self.base)
+    }
 }
 
 /// Site-wide topic of alerts, raised and cleared (hub → staff tools).
@@ -83,6 +89,8 @@ pub mod filters {
     pub const ACKS: &str = "lockerhub/v1/bank/+/ack";
     /// Every kiosk request.
     pub const KIOSK: &str = "lockerhub/v1/bank/+/kiosk/request";
+    /// Every refrigerated unit's sensor readings.
+    pub const UNIT_READINGS: &str = "lockerhub/v1/bank/+/unit/+/sensor/+";
 }
 
 /// What a topic of this schema is about, as parsed from its name.
@@ -102,6 +110,12 @@ pub enum Parsed<'a> {
     KioskRequest { bank: &'a str },
     /// `…/bank/{bank}/kiosk/update`
     KioskUpdate { bank: &'a str },
+    /// `…/bank/{bank}/unit/{unit}/sensor/{sensor}`
+    UnitReading {
+        bank: &'a str,
+        unit: &'a str,
+        sensor: &'a str,
+    },
 }
 
 /// Parse a topic of this schema; `None` for anything else (including other versions).
@@ -110,6 +124,13 @@ pub fn parse(topic: &str) -> Option<Parsed<'_>> {
     let mut parts = rest.split('/');
     let bank = parts.next().filter(|b| valid_bank_id(b))?;
     let parsed = match (parts.next()?, parts.next(), parts.next()) {
+        ("unit", Some(unit), Some("sensor")) => {
+            let sensor = parts.next()?;
+            if parts.next().is_some() || !valid_bank_id(unit) || !valid_bank_id(sensor) {
+                return None;
+            }
+            return Some(Parsed::UnitReading { bank, unit, sensor });
+        }
         ("status", None, None) => Parsed::Status { bank },
         ("door", Some(door), None) => Parsed::Door {
             bank,
@@ -155,6 +176,28 @@ pub struct DoorObservation {
     /// Item-present sensor, where the compartment has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub occupied: Option<bool>,
+}
+
+/// Payload of [`BankTopics::unit_reading`]: one reading of a refrigerated unit's sensor, sent at
+/// the sensor's poll interval (a missing reading is itself news: the hub alarms on silence).
+/// Only `temperature_c` is required; the rest is sent by devices that have it (a refrigeration
+/// controller's door input, setpoint and alarm bits).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UnitReading {
+    /// Temperature in °C.
+    pub temperature_c: f64,
+    /// Relative humidity in %, from combined transmitters such as the XY-MD02.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub humidity_pct: Option<f64>,
+    /// The unit's door, from the controller's door input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub door_open: Option<bool>,
+    /// The controller's own setpoint, °C.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub setpoint_c: Option<f64>,
+    /// Alarms the controller itself raises (e.g. `"high_temp"`, `"probe_fault"`), by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub device_alarms: Vec<String>,
 }
 
 /// Payload of [`BankTopics::command`].
@@ -216,6 +259,14 @@ mod tests {
             parse(&t.kiosk_update()),
             Some(Parsed::KioskUpdate { bank: "lobby-1" })
         );
+        assert_eq!(
+            parse(&t.unit_reading("fridge", "cabinet")),
+            Some(Parsed::UnitReading {
+                bank: "lobby-1",
+                unit: "fridge",
+                sensor: "cabinet"
+            })
+        );
     }
 
     #[test]
@@ -228,6 +279,9 @@ mod tests {
             "lockerhub/v1/bank/a/door/70000",
             "lockerhub/v1/bank/a/status/extra",
             "lockerhub/v1/bank/a+b/status",
+            "lockerhub/v1/bank/a/unit/f/sensor",
+            "lockerhub/v1/bank/a/unit/f/sensor/s/x",
+            "lockerhub/v1/bank/a/unit/f#/sensor/s",
             "other/topic",
         ] {
             assert_eq!(parse(topic), None, "{topic}");
