@@ -58,6 +58,8 @@ pub fn decode(
         Parsed::Command { .. } | Parsed::State { .. } | Parsed::KioskUpdate { .. } => {
             return Inbound::Ignore
         }
+        // Refrigerated-unit readings are not subscribed to yet (monitoring is being added).
+        Parsed::UnitReading { .. } => return Inbound::Ignore,
     };
     if !known_bank(bank) {
         return Inbound::Refuse {
@@ -109,9 +111,10 @@ pub fn decode(
             Err(e) => bad("acknowledgement", e),
         },
         Parsed::KioskRequest { .. } => kiosk_request(topic, bank, payload, response_topic),
-        Parsed::Command { .. } | Parsed::State { .. } | Parsed::KioskUpdate { .. } => {
-            Inbound::Ignore
-        }
+        Parsed::Command { .. }
+        | Parsed::State { .. }
+        | Parsed::KioskUpdate { .. }
+        | Parsed::UnitReading { .. } => Inbound::Ignore,
     }
 }
 
