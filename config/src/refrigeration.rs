@@ -11,6 +11,11 @@
 //! max_c = 5.0
 //! alarm_after = "10m"              # only alarm when outside the band this long
 //! door_grace = "5m"                # ignore readings this long after a door of the unit closes
+//! hysteresis_c = 0.5               # an alarm clears only this far back inside the band
+//! door_open_limit = "2m"           # the unit's door open longer than this alarms
+//! excursion_limit = "30m"          # outside the band this long: its parcels are flagged
+//! summary_interval = "15m"         # one min/max/mean summary per sensor per interval
+//! silent_after = "1m"              # floor of the silence alarm (at least 3 × the interval)
 //!
 //! [[bank.unit.sensor]]
 //! id = "cabinet"
@@ -51,6 +56,18 @@ pub struct RefrigeratedUnit {
     pub alarm_after: Duration,
     /// How long readings are ignored after one of the unit's doors closes.
     pub door_grace: Duration,
+    /// An alarm clears only once readings are this far back inside the band, °C (so a
+    /// reading hovering at a threshold does not raise and clear alarms over and over).
+    pub hysteresis_c: f64,
+    /// The unit's own door (reported by its controller) open longer than this alarms.
+    pub door_open_limit: Duration,
+    /// Parcels in the unit are flagged to staff once an excursion lasts longer than this.
+    pub excursion_limit: Duration,
+    /// Length of the interval of one temperature summary (min/max/mean) per sensor.
+    pub summary_interval: Duration,
+    /// Least silence before a sensor-silent alarm; the alarm waits at least three of the
+    /// sensor's intervals as well.
+    pub silent_after: Duration,
     /// At least one sensor.
     pub sensors: Vec<TemperatureSensor>,
 }
@@ -62,6 +79,9 @@ pub struct TemperatureSensor {
     pub id: String,
     /// Where readings come from.
     pub source: SensorSource,
+    /// How often a reading is expected: the poll interval of a Modbus sensor, `interval`
+    /// (default 30 s) of a simulated or MQTT one. Silence is judged against it.
+    pub interval: Duration,
 }
 
 /// Where a sensor's readings come from.
@@ -261,6 +281,60 @@ pub(crate) fn read_unit(
         Duration::ZERO,
         Duration::from_secs(3_600),
     );
+    let hysteresis_item = t.get("hysteresis_c").map(|h| h.loc());
+    let hysteresis_c = match t.get("hysteresis_c") {
+        None => Some(0.5),
+        Some(h) => h.float(cx).filter(|v| {
+            let ok = (0.0..=5.0).contains(v);
+            if !ok {
+                cx.error(
+                    &h.span(),
+                    h.key(),
+                    format!("hysteresis of {v} °C is outside 0 to 5 °C"),
+                );
+            }
+            ok
+        }),
+    };
+    if let (Some(min), Some(max), Some(h)) = (min_c, max_c, hysteresis_c) {
+        if min < max && h * 2.0 >= max - min {
+            cx.error_at(
+                hysteresis_item.as_ref().unwrap_or(&loc),
+                format!(
+                    "hysteresis_c ({h}) must be less than half the band {min}..{max} °C, or an \
+                     alarm could never clear"
+                ),
+            );
+        }
+    }
+    let door_open_limit = t.duration_within(
+        cx,
+        "door_open_limit",
+        Duration::from_secs(120),
+        Duration::from_secs(1),
+        Duration::from_secs(3_600),
+    );
+    let excursion_limit = t.duration_within(
+        cx,
+        "excursion_limit",
+        Duration::from_secs(1_800),
+        Duration::from_secs(1),
+        Duration::from_secs(86_400),
+    );
+    let summary_interval = t.duration_within(
+        cx,
+        "summary_interval",
+        Duration::from_secs(900),
+        Duration::from_secs(1),
+        Duration::from_secs(86_400),
+    );
+    let silent_after = t.duration_within(
+        cx,
+        "silent_after",
+        Duration::from_secs(60),
+        Duration::from_secs(1),
+        Duration::from_secs(86_400),
+    );
     let midpoint = match (min_c, max_c) {
         (Some(min), Some(max)) => (min + max) / 2.0,
         _ => 0.0,
@@ -308,6 +382,11 @@ pub(crate) fn read_unit(
             max_c: max_c?,
             alarm_after,
             door_grace,
+            hysteresis_c: hysteresis_c?,
+            door_open_limit,
+            excursion_limit,
+            summary_interval,
+            silent_after,
             sensors,
         },
         loc,
@@ -358,6 +437,18 @@ fn read_sensor(
     let kind = t
         .require(cx, "kind")
         .and_then(|k| k.choice(cx, "sensor kind", &KINDS))?;
+    // Simulated and controller-reported sensors say how often they report; a Modbus sensor's
+    // poll interval is read with its transport.
+    let reported_interval = match kind {
+        SensorKind::Sim | SensorKind::Mqtt => Some(t.duration_within(
+            cx,
+            "interval",
+            Duration::from_secs(30),
+            Duration::from_secs(1),
+            Duration::from_secs(3_600),
+        )),
+        SensorKind::ModbusPoints => None,
+    };
     let source = match kind {
         SensorKind::Sim => {
             let start_c = match t.get("start_c") {
@@ -372,10 +463,17 @@ fn read_sensor(
         }
     };
     t.finish(cx);
+    let source = source?;
+    let interval = match (&source, reported_interval) {
+        (SensorSource::ModbusPoints(m), _) => m.poll_interval,
+        (_, Some(i)) => i,
+        (_, None) => Duration::from_secs(30),
+    };
     Some((
         TemperatureSensor {
             id: id?,
-            source: source?,
+            source,
+            interval,
         },
         id_loc?,
     ))

@@ -197,6 +197,33 @@ fn cases(existing_file: &str) -> Vec<Case> {
             6, "bank[0].compartments[1].unit", "no unit `fridg` in this bank; did you mean `fridge`?",
         ),
         case(
+            "hysteresis so wide an alarm could never clear",
+            file(&[&SITE, &BANK[..3], &[
+                "compartments = [{ doors = \"1-8\", size = \"S\", unit = \"fridge\" }]",
+                "[[bank.unit]]", "id = \"fridge\"", "min_c = 1.0", "max_c = 2.0", "hysteresis_c = 0.6",
+                "[[bank.unit.sensor]]", "id = \"probe\"", "kind = \"sim\"",
+            ]]),
+            11, "bank[0].unit[0].hysteresis_c", "must be less than half the band",
+        ),
+        case(
+            "negative hysteresis",
+            file(&[&SITE, &BANK[..3], &[
+                "compartments = [{ doors = \"1-8\", size = \"S\", unit = \"fridge\" }]",
+                "[[bank.unit]]", "id = \"fridge\"", "hysteresis_c = -1.0",
+                "[[bank.unit.sensor]]", "id = \"probe\"", "kind = \"sim\"",
+            ]]),
+            9, "bank[0].unit[0].hysteresis_c", "outside 0 to 5 °C",
+        ),
+        case(
+            "a simulated sensor that would report every 0 s",
+            file(&[&SITE, &BANK[..3], &[
+                "compartments = [{ doors = \"1-8\", size = \"S\", unit = \"fridge\" }]",
+                "[[bank.unit]]", "id = \"fridge\"",
+                "[[bank.unit.sensor]]", "id = \"probe\"", "kind = \"sim\"", "interval = \"0s\"",
+            ]]),
+            12, "bank[0].unit[0].sensor[0].interval", "",
+        ),
+        case(
             "device-address register made writable",
             file(&[&SITE, &BANK[..3], &[
                 "compartments = [{ doors = \"1-8\", size = \"S\", unit = \"fridge\" }]",

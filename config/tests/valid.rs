@@ -176,6 +176,13 @@ fn demo_config_is_two_simulated_banks() {
     assert!(
         matches!(unit.sensors[0].source, SensorSource::Sim { start_c } if (unit.min_c..=unit.max_c).contains(&start_c))
     );
+    // Cold-chain defaults where the demo sets nothing, and the short interval it does set.
+    assert_eq!(unit.hysteresis_c, 0.5);
+    assert_eq!(unit.door_open_limit, 2 * MIN);
+    assert_eq!(unit.excursion_limit, 30 * MIN);
+    assert_eq!(unit.summary_interval, 15 * MIN);
+    assert_eq!(unit.silent_after, MIN);
+    assert_eq!(unit.sensors[0].interval, Duration::from_secs(5));
     assert_eq!(
         locker_config::demo_toml()
             .lines()
