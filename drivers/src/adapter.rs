@@ -28,17 +28,57 @@ use crate::board::{BoardLock, DoorMap, Limits};
 use crate::bus::{BankStatus, BankTopics, Command, CommandAck, DoorObservation};
 use crate::link::{Link, LinkError, Priority, Protocol};
 
+/// The task that owns a bus, as the adapter uses it: the byte-level [`Link`] of the RS-485
+/// lock boards, or the Modbus link (`crate::modbus::ModbusLink`), which speaks through
+/// tokio-modbus. The adapter only asks and waits.
+pub trait BoardLink: Clone + Send + Sync + 'static {
+    type Request: Clone + std::fmt::Debug + Send + Sync + 'static;
+    type Reply: Clone + std::fmt::Debug + Send + Sync + 'static;
+    /// Send `request` and wait for its answer (`None`: no reply was expected).
+    fn request(
+        &self,
+        request: Self::Request,
+        priority: Priority,
+    ) -> impl std::future::Future<Output = Result<Option<Self::Reply>, LinkError>> + Send;
+    /// Replies devices send on their own (door-change reports), as they arrive.
+    fn unsolicited(&self) -> tokio::sync::broadcast::Receiver<Self::Reply>;
+}
+
+impl<P: Protocol> BoardLink for Link<P> {
+    type Request = P::Request;
+    type Reply = P::Reply;
+
+    fn request(
+        &self,
+        request: P::Request,
+        priority: Priority,
+    ) -> impl std::future::Future<Output = Result<Option<P::Reply>, LinkError>> + Send {
+        Link::request(self, request, priority)
+    }
+
+    fn unsolicited(&self) -> tokio::sync::broadcast::Receiver<P::Reply> {
+        Link::unsolicited(self)
+    }
+}
+
+/// A request of the bus a bank of `P` is on.
+pub type RequestOf<P> = <<P as LockBoards>::Link as BoardLink>::Request;
+/// A reply on the bus a bank of `P` is on.
+pub type ReplyOf<P> = <<P as LockBoards>::Link as BoardLink>::Reply;
+
 /// What the adapter needs to know about a lock-board protocol beyond the wire.
-pub trait LockBoards: Protocol + Clone {
+pub trait LockBoards: Clone + Send + Sync + 'static {
+    /// The bus-owning task that carries this protocol's requests.
+    type Link: BoardLink;
     /// Address ranges of the protocol, to check door maps against.
     fn limits(&self) -> Limits;
     /// The routine status query of one board.
-    fn poll(&self, board: u8) -> Self::Request;
-    fn unlock(&self, at: BoardLock) -> Self::Request;
+    fn poll(&self, board: u8) -> RequestOf<Self>;
+    fn unlock(&self, at: BoardLock) -> RequestOf<Self>;
     /// A request to send once to a board whenever it (re)appears, such as its pulse time.
-    fn setup(&self, board: u8) -> Option<Self::Request>;
+    fn setup(&self, board: u8) -> Option<RequestOf<Self>>;
     /// The lock states a reply tells, if any.
-    fn reading(&self, reply: &Self::Reply) -> Option<Reading>;
+    fn reading(&self, reply: &ReplyOf<Self>) -> Option<Reading>;
     /// Description for the bank's status topic.
     fn firmware(&self) -> String;
 }
@@ -130,7 +170,7 @@ impl Drop for BankHandle {
 /// Start the adapter of one bank whose doors are `map`, driving boards through `link`.
 pub fn spawn<P: LockBoards>(
     protocol: P,
-    link: Link<P>,
+    link: P::Link,
     map: DoorMap,
     settings: BankSettings,
 ) -> Result<BankHandle, AdapterError> {
@@ -138,13 +178,7 @@ pub fn spawn<P: LockBoards>(
         return Err(AdapterError::BankId(settings.bank));
     }
     let topics = BankTopics::new(&settings.bank);
-    let mut mqtt = MqttOptions::new(
-        format!("driver-{}", settings.bank),
-        &settings.broker.host,
-        settings.broker.port,
-    );
-    mqtt.set_keep_alive(Duration::from_secs(5));
-    mqtt.set_clean_session(true);
+    let mut mqtt = mqtt_options(format!("driver-{}", settings.bank), &settings.broker);
     let offline = serde_json::to_vec(&BankStatus {
         online: false,
         doors: Some(map.len() as u16),
@@ -157,9 +191,6 @@ pub fn spawn<P: LockBoards>(
         QoS::AtLeastOnce,
         true,
     ));
-    if let Some((user, pass)) = &settings.broker.credentials {
-        mqtt.set_credentials(user, pass);
-    }
     let (client, mut events) = AsyncClient::new(mqtt, 64);
     // Small packets both ways (commands in, acks out): Nagle's algorithm meeting delayed ACKs
     // would add up to 40 ms to an unlock.
@@ -196,6 +227,18 @@ pub fn spawn<P: LockBoards>(
         health: health_rx,
         tasks,
     })
+}
+
+/// Broker options every driver client uses: short keep-alive (a dead driver's last will
+/// fires within seconds), clean session, the hub's login.
+pub fn mqtt_options(client_id: String, broker: &BrokerTarget) -> MqttOptions {
+    let mut mqtt = MqttOptions::new(client_id, &broker.host, broker.port);
+    mqtt.set_keep_alive(Duration::from_secs(5));
+    mqtt.set_clean_session(true);
+    if let Some((user, pass)) = &broker.credentials {
+        mqtt.set_credentials(user, pass);
+    }
+    mqtt
 }
 
 /// Something for the broker.
@@ -252,7 +295,7 @@ struct Shared<P: LockBoards> {
     bank: String,
     firmware: String,
     protocol: P,
-    link: Link<P>,
+    link: P::Link,
     map: DoorMap,
     topics: BankTopics,
     outbox: mpsc::UnboundedSender<Outgoing>,
@@ -514,7 +557,7 @@ impl<P: LockBoards> Shared<P> {
 
     /// A board answered: record it alive and publish the doors its reply changed (after the
     /// bank's status, so the hub hears "online" before it hears about doors).
-    fn board_answered(&self, board: u8, reply: &P::Reply) {
+    fn board_answered(&self, board: u8, reply: &ReplyOf<P>) {
         let mut state = self.state();
         if let Some(b) = state.boards.get_mut(&board) {
             b.alive = Some(true);

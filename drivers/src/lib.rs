@@ -13,6 +13,8 @@
 //!   (priorities, timeouts, drains, retries, offline boards, reopening, counters).
 //! - [`adapter`]: a bank of lock boards on a link, presented on the MQTT bus like a bank with
 //!   its own controller.
+//! - [`modbus`]: Modbus relay / input modules driving discrete locks (`modbus-io`, through the
+//!   same adapter) and Modbus temperature points of refrigerated units (`modbus-points`).
 //! - [`boardsim`]: simulated lock boards on a pseudo-terminal or TCP port, with injectable
 //!   faults, for tests and benchmarks.
 //!
@@ -27,4 +29,5 @@ pub mod codec;
 pub mod kerong;
 pub mod link;
 pub mod lockboard8a;
+pub mod modbus;
 pub mod sim;

@@ -77,6 +77,8 @@ impl Protocol for Kerong {
 }
 
 impl LockBoards for Kerong {
+    type Link = crate::link::Link<Self>;
+
     fn limits(&self) -> Limits {
         LIMITS
     }

@@ -167,6 +167,13 @@ pub enum LinkError {
         device: DeviceName,
         probe: Duration,
     },
+    #[error("{bus}: {device} refused the request: {exception}")]
+    Exception {
+        bus: String,
+        device: DeviceName,
+        /// The device's exception, e.g. "illegal data address (0x02)".
+        exception: String,
+    },
     #[error("{bus} is not open: {reason}")]
     PortDown { bus: String, reason: String },
     #[error("the link task of {bus} has stopped")]

@@ -19,6 +19,9 @@ pub struct LinkStats {
     pub timeouts: u64,
     /// Frames dropped for a wrong checksum.
     pub checksum_errors: u64,
+    /// Modbus exception replies: the device answered, but refused the request (bad address,
+    /// busy, ...). Zero for protocols without exceptions.
+    pub exceptions: u64,
     /// Requests sent again after a timeout or a bad reply.
     pub retries: u64,
     /// Well-formed frames that answered nothing we asked (late replies, other boards).

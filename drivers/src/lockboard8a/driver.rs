@@ -76,6 +76,8 @@ impl Protocol for Lockboard8a {
 }
 
 impl LockBoards for Lockboard8a {
+    type Link = crate::link::Link<Self>;
+
     fn limits(&self) -> Limits {
         LIMITS
     }
