@@ -13,7 +13,7 @@ use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Packet, QoS}
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
-use crate::bus::{BankStatus, BankTopics, Command, CommandAck, DoorObservation};
+use crate::bus::{BankStatus, BankTopics, Command, CommandAck, DoorObservation, UnitReading};
 
 /// How to reach the broker and how the simulated bank behaves.
 #[derive(Debug, Clone)]
@@ -31,6 +31,18 @@ pub struct SimOptions {
     /// A simulated person closes an unlocked door after this long (`None`: doors stay open until
     /// [`SimHandle::close`]).
     pub auto_close_after: Option<Duration>,
+    /// Temperature sensors of the bank's refrigerated units, reported every `interval`.
+    pub sensors: Vec<SimSensor>,
+}
+
+/// A simulated temperature sensor: readings drift gently (±0.2 °C) around a target.
+#[derive(Debug, Clone)]
+pub struct SimSensor {
+    pub unit: String,
+    pub sensor: String,
+    /// The temperature it reads, give or take the noise, °C.
+    pub start_c: f64,
+    pub interval: Duration,
 }
 
 /// Commands a test (or the demo) gives the simulated bank's "people".
@@ -38,6 +50,10 @@ pub struct SimOptions {
 enum Action {
     Open(u16),
     Close(u16),
+    /// Report sensor `n` now.
+    Read(usize),
+    /// Make sensor (unit, sensor) read around this temperature from now on.
+    SetTemperature(String, String, f64),
 }
 
 /// Remote control for a running simulated bank.
@@ -56,6 +72,16 @@ impl SimHandle {
     /// Close a door.
     pub fn close(&self, door: u16) {
         let _ = self.actions.send(Action::Close(door));
+    }
+
+    /// Make a simulated sensor read around `celsius` from its next reading on (a compressor
+    /// failure, say).
+    pub fn set_temperature(&self, unit: &str, sensor: &str, celsius: f64) {
+        let _ = self.actions.send(Action::SetTemperature(
+            unit.to_owned(),
+            sensor.to_owned(),
+            celsius,
+        ));
     }
 
     /// Wait until the controller has a session with the broker.
@@ -88,6 +114,10 @@ struct Bank {
     stuck_doors: HashSet<u16>,
     auto_close_after: Option<Duration>,
     actions: mpsc::UnboundedSender<Action>,
+    /// Each sensor with the temperature it reads around.
+    sensors: Vec<(SimSensor, f64)>,
+    /// xorshift state for the noise (no need for a real RNG here).
+    noise: u64,
 }
 
 async fn run(
@@ -124,8 +154,33 @@ async fn run(
         latency: opts.latency,
         stuck_doors: opts.stuck_doors.iter().copied().collect(),
         auto_close_after: opts.auto_close_after,
-        actions: self_tx,
+        actions: self_tx.clone(),
+        sensors: opts
+            .sensors
+            .iter()
+            .map(|s| (s.clone(), s.start_c))
+            .collect(),
+        noise: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0x9E37_79B9)
+            | 1,
     };
+    // Each sensor reports on its own timer, through the action queue.
+    for (n, s) in opts.sensors.iter().enumerate() {
+        let tx = self_tx.clone();
+        let every = s.interval.max(Duration::from_millis(100));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if tx.send(Action::Read(n)).is_err() {
+                    return;
+                }
+            }
+        });
+    }
     loop {
         tokio::select! {
             event = events.poll() => match event {
@@ -218,6 +273,14 @@ impl Bank {
         match action {
             Action::Open(d) => self.set_door(d, true).await,
             Action::Close(d) => self.set_door(d, false).await,
+            Action::Read(n) => self.read_sensor(n).await,
+            Action::SetTemperature(unit, sensor, c) => {
+                for (s, target) in &mut self.sensors {
+                    if s.unit == unit && s.sensor == sensor {
+                        *target = c;
+                    }
+                }
+            }
         }
     }
 
@@ -229,6 +292,26 @@ impl Bank {
             }
             _ => {}
         }
+    }
+
+    async fn read_sensor(&mut self, n: usize) {
+        self.noise ^= self.noise << 13;
+        self.noise ^= self.noise >> 7;
+        self.noise ^= self.noise << 17;
+        // -0.2..=0.2 °C in steps of 0.1, like a real probe's resolution.
+        let jitter = f64::from((self.noise % 5) as u8) / 10.0 - 0.2;
+        let Some((s, target)) = self.sensors.get(n) else {
+            return;
+        };
+        let reading = UnitReading {
+            temperature_c: ((target + jitter) * 10.0).round() / 10.0,
+            humidity_pct: None,
+            door_open: None,
+            setpoint_c: None,
+            device_alarms: Vec::new(),
+        };
+        let topic = self.topics.unit_reading(&s.unit, &s.sensor);
+        self.publish_json(topic, false, &reading).await;
     }
 
     async fn report(&self, door: u16, open: bool) {

@@ -36,6 +36,11 @@ pub fn router(state: Arc<Web>) -> Router {
         .route("/api/v1/banks", get(banks))
         .route("/api/v1/parcels", get(parcels))
         .route("/api/v1/alerts", get(alerts))
+        .route("/api/v1/units", get(crate::web::pages::units::api_units))
+        .route(
+            "/api/v1/units/{bank}/{unit}/history",
+            get(crate::web::pages::units::api_history),
+        )
         .route("/api/v1/audit", get(audit))
         .route("/api/v1/users", get(users).post(add_user))
         .route("/api/v1/outbox", get(outbox))

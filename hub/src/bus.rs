@@ -7,10 +7,11 @@
 //! Incoming messages are decoded ([`inbound`](crate::inbound)) and queued for the engine; the
 //! engine's outgoing messages are published here.
 
+use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::mpsc::Sender;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use locker_core::{Input, Observation};
 use locker_drivers::bus;
@@ -26,12 +27,67 @@ use crate::shutdown::Shutdown;
 use crate::status::HubStatus;
 
 /// Everything the hub listens to.
-const SUBSCRIPTIONS: [&str; 4] = [
+const SUBSCRIPTIONS: [&str; 5] = [
     bus::filters::STATUS,
     bus::filters::DOORS,
     bus::filters::ACKS,
     bus::filters::KIOSK,
+    bus::filters::UNIT_READINGS,
 ];
+
+/// The refrigerated units' sensors the configuration names, as (bank, unit, sensor).
+pub type KnownSensors = BTreeSet<(String, String, String)>;
+
+pub fn known_sensors(config: &locker_config::Config) -> KnownSensors {
+    config
+        .banks
+        .iter()
+        .flat_map(|b| {
+            b.units.iter().flat_map(move |u| {
+                u.sensors
+                    .iter()
+                    .map(move |s| (b.id.clone(), u.id.clone(), s.id.clone()))
+            })
+        })
+        .collect()
+}
+
+/// Sensors report every few seconds: a misconfigured or faulty one must not flood the journal.
+/// One warning per topic per interval, with the count of those held back; past `MAX_KEYS`
+/// topics (someone publishing to random ones) they share one allowance.
+struct WarnLimit {
+    seen: Mutex<HashMap<String, (Instant, u64)>>,
+}
+
+impl WarnLimit {
+    const EVERY: Duration = Duration::from_secs(60);
+    const MAX_KEYS: usize = 256;
+
+    /// `Some(held back since the last warning)` when a warning for `key` may be logged now.
+    fn allow(&self, key: &str) -> Option<u64> {
+        let mut seen = self.seen.lock().ok()?;
+        let key = if seen.len() >= Self::MAX_KEYS && !seen.contains_key(key) {
+            "*"
+        } else {
+            key
+        };
+        let now = Instant::now();
+        match seen.get_mut(key) {
+            Some((last, held)) if now.duration_since(*last) < Self::EVERY => {
+                *held += 1;
+                None
+            }
+            Some((last, held)) => {
+                *last = now;
+                Some(std::mem::take(held))
+            }
+            None => {
+                seen.insert(key.to_owned(), (now, 0));
+                Some(0)
+            }
+        }
+    }
+}
 
 /// Connect the hub's client and run it until shutdown.
 pub fn spawn(
@@ -41,7 +97,11 @@ pub fn spawn(
     jobs: Sender<Job>,
     mut outgoing: UnboundedReceiver<Outgoing>,
     mut shutdown: Shutdown,
+    sensors: KnownSensors,
 ) {
+    let limit = WarnLimit {
+        seen: Mutex::new(HashMap::new()),
+    };
     let mut opts = MqttOptions::new("locker-hub", broker.ip().to_string(), broker.port());
     opts.set_credentials(credentials.0, credentials.1);
     opts.set_keep_alive(Duration::from_secs(30));
@@ -82,7 +142,7 @@ pub fn spawn(
                             }
                         }
                     }
-                    Ok(Event::Incoming(Packet::Publish(p))) => on_publish(&status, &jobs, &client, &p).await,
+                    Ok(Event::Incoming(Packet::Publish(p))) => on_publish(&status, &jobs, &client, &p, &sensors, &limit).await,
                     Ok(_) => {}
                     Err(e) => {
                         debug!(error = %e, "hub client lost the broker; reconnecting");
@@ -95,18 +155,52 @@ pub fn spawn(
     });
 }
 
-async fn on_publish(status: &HubStatus, jobs: &Sender<Job>, client: &AsyncClient, p: &Publish) {
+async fn on_publish(
+    status: &HubStatus,
+    jobs: &Sender<Job>,
+    client: &AsyncClient,
+    p: &Publish,
+    sensors: &KnownSensors,
+    limit: &WarnLimit,
+) {
     let topic = String::from_utf8_lossy(&p.topic);
     let props = p.properties.as_ref();
     let response_topic = props.and_then(|p| p.response_topic.clone());
     let correlation = props.and_then(|p| p.correlation_data.clone());
-    let decoded = inbound::decode(&topic, &p.payload, response_topic, |b| {
+    let mut decoded = inbound::decode(&topic, &p.payload, response_topic, |b| {
         status.is_configured(b)
     });
     let job = match decoded {
         Inbound::Ignore => return,
         Inbound::Presence { bank, online } => {
             status.set_bank_online(&bank, online);
+    if let Inbound::Input {
+        input:
+            Input::Observation(Observation::UnitReading {
+                bank, unit, sensor, ..
+            }),
+        ..
+    } = &decoded
+    {
+        if !sensors.contains(&(bank.clone(), unit.clone(), sensor.clone())) {
+            decoded = Inbound::Refuse {
+                reason: format!(
+                    "reading for unit {unit:?} sensor {sensor:?} of bank {bank}, which the \
+                     configuration does not name; add it under [[bank.unit]] to watch it"
+                ),
+                reply_to: None,
+            };
+        }
+    }
+    // Readings repeat every poll interval: their warnings are rate-limited.
+    if let (Inbound::Refuse { reason, .. }, Some(bus::Parsed::UnitReading { .. })) =
+        (&decoded, bus::parse(&topic))
+    {
+        if let Some(held) = limit.allow(&topic) {
+            warn!(%topic, held_back = held, "{reason}");
+        }
+        return;
+    }
             let observation = if online {
                 Observation::ControllerOnline { bank }
             } else {

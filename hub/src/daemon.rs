@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use locker_config::{Config, Driver};
+use locker_config::{Config, Driver, SensorSource};
 use tokio::net::TcpListener;
 use tracing::{error, info, warn};
 
@@ -110,6 +110,7 @@ pub async fn run(
         engine.jobs.clone(),
         outgoing_rx,
         shutdown.clone(),
+        bus::known_sensors(&config),
     );
 
     let front = FrontDoor {
@@ -267,6 +268,22 @@ fn start_simulated_banks(
             latency: sim.latency,
             stuck_doors: sim.stuck_doors.clone(),
             auto_close_after: Some(SIM_CLOSE_AFTER),
+            // Its units' simulated sensors report through it, like a controller with probes.
+            sensors: bank
+                .units
+                .iter()
+                .flat_map(|u| {
+                    u.sensors.iter().filter_map(move |s| match s.source {
+                        SensorSource::Sim { start_c } => Some(locker_drivers::sim::SimSensor {
+                            unit: u.id.clone(),
+                            sensor: s.id.clone(),
+                            start_c,
+                            interval: s.interval,
+                        }),
+                        _ => None,
+                    })
+                })
+                .collect(),
         });
         info!(bank = %bank.id, "simulated bank controller started");
     }

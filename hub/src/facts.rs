@@ -6,7 +6,8 @@
 
 use locker_config::{Config, SizeClass, TemperatureClass};
 use locker_core::{
-    BankLayout, CompartmentLayout, Fact, FactKind, Policies, SiteLayout, Size, TempClass,
+    BankLayout, CompartmentLayout, Fact, FactKind, Policies, SensorLayout, SiteLayout, Size,
+    TempClass, UnitLayout,
 };
 use locker_sync::{DocKey, Family, Record};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -68,6 +69,9 @@ impl Record for StoredFact {
                 DocKey::monthly(Family::Alerts, self.at_ms())
             }
             // Everything else is part of a parcel's or a door's story.
+            // One summary per sensor per interval: its own monthly partition, so a year of
+            // summaries never weighs on the parcel documents loaded at start.
+            TemperatureSummary { .. } => DocKey::monthly(Family::Temperature, self.at_ms()),
             _ => DocKey::monthly(Family::Parcels, self.at_ms()),
         }
     }
@@ -84,10 +88,48 @@ impl Record for StoredFact {
     }
 }
 
-/// The core's view of the site's banks and compartments.
+/// The core's view of the site's banks, compartments and refrigerated units.
 pub fn site_layout(config: &Config) -> SiteLayout {
     SiteLayout {
+    let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    // The config keeps -50..30 °C, so tenths of a degree always fit.
+    let deci = |c: f64| (c * 10.0).round() as i32;
+    let units = config
+        .banks
+        .iter()
+        .flat_map(|b| {
+            b.units.iter().map(move |u| UnitLayout {
+                bank: b.id.clone(),
+                id: u.id.clone(),
+                name: u.name.clone(),
+                doors: b
+                    .compartments
+                    .iter()
+                    .filter(|c| c.unit.as_deref() == Some(u.id.as_str()))
+                    .map(|c| c.door)
+                    .collect(),
+                min_decicelsius: deci(u.min_c),
+                max_decicelsius: deci(u.max_c),
+                hysteresis_decicelsius: deci(u.hysteresis_c),
+                alarm_after_ms: ms(u.alarm_after),
+                door_grace_ms: ms(u.door_grace),
+                door_open_limit_ms: ms(u.door_open_limit),
+                excursion_limit_ms: ms(u.excursion_limit),
+                summary_interval_ms: ms(u.summary_interval),
+                silent_after_ms: ms(u.silent_after),
+                sensors: u
+                    .sensors
+                    .iter()
+                    .map(|s| SensorLayout {
+                        id: s.id.clone(),
+                        interval_ms: ms(s.interval),
+                    })
+                    .collect(),
+            })
+        })
+        .collect();
         banks: config
+        units,
             .banks
             .iter()
             .map(|b| BankLayout {

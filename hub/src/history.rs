@@ -117,6 +117,7 @@ mod tests {
                     })
                     .collect(),
             }],
+            units: Vec::new(),
         }
     }
 

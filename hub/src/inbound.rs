@@ -8,7 +8,7 @@
 use locker_core::{
     Command, Input, Observation, Outcome, RejectCode, Rejection, Reply, Request, RequestId,
 };
-use locker_drivers::bus::{self, BankStatus, CommandAck, DoorObservation, Parsed};
+use locker_drivers::bus::{self, BankStatus, CommandAck, DoorObservation, Parsed, UnitReading};
 use serde::Deserialize;
 
 /// The meaning of one incoming message.
@@ -53,13 +53,12 @@ pub fn decode(
         Parsed::Status { bank }
         | Parsed::Door { bank, .. }
         | Parsed::Ack { bank }
-        | Parsed::KioskRequest { bank } => *bank,
+        | Parsed::KioskRequest { bank }
+        | Parsed::UnitReading { bank, .. } => *bank,
         // The hub's own publications come back to it through its subscriptions.
         Parsed::Command { .. } | Parsed::State { .. } | Parsed::KioskUpdate { .. } => {
             return Inbound::Ignore
         }
-        // Refrigerated-unit readings are not subscribed to yet (monitoring is being added).
-        Parsed::UnitReading { .. } => return Inbound::Ignore,
     };
     if !known_bank(bank) {
         return Inbound::Refuse {
@@ -111,11 +110,39 @@ pub fn decode(
             Err(e) => bad("acknowledgement", e),
         },
         Parsed::KioskRequest { .. } => kiosk_request(topic, bank, payload, response_topic),
-        Parsed::Command { .. }
-        | Parsed::State { .. }
-        | Parsed::KioskUpdate { .. }
-        | Parsed::UnitReading { .. } => Inbound::Ignore,
+        Parsed::UnitReading { unit, sensor, .. } => {
+            match serde_json::from_slice::<UnitReading>(payload) {
+                Ok(r) => match decicelsius(r.temperature_c) {
+                    Some(decicelsius) => observe(Observation::UnitReading {
+                        bank: bank.to_owned(),
+                        unit: unit.to_owned(),
+                        sensor: sensor.to_owned(),
+                        decicelsius,
+                        door_open: r.door_open,
+                        device_alarms: r.device_alarms,
+                    }),
+                    None => Inbound::Refuse {
+                        reason: format!(
+                            "unit reading on {topic}: temperature_c {} is not a temperature a \
+                             cooling unit can have (-100 to 100 °C); the sensor may be faulty",
+                            r.temperature_c
+                        ),
+                        reply_to: None,
+                    },
+                },
+                Err(e) => bad("unit reading", e),
+            }
+        }
+        Parsed::Command { .. } | Parsed::State { .. } | Parsed::KioskUpdate { .. } => {
+            Inbound::Ignore
+        }
     }
+}
+
+/// °C to tenths of a degree, for plausible temperatures only (a sensor fault can read 3276.7 or
+/// NaN, and such a value must not pass for a reading).
+fn decicelsius(c: f64) -> Option<i32> {
+    (c.is_finite() && (-100.0..=100.0).contains(&c)).then(|| (c * 10.0).round() as i32)
 }
 
 fn kiosk_request(
@@ -304,6 +331,56 @@ mod tests {
             decode("something/else", b"{}", None, known),
             Inbound::Ignore
         );
+    }
+
+    #[test]
+    fn unit_readings_become_observations_and_bad_ones_are_refused() {
+        let i = decode(
+            "lockerhub/v1/bank/A/unit/fridge/sensor/cabinet",
+            br#"{"temperature_c":4.26,"door_open":true,"device_alarms":["high_temp"]}"#,
+            None,
+            known,
+        );
+        assert_eq!(
+            i,
+            Inbound::Input {
+                input: Input::Observation(Observation::UnitReading {
+                    bank: "A".into(),
+                    unit: "fridge".into(),
+                    sensor: "cabinet".into(),
+                    decicelsius: 43,
+                    door_open: Some(true),
+                    device_alarms: vec!["high_temp".into()],
+                }),
+                reply_to: None
+            }
+        );
+        for payload in [
+            &br#"{"temperature":4.2}"#[..],
+            br#"{"temperature_c":"cold"}"#,
+            br#"{"temperature_c":3276.7}"#,
+            b"not json",
+        ] {
+            let i = decode(
+                "lockerhub/v1/bank/A/unit/fridge/sensor/cabinet",
+                payload,
+                None,
+                known,
+            );
+            match i {
+                Inbound::Refuse { reason, .. } => {
+                    assert!(reason.contains("unit"), "{reason}")
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        // An unknown bank is refused before its payload is read.
+        assert!(refused(&decode(
+            "lockerhub/v1/bank/Z/unit/fridge/sensor/cabinet",
+            br#"{"temperature_c":4.0}"#,
+            None,
+            known
+        )));
     }
 
     #[test]

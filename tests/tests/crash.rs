@@ -254,6 +254,7 @@ async fn confirmed_facts_survive_sigkill_at_random_moments() {
         stuck_doors: vec![],
         // The carrier confirms the parcel, then the door closes.
         auto_close_after: Some(Duration::from_millis(250)),
+        sensors: Vec::new(),
     });
     bank.wait_connected().await;
     let kiosk = Arc::new(Kiosk::connect(addr, "A", "crash-kiosk", Some(LOGIN)).await);

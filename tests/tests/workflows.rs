@@ -136,6 +136,7 @@ fn start_bank(hub: &Hub) -> SimHandle {
         stuck_doors: vec![],
         // The test moves the doors itself.
         auto_close_after: None,
+        sensors: Vec::new(),
     })
 }
 

@@ -32,6 +32,9 @@ pub struct Core {
     volatile_order: VecDeque<RequestId>,
     /// Last `tick` time, to announce keypad lockouts that ended since.
     last_tick: Millis,
+    /// What refrigerated units' readings drive (clocks, running summaries); readings are not
+    /// facts (`cold.rs`).
+    pub(crate) cold: crate::cold::Live,
 }
 
 /// What a fact is about (the fact header apart from id, time and actor).
@@ -117,6 +120,7 @@ impl Core {
             volatile_replies: BTreeMap::new(),
             volatile_order: VecDeque::new(),
             last_tick: Millis(0),
+            cold: Default::default(),
         };
         core.refold();
         core.unknown_at_start = core
@@ -306,6 +310,7 @@ impl Core {
             if let Some(until) = b.1.locked_until {
                 if until > self.last_tick && until <= now {
                     tx.effects.push(Effect::PublishBank { bank: b.0.clone() });
+        self.cold_timers(&mut tx);
                 }
             }
         }
@@ -327,6 +332,7 @@ impl Core {
             self.state
                 .banks
                 .values()
+        d.extend(self.cold_deadlines());
                 .filter_map(|b| b.locked_until)
                 .filter(|u| *u > self.last_tick),
         );
@@ -510,6 +516,7 @@ impl Core {
         }
     }
 
+                unit: None,
     fn snapshot(&self, now: Millis) -> Snapshot {
         Snapshot {
             compartments: self.compartments(),

@@ -138,11 +138,37 @@ pub enum AlertKind {
     KeypadLockout,
     LockerFull,
     ParcelExpired,
+    /// Recorded by earlier versions for a single compartment; refrigerated units now raise the
+    /// kinds below.
     TemperatureOutOfRange,
+    /// A unit's sensor read above the band for longer than `alarm_after`.
+    TooWarm,
+    /// A unit's sensor read below the band for longer than `alarm_after`.
+    TooCold,
+    /// No reading from a unit's sensor for longer than its silence limit.
+    SensorSilent,
+    /// A unit's own door (its controller's door input) open longer than `door_open_limit`.
+    UnitDoorOpen,
+    /// The unit's controller reports alarms of its own.
+    UnitDeviceAlarm,
+    /// An excursion outlasted `excursion_limit`: the parcels named must be checked or replaced.
+    PerishableAtRisk,
     /// Concurrent facts from two replicas contradicted each other (see `conflict.rs`).
     Conflict,
     /// The same PIN is live for two residents (two replicas issued it concurrently).
     AmbiguousCode,
+}
+
+/// What an alarm of a refrigerated unit is about.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct UnitRef {
+    pub unit: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sensor: Option<String>,
+    /// When the condition began (an excursion's first counted reading), so a restart resumes
+    /// the excursion clock where it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<Millis>,
 }
 
 /// Everything that can happen.
@@ -317,6 +343,28 @@ pub enum FactKind {
     AlertCleared {
         alert: AlertId,
     },
+        /// For alarms of a refrigerated unit: which unit (of the header's bank) and sensor.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        unit: Option<UnitRef>,
+    },
+
+    // --- refrigerated units ---
+    /// The header `parcel` sat in unit `unit` (of the header's bank) during an excursion that
+    /// began at `since` and outlasted the excursion limit: staff should check or replace it.
+    PerishableFlagged {
+        unit: String,
+        since: Millis,
+    },
+    /// One sensor's readings over `[from, to)`: never every reading, one fact per interval.
+    TemperatureSummary {
+        unit: String,
+        sensor: String,
+        from: Millis,
+        to: Millis,
+        count: u32,
+        min_decicelsius: i32,
+        max_decicelsius: i32,
+        mean_decicelsius: i32,
 
     // --- idempotency ---
     /// A request was answered; replaying `request` returns `reply` and changes nothing.

@@ -124,44 +124,22 @@ impl Core {
                     ),
                 );
             }
-            Observation::Temperature {
+            Observation::UnitReading {
                 bank,
-                door,
+                unit,
+                sensor,
                 decicelsius,
-            } => {
-                let Some(range) = self
-                    .ctx
-                    .site
-                    .compartment(&bank, door)
-                    .and_then(|c| self.ctx.policies.temp_range(c.temperature))
-                else {
-                    return;
-                };
-                let out =
-                    decicelsius < range.min_decicelsius || decicelsius > range.max_decicelsius;
-                let open = self.open_alerts(AlertKind::TemperatureOutOfRange, &bank, Some(door));
-                if out && open.is_empty() {
-                    self.raise_alert(
-                        tx,
-                        AlertKind::TemperatureOutOfRange,
-                        Subject::door(&bank, door),
-                        format!(
-                            "{bank} door {door} is at {:.1} °C, outside {:.1}..{:.1} °C",
-                            f64::from(decicelsius) / 10.0,
-                            f64::from(range.min_decicelsius) / 10.0,
-                            f64::from(range.max_decicelsius) / 10.0
-                        ),
-                    );
-                } else if !out && !open.is_empty() {
-                    self.clear_alerts(
-                        tx,
-                        Actor::System,
-                        AlertKind::TemperatureOutOfRange,
-                        &bank,
-                        Some(door),
-                    );
-                }
-            }
+                door_open,
+                device_alarms,
+            } => self.unit_reading(
+                tx,
+                &bank,
+                &unit,
+                &sensor,
+                decicelsius,
+                door_open,
+                device_alarms,
+            ),
         }
     }
 

@@ -291,9 +291,18 @@ pub enum Observation {
     ControllerOffline {
         bank: String,
     },
-    Temperature {
+    /// One reading of a refrigerated unit's sensor (raw telemetry: it is summarised, never
+    /// recorded one by one).
+    UnitReading {
         bank: String,
-        door: u16,
+        unit: String,
+        sensor: String,
         decicelsius: i32,
     },
 }
+        /// The unit's own door, where its controller has a door input.
+        #[serde(default)]
+        door_open: Option<bool>,
+        /// Alarms the unit's controller raises itself, by name.
+        #[serde(default)]
+        device_alarms: Vec<String>,

@@ -57,10 +57,64 @@ pub struct BankLayout {
     pub compartments: Vec<CompartmentLayout>,
 }
 
-/// All banks at the site.
+/// All banks at the site, and their refrigerated units.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SiteLayout {
     pub banks: Vec<BankLayout>,
+    #[serde(default)]
+    pub units: Vec<UnitLayout>,
+}
+
+/// A refrigerated or frozen unit: one cooled cabinet of a bank, the compartments it cools, its
+/// alarm band and its sensors. Temperatures in tenths of a degree Celsius, durations in ms.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnitLayout {
+    pub bank: String,
+    pub id: String,
+    pub name: String,
+    /// Doors of the compartments this unit cools.
+    pub doors: Vec<u16>,
+    pub min_decicelsius: i32,
+    pub max_decicelsius: i32,
+    /// An alarm clears only once a reading is this far back inside the band.
+    pub hysteresis_decicelsius: i32,
+    /// Outside the band continuously this long before an alarm.
+    pub alarm_after_ms: u64,
+    /// Readings this long after a door of the unit closed (or while one is open) do not start
+    /// the alarm clock: loading lets warm air in.
+    pub door_grace_ms: u64,
+    /// The unit's own door open this long raises an alarm.
+    pub door_open_limit_ms: u64,
+    /// An excursion this long flags every parcel in the unit to staff.
+    pub excursion_limit_ms: u64,
+    /// One summary (min/max/mean) per sensor per interval of this length.
+    pub summary_interval_ms: u64,
+    /// Least silence before a sensor-silent alarm (it also waits three sensor intervals).
+    pub silent_after_ms: u64,
+    pub sensors: Vec<SensorLayout>,
+}
+
+/// A sensor of a unit and how often it reports.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SensorLayout {
+    pub id: String,
+    pub interval_ms: u64,
+}
+
+impl UnitLayout {
+    /// How long a sensor may stay quiet before it counts as silent: three of its intervals, and
+    /// never less than the unit's floor (one late reading is not an alarm).
+    pub fn silent_after(&self, sensor: &SensorLayout) -> u64 {
+        sensor
+            .interval_ms
+            .saturating_mul(3)
+            .max(self.silent_after_ms)
+            .max(1)
+    }
+
+    pub fn sensor(&self, id: &str) -> Option<&SensorLayout> {
+        self.sensors.iter().find(|s| s.id == id)
+    }
 }
 
 impl SiteLayout {
@@ -73,6 +127,10 @@ impl SiteLayout {
             .compartments
             .iter()
             .find(|c| c.door == door)
+    }
+
+    pub fn unit(&self, bank: &str, unit: &str) -> Option<&UnitLayout> {
+        self.units.iter().find(|u| u.bank == bank && u.id == unit)
     }
 
     /// Every `(bank, door)` in layout order.

@@ -25,6 +25,7 @@
 //! See `docs/core.md` for the design note.
 
 mod codes;
+mod cold;
 mod conflict;
 mod core;
 mod directory;
@@ -42,13 +43,14 @@ mod state;
 mod view;
 
 pub use crate::codes::Entropy;
+pub use crate::cold::{SensorView, SummaryView, UnitView};
 pub use crate::core::Core;
 pub use crate::effect::{
     Effect, KioskUpdate, NotifyKind, Outcome, Output, RejectCode, Rejection, Reply,
 };
 pub use crate::fact::{
-    Actor, AlertKind, CredentialKind, DeskReason, Fact, FactKind, ReleaseReason, UnlockPurpose,
-    VoidReason,
+    Actor, AlertKind, CredentialKind, DeskReason, Fact, FactKind, ReleaseReason, UnitRef,
+    UnlockPurpose, VoidReason,
 };
 pub use crate::ids::{
     sanitize_hub_id, AlertId, CarrierId, CodeId, FactId, FactIdError, Millis, ParcelId, RequestId,
@@ -59,8 +61,10 @@ pub use crate::input::{
     Request,
 };
 pub use crate::layout::{
-    BankLayout, CompartmentLayout, Dimensions, Policies, SiteLayout, Size, SizeLimit, TempClass,
-    TempRange,
+    BankLayout, CompartmentLayout, Dimensions, Policies, SensorLayout, SiteLayout, Size, SizeLimit,
+    TempClass, TempRange, UnitLayout,
 };
 pub use crate::state::{Alert, Location};
-pub use crate::view::{BankView, CompartmentStatus, CompartmentView, ParcelView};
+pub use crate::view::{
+    BankView, CompartmentStatus, CompartmentView, ParcelView, PerishableFlag,
+};

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::effect::Reply;
-use crate::fact::{AlertKind, Fact, FactKind, UnlockPurpose};
+use crate::fact::{AlertKind, Fact, FactKind, UnitRef, UnlockPurpose};
 use crate::ids::{
     AlertId, CarrierId, CodeId, FactId, Millis, ParcelId, RequestId, ReservationId, ResidentId,
     UnlockId,
@@ -60,6 +60,9 @@ pub struct Alert {
     pub parcel: Option<ParcelId>,
     pub message: String,
     pub raised_at: Millis,
+    /// For alarms of a refrigerated unit: the unit and sensor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<UnitRef>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -98,6 +101,8 @@ pub(crate) struct Parcel {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Code {
     pub resident: ResidentId,
+    /// Flagged after a temperature excursion: (unit, excursion start).
+    pub perishable: Option<(String, Millis)>,
     pub parcels: Vec<ParcelId>,
     pub qr_expires: Millis,
     pub void: bool,
@@ -153,6 +158,8 @@ pub(crate) struct Comp {
     pub reservations: BTreeSet<ReservationId>,
     /// Parcels whose location is this compartment (`Compartment` or `Disputed`).
     pub parcels: BTreeSet<ParcelId>,
+    /// When the door last closed (a refrigerated unit's door grace runs from it).
+    pub closed_at: Option<Millis>,
 }
 
 /// Per-bank state. The wrong-code counters are derived from `CodeRejected` facts, so a restart
@@ -201,6 +208,8 @@ pub(crate) struct State {
 
 impl State {
     /// Fold one fact. Facts that refer to things this replica does not know are kept in the
+    /// End of the last temperature summary per (bank, unit, sensor).
+    pub summarized: BTreeMap<(String, String, String), Millis>,
     /// record but change nothing here.
     pub(crate) fn apply(&mut self, ctx: &Ctx, f: &Fact) {
         let bank = f.bank.clone().unwrap_or_default();
@@ -397,6 +406,7 @@ impl State {
                     }
                 }
                 b.last_failure = Some(f.at);
+                c.closed_at = Some(f.at);
                 b.failures
                     .retain(|t| f.at.0.saturating_sub(t.0) < p.wrong_code_window_ms);
                 b.failures.push(f.at);
@@ -476,7 +486,24 @@ impl State {
                     },
                 );
             }
-            FactKind::AlertCleared { alert } => {
+            FactKind::PerishableFlagged { unit, since } => {
+                if let Some(p) = f.parcel.as_ref().and_then(|id| self.parcels.get_mut(id)) {
+                    // The latest excursion wins, whatever order replicas fold in.
+                    if p.perishable.as_ref().is_none_or(|(_, s)| s <= since) {
+                        p.perishable = Some((unit.clone(), *since));
+                    }
+                }
+            }
+            FactKind::TemperatureSummary {
+                unit, sensor, to, ..
+            } => {
+                let last = self
+                    .summarized
+                    .entry((bank, unit.clone(), sensor.clone()))
+                    .or_default();
+                *last = (*last).max(*to);
+            }
+            FactKind::AlertCleared { alert, .. } => {
                 self.alerts.remove(alert);
             }
             FactKind::Answered {
@@ -742,6 +769,7 @@ impl State {
         self.comps
             .get(&(bank.to_owned(), door))
             .map(|c| {
+                unit: None,
                 c.parcels
                     .iter()
                     .filter_map(|id| self.parcels.get(id))
@@ -854,3 +882,4 @@ impl Location {
         matches!(self, Location::Compartment { bank: b, door: d } if b == bank && *d == door)
     }
 }
+            perishable: None,

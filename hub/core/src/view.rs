@@ -55,6 +55,16 @@ pub struct ParcelView {
     pub expires_at: Option<Millis>,
     pub hold_until: Option<Millis>,
     pub expired: bool,
+    /// Flagged to staff after a temperature excursion in its unit: check or replace it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub perishable: Option<PerishableFlag>,
+}
+
+/// Why a parcel was flagged: the unit and when the excursion began.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PerishableFlag {
+    pub unit: String,
+    pub since: Millis,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -125,6 +135,10 @@ impl State {
             expires_at: (held && p.depositing.is_none()).then(|| self.expires_at(ctx, p)),
             hold_until: self.hold_until(p),
             expired: p.expired,
+            perishable: p.perishable.as_ref().map(|(unit, since)| PerishableFlag {
+                unit: unit.clone(),
+                since: *since,
+            }),
         }
     }
 

@@ -366,36 +366,8 @@ fn occupancy_report_contradicting_the_record_raises_inconsistency_without_overwr
     assert_eq!(s.alerts_of(AlertKind::Inconsistency).len(), 1);
 }
 
-#[test]
-fn temperature_out_of_range_raises_and_clears_an_alert() {
-    let mut s = Site::new();
-    let reading = |d| Observation::Temperature {
-        bank: "A".into(),
-        door: 4,
-        decicelsius: d,
-    };
-    assert!(!raised(
-        &s.obs(reading(40)),
-        AlertKind::TemperatureOutOfRange
-    ));
-    assert!(raised(
-        &s.obs(reading(120)),
-        AlertKind::TemperatureOutOfRange
-    ));
-    assert!(!raised(
-        &s.obs(reading(130)),
-        AlertKind::TemperatureOutOfRange
-    ));
-    s.obs(reading(50));
-    assert!(s.alerts_of(AlertKind::TemperatureOutOfRange).is_empty());
-    // Ambient compartments have no range.
-    let out = s.obs(Observation::Temperature {
-        bank: "A".into(),
-        door: 1,
-        decicelsius: 400,
-    });
-    assert!(out.facts.is_empty());
-}
+// Refrigerated units (alarms with delay and hysteresis, silence, door, perishables,
+// summaries) are tested in `cold.rs`.
 
 #[test]
 fn repeated_or_unknown_door_reports_change_nothing() {

@@ -72,6 +72,7 @@ pub fn page(
         ("/", "Dashboard"),
         ("/parcels", "Parcels"),
         ("/alerts", "Alerts"),
+        ("/units", "Refrigerated units"),
         ("/audit", "Audit log"),
         ("/kiosk", "Kiosk"),
         ("/system", "System"),

@@ -7,6 +7,7 @@ pub mod dashboard;
 pub mod kiosk;
 pub mod parcels;
 pub mod system;
+pub mod units;
 pub mod users;
 
 use std::collections::HashMap;
@@ -27,6 +28,7 @@ pub fn router() -> Router<Arc<Web>> {
         .merge(compartment::router())
         .merge(parcels::router())
         .merge(alerts::router())
+        .merge(units::router())
         .merge(audit::router())
         .merge(kiosk::router())
         .merge(users::router())

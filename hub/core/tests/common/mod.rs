@@ -72,6 +72,7 @@ pub fn layout() -> SiteLayout {
                 ],
             },
         ],
+        units: Vec::new(),
     }
 }
 
@@ -95,6 +96,7 @@ pub struct Site {
     pub now: Millis,
     pub rng: Rng,
     pub policies: Policies,
+    pub layout: SiteLayout,
     pub hub: String,
     /// Every fact persisted so far, as the store would hold them.
     pub log: Vec<Fact>,
@@ -109,11 +111,16 @@ impl Site {
     }
 
     pub fn with(policies: Policies, hub: &str, seed: u64) -> Site {
+        Site::with_layout(layout(), policies, hub, seed)
+    }
+
+    pub fn with_layout(layout: SiteLayout, policies: Policies, hub: &str, seed: u64) -> Site {
         let mut s = Site {
-            core: Core::new(layout(), policies.clone(), KEY, hub, Vec::new()),
+            core: Core::new(layout.clone(), policies.clone(), KEY, hub, Vec::new()),
             now: Millis(T0),
             rng: Rng(seed, Default::default()),
             policies,
+            layout,
             hub: hub.to_owned(),
             log: Vec::new(),
             effects: Vec::new(),
@@ -224,10 +231,17 @@ impl Site {
     /// Another replica (another hub, or the cloud) that has synced everything this one has.
     pub fn replica(&self, hub: &str, seed: u64) -> Site {
         Site {
-            core: Core::new(layout(), self.policies.clone(), KEY, hub, self.log.clone()),
+            core: Core::new(
+                self.layout.clone(),
+                self.policies.clone(),
+                KEY,
+                hub,
+                self.log.clone(),
+            ),
             now: self.now,
             rng: Rng(seed, Default::default()),
             policies: self.policies.clone(),
+            layout: self.layout.clone(),
             hub: hub.to_owned(),
             log: self.log.clone(),
             effects: Vec::new(),
@@ -254,7 +268,7 @@ impl Site {
     /// Simulate a restart: a new core from the persisted facts.
     pub fn restart(&mut self) {
         self.core = Core::new(
-            layout(),
+            self.layout.clone(),
             self.policies.clone(),
             KEY,
             &self.hub,
