@@ -36,10 +36,24 @@ pub fn router(state: Arc<Web>) -> Router {
         .route("/api/v1/banks", get(banks))
         .route("/api/v1/parcels", get(parcels))
         .route("/api/v1/alerts", get(alerts))
+        .route("/api/v1/alerts/{id}/acknowledge", post(acknowledge_alert))
         .route("/api/v1/units", get(crate::web::pages::units::api_units))
         .route(
             "/api/v1/units/{bank}/{unit}/history",
             get(crate::web::pages::units::api_history),
+        )
+        .route("/api/v1/residents", get(residents).post(add_resident))
+        .route("/api/v1/residents/{id}", post(edit_resident))
+        .route(
+            "/api/v1/residents/{id}/deactivate",
+            post(deactivate_resident),
+        )
+        .route("/api/v1/carriers", get(carriers).post(add_carrier))
+        .route("/api/v1/carriers/{id}/deactivate", post(deactivate_carrier))
+        .route("/api/v1/carriers/{id}/codes", post(issue_carrier_code))
+        .route(
+            "/api/v1/carriers/{id}/codes/{code_ref}",
+            delete(revoke_carrier_code),
         )
         .route("/api/v1/audit", get(audit))
         .route("/api/v1/users", get(users).post(add_user))
@@ -88,6 +102,7 @@ fn need_for(request: &Request) -> Need {
         | Request::RegisterCarrier { .. }
         | Request::IssueCarrierCode { .. }
         | Request::RevokeCarrierCode { .. }
+        | Request::RevokeCarrierCodeRef { .. }
         | Request::RevokeCarrier { .. } => Need::Admin,
         _ => Need::Staff,
     }
@@ -281,5 +296,309 @@ async fn add_user(State(state): State<Arc<Web>>, headers: HeaderMap, body: Strin
         }
         Err(e) if e.contains("already exists") => error(StatusCode::CONFLICT, e),
         Err(e) => error(StatusCode::UNPROCESSABLE_ENTITY, e),
+    }
+}
+
+/// A staff request through the core, answered as JSON: 200 with the reply, 409 with the core's
+/// refusal.
+async fn directory_command(state: &Web, request: Request, ok: StatusCode) -> Response {
+    match ask::command(&state.jobs, ask::new_command("api", request)).await {
+        Ok(reply) => match reply.outcome {
+            Outcome::Rejected(r) => error(StatusCode::CONFLICT, r.message),
+            _ => (ok, Json(reply)).into_response(),
+        },
+        Err(e) => error(e.status, e.message),
+    }
+}
+
+/// The body as a JSON object, or the 4xx that says why not.
+#[allow(clippy::result_large_err)] // see web.rs
+fn object(body: &str) -> Result<serde_json::Map<String, Value>, Response> {
+    match serde_json::from_str(body) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err(error(StatusCode::BAD_REQUEST, "body must be a JSON object")),
+        Err(e) => Err(error(
+            StatusCode::BAD_REQUEST,
+            format!("body is not JSON: {e}"),
+        )),
+    }
+}
+
+/// `POST /api/v1/alerts/{id}/acknowledge` (staff): `{"note": "..."}`, the note optional.
+async fn acknowledge_alert(
+    State(state): State<Arc<Web>>,
+    headers: HeaderMap,
+    UrlPath(id): UrlPath<String>,
+    body: String,
+) -> Response {
+    let caller = match auth::api(&state, &headers, Need::Staff, true) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let body = if body.trim().is_empty() { "{}" } else { &body };
+    let m = match object(body) {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    let note = match m.get("note") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => return error(StatusCode::UNPROCESSABLE_ENTITY, "note must be a string"),
+    };
+    let request = Request::AcknowledgeAlert {
+        by: ask::staff(&caller.user),
+        alert: locker_core::AlertId(id),
+        note,
+    };
+    match ask::command(&state.jobs, ask::new_command("api", request)).await {
+        Ok(reply) => match reply.outcome {
+            Outcome::Rejected(r) if r.code == locker_core::RejectCode::UnknownAlert => {
+                error(StatusCode::NOT_FOUND, r.message)
+            }
+            Outcome::Rejected(r) if r.code == locker_core::RejectCode::InvalidInput => {
+                error(StatusCode::UNPROCESSABLE_ENTITY, r.message)
+            }
+            Outcome::Rejected(r) => error(StatusCode::CONFLICT, r.message),
+            _ => Json(reply).into_response(),
+        },
+        Err(e) => error(e.status, e.message),
+    }
+}
+
+/// `GET /api/v1/residents` (staff): the directory's residents, deactivated ones included.
+async fn residents(State(state): State<Arc<Web>>, headers: HeaderMap) -> Response {
+    if let Err(r) = who(&state, &headers, Need::Staff) {
+        return r;
+    }
+    match crate::web::pages::residents::list(&state).await {
+        Ok(list) => Json(list).into_response(),
+        Err(e) => error(e.status, e.message),
+    }
+}
+
+/// The `unit` and `accessible` of a resident body.
+#[allow(clippy::result_large_err)] // see web.rs
+fn unit_and_reach(m: &serde_json::Map<String, Value>) -> Result<(String, bool), Response> {
+    let Some(unit) = m.get("unit").and_then(Value::as_str) else {
+        return Err(error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unit is a required string",
+        ));
+    };
+    let accessible = match m.get("accessible") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => {
+            return Err(error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "accessible must be true or false",
+            ))
+        }
+    };
+    Ok((unit.trim().to_owned(), accessible))
+}
+
+/// `POST /api/v1/residents` (staff): `{"resident": "r-101", "unit": "101", "accessible": false}`.
+async fn add_resident(State(state): State<Arc<Web>>, headers: HeaderMap, body: String) -> Response {
+    let caller = match auth::api(&state, &headers, Need::Staff, true) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let m = match object(&body) {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    let Some(id) = m.get("resident").and_then(Value::as_str) else {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "resident is a required string",
+        );
+    };
+    let (unit, accessible) = match unit_and_reach(&m) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let by = ask::staff(&caller.user);
+    match crate::web::pages::residents::register(&state, by, id.trim(), &unit, accessible, true)
+        .await
+    {
+        Ok(request) => directory_command(&state, request, StatusCode::CREATED).await,
+        Err(e) if e.contains("already exists") => error(StatusCode::CONFLICT, e),
+        Err(e) => error(StatusCode::UNPROCESSABLE_ENTITY, e),
+    }
+}
+
+/// `POST /api/v1/residents/{id}` (staff): `{"unit": "201", "accessible": true}`; reactivates a
+/// deactivated resident.
+async fn edit_resident(
+    State(state): State<Arc<Web>>,
+    headers: HeaderMap,
+    UrlPath(id): UrlPath<String>,
+    body: String,
+) -> Response {
+    let caller = match auth::api(&state, &headers, Need::Staff, true) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let m = match object(&body) {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    let (unit, accessible) = match unit_and_reach(&m) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let by = ask::staff(&caller.user);
+    match crate::web::pages::residents::register(&state, by, &id, &unit, accessible, false).await {
+        Ok(request) => directory_command(&state, request, StatusCode::OK).await,
+        Err(e) if e.starts_with("no resident") => error(StatusCode::NOT_FOUND, e),
+        Err(e) => error(StatusCode::UNPROCESSABLE_ENTITY, e),
+    }
+}
+
+/// `POST /api/v1/residents/{id}/deactivate` (staff).
+async fn deactivate_resident(
+    State(state): State<Arc<Web>>,
+    headers: HeaderMap,
+    UrlPath(id): UrlPath<String>,
+) -> Response {
+    let caller = match auth::api(&state, &headers, Need::Staff, true) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let request = Request::DeactivateResident {
+        by: ask::staff(&caller.user),
+        resident: locker_core::ResidentId(id),
+    };
+    directory_command(&state, request, StatusCode::OK).await
+}
+
+/// `GET /api/v1/carriers` (staff): carriers and the references of their live codes.
+async fn carriers(State(state): State<Arc<Web>>, headers: HeaderMap) -> Response {
+    if let Err(r) = who(&state, &headers, Need::Staff) {
+        return r;
+    }
+    match crate::web::pages::carriers::list(&state).await {
+        Ok(list) => Json(list).into_response(),
+        Err(e) => error(e.status, e.message),
+    }
+}
+
+/// `POST /api/v1/carriers` (admins): `{"carrier": "ups", "name": "UPS"}`; reinstates a
+/// deactivated carrier.
+async fn add_carrier(State(state): State<Arc<Web>>, headers: HeaderMap, body: String) -> Response {
+    let caller = match auth::api(&state, &headers, Need::Admin, true) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let m = match object(&body) {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    let text = |k: &str| m.get(k).and_then(Value::as_str).map(str::trim);
+    let (Some(id), Some(name)) = (text("carrier"), text("name")) else {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "carrier and name are required strings",
+        );
+    };
+    if let Err(e) = crate::web::pages::carriers::check_id(id) {
+        return error(StatusCode::UNPROCESSABLE_ENTITY, e);
+    }
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "a name has 1 to 100 characters, no control characters",
+        );
+    }
+    let request = Request::RegisterCarrier {
+        by: ask::staff(&caller.user),
+        carrier: locker_core::CarrierId(id.to_owned()),
+        name: name.to_owned(),
+    };
+    directory_command(&state, request, StatusCode::CREATED).await
+}
+
+/// `POST /api/v1/carriers/{id}/deactivate` (admins): its codes stop working.
+async fn deactivate_carrier(
+    State(state): State<Arc<Web>>,
+    headers: HeaderMap,
+    UrlPath(id): UrlPath<String>,
+) -> Response {
+    let caller = match auth::api(&state, &headers, Need::Admin, true) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let request = Request::RevokeCarrier {
+        by: ask::staff(&caller.user),
+        carrier: locker_core::CarrierId(id),
+    };
+    directory_command(&state, request, StatusCode::OK).await
+}
+
+/// `POST /api/v1/carriers/{id}/codes` (admins): `{"code": "12345678"}` or `{}` to generate one.
+/// Answers 201 `{"carrier", "code", "code_ref"}`: the only time the plaintext is given out.
+async fn issue_carrier_code(
+    State(state): State<Arc<Web>>,
+    headers: HeaderMap,
+    UrlPath(id): UrlPath<String>,
+    body: String,
+) -> Response {
+    let caller = match auth::api(&state, &headers, Need::Admin, true) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let body = if body.trim().is_empty() { "{}" } else { &body };
+    let m = match object(body) {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    let typed = match m.get("code") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.trim()),
+        Some(_) => return error(StatusCode::UNPROCESSABLE_ENTITY, "code must be a string"),
+    };
+    use crate::web::pages::carriers::{issue, issue_status, IssueError};
+    match issue(&state, ask::staff(&caller.user), &id, typed).await {
+        Ok(issued) => {
+            tracing::info!(by = %caller.user, carrier = %id, code_ref = %issued.code_ref, "carrier code issued");
+            (
+                StatusCode::CREATED,
+                [(axum::http::header::CACHE_CONTROL, "no-store")],
+                Json(json!({"carrier": id, "code": issued.code, "code_ref": issued.code_ref})),
+            )
+                .into_response()
+        }
+        Err(e) => {
+            let status = issue_status(&e);
+            match e {
+                IssueError::Input(m) | IssueError::Refused(m) => error(status, m),
+                IssueError::Unavailable(u) => error(u.status, u.message),
+            }
+        }
+    }
+}
+
+/// `DELETE /api/v1/carriers/{id}/codes/{code_ref}` (admins): revoke a code by its reference.
+async fn revoke_carrier_code(
+    State(state): State<Arc<Web>>,
+    headers: HeaderMap,
+    UrlPath((id, code_ref)): UrlPath<(String, String)>,
+) -> Response {
+    let caller = match auth::api(&state, &headers, Need::Admin, true) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let request = Request::RevokeCarrierCodeRef {
+        by: ask::staff(&caller.user),
+        carrier: locker_core::CarrierId(id),
+        code_ref,
+    };
+    match ask::command(&state.jobs, ask::new_command("api", request)).await {
+        Ok(reply) => match reply.outcome {
+            Outcome::Rejected(r) => error(StatusCode::NOT_FOUND, r.message),
+            _ => StatusCode::NO_CONTENT.into_response(),
+        },
+        Err(e) => error(e.status, e.message),
     }
 }

@@ -63,9 +63,15 @@ pub enum Job {
         value: Vec<u8>,
         reply: oneshot::Sender<Result<(), String>>,
     },
+    /// Run a read-only query on the engine thread, with the time of reading: views computed from
+    /// the state or facts without copying them (the analytics page, the directory).
+    Read(ReadJob),
     /// Finish the current step and stop.
     Stop,
 }
+
+/// A read-only query, run on the engine thread with the core and the current time.
+pub type ReadJob = Box<dyn FnOnce(&Core, Millis) + Send>;
 
 /// A predicate over facts, run on the engine thread (so the facts are never copied wholesale).
 pub type FactFilter = Box<dyn Fn(&locker_core::Fact) -> bool + Send>;
@@ -261,6 +267,7 @@ impl Runner {
                             .map_err(|e| e.to_string()),
                     );
                 }
+                Ok(Job::Read(read)) => read(&self.core, now()),
                 Ok(Job::OutboxDone { id, done }) => {
                     let _ = done.send(self.outbox_done(&id));
                 }

@@ -54,6 +54,7 @@ impl Record for StoredFact {
         match &self.fact.kind {
             // Who lives here and who delivers: slowly changing, never partitioned.
             ResidentRegistered { .. }
+            | ResidentDeactivated { .. }
             | BadgeRegistered { .. }
             | BadgeRevoked { .. }
             | CarrierRegistered { .. }

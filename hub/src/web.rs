@@ -11,6 +11,7 @@
 // large, and boxing it would only add noise on every route.
 #![allow(clippy::result_large_err)]
 
+pub mod analytics;
 pub mod ask;
 pub mod assets;
 pub mod auth;

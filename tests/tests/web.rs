@@ -129,6 +129,10 @@ fn nothing_but_login_and_healthz_answers_without_a_session() {
         "/kiosk",
         "/compartments/A/1",
         "/parcels/x",
+        "/residents",
+        "/carriers",
+        "/analytics",
+        "/analytics/deliveries.csv",
     ] {
         let (code, h, _) = req(hub.web, "GET", path, None, None, "");
         assert_eq!(code, 303, "{path}");
@@ -142,6 +146,8 @@ fn nothing_but_login_and_healthz_answers_without_a_session() {
         "/api/v1/units/A/fridge/history?hours=24",
         "/api/v1/audit",
         "/api/v1/users",
+        "/api/v1/residents",
+        "/api/v1/carriers",
         "/events",
         "/dashboard/live",
         "/audit.csv",
@@ -158,6 +164,19 @@ fn nothing_but_login_and_healthz_answers_without_a_session() {
         "",
     );
     assert_eq!(code, 401);
+    for path in [
+        "/residents",
+        "/residents/r-1",
+        "/residents/r-1/deactivate",
+        "/carriers",
+        "/carriers/ups/codes",
+        "/carriers/ups/codes/x/revoke",
+        "/carriers/ups/deactivate",
+        "/alerts/a1/acknowledge",
+    ] {
+        let (code, _, _) = req(hub.web, "POST", path, None, Some("unit=1"), "");
+        assert_eq!(code, 401, "{path}");
+    }
     let (code, _, _) = req(hub.web, "GET", "/", Some("lh_session=forged"), None, "");
     assert_eq!(code, 303, "a made-up session is no session");
 }
@@ -298,4 +317,576 @@ fn wrong_passwords_are_throttled() {
     }
     // Paused now, even with the right password.
     assert_eq!(login(&hub, "ann", "correct%20horse%20battery"), Err(429));
+}
+
+/// Two signed-in users: (admin cookie, admin CSRF, staff cookie, staff CSRF).
+fn admin_and_staff(hub: &Hub) -> (String, String, String, String) {
+    assert!(add_user(hub, "ann", "admin", "correct horse battery")
+        .status
+        .success());
+    assert!(add_user(hub, "bob", "staff", "bobs long password")
+        .status
+        .success());
+    let (admin, admin_csrf) =
+        login(hub, "ann", "correct%20horse%20battery").expect("admin signs in");
+    let (staff, staff_csrf) = login(hub, "bob", "bobs%20long%20password").expect("staff signs in");
+    (admin, admin_csrf, staff, staff_csrf)
+}
+
+/// The flash message a redirect carries, decoded enough to read.
+fn flash(headers: &str) -> String {
+    let location = headers
+        .lines()
+        .find_map(|l| l.strip_prefix("location: "))
+        .unwrap_or("");
+    location.replace("%20", " ")
+}
+
+fn drop_off(hub: &Hub, id: &str, code: &str, resident: &str) -> (u16, serde_json::Value) {
+    hub.api(
+        "POST",
+        "/api/v1/commands",
+        Some(&format!(
+            "{{\"request_id\":\"{id}\",\"type\":\"start_drop_off\",\"bank\":\"A\",\"carrier_code\":\"{code}\",\
+             \"recipient\":{{\"type\":\"resident\",\"resident\":\"{resident}\"}},\"size\":\"small\"}}"
+        )),
+    )
+}
+
+#[test]
+fn residents_are_added_searched_edited_and_deactivated_on_the_page_and_the_api() {
+    let hub = start();
+    let (_, _, staff, csrf) = admin_and_staff(&hub);
+    let post = |path: &str, form: &str| req(hub.web, "POST", path, Some(&staff), Some(form), "");
+
+    // CSRF first, then bad input with a clear 400.
+    assert_eq!(post("/residents", "resident=r-1&unit=101").0, 403);
+    let (code, _, body) = post(
+        "/residents",
+        &format!("csrf={csrf}&resident=r%201&unit=101"),
+    );
+    assert_eq!(code, 400);
+    assert!(body.contains("must not contain spaces"), "{body}");
+    let (code, _, body) = post("/residents", &format!("csrf={csrf}&resident=r-1"));
+    assert_eq!(code, 400);
+    assert!(body.contains("unit is required"), "{body}");
+
+    // Add two, search, and refuse a duplicate.
+    let (code, h, _) = post(
+        "/residents",
+        &format!("csrf={csrf}&resident=r-1&unit=101&accessible=yes"),
+    );
+    assert_eq!(code, 303, "{h}");
+    assert!(flash(&h).contains("ok=Added r-1"), "{h}");
+    assert_eq!(
+        post("/residents", &format!("csrf={csrf}&resident=r-2&unit=202")).0,
+        303
+    );
+    let (code, _, body) = post("/residents", &format!("csrf={csrf}&resident=r-1&unit=999"));
+    assert_eq!(code, 400);
+    assert!(body.contains("already exists"), "{body}");
+    let (code, _, page) = req(hub.web, "GET", "/residents?q=202", Some(&staff), None, "");
+    assert_eq!(code, 200);
+    assert!(page.contains("data-resident=\"r-2\"") && !page.contains("data-resident=\"r-1\""));
+
+    // Edit the unit and reach; deactivate; a moved-out resident gets nothing new.
+    assert_eq!(
+        post("/residents/r-1", &format!("csrf={csrf}&unit=303")).0,
+        303
+    );
+    assert_eq!(
+        post("/residents/nobody", &format!("csrf={csrf}&unit=1")).0,
+        400
+    );
+    let (code, h, _) = post("/residents/r-1/deactivate", &format!("csrf={csrf}"));
+    assert_eq!(code, 303);
+    assert!(flash(&h).contains("ok=Deactivated"), "{h}");
+    let (_, h, _) = post("/residents/r-1/deactivate", &format!("csrf={csrf}"));
+    assert!(
+        flash(&h).contains("err=resident r-1 is already deactivated"),
+        "{h}"
+    );
+    let (code, list) = hub.api("GET", "/api/v1/residents", None);
+    assert_eq!(code, 200);
+    let r1 = list
+        .as_array()
+        .and_then(|l| l.iter().find(|r| r["resident"] == "r-1"))
+        .expect("r-1 listed");
+    assert_eq!(
+        (
+            r1["unit"].as_str(),
+            r1["active"].as_bool(),
+            r1["accessible"].as_bool()
+        ),
+        (Some("303"), Some(false), Some(false))
+    );
+    let (code, reply) = hub.api(
+        "POST",
+        "/api/v1/commands",
+        Some("{\"request_id\":\"c1\",\"type\":\"desk_check_in\",\"resident\":\"r-1\"}"),
+    );
+    assert_eq!(code, 409, "{reply}");
+    // Deactivated residents are hidden unless asked for.
+    let (_, _, page) = req(hub.web, "GET", "/residents", Some(&staff), None, "");
+    assert!(!page.contains("data-resident=\"r-1\""));
+    let (_, _, page) = req(hub.web, "GET", "/residents?all=yes", Some(&staff), None, "");
+    assert!(page.contains("Save and reactivate"));
+
+    // The JSON API: add, edit (reactivates), deactivate, and its 4xx answers.
+    let (code, _) = hub.api(
+        "POST",
+        "/api/v1/residents",
+        Some("{\"resident\":\"r-3\",\"unit\":\"303\",\"accessible\":true}"),
+    );
+    assert_eq!(code, 201);
+    let (code, body) = hub.api(
+        "POST",
+        "/api/v1/residents",
+        Some("{\"resident\":\"r-3\",\"unit\":\"303\"}"),
+    );
+    assert_eq!(code, 409, "{body}");
+    let (code, body) = hub.api("POST", "/api/v1/residents", Some("{\"resident\":\"r-4\"}"));
+    assert_eq!(code, 422, "{body}");
+    assert!(
+        body["error"].as_str().unwrap_or("").contains("unit"),
+        "{body}"
+    );
+    let (code, _) = hub.api("POST", "/api/v1/residents", Some("not json"));
+    assert_eq!(code, 400);
+    let (code, _) = hub.api("POST", "/api/v1/residents/r-1", Some("{\"unit\":\"101\"}"));
+    assert_eq!(code, 200);
+    let (code, _) = hub.api("POST", "/api/v1/residents/nobody", Some("{\"unit\":\"1\"}"));
+    assert_eq!(code, 404);
+    let (code, _) = hub.api("POST", "/api/v1/residents/r-3/deactivate", None);
+    assert_eq!(code, 200);
+    let (code, _) = hub.api("POST", "/api/v1/residents/r-3/deactivate", None);
+    assert_eq!(code, 409);
+
+    // Every change is in the audit trail under the staff user's name.
+    let (_, _, csv) = req(
+        hub.web,
+        "GET",
+        "/audit.csv?actor=bob",
+        Some(&staff),
+        None,
+        "",
+    );
+    assert!(
+        csv.contains("resident_registered") && csv.contains("resident_deactivated"),
+        "{csv}"
+    );
+}
+
+#[test]
+fn carrier_codes_issued_on_the_page_open_a_compartment_until_revoked() {
+    let hub = start();
+    let (admin, admin_csrf, staff, staff_csrf) = admin_and_staff(&hub);
+    let (code, _) = hub.api(
+        "POST",
+        "/api/v1/residents",
+        Some("{\"resident\":\"r-1\",\"unit\":\"101\"}"),
+    );
+    assert_eq!(code, 201);
+
+    // Adding carriers and issuing codes is for admins; staff can look.
+    let (code, _, _) = req(
+        hub.web,
+        "POST",
+        "/carriers",
+        Some(&staff),
+        Some(&format!("csrf={staff_csrf}&carrier=ups&name=UPS")),
+        "",
+    );
+    assert_eq!(code, 403);
+    let (code, _, _) = req(
+        hub.web,
+        "POST",
+        "/carriers",
+        Some(&admin),
+        Some("carrier=ups&name=UPS"),
+        "",
+    );
+    assert_eq!(code, 403, "no CSRF token");
+    let (code, h, _) = req(
+        hub.web,
+        "POST",
+        "/carriers",
+        Some(&admin),
+        Some(&format!("csrf={admin_csrf}&carrier=ups&name=UPS")),
+        "",
+    );
+    assert_eq!(code, 303, "{h}");
+    let (code, _, page) = req(hub.web, "GET", "/carriers", Some(&staff), None, "");
+    assert_eq!(code, 200);
+    assert!(page.contains("data-carrier=\"ups\"") && !page.contains("Issue code"));
+    let (code, _, _) = req(
+        hub.web,
+        "POST",
+        "/carriers/ups/codes",
+        Some(&staff),
+        Some(&format!("csrf={staff_csrf}")),
+        "",
+    );
+    assert_eq!(code, 403, "staff cannot issue carrier codes");
+    let (code, body) = http_with_session(
+        &hub,
+        "POST",
+        "/api/v1/carriers/ups/codes",
+        &staff,
+        &staff_csrf,
+    );
+    assert_eq!(code, 403, "{body}");
+
+    // A typed code must be digits, long enough.
+    let (code, _, body) = req(
+        hub.web,
+        "POST",
+        "/carriers/ups/codes",
+        Some(&admin),
+        Some(&format!("csrf={admin_csrf}&code=12ab")),
+        "",
+    );
+    assert_eq!(code, 400);
+    assert!(body.contains("6 to 16 digits"), "{body}");
+
+    // Issue a generated code on the page: shown once, not cached, and it works at the bank.
+    let (code, h, page) = req(
+        hub.web,
+        "POST",
+        "/carriers/ups/codes",
+        Some(&admin),
+        Some(&format!("csrf={admin_csrf}&code=")),
+        "",
+    );
+    assert_eq!(code, 200, "{page}");
+    assert!(h.to_lowercase().contains("cache-control: no-store"), "{h}");
+    let issued = between(&page, "data-code>", "</p>").to_owned();
+    assert!(
+        issued.len() >= 6 && issued.chars().all(|c| c.is_ascii_digit()),
+        "{issued}"
+    );
+    let (code, reply) = drop_off(&hub, "d1", &issued, "r-1");
+    assert_eq!(code, 200, "{reply}");
+    assert_eq!(reply["type"], "reserved", "{reply}");
+
+    // The list names the code by reference only; revoking it by reference stops it.
+    let (_, _, page) = req(hub.web, "GET", "/carriers", Some(&admin), None, "");
+    assert!(!page.contains(&issued), "the plaintext is shown only once");
+    let code_ref = between(&page, "data-code-ref=\"", "\"").to_owned();
+    let (code, h, _) = req(
+        hub.web,
+        "POST",
+        &format!("/carriers/ups/codes/{code_ref}/revoke"),
+        Some(&staff),
+        Some(&format!("csrf={staff_csrf}")),
+        "",
+    );
+    assert_eq!(code, 403, "{h}");
+    let (code, h, _) = req(
+        hub.web,
+        "POST",
+        &format!("/carriers/ups/codes/{code_ref}/revoke"),
+        Some(&admin),
+        Some(&format!("csrf={admin_csrf}")),
+        "",
+    );
+    assert_eq!(code, 303);
+    assert!(flash(&h).contains("ok=Revoked"), "{h}");
+    let (code, reply) = drop_off(&hub, "d2", &issued, "r-1");
+    assert_eq!(code, 409, "{reply}");
+    assert_eq!(reply["code"], "bad_credential", "{reply}");
+
+    // The API: a typed code, 201 with its reference, works; DELETE revokes it.
+    let (code, body) = hub.api(
+        "POST",
+        "/api/v1/carriers/ups/codes",
+        Some("{\"code\":\"24681357\"}"),
+    );
+    assert_eq!(code, 201, "{body}");
+    assert_eq!(body["code"], "24681357");
+    let api_ref = body["code_ref"].as_str().expect("code_ref").to_owned();
+    let (code, body) = hub.api(
+        "POST",
+        "/api/v1/carriers/ups/codes",
+        Some("{\"code\":\"24681357\"}"),
+    );
+    assert_eq!(code, 409, "the same code twice: {body}");
+    let (code, _) = hub.api(
+        "POST",
+        "/api/v1/carriers/ups/codes",
+        Some("{\"code\":\"123\"}"),
+    );
+    assert_eq!(code, 422);
+    let (code, _) = hub.api("POST", "/api/v1/carriers/nobody/codes", Some("{}"));
+    assert_eq!(code, 409);
+    let (code, list) = hub.api("GET", "/api/v1/carriers", None);
+    assert_eq!(code, 200);
+    assert_eq!(list[0]["codes"][0]["code_ref"], api_ref.as_str(), "{list}");
+    assert_eq!(drop_off(&hub, "d3", "24681357", "r-1").0, 200);
+    let (code, _) = hub.api(
+        "DELETE",
+        &format!("/api/v1/carriers/ups/codes/{api_ref}"),
+        None,
+    );
+    assert_eq!(code, 204);
+    let (code, _) = hub.api(
+        "DELETE",
+        &format!("/api/v1/carriers/ups/codes/{api_ref}"),
+        None,
+    );
+    assert_eq!(code, 404);
+    assert_eq!(drop_off(&hub, "d4", "24681357", "r-1").0, 409);
+
+    // A deactivated carrier's codes stop working too.
+    let (_, body) = hub.api("POST", "/api/v1/carriers/ups/codes", Some("{}"));
+    let third = body["code"].as_str().expect("generated code").to_owned();
+    let (code, _) = hub.api("POST", "/api/v1/carriers/ups/deactivate", None);
+    assert_eq!(code, 200);
+    assert_eq!(drop_off(&hub, "d5", &third, "r-1").0, 409);
+
+    // Issued under the admin's name, and no plaintext code anywhere in the audit or the log.
+    let (_, _, csv) = req(
+        hub.web,
+        "GET",
+        "/audit.csv?actor=ann",
+        Some(&admin),
+        None,
+        "",
+    );
+    assert!(
+        csv.contains("carrier_code_issued") && csv.contains("carrier_code_revoked"),
+        "{csv}"
+    );
+    let (_, _, all) = req(hub.web, "GET", "/audit.csv", Some(&admin), None, "");
+    let output = hub.output();
+    for secret in [issued.as_str(), "24681357", third.as_str()] {
+        assert!(!all.contains(secret), "{secret} in the audit trail");
+        assert!(!output.contains(secret), "{secret} in the hub's log");
+    }
+}
+
+/// A JSON POST of `{}` with a session cookie and its CSRF header: (status, body).
+fn http_with_session(
+    hub: &Hub,
+    method: &str,
+    path: &str,
+    cookie: &str,
+    csrf: &str,
+) -> (u16, String) {
+    let mut s = TcpStream::connect(hub.web).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(15))).ok();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nCookie: {cookie}\r\n\
+         X-CSRF-Token: {csrf}\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{{}}"
+    )
+    .expect("send");
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).expect("read");
+    let code = raw
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("status");
+    (
+        code,
+        raw.split_once("\r\n\r\n")
+            .map(|x| x.1)
+            .unwrap_or("")
+            .to_owned(),
+    )
+}
+
+#[test]
+fn alerts_are_acknowledged_with_a_note_shown_in_the_history_and_the_audit() {
+    let hub = start();
+    let (_, _, staff, csrf) = admin_and_staff(&hub);
+    let (code, _) = hub.api(
+        "POST",
+        "/api/v1/residents",
+        Some("{\"resident\":\"r-1\",\"unit\":\"101\"}"),
+    );
+    assert_eq!(code, 201);
+    hub.api(
+        "POST",
+        "/api/v1/carriers",
+        Some("{\"carrier\":\"ups\",\"name\":\"UPS\"}"),
+    );
+    hub.api(
+        "POST",
+        "/api/v1/carriers/ups/codes",
+        Some("{\"code\":\"11223344\"}"),
+    );
+    // Four doors reserved, the fifth parcel overflows to the desk: a "locker full" alert.
+    for i in 1..=5 {
+        drop_off(&hub, &format!("f{i}"), "11223344", "r-1");
+    }
+    let (_, alerts) = hub.api("GET", "/api/v1/alerts", None);
+    let alert = alerts
+        .as_array()
+        .and_then(|l| l.iter().find(|a| a["kind"] == "locker_full"))
+        .and_then(|a| a["id"].as_str())
+        .unwrap_or_else(|| panic!("a locker-full alert: {alerts}"))
+        .to_owned();
+
+    // Bad notes are refused with a 4xx, the alert stays open.
+    let long = "x".repeat(501);
+    let (code, _, body) = req(
+        hub.web,
+        "POST",
+        &format!("/alerts/{alert}/acknowledge"),
+        Some(&staff),
+        Some(&format!("csrf={csrf}&note={long}")),
+        "",
+    );
+    assert_eq!(code, 400);
+    assert!(body.contains("at most 500"), "{body}");
+    let (code, body) = hub.api(
+        "POST",
+        &format!("/api/v1/alerts/{alert}/acknowledge"),
+        Some("{\"note\":\"bell\\u0007\"}"),
+    );
+    assert_eq!(code, 422, "{body}");
+    let (code, _) = hub.api("POST", "/api/v1/alerts/nope/acknowledge", Some("{}"));
+    assert_eq!(code, 404);
+    assert_eq!(
+        req(
+            hub.web,
+            "POST",
+            &format!("/alerts/{alert}/acknowledge"),
+            Some(&staff),
+            Some("note=x"),
+            ""
+        )
+        .0,
+        403
+    );
+
+    // Acknowledged on the page with a note: in the history and the audit, under bob's name.
+    let (code, h, _) = req(
+        hub.web,
+        "POST",
+        &format!("/alerts/{alert}/acknowledge"),
+        Some(&staff),
+        Some(&format!(
+            "csrf={csrf}&note=Cleared+the+parcel+room+%3Cshelf+2%3E"
+        )),
+        "",
+    );
+    assert_eq!(code, 303);
+    assert!(flash(&h).contains("ok=Acknowledged"), "{h}");
+    let (_, _, page) = req(hub.web, "GET", "/alerts", Some(&staff), None, "");
+    assert!(
+        page.contains("<td>Cleared the parcel room &lt;shelf 2&gt;</td>"),
+        "{page}"
+    );
+    let (_, _, csv) = req(
+        hub.web,
+        "GET",
+        "/audit.csv?actor=bob",
+        Some(&staff),
+        None,
+        "",
+    );
+    assert!(
+        csv.contains("alert_cleared") && csv.contains("Cleared the parcel room"),
+        "{csv}"
+    );
+}
+
+#[test]
+fn analytics_page_draws_charts_and_exports_each_as_csv() {
+    let hub = start();
+    let (_, _, staff, _) = admin_and_staff(&hub);
+    hub.api(
+        "POST",
+        "/api/v1/residents",
+        Some("{\"resident\":\"r-1\",\"unit\":\"101\"}"),
+    );
+    let (code, reply) = hub.api(
+        "POST",
+        "/api/v1/commands",
+        Some("{\"request_id\":\"c1\",\"type\":\"desk_check_in\",\"resident\":\"r-1\"}"),
+    );
+    assert_eq!(code, 200, "{reply}");
+    let parcel = reply["parcel"].as_str().expect("parcel").to_owned();
+    let (code, reply) = hub.api(
+        "POST",
+        "/api/v1/commands",
+        Some(&format!(
+            "{{\"request_id\":\"c2\",\"type\":\"desk_pickup\",\"parcels\":[\"{parcel}\"]}}"
+        )),
+    );
+    assert_eq!(code, 200, "{reply}");
+
+    let (code, _, page) = req(hub.web, "GET", "/analytics", Some(&staff), None, "");
+    assert_eq!(code, 200);
+    assert_eq!(
+        page.matches("<svg class=").count(),
+        2,
+        "bar chart and heatmap"
+    );
+    assert!(
+        page.contains("href=/analytics aria-current=page"),
+        "nav link"
+    );
+    for chart in ["deliveries", "heatmap", "utilisation", "pickup"] {
+        assert!(
+            page.contains(&format!("/analytics/{chart}.csv")),
+            "{chart} link"
+        );
+        let (code, h, csv) = req(
+            hub.web,
+            "GET",
+            &format!("/analytics/{chart}.csv"),
+            Some(&staff),
+            None,
+            "",
+        );
+        assert_eq!(code, 200, "{chart}");
+        assert!(h.contains("text/csv"), "{h}");
+        assert!(csv.lines().count() >= 2, "{chart}: {csv}");
+    }
+    // Today has the one parcel received at the desk; it was picked up.
+    let (_, _, days) = req(
+        hub.web,
+        "GET",
+        "/analytics/deliveries.csv",
+        Some(&staff),
+        None,
+        "",
+    );
+    assert!(days.trim_end().ends_with(",1"), "{days}");
+    assert_eq!(days.lines().count(), 31);
+    let (_, _, pickup) = req(
+        hub.web,
+        "GET",
+        "/analytics/pickup.csv",
+        Some(&staff),
+        None,
+        "",
+    );
+    assert!(
+        pickup.lines().nth(1).is_some_and(|l| l.ends_with(",1,0")),
+        "{pickup}"
+    );
+    let (_, _, sizes) = req(
+        hub.web,
+        "GET",
+        "/analytics/utilisation.csv",
+        Some(&staff),
+        None,
+        "",
+    );
+    assert!(sizes.contains("S,4,0,"), "{sizes}");
+    let (code, _, body) = req(
+        hub.web,
+        "GET",
+        "/analytics/nope.csv",
+        Some(&staff),
+        None,
+        "",
+    );
+    assert_eq!(code, 404);
+    assert!(body.contains("deliveries.csv"), "{body}");
 }

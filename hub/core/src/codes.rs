@@ -7,7 +7,7 @@
 use data_encoding::BASE64URL_NOPAD;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 
 use crate::ids::{CodeId, Millis, ParcelId, ResidentId};
 
@@ -74,6 +74,15 @@ impl Keys {
 
     pub(crate) fn carrier_code_hash(&self, code: &str) -> String {
         hex(&hmac(&self.hash, &[b"carrier", code.trim().as_bytes()]))
+    }
+
+    /// Fingerprint of a request, to detect a request id reused for a different request. Keyed,
+    /// because requests carry codes (a carrier code being issued, a PIN typed at a kiosk) and the
+    /// fingerprint is recorded in a synced fact: a plain hash of a 6-digit code is brute-forced
+    /// in a second.
+    pub(crate) fn fingerprint<T: Serialize>(&self, value: &T) -> String {
+        let bytes = serde_json::to_vec(value).unwrap_or_default();
+        hex(&hmac(&self.hash, &[b"request", &bytes])[..16])
     }
 
     /// `LH1.<base64url payload>.<base64url HMAC>`: self-contained, so the kiosk can pass it on
@@ -161,12 +170,6 @@ pub(crate) fn random_id(entropy: &mut dyn Entropy, prefix: &str) -> String {
     let mut buf = [0u8; 8];
     entropy.fill(&mut buf);
     format!("{prefix}{}", hex(&buf))
-}
-
-/// Fingerprint of a request, to detect a request id reused for a different request.
-pub(crate) fn fingerprint<T: Serialize>(value: &T) -> String {
-    let bytes = serde_json::to_vec(value).unwrap_or_default();
-    hex(&Sha256::digest(&bytes)[..16])
 }
 
 #[cfg(test)]

@@ -3,14 +3,14 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use crate::codes::{fingerprint, Entropy, Keys};
+use crate::codes::{Entropy, Keys};
 use crate::effect::{Effect, Outcome, Output, RejectCode, Rejection, Reply};
 use crate::fact::{Actor, AlertKind, Fact, FactKind};
 use crate::ids::{sanitize_hub_id, AlertId, FactId, Millis, ParcelId, RequestId, UnlockId};
 use crate::input::{Command, Input, Request};
 use crate::layout::{Policies, SiteLayout};
 use crate::state::{Alert, Ctx, State, UnlockState};
-use crate::view::{BankView, CompartmentView, ParcelView};
+use crate::view::{BankView, CarrierView, CompartmentView, ParcelView, ResidentView};
 
 /// How many answers to queries are remembered for idempotent replay. Answers to every other
 /// request are remembered for ever, in `Answered` facts.
@@ -155,7 +155,7 @@ impl Core {
     }
 
     fn handle_command(&mut self, now: Millis, cmd: Command, entropy: &mut dyn Entropy) -> Output {
-        let fp = fingerprint(&cmd.request);
+        let fp = self.keys.fingerprint(&cmd.request);
         let seen = self
             .state
             .answered
@@ -274,7 +274,9 @@ impl Core {
             }
             R::ClearVacationHold { by, target } => self.clear_vacation_hold(tx, by, target),
             R::ResolveUnlock { by, unlock, opened } => self.resolve_unlock(tx, by, unlock, *opened),
-            R::AcknowledgeAlert { by, alert } => self.acknowledge_alert(tx, by, alert),
+            R::AcknowledgeAlert { by, alert, note } => {
+                self.acknowledge_alert(tx, by, alert, note.as_deref())
+            }
             R::AuditList { .. } => Ok(Outcome::Audit {
                 compartments: self.compartments(),
             }),
@@ -285,11 +287,13 @@ impl Core {
                 finding,
             } => self.audit_record(tx, by, bank, *door, finding),
             R::RegisterResident { .. }
+            | R::DeactivateResident { .. }
             | R::RegisterBadge { .. }
             | R::RevokeBadge { .. }
             | R::RegisterCarrier { .. }
             | R::IssueCarrierCode { .. }
             | R::RevokeCarrierCode { .. }
+            | R::RevokeCarrierCodeRef { .. }
             | R::RevokeCarrier { .. }
             | R::PreAdvise { .. } => self.directory(tx, request),
         }
@@ -306,11 +310,11 @@ impl Core {
         self.reservation_timers(&mut tx);
         self.ajar_timers(&mut tx);
         self.hold_timers(&mut tx);
+        self.cold_timers(&mut tx);
         for b in self.state.banks.iter() {
             if let Some(until) = b.1.locked_until {
                 if until > self.last_tick && until <= now {
                     tx.effects.push(Effect::PublishBank { bank: b.0.clone() });
-        self.cold_timers(&mut tx);
                 }
             }
         }
@@ -328,11 +332,11 @@ impl Core {
         d.extend(self.reservation_deadlines());
         d.extend(self.ajar_deadlines());
         d.extend(self.hold_deadlines());
+        d.extend(self.cold_deadlines());
         d.extend(
             self.state
                 .banks
                 .values()
-        d.extend(self.cold_deadlines());
                 .filter_map(|b| b.locked_until)
                 .filter(|u| *u > self.last_tick),
         );
@@ -403,6 +407,39 @@ impl Core {
     /// Every fact, in fold order (the audit trail).
     pub fn facts(&self) -> impl Iterator<Item = &Fact> {
         self.facts.values()
+    }
+
+    /// The facts at or after `since`, in fold order. Fact ids start with their time, so this
+    /// reads only the tail of the record (the analytics page's 30 days, not the whole year).
+    pub fn facts_since(&self, since: Millis) -> impl DoubleEndedIterator<Item = &Fact> {
+        let from = FactId {
+            ms: since.0,
+            hub: String::new(),
+            seq: 0,
+        };
+        self.facts.range(from..).map(|(_, f)| f)
+    }
+
+    /// The residents in the directory, by id (deactivated ones included).
+    pub fn residents(&self) -> Vec<ResidentView> {
+        self.state.resident_views()
+    }
+
+    /// The carriers in the directory, by id, with references to their live codes.
+    pub fn carriers(&self) -> Vec<CarrierView> {
+        self.state.carrier_views()
+    }
+
+    /// The reference of a live carrier code, found from its plaintext: lets the person who has
+    /// just issued a code learn how to name it later, without the code being stored anywhere.
+    pub fn carrier_code_ref(&self, code: &str) -> Option<String> {
+        let hash = self.keys.carrier_code_hash(code);
+        let carrier = self.state.carrier_codes.get(&hash)?;
+        let c = self.state.carriers.get(carrier)?;
+        c.codes
+            .iter()
+            .find(|(_, (h, _))| *h == hash)
+            .map(|(r, _)| r.clone())
     }
 
     pub fn hub_id(&self) -> &str {
@@ -479,6 +516,7 @@ impl Core {
             FactKind::AlertRaised {
                 alert: kind,
                 message,
+                unit: None,
             },
         )
     }
@@ -512,11 +550,15 @@ impl Core {
                 Some(d) => Subject::door(bank, d),
                 None => Subject::bank(bank),
             };
-            self.record(tx, actor.clone(), subject, FactKind::AlertCleared { alert });
+            self.record(
+                tx,
+                actor.clone(),
+                subject,
+                FactKind::AlertCleared { alert, note: None },
+            );
         }
     }
 
-                unit: None,
     fn snapshot(&self, now: Millis) -> Snapshot {
         Snapshot {
             compartments: self.compartments(),

@@ -8,7 +8,7 @@ use crate::fact::FactKind;
 use crate::input::Request;
 
 /// Carrier codes are typed on a keypad; shorter ones are too easy to guess.
-const MIN_CARRIER_CODE: usize = 6;
+pub const MIN_CARRIER_CODE: usize = 6;
 
 impl Core {
     pub(crate) fn directory(&mut self, tx: &mut Tx, request: &Request) -> Result<Outcome> {
@@ -34,15 +34,38 @@ impl Core {
                     },
                 )
             }
+            Request::DeactivateResident { by, resident } => {
+                match self.state.residents.get(resident) {
+                    None => {
+                        return reject(
+                            RejectCode::UnknownResident,
+                            format!("no resident {resident} in the directory"),
+                        )
+                    }
+                    Some(r) if !r.active => {
+                        return reject(
+                            RejectCode::NotAllowedNow,
+                            format!("resident {resident} is already deactivated"),
+                        )
+                    }
+                    Some(_) => {}
+                }
+                (
+                    by,
+                    FactKind::ResidentDeactivated {
+                        resident: resident.clone(),
+                    },
+                )
+            }
             Request::RegisterBadge {
                 by,
                 resident,
                 badge,
             } => {
-                if !self.state.residents.contains_key(resident) {
+                if !self.state.resident_active(resident) {
                     return reject(
                         RejectCode::UnknownResident,
-                        format!("no resident {resident} in the directory"),
+                        format!("no active resident {resident} in the directory"),
                     );
                 }
                 if badge.trim().is_empty() {
@@ -85,11 +108,20 @@ impl Core {
                 )
             }
             Request::IssueCarrierCode { by, carrier, code } => {
-                if !self.state.carriers.contains_key(carrier) {
-                    return reject(
-                        RejectCode::UnknownCarrier,
-                        format!("no carrier {carrier} in the directory"),
-                    );
+                match self.state.carriers.get(carrier) {
+                    None => {
+                        return reject(
+                            RejectCode::UnknownCarrier,
+                            format!("no carrier {carrier} in the directory"),
+                        )
+                    }
+                    Some(c) if c.revoked => {
+                        return reject(
+                            RejectCode::NotAllowedNow,
+                            format!("carrier {carrier} is deactivated; register it again first"),
+                        )
+                    }
+                    Some(_) => {}
                 }
                 if code.trim().chars().count() < MIN_CARRIER_CODE {
                     return reject(
@@ -119,6 +151,30 @@ impl Core {
                 }
                 (by, FactKind::CarrierCodeRevoked { code_hash })
             }
+            Request::RevokeCarrierCodeRef {
+                by,
+                carrier,
+                code_ref,
+            } => {
+                let Some(c) = self.state.carriers.get(carrier) else {
+                    return reject(
+                        RejectCode::UnknownCarrier,
+                        format!("no carrier {carrier} in the directory"),
+                    );
+                };
+                let Some((code_hash, _)) = c.codes.get(code_ref.trim()) else {
+                    return reject(
+                        RejectCode::InvalidInput,
+                        format!("carrier {carrier} has no live code {code_ref}"),
+                    );
+                };
+                (
+                    by,
+                    FactKind::CarrierCodeRevoked {
+                        code_hash: code_hash.clone(),
+                    },
+                )
+            }
             Request::RevokeCarrier { by, carrier } => {
                 if !self.state.carriers.contains_key(carrier) {
                     return reject(
@@ -138,10 +194,10 @@ impl Core {
                 tracking,
                 resident,
             } => {
-                if !self.state.residents.contains_key(resident) {
+                if !self.state.resident_active(resident) {
                     return reject(
                         RejectCode::UnknownResident,
-                        format!("no resident {resident} in the directory"),
+                        format!("no active resident {resident} in the directory"),
                     );
                 }
                 if tracking.trim().is_empty() {

@@ -134,12 +134,12 @@ impl Core {
     fn resolve_recipient(&self, recipient: &Recipient) -> Result<ResidentId> {
         match recipient {
             Recipient::Resident { resident } => {
-                if self.state.residents.contains_key(resident) {
+                if self.state.resident_active(resident) {
                     Ok(resident.clone())
                 } else {
                     reject(
                         RejectCode::UnknownResident,
-                        format!("no resident {resident} in the directory"),
+                        format!("no active resident {resident} in the directory"),
                     )
                 }
             }
@@ -149,7 +149,7 @@ impl Core {
                     .state
                     .residents
                     .iter()
-                    .filter(|(_, r)| r.unit.trim().eq_ignore_ascii_case(wanted));
+                    .filter(|(_, r)| r.active && r.unit.trim().eq_ignore_ascii_case(wanted));
                 match (matches.next(), matches.next()) {
                     (Some((id, _)), None) => Ok(id.clone()),
                     (None, _) => reject(
@@ -163,7 +163,11 @@ impl Core {
                 }
             }
             Recipient::Tracking { tracking } => match self.state.preadvice.get(tracking.trim()) {
-                Some(r) => Ok(r.clone()),
+                Some(r) if self.state.resident_active(r) => Ok(r.clone()),
+                Some(r) => reject(
+                    RejectCode::UnknownResident,
+                    format!("tracking number {tracking:?} was pre-advised for {r}, who moved out"),
+                ),
                 None => reject(
                     RejectCode::UnknownResident,
                     format!("tracking number {tracking:?} was not pre-advised; name the unit"),

@@ -176,10 +176,14 @@ pub struct UnitRef {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum FactKind {
     // --- directory ---
+    /// Registers or updates a resident, and reactivates a deactivated one.
     ResidentRegistered {
         resident: ResidentId,
         unit: String,
         accessible: bool,
+    },
+    ResidentDeactivated {
+        resident: ResidentId,
     },
     BadgeRegistered {
         resident: ResidentId,
@@ -339,10 +343,6 @@ pub enum FactKind {
     AlertRaised {
         alert: AlertKind,
         message: String,
-    },
-    AlertCleared {
-        alert: AlertId,
-    },
         /// For alarms of a refrigerated unit: which unit (of the header's bank) and sensor.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         unit: Option<UnitRef>,
@@ -365,6 +365,13 @@ pub enum FactKind {
         min_decicelsius: i32,
         max_decicelsius: i32,
         mean_decicelsius: i32,
+    },
+    AlertCleared {
+        alert: AlertId,
+        /// A person's note when they acknowledged it (none when the hub cleared it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
+    },
 
     // --- idempotency ---
     /// A request was answered; replaying `request` returns `reply` and changes nothing.

@@ -213,7 +213,7 @@ impl Core {
                     tx,
                     Actor::System,
                     Subject::door(bank, door),
-                    FactKind::AlertCleared { alert },
+                    FactKind::AlertCleared { alert, note: None },
                 );
             }
         }

@@ -204,6 +204,10 @@ pub enum Request {
     AcknowledgeAlert {
         by: Operator,
         alert: AlertId,
+        /// What the person found or did (at most `ALERT_NOTE_MAX` characters). Left out of the
+        /// JSON when absent, so a request without a note has the fingerprint it always had.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
     },
     /// List what the hub believes each compartment holds.
     AuditList {
@@ -223,6 +227,12 @@ pub enum Request {
         unit: String,
         #[serde(default)]
         accessible: bool,
+    },
+    /// The resident moved out: no new deliveries, check-ins or reassignments to them. Parcels
+    /// already held stay collectable. Registering the resident again reactivates them.
+    DeactivateResident {
+        by: Operator,
+        resident: ResidentId,
     },
     RegisterBadge {
         by: Operator,
@@ -246,6 +256,13 @@ pub enum Request {
     RevokeCarrierCode {
         by: Operator,
         code: String,
+    },
+    /// Revoke a carrier code without knowing it: `code_ref` is the id of the fact that issued it
+    /// (the plaintext is shown once, so staff only ever have the reference).
+    RevokeCarrierCodeRef {
+        by: Operator,
+        carrier: CarrierId,
+        code_ref: String,
     },
     RevokeCarrier {
         by: Operator,
@@ -298,11 +315,11 @@ pub enum Observation {
         unit: String,
         sensor: String,
         decicelsius: i32,
-    },
-}
         /// The unit's own door, where its controller has a door input.
         #[serde(default)]
         door_open: Option<bool>,
         /// Alarms the unit's controller raises itself, by name.
         #[serde(default)]
         device_alarms: Vec<String>,
+    },
+}

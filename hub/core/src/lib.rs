@@ -45,6 +45,7 @@ mod view;
 pub use crate::codes::Entropy;
 pub use crate::cold::{SensorView, SummaryView, UnitView};
 pub use crate::core::Core;
+pub use crate::directory::MIN_CARRIER_CODE;
 pub use crate::effect::{
     Effect, KioskUpdate, NotifyKind, Outcome, Output, RejectCode, Rejection, Reply,
 };
@@ -64,7 +65,9 @@ pub use crate::layout::{
     BankLayout, CompartmentLayout, Dimensions, Policies, SensorLayout, SiteLayout, Size, SizeLimit,
     TempClass, TempRange, UnitLayout,
 };
+pub use crate::staff::ALERT_NOTE_MAX;
 pub use crate::state::{Alert, Location};
 pub use crate::view::{
-    BankView, CompartmentStatus, CompartmentView, ParcelView, PerishableFlag,
+    BankView, CarrierCodeView, CarrierView, CompartmentStatus, CompartmentView, ParcelView,
+    PerishableFlag, ResidentView,
 };

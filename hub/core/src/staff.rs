@@ -11,6 +11,34 @@ use crate::ids::{AlertId, CarrierId, CodeId, ParcelId, ResidentId, UnlockId};
 use crate::input::{AuditFinding, Operator};
 use crate::state::{Location, UnlockState};
 
+/// The longest note a person may leave when acknowledging an alert, in characters: enough for
+/// what they found and did, short enough that the alert history stays readable.
+pub const ALERT_NOTE_MAX: usize = 500;
+
+/// A trimmed note, `None` when blank; refused when too long or holding control characters
+/// (other than line breaks and tabs), which would garble the audit log.
+pub(crate) fn alert_note(note: Option<&str>) -> Result<Option<String>> {
+    let Some(n) = note.map(str::trim).filter(|n| !n.is_empty()) else {
+        return Ok(None);
+    };
+    let len = n.chars().count();
+    if len > ALERT_NOTE_MAX {
+        return reject(
+            RejectCode::InvalidInput,
+            format!("the note has {len} characters; at most {ALERT_NOTE_MAX} are allowed"),
+        );
+    }
+    if n.chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        return reject(
+            RejectCode::InvalidInput,
+            "the note contains control characters",
+        );
+    }
+    Ok(Some(n.to_owned()))
+}
+
 impl Core {
     /// A door staff may unlock now.
     pub(crate) fn staff_door_check(&self, bank: &str, door: u16) -> Result<()> {
@@ -158,10 +186,10 @@ impl Core {
         if parcels.is_empty() {
             return reject(RejectCode::InvalidInput, "name at least one parcel");
         }
-        if !self.state.residents.contains_key(to) {
+        if !self.state.resident_active(to) {
             return reject(
                 RejectCode::UnknownResident,
-                format!("no resident {to} in the directory"),
+                format!("no active resident {to} in the directory"),
             );
         }
         let mut places = BTreeSet::new();
@@ -281,10 +309,10 @@ impl Core {
         tracking: Option<String>,
         carrier: Option<CarrierId>,
     ) -> Result<Outcome> {
-        if !self.state.residents.contains_key(resident) {
+        if !self.state.resident_active(resident) {
             return reject(
                 RejectCode::UnknownResident,
-                format!("no resident {resident} in the directory"),
+                format!("no active resident {resident} in the directory"),
             );
         }
         let parcel = ParcelId(random_id(tx.entropy, "p-"));
@@ -316,7 +344,9 @@ impl Core {
         tx: &mut Tx,
         by: &Operator,
         alert: &AlertId,
+        note: Option<&str>,
     ) -> Result<Outcome> {
+        let note = alert_note(note)?;
         let Some(a) = self.state.alerts.get(alert) else {
             return reject(RejectCode::UnknownAlert, format!("no open alert {alert}"));
         };
@@ -331,6 +361,7 @@ impl Core {
             subject,
             FactKind::AlertCleared {
                 alert: alert.clone(),
+                note,
             },
         );
         Ok(Outcome::Accepted)

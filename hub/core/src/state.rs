@@ -70,11 +70,16 @@ pub(crate) struct Resident {
     pub unit: String,
     pub accessible: bool,
     pub hold_until: Option<Millis>,
+    /// False once deactivated (moved out), until registered again.
+    pub active: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Carrier {
+    pub name: String,
     pub revoked: bool,
+    /// Live access codes: reference (the id of the fact that issued it) → (keyed hash, issued at).
+    pub codes: BTreeMap<String, (String, Millis)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -96,13 +101,13 @@ pub(crate) struct Parcel {
     pub hold_until: Option<Millis>,
     pub expired: bool,
     pub reminders_sent: u32,
+    /// Flagged after a temperature excursion: (unit, excursion start).
+    pub perishable: Option<(String, Millis)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Code {
     pub resident: ResidentId,
-    /// Flagged after a temperature excursion: (unit, excursion start).
-    pub perishable: Option<(String, Millis)>,
     pub parcels: Vec<ParcelId>,
     pub qr_expires: Millis,
     pub void: bool,
@@ -153,13 +158,13 @@ pub(crate) struct Unlock {
 pub(crate) struct Comp {
     pub door_open: bool,
     pub opened_at: Option<Millis>,
+    /// When the door last closed (a refrigerated unit's door grace runs from it).
+    pub closed_at: Option<Millis>,
     pub oos_override: Option<bool>,
     pub active_unlock: Option<UnlockId>,
     pub reservations: BTreeSet<ReservationId>,
     /// Parcels whose location is this compartment (`Compartment` or `Disputed`).
     pub parcels: BTreeSet<ParcelId>,
-    /// When the door last closed (a refrigerated unit's door grace runs from it).
-    pub closed_at: Option<Millis>,
 }
 
 /// Per-bank state. The wrong-code counters are derived from `CodeRejected` facts, so a restart
@@ -203,13 +208,13 @@ pub(crate) struct State {
     pub unlocks: BTreeMap<UnlockId, Unlock>,
     pub alerts: BTreeMap<AlertId, Alert>,
     pub answered: BTreeMap<RequestId, (String, Reply)>,
+    /// End of the last temperature summary per (bank, unit, sensor).
+    pub summarized: BTreeMap<(String, String, String), Millis>,
     pub last: Option<FactId>,
 }
 
 impl State {
     /// Fold one fact. Facts that refer to things this replica does not know are kept in the
-    /// End of the last temperature summary per (bank, unit, sensor).
-    pub summarized: BTreeMap<(String, String, String), Millis>,
     /// record but change nothing here.
     pub(crate) fn apply(&mut self, ctx: &Ctx, f: &Fact) {
         let bank = f.bank.clone().unwrap_or_default();
@@ -224,9 +229,16 @@ impl State {
                     unit: String::new(),
                     accessible: false,
                     hold_until: None,
+                    active: true,
                 });
                 r.unit = unit.clone();
                 r.accessible = *accessible;
+                r.active = true;
+            }
+            FactKind::ResidentDeactivated { resident } => {
+                if let Some(r) = self.residents.get_mut(resident) {
+                    r.active = false;
+                }
             }
             FactKind::BadgeRegistered {
                 resident,
@@ -237,16 +249,36 @@ impl State {
             FactKind::BadgeRevoked { badge_hash } => {
                 self.badges.remove(badge_hash);
             }
-            FactKind::CarrierRegistered { carrier, .. } => {
-                self.carriers
-                    .insert(carrier.clone(), Carrier { revoked: false });
+            FactKind::CarrierRegistered { carrier, name } => {
+                // Registering again renames and reinstates; the carrier's live codes stay.
+                let c = self.carriers.entry(carrier.clone()).or_insert(Carrier {
+                    name: String::new(),
+                    revoked: false,
+                    codes: BTreeMap::new(),
+                });
+                c.name = name.clone();
+                c.revoked = false;
             }
             FactKind::CarrierCodeIssued { carrier, code_hash } => {
-                self.carrier_codes
-                    .insert(code_hash.clone(), carrier.clone());
+                if let Some(old) = self
+                    .carrier_codes
+                    .insert(code_hash.clone(), carrier.clone())
+                {
+                    // Two replicas issued the same code concurrently: the later issue owns it.
+                    if let Some(c) = self.carriers.get_mut(&old) {
+                        c.codes.retain(|_, (h, _)| h != code_hash);
+                    }
+                }
+                if let Some(c) = self.carriers.get_mut(carrier) {
+                    c.codes.insert(f.id.to_string(), (code_hash.clone(), f.at));
+                }
             }
             FactKind::CarrierCodeRevoked { code_hash } => {
-                self.carrier_codes.remove(code_hash);
+                if let Some(carrier) = self.carrier_codes.remove(code_hash) {
+                    if let Some(c) = self.carriers.get_mut(&carrier) {
+                        c.codes.retain(|_, (h, _)| h != code_hash);
+                    }
+                }
             }
             FactKind::CarrierRevoked { carrier } => {
                 if let Some(c) = self.carriers.get_mut(carrier) {
@@ -374,6 +406,7 @@ impl State {
                 let c = self.comp(&(bank, door));
                 c.door_open = false;
                 c.opened_at = None;
+                c.closed_at = Some(f.at);
             }
             FactKind::UnlockLapsed { unlock } => self.unlock_ended(unlock, UnlockState::Lapsed),
             FactKind::UnlockFailed { unlock } => self.unlock_ended(unlock, UnlockState::Failed),
@@ -406,7 +439,6 @@ impl State {
                     }
                 }
                 b.last_failure = Some(f.at);
-                c.closed_at = Some(f.at);
                 b.failures
                     .retain(|t| f.at.0.saturating_sub(t.0) < p.wrong_code_window_ms);
                 b.failures.push(f.at);
@@ -471,7 +503,11 @@ impl State {
                 }
             }
 
-            FactKind::AlertRaised { alert, message } => {
+            FactKind::AlertRaised {
+                alert,
+                message,
+                unit,
+            } => {
                 let id = AlertId(f.id.to_string());
                 self.alerts.insert(
                     id.clone(),
@@ -483,6 +519,7 @@ impl State {
                         parcel: f.parcel.clone(),
                         message: message.clone(),
                         raised_at: f.at,
+                        unit: unit.clone(),
                     },
                 );
             }
@@ -732,6 +769,7 @@ impl State {
                 parcel: parcel.cloned(),
                 message,
                 raised_at: f.at,
+                unit: None,
             },
         );
     }
@@ -740,6 +778,11 @@ impl State {
 
     pub(crate) fn bank(&self, bank: &str) -> BankState {
         self.banks.get(bank).cloned().unwrap_or_default()
+    }
+
+    /// Registered and not deactivated: may receive new parcels.
+    pub(crate) fn resident_active(&self, resident: &ResidentId) -> bool {
+        self.residents.get(resident).is_some_and(|r| r.active)
     }
 
     pub(crate) fn bank_online(&self, bank: &str) -> bool {
@@ -769,7 +812,6 @@ impl State {
         self.comps
             .get(&(bank.to_owned(), door))
             .map(|c| {
-                unit: None,
                 c.parcels
                     .iter()
                     .filter_map(|id| self.parcels.get(id))
@@ -857,6 +899,7 @@ impl Parcel {
             hold_until: None,
             expired: false,
             reminders_sent: 0,
+            perishable: None,
         }
     }
 }
@@ -882,4 +925,3 @@ impl Location {
         matches!(self, Location::Compartment { bank: b, door: d } if b == bank && *d == door)
     }
 }
-            perishable: None,

@@ -67,6 +67,37 @@ pub struct PerishableFlag {
     pub since: Millis,
 }
 
+/// A resident as the directory pages show it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResidentView {
+    pub resident: ResidentId,
+    pub unit: String,
+    /// Needs compartments within accessible reach.
+    pub accessible: bool,
+    /// False once deactivated (moved out).
+    pub active: bool,
+    pub hold_until: Option<Millis>,
+    /// How many badges are registered to them (the badge ids themselves are never kept).
+    pub badges: usize,
+}
+
+/// A carrier and the references of its live access codes (never the codes).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CarrierView {
+    pub carrier: CarrierId,
+    pub name: String,
+    /// Deactivated: its codes no longer open anything.
+    pub revoked: bool,
+    pub codes: Vec<CarrierCodeView>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CarrierCodeView {
+    /// The id of the fact that issued the code: how staff name it to revoke it.
+    pub code_ref: String,
+    pub issued_at: Millis,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BankView {
     pub bank: String,
@@ -140,6 +171,43 @@ impl State {
                 since: *since,
             }),
         }
+    }
+
+    pub(crate) fn resident_views(&self) -> Vec<ResidentView> {
+        let mut badges: std::collections::BTreeMap<&ResidentId, usize> = Default::default();
+        for r in self.badges.values() {
+            *badges.entry(r).or_default() += 1;
+        }
+        self.residents
+            .iter()
+            .map(|(id, r)| ResidentView {
+                resident: id.clone(),
+                unit: r.unit.clone(),
+                accessible: r.accessible,
+                active: r.active,
+                hold_until: r.hold_until,
+                badges: badges.get(id).copied().unwrap_or(0),
+            })
+            .collect()
+    }
+
+    pub(crate) fn carrier_views(&self) -> Vec<CarrierView> {
+        self.carriers
+            .iter()
+            .map(|(id, c)| CarrierView {
+                carrier: id.clone(),
+                name: c.name.clone(),
+                revoked: c.revoked,
+                codes: c
+                    .codes
+                    .iter()
+                    .map(|(r, (_, at))| CarrierCodeView {
+                        code_ref: r.clone(),
+                        issued_at: *at,
+                    })
+                    .collect(),
+            })
+            .collect()
     }
 
     pub(crate) fn bank_views(&self, ctx: &Ctx, now: Millis) -> Vec<BankView> {

@@ -41,6 +41,20 @@ pub async fn job<T>(
     }
 }
 
+/// Compute something from the core on the engine thread (`read` gets the core and the time) and
+/// wait for it. Keep `read` short: every other job waits while it runs.
+pub async fn read<T: Send + 'static>(
+    jobs: &Sender<Job>,
+    read: impl FnOnce(&locker_core::Core, locker_core::Millis) -> T + Send + 'static,
+) -> Result<T, Unavailable> {
+    job(jobs, |tx| {
+        Job::Read(Box::new(move |core, now| {
+            let _ = tx.send(read(core, now));
+        }))
+    })
+    .await
+}
+
 /// Run one workflow command through the engine and wait for the core's reply.
 pub async fn command(jobs: &Sender<Job>, command: Command) -> Result<Reply, Unavailable> {
     job(jobs, |tx| Job::Input {

@@ -4,7 +4,10 @@
 //! [`escape`] on the way in; there is no template engine to keep the binary and the build small.
 
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
+use jiff::tz::TimeZone;
+use jiff::Timestamp;
 use locker_core::Millis;
 
 use super::auth::Principal;
@@ -71,6 +74,9 @@ pub fn page(
     let mut links = vec![
         ("/", "Dashboard"),
         ("/parcels", "Parcels"),
+        ("/residents", "Residents"),
+        ("/carriers", "Carriers"),
+        ("/analytics", "Analytics"),
         ("/alerts", "Alerts"),
         ("/units", "Refrigerated units"),
         ("/audit", "Audit log"),
@@ -106,42 +112,45 @@ pub fn page(
     )
 }
 
-/// Days since 1970-01-01 → (year, month, day) in the proleptic Gregorian calendar
-/// (Howard Hinnant's `civil_from_days`).
-fn civil(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
+/// The site's time zone: the system's (`/etc/localtime`, or `TZ` if set), read once; UTC if it
+/// cannot be read. Staff read times on the wall clock of the building, not in UTC.
+pub fn zone() -> &'static TimeZone {
+    static ZONE: OnceLock<TimeZone> = OnceLock::new();
+    ZONE.get_or_init(|| match TimeZone::try_system() {
+        Ok(tz) => tz,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the system time zone; pages show UTC");
+            TimeZone::UTC
+        }
+    })
 }
 
-/// (year, month, day) → days since 1970-01-01 (`days_from_civil`).
-fn days(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let m = i64::from(m);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+/// A time as an instant jiff can place (times past jiff's range, which no clock gives, clamp).
+pub fn instant(at: Millis) -> Timestamp {
+    let ms = i64::try_from(at.0).unwrap_or(i64::MAX);
+    Timestamp::from_millisecond(ms).unwrap_or(Timestamp::MAX)
 }
 
-/// `2025-03-01 14:05` (UTC: the hub has no time-zone database; the page says so).
+/// `2025-03-01 14:05 CET`: the site's local time with its zone abbreviation.
 pub fn time(at: Millis) -> String {
-    let secs = (at.0 / 1000) as i64;
-    let (y, m, d) = civil(secs.div_euclid(86_400));
-    let s = secs.rem_euclid(86_400);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}", s / 3600, s % 3600 / 60)
+    time_in(at, zone())
 }
 
-/// `2025-03-01` (as an `<input type=date>` sends it) → the start of that UTC day.
+/// [`time`] in a given zone.
+pub fn time_in(at: Millis, tz: &TimeZone) -> String {
+    instant(at)
+        .to_zoned_datetime(tz.clone())
+        .strftime("%Y-%m-%d %H:%M %Z")
+        .to_string()
+}
+
+/// `2025-03-01` (as an `<input type=date>` sends it) → the start of that day in the site's zone.
 pub fn parse_date(s: &str) -> Result<Millis, String> {
+    parse_date_in(s, zone())
+}
+
+/// [`parse_date`] in a given zone.
+pub fn parse_date_in(s: &str, tz: &TimeZone) -> Result<Millis, String> {
     let bad = || format!("{s:?} is not a date (YYYY-MM-DD)");
     let mut parts = s.trim().split('-');
     let (Some(y), Some(m), Some(d), None) =
@@ -149,13 +158,18 @@ pub fn parse_date(s: &str) -> Result<Millis, String> {
     else {
         return Err(bad());
     };
-    let y: i64 = y.parse().map_err(|_| bad())?;
-    let m: u32 = m.parse().map_err(|_| bad())?;
-    let d: u32 = d.parse().map_err(|_| bad())?;
-    if !(1970..=9999).contains(&y) || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+    let y: i16 = y.parse().map_err(|_| bad())?;
+    let m: i8 = m.parse().map_err(|_| bad())?;
+    let d: i8 = d.parse().map_err(|_| bad())?;
+    if !(1970..=9999).contains(&y) {
         return Err(bad());
     }
-    Ok(Millis((days(y, m, d) * 86_400_000) as u64))
+    // Rejects month 13 and 30 February alike.
+    let date = jiff::civil::Date::new(y, m, d).map_err(|_| bad())?;
+    let start = date.to_zoned_datetime(tz.clone()).map_err(|_| bad())?;
+    u64::try_from(start.timestamp().as_millisecond())
+        .map(Millis)
+        .map_err(|_| bad())
 }
 
 #[cfg(test)]
@@ -172,13 +186,31 @@ mod tests {
 
     #[test]
     fn dates_round_trip() {
-        assert_eq!(time(Millis(0)), "1970-01-01 00:00");
+        let utc = TimeZone::UTC;
+        assert_eq!(time_in(Millis(0), &utc), "1970-01-01 00:00 UTC");
         // 2024-02-29 12:34 UTC
-        assert_eq!(time(Millis(1_709_210_040_000)), "2024-02-29 12:34");
-        let day = parse_date("2024-02-29").expect("a date");
-        assert_eq!(time(day), "2024-02-29 00:00");
-        assert!(parse_date("2024-13-01").is_err());
-        assert!(parse_date("yesterday").is_err());
+        assert_eq!(
+            time_in(Millis(1_709_210_040_000), &utc),
+            "2024-02-29 12:34 UTC"
+        );
+        let day = parse_date_in("2024-02-29", &utc).expect("a date");
+        assert_eq!(time_in(day, &utc), "2024-02-29 00:00 UTC");
+        assert!(parse_date_in("2024-13-01", &utc).is_err());
+        assert!(parse_date_in("2023-02-29", &utc).is_err());
+        assert!(parse_date_in("yesterday", &utc).is_err());
+    }
+
+    #[test]
+    fn times_are_shown_on_the_sites_wall_clock() {
+        // A fixed offset needs no zoneinfo files on the machine running the test.
+        let plus2 = TimeZone::fixed(jiff::tz::offset(2));
+        assert_eq!(
+            time_in(Millis(1_709_210_040_000), &plus2),
+            "2024-02-29 14:34 +02"
+        );
+        // Midnight there is 22:00 UTC the day before.
+        let day = parse_date_in("2024-03-01", &plus2).expect("a date");
+        assert_eq!(time_in(day, &TimeZone::UTC), "2024-02-29 22:00 UTC");
     }
 
     #[test]

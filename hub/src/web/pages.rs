@@ -1,11 +1,14 @@
 //! The staff pages and the kiosk page, one file each, and what their form handlers share.
 
 pub mod alerts;
+pub mod analytics;
 pub mod audit;
+pub mod carriers;
 pub mod compartment;
 pub mod dashboard;
 pub mod kiosk;
 pub mod parcels;
+pub mod residents;
 pub mod system;
 pub mod units;
 pub mod users;
@@ -29,6 +32,9 @@ pub fn router() -> Router<Arc<Web>> {
         .merge(parcels::router())
         .merge(alerts::router())
         .merge(units::router())
+        .merge(analytics::router())
+        .merge(residents::router())
+        .merge(carriers::router())
         .merge(audit::router())
         .merge(kiosk::router())
         .merge(users::router())

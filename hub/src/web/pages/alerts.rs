@@ -8,9 +8,9 @@ use axum::http::HeaderMap;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
-use locker_core::{AlertId, FactKind, Request};
+use locker_core::{AlertId, FactKind, Request, ALERT_NOTE_MAX};
 
-use super::{by, run};
+use super::{bad_form, by, optional, run};
 use crate::engine::Job;
 use crate::web::auth::{self, Need};
 use crate::web::html::{self, escape};
@@ -37,7 +37,8 @@ async fn page(
         .iter()
         .map(|a| {
             format!(
-                "<tr><td>{} UTC</td><td>{:?}</td><td>{}</td><td>{}</td><td><form method=post action=\"/alerts/{}/acknowledge\" class=inline>{csrf}<button>Acknowledge</button></form></td></tr>",
+                "<tr><td>{}</td><td>{:?}</td><td>{}</td><td>{}</td><td><form method=post action=\"/alerts/{}/acknowledge\" class=inline>{csrf}\
+                 <input name=note maxlength={ALERT_NOTE_MAX} placeholder=\"note (optional)\" aria-label=\"note\"><button>Acknowledge</button></form></td></tr>",
                 html::time(a.raised_at),
                 a.kind,
                 escape(&match (&a.bank, a.door) { (Some(b), Some(d)) => format!("{b} door {d}"), (Some(b), None) => b.clone(), _ => String::new() }),
@@ -63,16 +64,20 @@ async fn page(
         .iter()
         .map(|f| {
             format!(
-                "<tr><td>{} UTC</td><td>{}</td><td>{}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 html::time(f.at),
                 escape(&super::audit::actor(&f.actor)),
-                escape(&super::audit::what(f))
+                escape(&super::audit::what(f)),
+                match &f.kind {
+                    FactKind::AlertCleared { note: Some(n), .. } => escape(n),
+                    _ => String::new(),
+                }
             )
         })
         .collect();
     let body = format!(
         "<table><tr><th>Raised</th><th>Kind</th><th>Where</th><th>What</th><th></th></tr>{rows}</table>{}\
-         <h2>History</h2><table><tr><th>When</th><th>Who</th><th>What</th></tr>{hist}</table>",
+         <h2>History</h2><table><tr><th>When</th><th>Who</th><th>What</th><th>Note</th></tr>{hist}</table>",
         if open.is_empty() { "<p class=note>No open alerts.</p>" } else { "" }
     );
     Html(html::page(&p, "/alerts", "Alerts", &q, &body)).into_response()
@@ -88,12 +93,23 @@ async fn acknowledge(
         Ok(p) => p,
         Err(r) => return r,
     };
+    let note = optional(&f, "note").map(str::to_owned);
+    // The core has the last word; this only answers an oversized form with a 400, not a redirect.
+    if let Some(n) = &note {
+        if n.chars().count() > ALERT_NOTE_MAX {
+            return bad_form(
+                "/alerts",
+                format!("the note is too long (at most {ALERT_NOTE_MAX} characters)"),
+            );
+        }
+    }
     run(
         &web,
         "/alerts",
         Request::AcknowledgeAlert {
             by: by(&p),
             alert: AlertId(id),
+            note,
         },
         "Acknowledged",
     )

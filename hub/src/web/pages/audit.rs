@@ -114,7 +114,7 @@ async fn page(
             list.iter()
                 .map(|f| {
                     format!(
-                        "<tr><td>{} UTC</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                         html::time(f.at),
                         escape(&actor(&f.actor)),
                         escape(f.bank.as_deref().unwrap_or("")),

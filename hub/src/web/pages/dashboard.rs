@@ -114,7 +114,7 @@ pub fn render_parts(
         };
         let locked = view
             .and_then(|b| b.keypad_locked_until)
-            .map(|t| format!(" · keypad locked until {} UTC", html::time(t)))
+            .map(|t| format!(" · keypad locked until {}", html::time(t)))
             .unwrap_or_default();
         out += &format!(
             "<section class=bank data-bank=\"{id}\"><h2>{name} <small>{state}{locked}</small></h2>",

@@ -122,7 +122,7 @@ async fn list(
         .take(500)
         .map(|x| {
             format!(
-                "<tr data-parcel=\"{id}\"><td><a href=\"/parcels/{u}\">{id}</a></td><td>{r}</td><td>{c}</td><td>{t}</td><td>{d} UTC</td><td>{l}</td></tr>",
+                "<tr data-parcel=\"{id}\"><td><a href=\"/parcels/{u}\">{id}</a></td><td>{r}</td><td>{c}</td><td>{t}</td><td>{d}</td><td>{l}</td></tr>",
                 id = escape(x.id.as_str()),
                 u = html::url(x.id.as_str()),
                 r = escape(x.resident.as_ref().map(|r| r.as_str()).unwrap_or("—")),
@@ -195,7 +195,7 @@ async fn one(
         .rev()
         .map(|f| {
             format!(
-                "<tr><td>{} UTC</td><td>{}</td><td>{}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
                 html::time(f.at),
                 escape(&super::audit::actor(&f.actor)),
                 escape(&super::audit::what(f))
@@ -206,7 +206,7 @@ async fn one(
     let u = html::url(&id);
     let body = format!(
         "<table><tr><th>Resident</th><td>{r}</td></tr><tr><th>Carrier</th><td>{c}</td></tr><tr><th>Tracking</th><td>{t}</td></tr>\
-         <tr><th>Where</th><td>{l}</td></tr><tr><th>Delivered</th><td>{d} UTC</td></tr><tr><th>Hold until</th><td>{h}</td></tr></table>\
+         <tr><th>Where</th><td>{l}</td></tr><tr><th>Delivered</th><td>{d}</td></tr><tr><th>Hold until</th><td>{h}</td></tr></table>\
          <h2>Timeline</h2><table class=timeline><tr><th>When</th><th>Who</th><th>What</th></tr>{timeline}</table>\
          <h2>Actions</h2>\
          <form method=post action=\"/parcels/{u}/reassign\" class=inline>{csrf}<label>Reassign to resident <input name=to required></label><button>Reassign</button></form>\
@@ -217,7 +217,7 @@ async fn one(
         t = escape(x.tracking.as_deref().unwrap_or("—")),
         l = escape(&location(&x.location)),
         d = html::time(x.delivered_at),
-        h = x.hold_until.or(x.expires_at).map(|t| format!("{} UTC", html::time(t))).unwrap_or_else(|| "—".into()),
+        h = x.hold_until.or(x.expires_at).map(html::time).unwrap_or_else(|| "—".into()),
     );
     Html(html::page(
         &p,

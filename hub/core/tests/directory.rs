@@ -1,0 +1,237 @@
+//! The directory as the staff pages use it: deactivating and reactivating residents, carriers
+//! and their codes named by reference, and notes on acknowledged alerts.
+
+mod common;
+
+use common::*;
+use locker_core::*;
+
+fn deactivate(s: &mut Site, resident: &str) -> Output {
+    s.cmd(Request::DeactivateResident {
+        by: staff(),
+        resident: resident.into(),
+    })
+}
+
+#[test]
+fn a_deactivated_resident_gets_no_new_parcels_but_keeps_those_held() {
+    let mut s = Site::new();
+    let held = s.deliver("A", "r1", Size::Small, 1);
+    assert!(!matches!(
+        outcome(&deactivate(&mut s, "r1")),
+        Outcome::Rejected(_)
+    ));
+    let r1 = s
+        .core
+        .residents()
+        .into_iter()
+        .find(|r| r.resident.as_str() == "r1")
+        .expect("r1 listed");
+    assert!(!r1.active);
+    assert_eq!(r1.unit, "101");
+
+    // No delivery by resident id, by unit, or at the desk.
+    s.refused(
+        drop_off_request("A", "r1", Size::Small, false),
+        RejectCode::UnknownResident,
+    );
+    s.refused(
+        Request::StartDropOff {
+            bank: "A".into(),
+            carrier_code: CARRIER_CODE.into(),
+            recipient: Recipient::Unit { unit: "101".into() },
+            size: Some(Size::Small),
+            dimensions: None,
+            temperature: TempClass::Ambient,
+            share: false,
+            tracking: None,
+        },
+        RejectCode::UnknownResident,
+    );
+    s.refused(
+        Request::DeskCheckIn {
+            by: staff(),
+            resident: "r1".into(),
+            tracking: None,
+            carrier: None,
+        },
+        RejectCode::UnknownResident,
+    );
+    s.refused(
+        Request::ReassignParcels {
+            by: staff(),
+            parcels: held.parcels.clone(),
+            to: "r1".into(),
+        },
+        RejectCode::UnknownResident,
+    );
+    // Twice is an error a person should hear about.
+    s.refused(
+        Request::DeactivateResident {
+            by: staff(),
+            resident: "r1".into(),
+        },
+        RejectCode::NotAllowedNow,
+    );
+    s.refused(
+        Request::DeactivateResident {
+            by: staff(),
+            resident: "nobody".into(),
+        },
+        RejectCode::UnknownResident,
+    );
+
+    // What was already held is still collectable.
+    s.collect(&held);
+    assert_eq!(s.parcel(&held.parcels[0]).location, Location::PickedUp);
+
+    // Registering again (an edit of unit or reach) reactivates, and survives a restart.
+    s.ok(Request::RegisterResident {
+        by: staff(),
+        resident: "r1".into(),
+        unit: "201".into(),
+        accessible: true,
+    });
+    s.restart();
+    let r1 = s
+        .core
+        .residents()
+        .into_iter()
+        .find(|r| r.resident.as_str() == "r1")
+        .expect("r1 listed");
+    assert!(r1.active && r1.accessible);
+    assert_eq!(r1.unit, "201");
+    s.deliver("A", "r1", Size::Small, 1);
+}
+
+#[test]
+fn carrier_codes_are_listed_by_reference_and_revoked_without_the_plaintext() {
+    let mut s = Site::new();
+    s.ok(Request::IssueCarrierCode {
+        by: staff(),
+        carrier: "ups".into(),
+        code: "482913".into(),
+    });
+    let ups = s
+        .core
+        .carriers()
+        .into_iter()
+        .find(|c| c.carrier.as_str() == "ups")
+        .expect("ups listed");
+    assert_eq!(ups.name, "UPS");
+    assert_eq!(ups.codes.len(), 2, "the fixture's code and the new one");
+    // The view names codes by reference, never by plaintext or hash.
+    let json = serde_json::to_string(&ups).expect("json");
+    assert!(!json.contains("482913") && !json.contains(CARRIER_CODE));
+
+    // The newest reference is the code just issued: revoke it by reference.
+    let newest = ups
+        .codes
+        .iter()
+        .max_by_key(|c| c.code_ref.clone())
+        .expect("a code")
+        .code_ref
+        .clone();
+    s.ok(Request::RevokeCarrierCodeRef {
+        by: staff(),
+        carrier: "ups".into(),
+        code_ref: newest.clone(),
+    });
+    let mut with_new_code = drop_off_request("A", "r1", Size::Small, false);
+    if let Request::StartDropOff { carrier_code, .. } = &mut with_new_code {
+        *carrier_code = "482913".into();
+    }
+    s.refused(with_new_code, RejectCode::BadCredential);
+    // The other code still works, and the revoked reference is gone.
+    s.deliver("A", "r1", Size::Small, 1);
+    s.refused(
+        Request::RevokeCarrierCodeRef {
+            by: staff(),
+            carrier: "ups".into(),
+            code_ref: newest,
+        },
+        RejectCode::InvalidInput,
+    );
+    s.restart();
+    assert_eq!(s.core.carriers()[0].codes.len(), 1);
+
+    // A deactivated carrier gets no new codes until registered again.
+    s.ok(Request::RevokeCarrier {
+        by: staff(),
+        carrier: "ups".into(),
+    });
+    assert!(s.core.carriers()[0].revoked);
+    s.refused(
+        Request::IssueCarrierCode {
+            by: staff(),
+            carrier: "ups".into(),
+            code: "771155".into(),
+        },
+        RejectCode::NotAllowedNow,
+    );
+}
+
+#[test]
+fn request_fingerprints_are_keyed_so_a_synced_answer_does_not_reveal_a_code() {
+    // The same request under two site keys: a plain hash would give the same fingerprint, which
+    // anyone holding the facts could match against all million 6-digit codes.
+    let fingerprint = |key: [u8; 32]| {
+        let mut core = Core::new(layout(), Policies::default(), key, "hub1", Vec::new());
+        let out = core.handle(
+            Millis(T0),
+            Input::Command(Command {
+                request_id: RequestId("r".into()),
+                request: Request::IssueCarrierCode {
+                    by: staff(),
+                    carrier: "ups".into(),
+                    code: "123456".into(),
+                },
+            }),
+            &mut Rng(1, Default::default()),
+        );
+        out.facts
+            .iter()
+            .find_map(|f| match &f.kind {
+                FactKind::Answered { fingerprint, .. } => Some(fingerprint.clone()),
+                _ => None,
+            })
+            .expect("answered")
+    };
+    assert_ne!(fingerprint([1; 32]), fingerprint([2; 32]));
+}
+
+#[test]
+fn an_acknowledged_alert_keeps_the_note_bounded_and_clean() {
+    let mut s = Site::new();
+    assert!(raised(&s.opened("A", 1), AlertKind::ForcedOpen));
+    let alert = s.alerts_of(AlertKind::ForcedOpen)[0].id.clone();
+    let ack = |note: &str| Request::AcknowledgeAlert {
+        by: staff(),
+        alert: alert.clone(),
+        note: Some(note.into()),
+    };
+    let too_long = "x".repeat(ALERT_NOTE_MAX + 1);
+    let r = s.refused(ack(&too_long), RejectCode::InvalidInput);
+    assert!(r.message.contains(&ALERT_NOTE_MAX.to_string()), "{r:?}");
+    s.refused(ack("bell\u{7}"), RejectCode::InvalidInput);
+    assert_eq!(s.alerts_of(AlertKind::ForcedOpen).len(), 1, "still open");
+
+    let out = s.cmd(ack("  Door was propped open by the cleaner.\nClosed it.  "));
+    assert!(has_fact(&out, |k| matches!(
+        k,
+        FactKind::AlertCleared { alert: a, note: Some(n) }
+            if *a == alert && n == "Door was propped open by the cleaner.\nClosed it."
+    )));
+    assert!(s.alerts_of(AlertKind::ForcedOpen).is_empty());
+
+    // Without a note the fact carries none, and old JSON without the field still reads.
+    let legacy: FactKind =
+        serde_json::from_str(r#"{"type":"alert_cleared","alert":"a1"}"#).expect("legacy fact");
+    assert_eq!(
+        legacy,
+        FactKind::AlertCleared {
+            alert: AlertId("a1".into()),
+            note: None
+        }
+    );
+}

@@ -1,0 +1,224 @@
+//! Residents: list and search, add, edit (unit, accessible reach) and deactivate (moved out).
+//! Every change is a core request recorded under the signed-in user's name; the JSON API
+//! (`/api/v1/residents`) shares the validation here.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use locker_core::{Operator, Request, ResidentId, ResidentView};
+
+use super::{bad_form, by, field, run};
+use crate::web::auth::{self, Need};
+use crate::web::html::{self, escape};
+use crate::web::{ask, Web};
+
+pub fn router() -> Router<Arc<Web>> {
+    Router::new()
+        .route("/residents", get(page).post(add))
+        .route("/residents/{id}", post(edit))
+        .route("/residents/{id}/deactivate", post(deactivate))
+}
+
+/// The directory's residents, by id.
+pub async fn list(web: &Web) -> Result<Vec<ResidentView>, ask::Unavailable> {
+    ask::read(&web.jobs, |core, _| core.residents()).await
+}
+
+/// A resident id as the directory keeps it: what kiosks and integrations send, so no spaces.
+pub fn check_id(id: &str) -> Result<(), String> {
+    if id.is_empty() || id.chars().count() > 64 {
+        return Err("a resident id has 1 to 64 characters".into());
+    }
+    if id.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!("resident id {id:?} must not contain spaces"));
+    }
+    Ok(())
+}
+
+/// A unit as residents and carriers type it.
+pub fn check_unit(unit: &str) -> Result<(), String> {
+    if unit.is_empty() || unit.chars().count() > 32 {
+        return Err("a unit has 1 to 32 characters".into());
+    }
+    if unit.chars().any(char::is_control) {
+        return Err("the unit must not contain control characters".into());
+    }
+    Ok(())
+}
+
+/// Checked request to add (`new`) or change a resident. Adding an id that exists is refused
+/// here, because the core's register would silently edit it.
+pub async fn register(
+    web: &Web,
+    by: Operator,
+    id: &str,
+    unit: &str,
+    accessible: bool,
+    new: bool,
+) -> Result<Request, String> {
+    check_id(id)?;
+    check_unit(unit)?;
+    let known = list(web)
+        .await
+        .map_err(|e| e.message)?
+        .into_iter()
+        .any(|r| r.resident.as_str() == id);
+    if new && known {
+        return Err(format!(
+            "resident {id} already exists; edit them in the list"
+        ));
+    }
+    if !new && !known {
+        return Err(format!("no resident {id} in the directory"));
+    }
+    Ok(Request::RegisterResident {
+        by,
+        resident: ResidentId(id.to_owned()),
+        unit: unit.to_owned(),
+        accessible,
+    })
+}
+
+/// Does a resident match the search text (id or unit, any case)?
+fn matches(r: &ResidentView, q: &str) -> bool {
+    let q = q.to_lowercase();
+    r.resident.as_str().to_lowercase().contains(&q) || r.unit.to_lowercase().contains(&q)
+}
+
+async fn page(
+    State(web): State<Arc<Web>>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let p = match auth::page(&web, &headers, Need::Staff) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let all = match list(&web).await {
+        Ok(l) => l,
+        Err(e) => return (e.status, e.message).into_response(),
+    };
+    let search = q.get("q").map(|s| s.trim()).unwrap_or("");
+    let show_all = q.get("all").is_some_and(|v| v == "yes");
+    let csrf = html::csrf(&p);
+    let shown: Vec<&ResidentView> = all
+        .iter()
+        .filter(|r| (show_all || r.active) && matches(r, search))
+        .collect();
+    let rows: String = shown
+        .iter()
+        .take(500)
+        .map(|r| {
+            let u = html::url(r.resident.as_str());
+            let deactivate = if r.active {
+                format!(
+                    "<form method=post action=\"/residents/{u}/deactivate\" class=inline data-confirm=\"Deactivate {id}? They get no new parcels.\">{csrf}<button class=danger>Deactivate</button></form>",
+                    id = escape(r.resident.as_str())
+                )
+            } else {
+                String::new()
+            };
+            format!(
+                "<tr data-resident=\"{id}\"><td>{id}</td><td>{state}</td><td>{hold}</td><td>{badges}</td><td>\
+                 <form method=post action=\"/residents/{u}\" class=inline>{csrf}\
+                 <label>Unit <input name=unit value=\"{unit}\" required maxlength=32 size=6></label>\
+                 <label><input type=checkbox name=accessible value=yes{acc}> accessible reach</label>\
+                 <button>{save}</button></form>{deactivate}</td></tr>",
+                id = escape(r.resident.as_str()),
+                state = if r.active { "active" } else { "deactivated" },
+                hold = r.hold_until.map(html::time).unwrap_or_else(|| "—".into()),
+                badges = r.badges,
+                unit = escape(&r.unit),
+                acc = if r.accessible { " checked" } else { "" },
+                save = if r.active { "Save" } else { "Save and reactivate" },
+            )
+        })
+        .collect();
+    let more = if shown.len() > 500 {
+        format!(
+            "<p class=note>{} more; narrow the search.</p>",
+            shown.len() - 500
+        )
+    } else {
+        String::new()
+    };
+    let body = format!(
+        "<form method=get class=inline><input name=q placeholder=\"resident or unit\" value=\"{s}\">\
+         <label><input type=checkbox name=all value=yes{all}> include deactivated</label><button>Search</button></form>\
+         <p class=note>{n} of {total} residents.</p>\
+         <table><tr><th>Resident</th><th>State</th><th>Vacation hold until</th><th>Badges</th><th>Change</th></tr>{rows}</table>{more}\
+         <h2>Add a resident</h2><form method=post action=/residents class=inline>{csrf}\
+         <label>Resident id <input name=resident required maxlength=64></label>\
+         <label>Unit <input name=unit required maxlength=32></label>\
+         <label><input type=checkbox name=accessible value=yes> accessible reach</label><button>Add</button></form>\
+         <script src=/assets/app.js defer></script>",
+        s = escape(search),
+        all = if show_all { " checked" } else { "" },
+        n = shown.len(),
+        total = all.len(),
+    );
+    Html(html::page(&p, "/residents", "Residents", &q, &body)).into_response()
+}
+
+async fn add(
+    State(web): State<Arc<Web>>,
+    headers: HeaderMap,
+    Form(f): Form<HashMap<String, String>>,
+) -> Response {
+    let p = match auth::form(&web, &headers, &f, Need::Staff) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let (id, unit) = match (field(&f, "resident"), field(&f, "unit")) {
+        (Ok(i), Ok(u)) => (i, u),
+        (Err(e), _) | (_, Err(e)) => return bad_form("/residents", e),
+    };
+    let accessible = f.get("accessible").is_some_and(|v| v == "yes");
+    match register(&web, by(&p), id, unit, accessible, true).await {
+        Ok(request) => run(&web, "/residents", request, &format!("Added {id}")).await,
+        Err(e) => bad_form("/residents", e),
+    }
+}
+
+async fn edit(
+    State(web): State<Arc<Web>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(f): Form<HashMap<String, String>>,
+) -> Response {
+    let p = match auth::form(&web, &headers, &f, Need::Staff) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let unit = match field(&f, "unit") {
+        Ok(u) => u,
+        Err(e) => return bad_form("/residents", e),
+    };
+    let accessible = f.get("accessible").is_some_and(|v| v == "yes");
+    match register(&web, by(&p), &id, unit, accessible, false).await {
+        Ok(request) => run(&web, "/residents", request, &format!("Saved {id}")).await,
+        Err(e) => bad_form("/residents", e),
+    }
+}
+
+async fn deactivate(
+    State(web): State<Arc<Web>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(f): Form<HashMap<String, String>>,
+) -> Response {
+    let p = match auth::form(&web, &headers, &f, Need::Staff) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let request = Request::DeactivateResident {
+        by: by(&p),
+        resident: ResidentId(id.clone()),
+    };
+    run(&web, "/residents", request, &format!("Deactivated {id}")).await
+}
