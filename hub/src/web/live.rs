@@ -1,7 +1,8 @@
 //! Live updates: `GET /events` is a server-sent-event stream that says "changed" whenever the
 //! engine finished a step that changed what the dashboard shows (a door opened, a parcel landed,
 //! a bank went offline). The page then fetches the fresh fragment it shows. The event carries no
-//! data, so nothing leaks to a stream that outlives a sign-out beyond "something happened".
+//! information (its data is a constant "1"), so nothing leaks to a stream that outlives a
+//! sign-out beyond "something happened".
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -32,8 +33,10 @@ fn changes(
     stream::unfold(rx, |mut rx| async move {
         match rx.recv().await {
             // A subscriber that fell behind just re-reads once: same answer.
+            // The data must not be empty: browsers drop an event whose data is empty (the SSE
+            // spec's dispatch rule), and the page would never hear of a change.
             Ok(()) | Err(RecvError::Lagged(_)) => {
-                Some((Ok(Event::default().event("changed").data("")), rx))
+                Some((Ok(Event::default().event("changed").data("1")), rx))
             }
             Err(RecvError::Closed) => None,
         }
