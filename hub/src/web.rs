@@ -89,6 +89,7 @@ pub fn router(web: Arc<Web>) -> Router {
         .route("/login", get(auth::login_page).post(auth::login))
         .route("/logout", post(auth::logout))
         .route("/assets/{name}", get(assets::serve))
+        .route("/favicon.ico", get(assets::favicon))
         .route("/events", get(live::events))
         .merge(pages::router())
         .with_state(web)

@@ -9,6 +9,9 @@ const CSS: &str = include_str!("assets/app.css");
 const APP_JS: &str = include_str!("assets/app.js");
 /// The kiosk's on-screen keypad.
 const KIOSK_JS: &str = include_str!("assets/kiosk.js");
+/// The tab icon. Browsers ask for `/favicon.ico` on every page; without it each page load logged
+/// a 404 in the browser console.
+const ICON_SVG: &str = include_str!("assets/icon.svg");
 
 /// `GET /assets/{name}`: public (the sign-in page needs the stylesheet; nothing secret here).
 pub async fn serve(Path(name): Path<String>) -> Response {
@@ -16,6 +19,7 @@ pub async fn serve(Path(name): Path<String>) -> Response {
         "app.css" => (CSS, "text/css; charset=utf-8"),
         "app.js" => (APP_JS, "text/javascript; charset=utf-8"),
         "kiosk.js" => (KIOSK_JS, "text/javascript; charset=utf-8"),
+        "icon.svg" => (ICON_SVG, "image/svg+xml"),
         _ => return (StatusCode::NOT_FOUND, "no such asset").into_response(),
     };
     (
@@ -26,4 +30,9 @@ pub async fn serve(Path(name): Path<String>) -> Response {
         body,
     )
         .into_response()
+}
+
+/// `GET /favicon.ico`: the SVG icon (browsers accept SVG whatever the name says).
+pub async fn favicon() -> Response {
+    serve(Path("icon.svg".to_owned())).await
 }
