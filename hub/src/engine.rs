@@ -245,9 +245,9 @@ impl Runner {
                 }
                 Ok(Job::Facts { keep, limit, reply }) => {
                     let mut found: Vec<locker_core::Fact> = Vec::new();
-                    // Facts are in id (time) order; walk from the newest end.
-                    let all: Vec<&locker_core::Fact> = self.core.facts().collect();
-                    for f in all.into_iter().rev() {
+                    // Facts are in id (time) order; walk from the newest end, without first
+                    // collecting a year of them.
+                    for f in self.core.facts().rev() {
                         if found.len() >= limit {
                             break;
                         }

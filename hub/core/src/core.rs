@@ -405,7 +405,7 @@ impl Core {
     }
 
     /// Every fact, in fold order (the audit trail).
-    pub fn facts(&self) -> impl Iterator<Item = &Fact> {
+    pub fn facts(&self) -> impl DoubleEndedIterator<Item = &Fact> {
         self.facts.values()
     }
 
