@@ -141,7 +141,8 @@ fn bar_chart(days: &[(String, u32)]) -> String {
     let max = days.iter().map(|d| d.1).max().unwrap_or(0).max(1);
     let mut svg = format!(
         "<svg class=chart role=img aria-label=\"parcels received per day\" viewBox=\"0 0 {} {}\">",
-        days.len() * W + 40,
+        // Room on the right for the last date's label.
+        days.len() * W + 40 + 16,
         H + 30
     );
     svg += &format!("<text x=0 y=10>{max}</text><line x1=36 x2=36 y1=0 y2={H} />");
