@@ -375,7 +375,8 @@ pub enum FactKind {
 
     // --- idempotency ---
     /// A request was answered; replaying `request` returns `reply` and changes nothing.
-    /// `fingerprint` (SHA-256 of the request) catches a request id reused for another request.
+    /// `fingerprint` (HMAC of the request under a key derived from the site key: requests carry
+    /// codes) catches a request id reused for another request.
     Answered {
         request: RequestId,
         fingerprint: String,
