@@ -4,12 +4,19 @@
 //! gets an adapter that presents the bank on the MQTT bus exactly as a bank with its own
 //! controller would. The adapters log in to the broker's internal listener with the hub's own
 //! credentials. From there on the workflow core sees these banks like any other.
+//!
+//! Modbus is the same with a Modbus link per bus: a `modbus` bank's adapter and every
+//! `modbus-points` sensor on that bus (a sensor without its own `port`/`host` is on its
+//! bank's bus) share it, because a bus has one master. Each bank's sensors publish their
+//! readings over one MQTT connection of their own.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use locker_config::{
-    BitPolarity, BoardLock as ConfigLock, Config, Driver, Parity as ConfigParity,
+    BitPolarity, BoardLock as ConfigLock, Config, Driver, LockOutput, ModbusDriver,
+    ModbusPointsSensor, ModbusTransport as ConfigModbusTransport, Parity as ConfigParity,
+    RegisterFormat, RegisterType, SensorSource, SerialLine as ConfigSerialLine,
     Transport as ConfigTransport,
 };
 use locker_drivers::adapter::{self, BankHandle, BankSettings, BrokerTarget};
@@ -17,11 +24,16 @@ use locker_drivers::board::{BoardLock, DoorMap, Polarity};
 use locker_drivers::kerong::{self, Kerong};
 use locker_drivers::link::{Link, LinkSettings, Parity, SerialLine, Transport};
 use locker_drivers::lockboard8a::{self, Lockboard8a};
+use locker_drivers::modbus::io::{Feedback, IoDoor, ModbusIo, Output};
+use locker_drivers::modbus::points::{self, PointSpec, Register, SensorSpec, SensorsHandle};
+use locker_drivers::modbus::value::Format;
+use locker_drivers::modbus::{ModbusLink, ModbusSettings, ModbusTransport};
 use tracing::info;
 
-/// The running adapters; dropping this stops them.
+/// The running adapters and sensor pollers; dropping this stops them.
 pub struct Drivers {
     _banks: Vec<BankHandle>,
+    _sensors: Vec<SensorsHandle>,
 }
 
 /// Start a link per bus and an adapter per RS-485 bank. A bank whose driver cannot start is
@@ -39,6 +51,7 @@ pub fn start(
     };
     let mut kerong_links: BTreeMap<String, Link<Kerong>> = BTreeMap::new();
     let mut lockboard_links: BTreeMap<String, Link<Lockboard8a>> = BTreeMap::new();
+    let mut modbus_links: BTreeMap<String, ModbusLink> = BTreeMap::new();
     let mut banks = Vec::new();
     let mut problems = Vec::new();
     for bank in &config.banks {
@@ -86,8 +99,17 @@ pub fn start(
                         .map_err(|e| e.to_string())
                 })
             }
-            Driver::Modbus(_) => {
-                Err("the modbus lock driver is not part of this release yet".into())
+            Driver::Modbus(m) => {
+                let link = modbus_link(&mut modbus_links, &m.transport, |s| {
+                    s.response_timeout = m.response_timeout;
+                    s.retries = m.retries;
+                });
+                ModbusIo::new(&io_doors(m), None)
+                    .map_err(|e| format!("door map of bank {}: {e}", bank.id))
+                    .and_then(|(protocol, map)| {
+                        adapter::spawn(protocol, link, map, settings(m.poll_interval))
+                            .map_err(|e| e.to_string())
+                    })
             }
             Driver::Mqtt | Driver::Sim(_) => continue,
         };
@@ -99,7 +121,137 @@ pub fn start(
             Err(e) => problems.push(format!("bank {}: {e}", bank.id)),
         }
     }
-    (Drivers { _banks: banks }, problems)
+    // Sensors after the lock banks, so a sensor on a bank's bus finds that bank's link (with
+    // the bank's timing) rather than making one with its own.
+    let mut sensors = Vec::new();
+    for bank in &config.banks {
+        let mut polled = Vec::new();
+        for unit in &bank.units {
+            for sensor in &unit.sensors {
+                let SensorSource::ModbusPoints(m) = &sensor.source else {
+                    continue;
+                };
+                let link = modbus_link(&mut modbus_links, &m.transport, |s| {
+                    s.response_timeout = m.response_timeout;
+                });
+                polled.push((sensor_spec(&bank.id, &unit.id, &sensor.id, m), link));
+            }
+        }
+        if polled.is_empty() {
+            continue;
+        }
+        let count = polled.len();
+        match points::spawn(&bank.id, polled, &target) {
+            Ok(handle) => {
+                info!(bank = %bank.id, sensors = count, "modbus sensor poller started");
+                sensors.push(handle);
+            }
+            Err(e) => problems.push(format!("bank {} sensors: {e}", bank.id)),
+        }
+    }
+    (
+        Drivers {
+            _banks: banks,
+            _sensors: sensors,
+        },
+        problems,
+    )
+}
+
+/// The link of the Modbus bus `t`, started with `tune` applied if it is the first user.
+fn modbus_link(
+    links: &mut BTreeMap<String, ModbusLink>,
+    t: &ConfigModbusTransport,
+    tune: impl FnOnce(&mut ModbusSettings),
+) -> ModbusLink {
+    let transport = modbus_transport(t);
+    links
+        .entry(transport.describe())
+        .or_insert_with(|| {
+            let mut s = ModbusSettings::new(transport);
+            tune(&mut s);
+            s.drain_quiet = s.response_timeout / 2;
+            ModbusLink::spawn(s)
+        })
+        .clone()
+}
+
+fn io_doors(m: &ModbusDriver) -> Vec<IoDoor> {
+    m.doors
+        .iter()
+        .map(|d| IoDoor {
+            door: d.door,
+            slave: d.slave,
+            output: match d.output {
+                LockOutput::Coil(a) => Output::Coil(a),
+                LockOutput::CommandRegister(a) => Output::CommandRegister(a),
+            },
+            feedback: d.feedback.map(|f| Feedback {
+                input: f.input,
+                polarity: polarity(f.polarity),
+            }),
+            pulse: d.pulse,
+        })
+        .collect()
+}
+
+fn sensor_spec(bank: &str, unit: &str, sensor: &str, m: &ModbusPointsSensor) -> SensorSpec {
+    SensorSpec {
+        bank: bank.to_owned(),
+        unit: unit.to_owned(),
+        sensor: sensor.to_owned(),
+        slave: m.slave,
+        points: m
+            .points
+            .iter()
+            .map(|p| PointSpec {
+                name: p.name.clone(),
+                register: match p.register {
+                    RegisterType::Coil => Register::Coil,
+                    RegisterType::Discrete => Register::Discrete,
+                    RegisterType::Input => Register::Input,
+                    RegisterType::Holding => Register::Holding,
+                },
+                address: p.address,
+                format: match p.format {
+                    RegisterFormat::S16 => Format::S16,
+                    RegisterFormat::U16 => Format::U16,
+                },
+                scale: p.scale,
+                writable: p.writable,
+            })
+            .collect(),
+        poll_interval: m.poll_interval,
+        response_timeout: m.response_timeout,
+    }
+}
+
+fn modbus_transport(t: &ConfigModbusTransport) -> ModbusTransport {
+    match t {
+        ConfigModbusTransport::Rtu(line) => ModbusTransport::Rtu(serial_line(line)),
+        ConfigModbusTransport::Tcp(target) => ModbusTransport::Tcp {
+            host: target.host.clone(),
+            port: target.port,
+        },
+        ConfigModbusTransport::RtuOverTcp(target) => ModbusTransport::RtuOverTcp {
+            host: target.host.clone(),
+            port: target.port,
+        },
+    }
+}
+
+fn serial_line(line: &ConfigSerialLine) -> SerialLine {
+    SerialLine {
+        path: line.path.clone(),
+        baud: line.baud,
+        parity: match line.parity {
+            ConfigParity::None => Parity::None,
+            ConfigParity::Even => Parity::Even,
+            ConfigParity::Odd => Parity::Odd,
+        },
+        data_bits: line.data_bits,
+        stop_bits: line.stop_bits,
+    }
 }
 
 fn door_map(
@@ -131,17 +283,7 @@ fn polarity(p: BitPolarity) -> Polarity {
 
 fn transport(t: &ConfigTransport) -> Transport {
     match t {
-        ConfigTransport::Serial(line) => Transport::Serial(SerialLine {
-            path: line.path.clone(),
-            baud: line.baud,
-            parity: match line.parity {
-                ConfigParity::None => Parity::None,
-                ConfigParity::Even => Parity::Even,
-                ConfigParity::Odd => Parity::Odd,
-            },
-            data_bits: line.data_bits,
-            stop_bits: line.stop_bits,
-        }),
+        ConfigTransport::Serial(line) => Transport::Serial(serial_line(line)),
         ConfigTransport::Tcp(target) => Transport::Tcp {
             host: target.host.clone(),
             port: target.port,

@@ -19,6 +19,8 @@ Commands on stdin, one per line:
   temp SLAVE CELSIUS        set the temperature of slave 1 or 2
   door SLAVE INPUT 0|1      set a discrete input (1 = closed on the lock module)
   silent SLAVE on|off       the slave stops answering (as if unplugged) / answers again
+  slow SLAVE SECONDS        the slave answers that late (0: at once), so its replies can
+                            arrive after the master gave up
 Events on stdout, one per line: "coil SLAVE ADDRESS 0|1" for every coil write.
 
 The RTU side needs two PTY pairs: pymodbus opens one slave end by path, the hub the other, and
@@ -52,6 +54,7 @@ class Device:
         # table -> {address: value}; an address not present does not exist on the device.
         self.tables = tables
         self.silent = False
+        self.delay = 0.0
 
 
 def devices():
@@ -109,6 +112,8 @@ class Context(ModbusServerContext):
 
     async def async_getValues(self, device_id, func_code, address, count=1):
         dev = self.device(device_id)
+        if dev.delay:
+            await asyncio.sleep(dev.delay)
         table = dev.tables[TABLE[func_code]]
         values = []
         for a in range(address, address + count):
@@ -148,6 +153,8 @@ def command(devs, line):
             devs[int(parts[1])].tables[DISCRETE][int(parts[2])] = int(parts[3])
         elif parts[0] == "silent":
             devs[int(parts[1])].silent = parts[2] == "on"
+        elif parts[0] == "slow":
+            devs[int(parts[1])].delay = float(parts[2])
         else:
             say(f"error unknown command {line!r}")
             return

@@ -7,9 +7,10 @@
 //! - **No timeouts in tokio-modbus.** Every call is wrapped in `tokio::time::timeout`.
 //! - **Late replies.** After a timeout or a mismatched reply (`HeaderMismatch`,
 //!   `FunctionCodeMismatch`: an earlier answer arriving now) the context is dropped and the port
-//!   reopened once the line has been quiet for `drain_quiet`; reopening a serial port discards
-//!   what the OS buffered, and a new TCP connection never sees the old one's bytes. So a late
-//!   reply is never read as the answer to the next request.
+//!   reopened; reopening a serial port discards what the OS buffered, and what still comes is
+//!   read and thrown away until the line has been quiet for `drain_quiet`. A new Modbus TCP
+//!   connection never sees the old one's bytes. So a late reply is never read as the answer to
+//!   the next request.
 //! - **Two error layers.** The outer error (I/O, protocol) is the bus's problem; the inner
 //!   [`ExceptionCode`] is the device's answer ("no such register") and means the device is
 //!   alive. Both are counted, and an exception becomes [`LinkError::Exception`].
@@ -68,9 +69,12 @@ pub struct ModbusSettings {
     pub response_timeout: Duration,
     /// Attempts after the first, for reads only (default 1).
     pub retries: u8,
-    /// Quiet time after a timeout or mismatch before the context is re-created (default
-    /// half the response timeout), so a reply that is late is late into the old context.
+    /// After a timeout or mismatch on an RTU bus, the reopened port is read and thrown away
+    /// until the line has been quiet this long (default half the response timeout), so a late
+    /// reply is never decoded as the next answer.
     pub drain_quiet: Duration,
+    /// A drain ends after this long even if a device keeps babbling (default 2 s).
+    pub drain_max: Duration,
     /// Failures in a row before a device is reported offline (default 3).
     pub offline_after: u32,
     /// How often an offline device is probed by routine traffic (default 10 s).
@@ -92,6 +96,7 @@ impl ModbusSettings {
             response_timeout,
             retries: 1,
             drain_quiet: response_timeout / 2,
+            drain_max: Duration::from_secs(2),
             offline_after: 3,
             offline_poll_interval: Duration::from_secs(10),
             reopen_backoff_min: Duration::from_millis(200),
@@ -398,24 +403,38 @@ impl Task {
     }
 
     async fn open(&mut self) {
+        self.open_drained(false).await;
+    }
+
+    /// Open the bus; with `drain`, first read and discard whatever arrives until the line has
+    /// been quiet for `drain_quiet` (late replies to a request that timed out).
+    async fn open_drained(&mut self, drain: bool) {
         let connect = self.settings.connect_timeout;
-        let result = match &self.settings.transport {
-            ModbusTransport::Rtu(line) => {
-                transport::open(&Transport::Serial(line.clone()), connect)
-                    .await
-                    .map(|port| tokio_modbus::client::rtu::attach_slave(port, Slave(1)))
+        let raw = match self.settings.transport.clone() {
+            ModbusTransport::Tcp { host, port } => {
+                // A new TCP connection never carries the old one's bytes: nothing to drain.
+                let result = connect_tcp(&host, port, connect).await;
+                self.opened(result);
+                return;
             }
-            ModbusTransport::RtuOverTcp { host, port } => {
-                let t = Transport::Tcp {
-                    host: host.clone(),
-                    port: *port,
-                };
-                transport::open(&t, connect)
-                    .await
-                    .map(|port| tokio_modbus::client::rtu::attach_slave(port, Slave(1)))
-            }
-            ModbusTransport::Tcp { host, port } => connect_tcp(host, *port, connect).await,
+            ModbusTransport::Rtu(line) => Transport::Serial(line),
+            ModbusTransport::RtuOverTcp { host, port } => Transport::Tcp { host, port },
         };
+        let result = match transport::open(&raw, connect).await {
+            Ok(mut port) => {
+                if drain {
+                    let (quiet, max) = (self.settings.drain_quiet, self.settings.drain_max);
+                    let thrown = drain_port(&mut port, quiet, max).await;
+                    self.update(|s| s.garbage_bytes += thrown);
+                }
+                Ok(tokio_modbus::client::rtu::attach_slave(port, Slave(1)))
+            }
+            Err(e) => Err(e),
+        };
+        self.opened(result);
+    }
+
+    fn opened(&mut self, result: io::Result<Context>) {
         match result {
             Ok(ctx) => {
                 self.ctx = Some(ctx);
@@ -460,8 +479,7 @@ impl Task {
     /// been quiet, so whatever the device still sends lands in the old one.
     async fn recreate(&mut self) {
         self.ctx = None;
-        tokio::time::sleep(self.settings.drain_quiet).await;
-        self.open().await;
+        self.open_drained(true).await;
     }
 
     async fn attempts(&mut self, job: &Job) -> Result<Option<ModbusReply>, LinkError> {
@@ -742,6 +760,25 @@ impl Device {
             failures: 0,
             online: true,
             next_probe: Instant::now(),
+        }
+    }
+}
+
+/// Read until the line is quiet for `quiet` (at most `max`); bytes read.
+async fn drain_port(port: &mut transport::BoxPort, quiet: Duration, max: Duration) -> u64 {
+    use tokio::io::AsyncReadExt;
+    let stop = Instant::now() + max;
+    let mut buf = [0u8; 256];
+    let mut thrown = 0u64;
+    loop {
+        let quiet_until = (Instant::now() + quiet).min(stop);
+        match tokio::time::timeout_at(quiet_until, port.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => thrown += n as u64,
+            // Quiet, closed or failed: the next request finds out which.
+            _ => return thrown,
+        }
+        if Instant::now() >= stop {
+            return thrown;
         }
     }
 }

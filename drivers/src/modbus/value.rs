@@ -50,6 +50,18 @@ fn joined(words: &[u16], order: WordOrder) -> u32 {
     (u32::from(high) << 16) | u32::from(low)
 }
 
+/// `raw × scale`, but for decimal scales (0.1, 0.01) `raw ÷ 10ⁿ`: 38 × 0.1 is
+/// 3.8000000000000003 in binary floating point, 38 ÷ 10 is the 3.8 a person expects to read.
+fn scaled(raw: f64, scale: f64) -> f64 {
+    let inverse = 1.0 / scale;
+    let whole = inverse.round();
+    if whole.abs() >= 2.0 && (inverse - whole).abs() < 1e-9 * whole.abs() {
+        raw / whole
+    } else {
+        raw * scale
+    }
+}
+
 /// The value of `words` (exactly [`Format::words`] of them) times `scale`.
 pub fn decode(format: Format, words: &[u16], scale: f64) -> Result<f64, ValueError> {
     if words.len() != usize::from(format.words()) {
@@ -65,7 +77,7 @@ pub fn decode(format: Format, words: &[u16], scale: f64) -> Result<f64, ValueErr
         Format::U32(o) => f64::from(joined(words, o)),
         Format::F32(o) => f64::from(f32::from_bits(joined(words, o))),
     };
-    let value = raw * scale;
+    let value = scaled(raw, scale);
     if value.is_finite() {
         Ok(value)
     } else {
@@ -83,8 +95,11 @@ mod tests {
     fn the_documented_xy_md02_frames_decode() {
         // Reply 01 04 02 01 31 -> 305 -> 30.5 °C; 0xFF33 -> -20.5 °C (hardware-protocols §2.1).
         assert_eq!(decode(Format::S16, &[0x0131], 0.1), Ok(30.5));
-        assert!((decode(Format::S16, &[0xFF33], 0.1).unwrap() + 20.5).abs() < 1e-9);
+        assert_eq!(decode(Format::S16, &[0xFF33], 0.1), Ok(-20.5));
         assert_eq!(decode(Format::U16, &[0xFF33], 1.0), Ok(65331.0));
+        assert_eq!(decode(Format::S16, &[38], 0.1), Ok(3.8));
+        assert_eq!(decode(Format::U16, &[550], 0.1), Ok(55.0));
+        assert_eq!(decode(Format::S16, &[(-24i16) as u16], 0.1), Ok(-2.4));
     }
 
     #[test]
@@ -174,8 +189,18 @@ mod tests {
 
         #[test]
         fn scale_multiplies(w: u16, scale in -1000.0f64..1000.0) {
-            let got = decode(Format::S16, &[w], scale);
-            prop_assert_eq!(got, Ok(f64::from(w as i16) * scale));
+            let got = decode(Format::S16, &[w], scale).unwrap();
+            let want = f64::from(w as i16) * scale;
+            prop_assert!((got - want).abs() <= 1e-9 * want.abs().max(1.0), "{} vs {}", got, want);
+        }
+
+        #[test]
+        fn decimal_scales_give_the_nearest_decimal(w: i16, places in 1u32..4) {
+            let scale = 10f64.powi(-(places as i32));
+            let got = decode(Format::S16, &[w as u16], scale).unwrap();
+            // Formatting with `places` decimals and parsing back is the value a person reads.
+            let text = format!("{:.*}", places as usize, got);
+            prop_assert_eq!(text.parse::<f64>().unwrap(), got);
         }
 
         #[test]
