@@ -259,7 +259,12 @@ async fn too_warm_clears_with_hysteresis_flags_the_parcel_and_silence_alarms() {
         auto_close_after: None,
         sensors: vec![],
     });
-    bank.wait_connected().await;
+    if tokio::time::timeout(Duration::from_secs(15), bank.wait_connected())
+        .await
+        .is_err()
+    {
+        panic!("the simulated bank never connected\nhub:\n{}", hub.output());
+    }
     let mut alerts = watch(addr, "alert-watcher", "lockerhub/v1/site/alerts", true).await;
     let probe = Probe::start(addr).await;
     let hub = Arc::new(hub);
