@@ -515,11 +515,9 @@ async fn modbus_rtu_readings_drop_off_and_pickup_through_the_real_binary() {
 }
 
 /// A silent lock module takes the bank offline (retained status on MQTT, the hub's health) and
-/// back online when it answers again; a silent sensor publishes nothing; a point the device
-/// does not have gets an exception reply, which the hub names in its log and never turns into a
-/// reading.
+/// back online when it answers again; a silent sensor publishes nothing until it answers again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn modbus_silence_and_exceptions_through_the_real_binary() {
+async fn modbus_silent_devices_through_the_real_binary() {
     let peer = Peer::start(Wire::Tcp);
     let hub = start_hub(&peer, "").await;
     let status = Watcher::start(&hub, "status-watcher", "lockerhub/v1/bank/M/status").await;
@@ -642,6 +640,75 @@ async fn modbus_exception_reply_is_a_clear_error_through_the_real_binary() {
             .on("lockerhub/v1/bank/M/unit/fridge/sensor/probe")
             .is_empty(),
         "a sensor whose temperature cannot be read publishes nothing"
+    );
+}
+
+/// The refrigerated-unit monitoring of the core, fed by the Modbus poller: the XY-MD02 reads
+/// 9 °C in a 1..5 °C unit for longer than `alarm_after` and `too_warm` is raised (on MQTT and in
+/// the API); back at 4 °C it is cleared.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn modbus_excursion_alarm_raised_and_cleared_through_the_real_binary() {
+    let peer = Peer::start(Wire::Tcp);
+    let endpoint = peer.endpoint.clone();
+    let hub = tokio::task::spawn_blocking(move || {
+        Hub::start(|d| {
+            site(d, &endpoint, "").replace(
+                "max_c = 5.0\n",
+                "max_c = 5.0\nalarm_after = \"2s\"\ndoor_grace = \"0s\"\n",
+            )
+        })
+    })
+    .await
+    .unwrap();
+    let hub = Arc::new(hub);
+    let alerts = Watcher::start(&hub, "alert-watcher", "lockerhub/v1/site/alerts").await;
+    let readings = Watcher::start(
+        &hub,
+        "reading-watcher",
+        "lockerhub/v1/bank/M/unit/+/sensor/+",
+    )
+    .await;
+    let probe = "lockerhub/v1/bank/M/unit/fridge/sensor/probe";
+    wait_for("a probe reading", &hub, Duration::from_secs(20), || {
+        !readings.on(probe).is_empty()
+    })
+    .await;
+    let warm = || {
+        alerts
+            .on("lockerhub/v1/site/alerts")
+            .into_iter()
+            .find(|a| a["event"] == "raised" && a["kind"] == "too_warm")
+    };
+    peer.send("temp 1 9.0");
+    let started = Instant::now();
+    wait_for("too_warm raised", &hub, Duration::from_secs(20), || {
+        warm().is_some()
+    })
+    .await;
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "raised only after alarm_after"
+    );
+    let raised = warm().unwrap();
+    assert_eq!(raised["bank"], "M", "{raised}");
+    let id = raised["alert"].clone();
+    let open = api(&hub, "GET", "/api/v1/alerts", None).await;
+    assert!(
+        open.to_string().contains(id.as_str().unwrap()),
+        "the API lists the alert: {open}"
+    );
+    peer.send("temp 1 4.0");
+    wait_for("too_warm cleared", &hub, Duration::from_secs(20), || {
+        alerts
+            .on("lockerhub/v1/site/alerts")
+            .iter()
+            .any(|a| a["event"] == "cleared" && a["alert"] == id)
+    })
+    .await;
+    let open = api(&hub, "GET", "/api/v1/alerts", None).await;
+    assert!(
+        !open.to_string().contains(id.as_str().unwrap()),
+        "cleared alerts are not open: {open}"
     );
 }
 
