@@ -368,14 +368,22 @@ impl Runner {
                     message,
                 } => {
                     warn!(%alert, ?kind, bank = bank.as_deref(), door, "alert: {message}");
-                    self.send_json(
-                        bus::ALERTS.to_owned(),
-                        false,
-                        &serde_json::json!({
-                            "event": "raised", "alert": alert, "kind": kind,
-                            "bank": bank, "door": door, "message": message,
-                        }),
-                    );
+                    // A refrigerated unit's alarm also names its unit and sensor.
+                    let unit = self
+                        .core
+                        .alerts()
+                        .into_iter()
+                        .find(|a| a.id == alert)
+                        .and_then(|a| a.unit);
+                    let mut event = serde_json::json!({
+                        "event": "raised", "alert": alert, "kind": kind,
+                        "bank": bank, "door": door, "message": message,
+                    });
+                    if let Some(u) = unit {
+                        event["unit"] = serde_json::json!(u.unit);
+                        event["sensor"] = serde_json::json!(u.sensor);
+                    }
+                    self.send_json(bus::ALERTS.to_owned(), false, &event);
                 }
                 Effect::ClearAlert { alert } => {
                     info!(%alert, "alert cleared");

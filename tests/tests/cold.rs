@@ -300,7 +300,11 @@ async fn too_warm_clears_with_hysteresis_flags_the_parcel_and_silence_alarms() {
         "the alarm waited for the delay ({:?})",
         warm_from.elapsed()
     );
-    assert_eq!(warm["bank"], "A");
+    assert_eq!(
+        (&warm["bank"], &warm["unit"], &warm["sensor"]),
+        (&json!("A"), &json!("fridge"), &json!("probe")),
+        "{warm}"
+    );
     assert!(
         warm["message"].as_str().unwrap().contains("Test fridge"),
         "{warm}"
