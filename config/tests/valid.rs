@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use locker_config::{
     demo, load, parse, BitPolarity, BoardLock, Config, Driver, LockOutput, ModbusTransport, Parity,
-    PointsModel, RegisterType, SensorSource, SizeClass, TemperatureClass, Transport,
+    PointsModel, RegisterFormat, RegisterType, SensorSource, SizeClass, TemperatureClass,
+    Transport, WordOrder,
 };
 
 const MIN: Duration = Duration::from_secs(60);
@@ -180,7 +181,7 @@ fn demo_config_is_two_simulated_banks() {
     assert_eq!(unit.hysteresis_c, 0.5);
     assert_eq!(unit.door_open_limit, 2 * MIN);
     assert_eq!(unit.excursion_limit, 30 * MIN);
-    assert_eq!(unit.summary_interval, 15 * MIN);
+    assert_eq!(unit.summary_interval, MIN);
     assert_eq!(unit.silent_after, MIN);
     assert_eq!(unit.sensors[0].interval, Duration::from_secs(5));
     assert_eq!(
@@ -351,7 +352,7 @@ kind = "modbus-points"
 host = "10.0.0.30"
 framing = "rtu"
 slave = 5
-points = { temperature = { register = "holding", address = 0x0100, format = "s16", scale = 0.1 }, setpoint = { register = "holding", address = 0x042D, format = "s16", scale = 0.1, writable = true }, device_address = { register = "holding", address = 0x0420 } }
+points = { temperature = { register = "holding", address = 0x0100, format = "s16", scale = 0.1 }, setpoint = { register = "holding", address = 0x042D, format = "s16", scale = 0.1, writable = true }, device_address = { register = "holding", address = 0x0420 }, evaporator = { register = "input", address = 0x0200, format = "f32", word_order = "low-first" }, hours = { register = "input", address = 0x0210, format = "u32" } }
 "#);
     let bank = &config.banks[0];
     assert!(bank
@@ -369,6 +370,14 @@ points = { temperature = { register = "holding", address = 0x0100, format = "s16
         .point("setpoint")
         .is_some_and(|p| p.writable && p.address == 0x042D));
     assert!(s.point("device_address").is_some_and(|p| !p.writable));
+    assert_eq!(
+        s.point("evaporator").map(|p| p.format),
+        Some(RegisterFormat::F32(WordOrder::LowFirst))
+    );
+    assert_eq!(
+        s.point("hours").map(|p| (p.format, p.format.registers())),
+        Some((RegisterFormat::U32(WordOrder::HighFirst), 2))
+    );
 }
 
 #[test]
