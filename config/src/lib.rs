@@ -61,7 +61,7 @@ pub use network::{
 pub use policies::{HoldTimes, Lockout, Policies};
 pub use refrigeration::{
     ModbusPoint, ModbusPointsSensor, PointsModel, RefrigeratedUnit, RegisterFormat, RegisterType,
-    SensorSource, TemperatureSensor,
+    SensorSource, TemperatureSensor, WordOrder,
 };
 pub use site::{Site, DEFAULT_DATA_DIR, DEFAULT_RETENTION_MONTHS, DEFAULT_TIME_ZONE};
 pub use transport::{ModbusTransport, Parity, SerialLine, TcpTarget, Transport};

@@ -32,6 +32,9 @@
 //! points = { temperature = { register = "holding", address = 0x0100, format = "s16", scale = 0.1 },
 //!            device_address = { register = "holding", address = 0x0420 } }
 //! ```
+//!
+//! Formats: `s16`, `u16` (default), and over two registers `s32`, `u32`, `f32`, with
+//! `word_order = "high-first"` (default) or `"low-first"`.
 
 use std::time::Duration;
 
@@ -165,13 +168,38 @@ pub enum RegisterType {
     Holding,
 }
 
-/// How a 16-bit register value is interpreted.
+/// How a point's register value is interpreted (`format`, with `word_order` for 32 bits).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RegisterFormat {
-    /// Two's-complement signed.
+    /// Two's-complement signed (`"s16"`).
     S16,
-    /// Unsigned.
+    /// Unsigned (`"u16"`).
     U16,
+    /// Signed 32-bit over two consecutive registers (`"s32"`).
+    S32(WordOrder),
+    /// Unsigned 32-bit over two registers (`"u32"`).
+    U32(WordOrder),
+    /// IEEE 754 single precision over two registers (`"f32"`).
+    F32(WordOrder),
+}
+
+impl RegisterFormat {
+    /// How many consecutive registers a value takes.
+    pub fn registers(self) -> u16 {
+        match self {
+            RegisterFormat::S16 | RegisterFormat::U16 => 1,
+            _ => 2,
+        }
+    }
+}
+
+/// Which of a 32-bit value's two registers comes first; devices differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WordOrder {
+    /// The high word at the lower address (`"high-first"`, the default; Modbus's big-endian).
+    HighFirst,
+    /// The low word at the lower address (`"low-first"`, common on PLC-style devices).
+    LowFirst,
 }
 
 /// The point that holds the device's own Modbus address.
@@ -613,8 +641,17 @@ fn read_point(name: &str, item: &Item, cx: &mut Ctx) -> Option<ModbusPoint> {
         ("input", RegisterType::Input),
         ("holding", RegisterType::Holding),
     ];
-    const FORMATS: [(&str, RegisterFormat); 2] =
-        [("s16", RegisterFormat::S16), ("u16", RegisterFormat::U16)];
+    const FORMATS: [(&str, RegisterFormat); 5] = [
+        ("s16", RegisterFormat::S16),
+        ("u16", RegisterFormat::U16),
+        ("s32", RegisterFormat::S32(WordOrder::HighFirst)),
+        ("u32", RegisterFormat::U32(WordOrder::HighFirst)),
+        ("f32", RegisterFormat::F32(WordOrder::HighFirst)),
+    ];
+    const ORDERS: [(&str, WordOrder); 2] = [
+        ("high-first", WordOrder::HighFirst),
+        ("low-first", WordOrder::LowFirst),
+    ];
     let register = t
         .require(cx, "register")
         .and_then(|r| r.choice(cx, "register type", &REGISTERS));
@@ -634,6 +671,34 @@ fn read_point(name: &str, item: &Item, cx: &mut Ctx) -> Option<ModbusPoint> {
             None
         }
         Some(f) => f.choice(cx, "register format", &FORMATS),
+    };
+    let format = match (t.get("word_order"), format) {
+        (None, f) => f,
+        (Some(_), None) => None,
+        (Some(o), Some(f)) if f.registers() == 1 => {
+            cx.error(
+                &o.span(),
+                o.key(),
+                "`word_order` applies to 32-bit formats (s32, u32, f32)",
+            );
+            None
+        }
+        (Some(o), Some(f)) => o.choice(cx, "word order", &ORDERS).map(|order| match f {
+            RegisterFormat::S32(_) => RegisterFormat::S32(order),
+            RegisterFormat::U32(_) => RegisterFormat::U32(order),
+            RegisterFormat::F32(_) => RegisterFormat::F32(order),
+            other => other,
+        }),
+    };
+    let address = match (address, format) {
+        (Some(a), Some(f)) if a + i64::from(f.registers()) - 1 > 65535 => {
+            cx.error_at(
+                &t.loc(),
+                format!("a 32-bit value at address {a} runs past address 65535"),
+            );
+            None
+        }
+        (a, _) => a,
     };
     let scale = match t.get("scale") {
         None => Some(1.0),
@@ -664,6 +729,9 @@ fn read_point(name: &str, item: &Item, cx: &mut Ctx) -> Option<ModbusPoint> {
                 Some(RegisterType::Discrete) | Some(RegisterType::Input) => {
                     Some("discrete inputs and input registers are read-only in Modbus")
                 }
+                _ if format.is_some_and(|f| f.registers() > 1) => Some(
+                    "32-bit points cannot be writable: the hub writes single registers (FC 06)",
+                ),
                 _ => None,
             };
             if let Some(message) = problem {

@@ -236,6 +236,28 @@ fn cases(existing_file: &str) -> Vec<Case> {
             16, "bank[0].unit[0].sensor[0].points.device_address.writable", "must never be writable",
         ),
         case(
+            "word order given for a 16-bit point",
+            file(&[&SITE, &BANK[..3], &[
+                "compartments = [{ doors = \"1-8\", size = \"S\", unit = \"fridge\" }]",
+                "[[bank.unit]]", "id = \"fridge\"", "[[bank.unit.sensor]]", "id = \"probe\"",
+                "kind = \"modbus-points\"", "port = \"/dev/ttyUSB3\"", "slave = 3",
+                "[bank.unit.sensor.points]",
+                "temperature = { register = \"input\", address = 1, format = \"s16\", word_order = \"low-first\" }",
+            ]]),
+            15, "bank[0].unit[0].sensor[0].points.temperature.word_order", "applies to 32-bit formats",
+        ),
+        case(
+            "a 32-bit point made writable",
+            file(&[&SITE, &BANK[..3], &[
+                "compartments = [{ doors = \"1-8\", size = \"S\", unit = \"fridge\" }]",
+                "[[bank.unit]]", "id = \"fridge\"", "[[bank.unit.sensor]]", "id = \"probe\"",
+                "kind = \"modbus-points\"", "port = \"/dev/ttyUSB3\"", "slave = 3",
+                "[bank.unit.sensor.points]",
+                "temperature = { register = \"holding\", address = 1, format = \"f32\", word_order = \"low-first\", writable = true }",
+            ]]),
+            15, "bank[0].unit[0].sensor[0].points.temperature.writable", "32-bit points cannot be writable",
+        ),
+        case(
             "sensor on the bank's bus reuses a lock module's slave id",
             file(&[&SITE, &BANK[..2], &[
                 "driver = { kind = \"modbus\", port = \"/dev/ttyUSB1\", map = [{ doors = \"1-8\", slave = 1, coil = 0 }] }",

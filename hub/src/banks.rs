@@ -17,7 +17,7 @@ use locker_config::{
     BitPolarity, BoardLock as ConfigLock, Config, Driver, LockOutput, ModbusDriver,
     ModbusPointsSensor, ModbusTransport as ConfigModbusTransport, Parity as ConfigParity,
     RegisterFormat, RegisterType, SensorSource, SerialLine as ConfigSerialLine,
-    Transport as ConfigTransport,
+    Transport as ConfigTransport, WordOrder,
 };
 use locker_drivers::adapter::{self, BankHandle, BankSettings, BrokerTarget};
 use locker_drivers::board::{BoardLock, DoorMap, Polarity};
@@ -26,7 +26,7 @@ use locker_drivers::link::{Link, LinkSettings, Parity, SerialLine, Transport};
 use locker_drivers::lockboard8a::{self, Lockboard8a};
 use locker_drivers::modbus::io::{Feedback, IoDoor, ModbusIo, Output};
 use locker_drivers::modbus::points::{self, PointSpec, Register, SensorSpec, SensorsHandle};
-use locker_drivers::modbus::value::Format;
+use locker_drivers::modbus::value::{self, Format};
 use locker_drivers::modbus::{ModbusLink, ModbusSettings, ModbusTransport};
 use tracing::info;
 
@@ -216,6 +216,9 @@ fn sensor_spec(bank: &str, unit: &str, sensor: &str, m: &ModbusPointsSensor) -> 
                 format: match p.format {
                     RegisterFormat::S16 => Format::S16,
                     RegisterFormat::U16 => Format::U16,
+                    RegisterFormat::S32(o) => Format::S32(word_order(o)),
+                    RegisterFormat::U32(o) => Format::U32(word_order(o)),
+                    RegisterFormat::F32(o) => Format::F32(word_order(o)),
                 },
                 scale: p.scale,
                 writable: p.writable,
@@ -223,6 +226,13 @@ fn sensor_spec(bank: &str, unit: &str, sensor: &str, m: &ModbusPointsSensor) -> 
             .collect(),
         poll_interval: m.poll_interval,
         response_timeout: m.response_timeout,
+    }
+}
+
+fn word_order(o: WordOrder) -> value::WordOrder {
+    match o {
+        WordOrder::HighFirst => value::WordOrder::HighFirst,
+        WordOrder::LowFirst => value::WordOrder::LowFirst,
     }
 }
 

@@ -537,8 +537,16 @@ impl Task {
                     }));
                 }
                 Call::Exception(code) => {
-                    // The device is there and said no: not a bus failure, never retried.
-                    self.device_answered(request.slave);
+                    // The device is there and said no: not a bus failure, never retried. A
+                    // TCP gateway's 0x0A/0x0B, though, says the device behind it is silent.
+                    if matches!(
+                        code,
+                        ExceptionCode::GatewayPathUnavailable | ExceptionCode::GatewayTargetDevice
+                    ) {
+                        self.device_failed(request.slave);
+                    } else {
+                        self.device_answered(request.slave);
+                    }
                     let exception = describe_exception(code);
                     self.update(|s| s.exceptions += 1);
                     let error = LinkError::Exception {
