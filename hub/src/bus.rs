@@ -106,6 +106,10 @@ pub fn spawn(
     opts.set_credentials(credentials.0, credentials.1);
     opts.set_keep_alive(Duration::from_secs(30));
     opts.set_max_packet_size(Some(1024 * 1024));
+    // Commands are small writes that must leave at once, not wait for the broker's delayed ACK.
+    let mut network = rumqttc::NetworkOptions::new();
+    network.set_tcp_nodelay(true);
+    opts.set_network_options(network);
     // Outgoing messages queue in rumqttc while the broker is briefly away; a queue this size
     // holds minutes of a busy site's traffic.
     let (client, mut events) = AsyncClient::new(opts, 1024);

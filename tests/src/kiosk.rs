@@ -36,6 +36,10 @@ impl Kiosk {
         }
         opts.set_keep_alive(Duration::from_secs(5));
         let (client, mut events) = AsyncClient::new(opts, 64);
+        // A kiosk's requests are small writes a person is waiting for: no Nagle delay.
+        let mut network = events.network_options();
+        network.set_tcp_nodelay(true);
+        events.set_network_options(network);
         let reply_to = format!("lockerhub/v1/bank/{bank}/kiosk/reply/{id}");
         let waiting: Waiting = Arc::default();
         let (sub_tx, sub_rx) = watch::channel(0u64);

@@ -127,6 +127,9 @@ impl FrontDoor {
         }
         let _counted = Counted::new(self.clients.clone());
         let mut shutdown = self.shutdown.clone();
+        if let Ok(client_end) = broker.local_addr() {
+            tokio::spawn(super::nodelay::after_connect(self.internal, client_end));
+        }
         tokio::select! {
             result = tokio::io::copy_bidirectional(&mut client, &mut broker) => {
                 if let Err(e) = result {

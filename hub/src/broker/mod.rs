@@ -22,6 +22,7 @@
 
 pub mod auth;
 pub mod front;
+pub mod nodelay;
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener as StdTcpListener};
@@ -165,6 +166,7 @@ pub fn start(
             std::thread::sleep(Duration::from_millis(5));
         }
     }
+    nodelay::spawn_periodic(ports).map_err(BrokerError::Thread)?;
     Ok(ports)
 }
 
