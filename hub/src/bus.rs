@@ -174,10 +174,6 @@ async fn on_publish(
     let mut decoded = inbound::decode(&topic, &p.payload, response_topic, |b| {
         status.is_configured(b)
     });
-    let job = match decoded {
-        Inbound::Ignore => return,
-        Inbound::Presence { bank, online } => {
-            status.set_bank_online(&bank, online);
     if let Inbound::Input {
         input:
             Input::Observation(Observation::UnitReading {
@@ -205,6 +201,10 @@ async fn on_publish(
         }
         return;
     }
+    let job = match decoded {
+        Inbound::Ignore => return,
+        Inbound::Presence { bank, online } => {
+            status.set_bank_online(&bank, online);
             let observation = if online {
                 Observation::ControllerOnline { bank }
             } else {

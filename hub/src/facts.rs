@@ -69,10 +69,10 @@ impl Record for StoredFact {
             AlertRaised { .. } | AlertCleared { .. } => {
                 DocKey::monthly(Family::Alerts, self.at_ms())
             }
-            // Everything else is part of a parcel's or a door's story.
             // One summary per sensor per interval: its own monthly partition, so a year of
             // summaries never weighs on the parcel documents loaded at start.
             TemperatureSummary { .. } => DocKey::monthly(Family::Temperature, self.at_ms()),
+            // Everything else is part of a parcel's or a door's story.
             _ => DocKey::monthly(Family::Parcels, self.at_ms()),
         }
     }
@@ -91,7 +91,6 @@ impl Record for StoredFact {
 
 /// The core's view of the site's banks, compartments and refrigerated units.
 pub fn site_layout(config: &Config) -> SiteLayout {
-    SiteLayout {
     let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
     // The config keeps -50..30 °C, so tenths of a degree always fit.
     let deci = |c: f64| (c * 10.0).round() as i32;
@@ -129,8 +128,9 @@ pub fn site_layout(config: &Config) -> SiteLayout {
             })
         })
         .collect();
-        banks: config
+    SiteLayout {
         units,
+        banks: config
             .banks
             .iter()
             .map(|b| BankLayout {
