@@ -605,3 +605,54 @@ async fn demo_mode_has_a_live_simulated_fridge() {
         assert!((3.3..=3.7).contains(&c), "gentle noise around 3.5 °C: {r}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_simulated_sensor_reports_and_can_be_driven_out_of_its_band() {
+    let hub = tokio::task::spawn_blocking(|| Hub::start(site))
+        .await
+        .unwrap();
+    let addr = hub.mqtt();
+    let bank = sim::spawn(SimOptions {
+        bank: "A".into(),
+        doors: 4,
+        host: addr.ip().to_string(),
+        port: addr.port(),
+        credentials: Some((USER.into(), PASS.into())),
+        latency: Duration::ZERO,
+        stuck_doors: vec![],
+        auto_close_after: None,
+        sensors: vec![sim::SimSensor {
+            unit: "fridge".into(),
+            sensor: "probe".into(),
+            start_c: 3.0,
+            interval: Duration::from_millis(200),
+        }],
+    });
+    let hub = Arc::new(hub);
+    let h = hub.clone();
+    let reads_around = move |c: f64| {
+        let h = h.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                wait_until(&format!("readings around {c} °C"), &h, 15, || {
+                    fridge(&h)["sensors"][0]["temperature_c"]
+                        .as_f64()
+                        .is_some_and(|t| (t - c).abs() <= 0.25)
+                });
+            })
+            .await
+            .unwrap()
+        }
+    };
+    reads_around(3.0).await;
+    bank.set_temperature("fridge", "probe", 8.5);
+    reads_around(8.5).await;
+    let h = hub.clone();
+    tokio::task::spawn_blocking(move || {
+        wait_until("the too-warm alarm", &h, 15, || {
+            !open_alerts(&h, "too_warm").is_empty()
+        });
+    })
+    .await
+    .unwrap();
+}
