@@ -24,7 +24,9 @@
 //! model = "carel-ir33"             # or "xy-md02", "eliwell-id974", or a custom `points` map
 //! ```
 //!
-//! A Modbus sensor without `port`/`host` shares its bank's Modbus bus. A custom map lists
+//! A sensor of kind `mqtt` or `sim` takes `interval` (default 30 s): how often it reports, which
+//! the silence alarm is judged against. A Modbus sensor without `port`/`host` shares its bank's
+//! Modbus bus. A custom map lists
 //! points by name; `temperature` is required, and `device_address` (the controller's own
 //! Modbus address register) can never be writable: writing it re-addresses the controller.
 //!
