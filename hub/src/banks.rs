@@ -22,7 +22,7 @@ use locker_config::{
 use locker_drivers::adapter::{self, BankHandle, BankSettings, BrokerTarget};
 use locker_drivers::board::{BoardLock, DoorMap, Polarity};
 use locker_drivers::kerong::{self, Kerong};
-use locker_drivers::link::{Link, LinkSettings, Parity, SerialLine, Transport};
+use locker_drivers::link::{Link, LinkSettings, LinkStats, Parity, SerialLine, Transport};
 use locker_drivers::lockboard8a::{self, Lockboard8a};
 use locker_drivers::modbus::io::{Feedback, IoDoor, ModbusIo, Output};
 use locker_drivers::modbus::points::{self, PointSpec, Register, SensorSpec, SensorsHandle};
@@ -30,10 +30,87 @@ use locker_drivers::modbus::value::{self, Format};
 use locker_drivers::modbus::{ModbusLink, ModbusSettings, ModbusTransport};
 use tracing::info;
 
+use crate::status::{AdapterHealth, BusHealth, DriversHealth, LastError};
+
 /// The running adapters and sensor pollers; dropping this stops them.
 pub struct Drivers {
-    _banks: Vec<BankHandle>,
+    banks: Vec<(String, BankHandle)>,
+    links: Vec<AnyLink>,
     _sensors: Vec<SensorsHandle>,
+}
+
+/// A bus-owning link of any protocol, for its counters.
+enum AnyLink {
+    Kerong(Link<Kerong>),
+    Lockboard8a(Link<Lockboard8a>),
+    Modbus(ModbusLink),
+}
+
+impl Drivers {
+    /// Counters of every bus and the state of every adapter, for `/healthz` and the system page.
+    pub fn health(&self) -> DriversHealth {
+        let buses = self
+            .links
+            .iter()
+            .map(|l| {
+                let (protocol, stats) = match l {
+                    AnyLink::Kerong(l) => ("kerong", l.stats()),
+                    AnyLink::Lockboard8a(l) => ("lockboard-8a", l.stats()),
+                    AnyLink::Modbus(l) => ("modbus", l.stats()),
+                };
+                bus_health(protocol, stats)
+            })
+            .collect();
+        let banks = self
+            .banks
+            .iter()
+            .map(|(bank, handle)| {
+                let h = handle.health();
+                AdapterHealth {
+                    bank: bank.clone(),
+                    mqtt_connected: h.mqtt_connected,
+                    online: h.online,
+                    silent_boards: h
+                        .boards
+                        .iter()
+                        .filter(|(_, answers)| !**answers)
+                        .map(|(b, _)| *b)
+                        .collect(),
+                    poll_cycles: h.cycles,
+                    last_cycle_ms: h.last_cycle.map(|d| d.as_secs_f64() * 1000.0),
+                }
+            })
+            .collect();
+        DriversHealth { buses, banks }
+    }
+}
+
+fn bus_health(protocol: &'static str, s: LinkStats) -> BusHealth {
+    let (online, offline): (Vec<_>, Vec<_>) = s.devices.iter().partition(|(_, d)| d.online);
+    BusHealth {
+        bus: s.bus,
+        protocol,
+        port_open: s.port_open,
+        requests: s.requests,
+        replies: s.replies,
+        timeouts: s.timeouts,
+        checksum_errors: s.checksum_errors,
+        exceptions: s.exceptions,
+        retries: s.retries,
+        stray_frames: s.stray_frames,
+        garbage_bytes: s.garbage_bytes,
+        reopens: s.reopens,
+        refused: s.refused,
+        last_error: s.last_error.map(|(at, message)| LastError {
+            at_ms: at
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0),
+            message,
+        }),
+        devices_online: online.into_iter().map(|(d, _)| *d).collect(),
+        devices_offline: offline.into_iter().map(|(d, _)| *d).collect(),
+    }
 }
 
 /// Start a link per bus and an adapter per RS-485 bank. A bank whose driver cannot start is
@@ -116,7 +193,7 @@ pub fn start(
         match handle {
             Ok(handle) => {
                 info!(bank = %bank.id, driver = bank.driver.kind(), "lock-board driver started");
-                banks.push(handle);
+                banks.push((bank.id.clone(), handle));
             }
             Err(e) => problems.push(format!("bank {}: {e}", bank.id)),
         }
@@ -151,7 +228,13 @@ pub fn start(
     }
     (
         Drivers {
-            _banks: banks,
+            banks,
+            links: kerong_links
+                .into_values()
+                .map(AnyLink::Kerong)
+                .chain(lockboard_links.into_values().map(AnyLink::Lockboard8a))
+                .chain(modbus_links.into_values().map(AnyLink::Modbus))
+                .collect(),
             _sensors: sensors,
         },
         problems,

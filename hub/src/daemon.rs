@@ -143,8 +143,11 @@ pub async fn run(
     }
 
     start_simulated_banks(&config, &listening, &internal, &authenticator);
-    let (_drivers, problems) =
+    let (drivers, problems) =
         banks::start(&config, internal.v4_auth, authenticator.hub_credentials());
+    let drivers = Arc::new(drivers);
+    let read = drivers.clone();
+    status.set_drivers(move || read.health());
     for problem in problems {
         error!("{problem}; the bank stays offline");
     }

@@ -2,7 +2,7 @@
 //! page that reports it.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use serde::Serialize;
@@ -15,6 +15,8 @@ pub struct HubStatus {
     pub clients: Arc<ClientCount>,
     /// Configured bank id → online (its controller or driver reported in, and has not gone away).
     banks: Mutex<BTreeMap<String, bool>>,
+    /// Reads the hub's own drivers (set once they are started).
+    drivers: OnceLock<Box<dyn Fn() -> DriversHealth + Send + Sync>>,
 }
 
 /// The JSON answer of `GET /healthz`.
@@ -25,6 +27,58 @@ pub struct Health {
     pub uptime_s: u64,
     pub broker: BrokerHealth,
     pub banks: BanksHealth,
+    pub drivers: DriversHealth,
+}
+
+/// The hub's own drivers: every bus it owns and every bank adapter on one.
+#[derive(Debug, Default, Serialize)]
+pub struct DriversHealth {
+    pub buses: Vec<BusHealth>,
+    pub banks: Vec<AdapterHealth>,
+}
+
+/// Counters of one RS-485 port, TCP gateway or Modbus connection since the hub started.
+#[derive(Debug, Serialize)]
+pub struct BusHealth {
+    /// Serial path or `host:port`.
+    pub bus: String,
+    /// `kerong`, `lockboard-8a` or `modbus`.
+    pub protocol: &'static str,
+    pub port_open: bool,
+    pub requests: u64,
+    pub replies: u64,
+    pub timeouts: u64,
+    pub checksum_errors: u64,
+    pub exceptions: u64,
+    pub retries: u64,
+    pub stray_frames: u64,
+    pub garbage_bytes: u64,
+    pub reopens: u64,
+    pub refused: u64,
+    /// The most recent problem: Unix milliseconds and what happened.
+    pub last_error: Option<LastError>,
+    /// Devices (board or slave address) that answer, and those that do not.
+    pub devices_online: Vec<u8>,
+    pub devices_offline: Vec<u8>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LastError {
+    pub at_ms: u64,
+    pub message: String,
+}
+
+/// One bank adapter (a bank without its own controller).
+#[derive(Debug, Serialize)]
+pub struct AdapterHealth {
+    pub bank: String,
+    pub mqtt_connected: bool,
+    /// `None` before the first poll.
+    pub online: Option<bool>,
+    /// Boards that did not answer their last request.
+    pub silent_boards: Vec<u8>,
+    pub poll_cycles: u64,
+    pub last_cycle_ms: Option<f64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -49,7 +103,13 @@ impl HubStatus {
             started: Instant::now(),
             clients: Arc::default(),
             banks: Mutex::new(bank_ids.into_iter().map(|b| (b, false)).collect()),
+            drivers: OnceLock::new(),
         })
+    }
+
+    /// Where `/healthz` reads the drivers' counters from (set once, when they start).
+    pub fn set_drivers(&self, read: impl Fn() -> DriversHealth + Send + Sync + 'static) {
+        let _ = self.drivers.set(Box::new(read));
     }
 
     /// Record a bank's reported presence. Banks that are not configured are ignored (and logged
@@ -88,6 +148,7 @@ impl HubStatus {
                 online_ids: online.into_iter().map(|(b, _)| b.clone()).collect(),
                 offline_ids: offline.into_iter().map(|(b, _)| b.clone()).collect(),
             },
+            drivers: self.drivers.get().map(|read| read()).unwrap_or_default(),
         }
     }
 }

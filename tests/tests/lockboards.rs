@@ -197,3 +197,57 @@ async fn kerong_bank_drop_off_and_pickup_through_the_real_binary() {
 async fn lockboard_8a_bank_drop_off_and_pickup_through_the_real_binary() {
     drop_off_and_pickup("lockboard-8a", SimSettings::lockboard8a(&[1])).await;
 }
+
+/// A board that stops answering shows on `/healthz` (bus counters, device offline, the adapter's
+/// silent boards) while the rest of the bank stays online, and clears when it answers again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_board_shows_on_healthz_and_clears() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = dir.path().join("ttyLOCK");
+    let bus = SimBus::on_pty(SimSettings::kerong(&[1, 2]), &port).expect("simulated boards");
+    let p = port.clone();
+    let hub = tokio::task::spawn_blocking(move || {
+        Hub::start(|d| {
+            site(d, "kerong", &p).replace(
+                r#"map = [{ doors = "1-8", board = 1 }]"#,
+                r#"map = [{ doors = "1-4", board = 1 }, { doors = "5-8", board = 2 }]"#,
+            )
+        })
+    })
+    .await
+    .unwrap();
+    let drivers = |hub: &Hub| hub.health()["drivers"].clone();
+    wait_for("both boards answering", &hub, || {
+        let d = drivers(&hub);
+        d["buses"][0]["devices_online"] == json!([1, 2]) && d["banks"][0]["online"] == true
+    })
+    .await;
+    let d = drivers(&hub);
+    assert_eq!(d["buses"][0]["protocol"], "kerong", "{d}");
+    assert_eq!(d["buses"][0]["port_open"], true, "{d}");
+    assert_eq!(d["banks"][0]["bank"], "L", "{d}");
+
+    bus.set_silent(2, true);
+    wait_for("board 2 reported silent", &hub, || {
+        let d = drivers(&hub);
+        d["banks"][0]["silent_boards"] == json!([2])
+            && d["buses"][0]["devices_offline"] == json!([2])
+    })
+    .await;
+    let d = drivers(&hub);
+    assert!(d["buses"][0]["timeouts"].as_u64().unwrap() > 0, "{d}");
+    assert!(d["buses"][0]["last_error"]["message"].is_string(), "{d}");
+    assert_eq!(
+        d["banks"][0]["online"], true,
+        "one board still answers: {d}"
+    );
+    assert_eq!(hub.health()["banks"]["online_ids"], json!(["L"]));
+
+    bus.set_silent(2, false);
+    wait_for("board 2 back", &hub, || {
+        let d = drivers(&hub);
+        d["banks"][0]["silent_boards"] == json!([])
+            && d["buses"][0]["devices_online"] == json!([1, 2])
+    })
+    .await;
+}
