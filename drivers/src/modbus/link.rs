@@ -69,6 +69,11 @@ pub struct ModbusSettings {
     pub response_timeout: Duration,
     /// Attempts after the first, for reads only (default 1).
     pub retries: u8,
+    /// Silence on the line before each request: Modbus RTU devices find the end of a frame by
+    /// 3.5 character times of quiet, and a request sent right after the previous reply would
+    /// run into it (default: 3.5 characters at the line's speed, 1.75 ms above 19200 baud;
+    /// none for TCP, where a gateway times its own RS-485 side).
+    pub frame_gap: Duration,
     /// After a timeout or mismatch on an RTU bus, the reopened port is read and thrown away
     /// until the line has been quiet this long (default half the response timeout), so a late
     /// reply is never decoded as the next answer.
@@ -91,10 +96,16 @@ pub struct ModbusSettings {
 impl ModbusSettings {
     pub fn new(transport: ModbusTransport) -> Self {
         let response_timeout = Duration::from_millis(500);
+        let frame_gap = match &transport {
+            ModbusTransport::Rtu(line) if line.baud > 19_200 => Duration::from_micros(1750),
+            ModbusTransport::Rtu(line) => line.byte_time().mul_f64(3.5),
+            ModbusTransport::Tcp { .. } | ModbusTransport::RtuOverTcp { .. } => Duration::ZERO,
+        };
         ModbusSettings {
             transport,
             response_timeout,
             retries: 1,
+            frame_gap,
             drain_quiet: response_timeout / 2,
             drain_max: Duration::from_secs(2),
             offline_after: 3,
@@ -220,6 +231,7 @@ impl ModbusLink {
             port_error: "not opened yet".into(),
             opened_once: false,
             offs: Vec::new(),
+            line_quiet_since: Instant::now(),
         };
         tokio::spawn(task.run(urgent_rx, routine_rx));
         ModbusLink {
@@ -349,6 +361,8 @@ struct Task {
     port_error: String,
     opened_once: bool,
     offs: Vec<Off>,
+    /// When the last transaction ended, for the inter-frame gap.
+    line_quiet_since: Instant,
     log: Logs,
 }
 
@@ -606,10 +620,29 @@ impl Task {
         }
     }
 
-    /// One call with its deadline.
+    /// One operation: one call with its deadline, or for [`Op::CoilsOff`] one per coil (each
+    /// with its inter-frame gap).
     async fn call(&mut self, slave: u8, op: &Op, timeout: Duration) -> Call {
+        let Op::CoilsOff { addresses } = op else {
+            return self.call_one(slave, op, timeout).await;
+        };
+        for &address in addresses {
+            let off = Op::WriteCoil { address, on: false };
+            match self.call_one(slave, &off, timeout).await {
+                Call::Done(_) => {}
+                failed => return failed,
+            }
+        }
+        Call::Done(ModbusData::Written)
+    }
+
+    /// One call with its deadline.
+    async fn call_one(&mut self, slave: u8, op: &Op, timeout: Duration) -> Call {
         if self.ctx.is_none() {
             return Call::Lost(io::Error::new(io::ErrorKind::NotConnected, "port closed"));
+        }
+        if !self.settings.frame_gap.is_zero() {
+            tokio::time::sleep_until(self.line_quiet_since + self.settings.frame_gap).await;
         }
         self.update(|s| s.requests += 1);
         let Some(ctx) = self.ctx.as_mut() else {
@@ -617,6 +650,7 @@ impl Task {
         };
         ctx.set_slave(Slave(slave));
         let result = tokio::time::timeout(timeout, run_op(ctx, op)).await;
+        self.line_quiet_since = Instant::now();
         let call = match result {
             Err(_elapsed) => Call::TimedOut,
             Ok(Ok(Ok(data))) => Call::Done(data),
@@ -865,4 +899,36 @@ pub fn describe_exception(code: ExceptionCode) -> String {
         ExceptionCode::Custom(_) => "exception",
     };
     format!("{what} (0x{:02X})", u8::from(code))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rtu_frame_gap_is_three_and_a_half_characters_and_fixed_above_19200() {
+        let gap = |baud| {
+            ModbusSettings::new(ModbusTransport::Rtu(SerialLine::new("/dev/x", baud))).frame_gap
+        };
+        // 9600 8N1: 10 bits a character, 3.5 characters = 3.65 ms.
+        assert_eq!(gap(9600).as_micros(), 3645);
+        assert_eq!(gap(115_200), Duration::from_micros(1750));
+        let tcp = ModbusSettings::new(ModbusTransport::Tcp {
+            host: "h".into(),
+            port: 502,
+        });
+        assert_eq!(tcp.frame_gap, Duration::ZERO);
+    }
+
+    #[test]
+    fn exceptions_are_named_with_their_code() {
+        assert_eq!(
+            describe_exception(ExceptionCode::IllegalDataAddress),
+            "illegal data address (0x02)"
+        );
+        assert_eq!(
+            describe_exception(ExceptionCode::Custom(0x42)),
+            "exception (0x42)"
+        );
+    }
 }
