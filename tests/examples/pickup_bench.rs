@@ -175,22 +175,7 @@ async fn main() {
         .await;
         assert_eq!(r["type"], "reserved", "{r}");
         let door = r["door"].as_u64().expect("door") as u16;
-        let (board, lock) = board_lock(door);
-        let want = AnyRequest::Kerong(kerong::Request::Unlock { board, lock });
-        let at = loop {
-            if let Some(rec) = sim
-                .received_after(from)
-                .into_iter()
-                .find(|x| x.request == want)
-            {
-                break rec.at;
-            }
-            assert!(
-                sent.elapsed() < Duration::from_secs(5),
-                "drop-off unlock never on the wire"
-            );
-            tokio::time::sleep(Duration::from_micros(200)).await;
-        };
+        let at = unlock_on_wire(&sim, from, door, sent).await;
         drop_latency.push(at.saturating_duration_since(sent));
         reservations.push((r["reservation"].clone(), door));
     }
@@ -255,22 +240,7 @@ async fn main() {
         let replied = sent.elapsed();
         assert_eq!(r["type"], "opening", "{r}");
         let door = r["doors"][0].as_u64().expect("door") as u16;
-        let (board, lock) = board_lock(door);
-        let want = AnyRequest::Kerong(kerong::Request::Unlock { board, lock });
-        let at = loop {
-            if let Some(rec) = sim
-                .received_after(from)
-                .into_iter()
-                .find(|x| x.request == want)
-            {
-                break rec.at;
-            }
-            assert!(
-                sent.elapsed() < Duration::from_secs(5),
-                "pickup unlock never on the wire"
-            );
-            tokio::time::sleep(Duration::from_micros(200)).await;
-        };
+        let at = unlock_on_wire(&sim, from, door, sent).await;
         latency.push(at.saturating_duration_since(sent));
         reply_latency.push(replied);
     }
@@ -288,6 +258,26 @@ async fn main() {
     );
     let floor = 5.0 * 10.0 / f64::from(BAUD) * 1000.0;
     println!("wire time of the 5-byte unlock frame alone: {floor:.2} ms");
+}
+
+/// When the unlock frame of `door` was fully on the wire (among the frames after the `from`th).
+async fn unlock_on_wire(sim: &SimBus, from: usize, door: u16, sent: Instant) -> Instant {
+    let (board, lock) = board_lock(door);
+    let want = AnyRequest::Kerong(kerong::Request::Unlock { board, lock });
+    loop {
+        if let Some(rec) = sim
+            .received_after(from)
+            .into_iter()
+            .find(|x| x.request == want)
+        {
+            return rec.at;
+        }
+        assert!(
+            sent.elapsed() < Duration::from_secs(5),
+            "the unlock of door {door} never reached the wire"
+        );
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
 }
 
 fn report(what: &str, samples: &mut [Duration]) {
