@@ -14,6 +14,11 @@ Devices (one bus, several slaves):
   slave 3  lock module: coils 0-7 drive locks, discrete inputs 0-7 are the door switches
            (1 = closed). A coil switched on releases its lock: the matching door opens (its
            input goes to 0) until the test closes it.
+  slave 4  Eletechsup-style relay module: holding registers 1-8 take command words (0x0100 on,
+           0x0200 off, 0x06SS on for SS seconds, then off by itself), discrete inputs 0-7 are
+           door switches (1 = closed); relay n switched on opens door input n-1. Register 8
+           behaves like a clone that answers a write with the relay's state (1/0) instead of
+           echoing the command word, which a master must not take for a confirmation.
 
 Commands on stdin, one per line:
   temp SLAVE CELSIUS        set the temperature of slave 1 or 2
@@ -21,7 +26,8 @@ Commands on stdin, one per line:
   silent SLAVE on|off       the slave stops answering (as if unplugged) / answers again
   slow SLAVE SECONDS        the slave answers that late (0: at once), so its replies can
                             arrive after the master gave up
-Events on stdout, one per line: "coil SLAVE ADDRESS 0|1" for every coil write.
+Events on stdout, one per line: "coil SLAVE ADDRESS 0|1" for every coil write,
+"register SLAVE ADDRESS 0xVVVV" for every holding-register write.
 
 The RTU side needs two PTY pairs: pymodbus opens one slave end by path, the hub the other, and
 this script copies bytes between the two master ends (what socat does), so both programs open
@@ -85,7 +91,15 @@ def devices():
             HOLDING: {},
         }
     )
-    return {1: xy, 2: carel, 3: lock}
+    relays = Device(
+        {
+            COILS: {},
+            DISCRETE: {a: 1 for a in range(8)},
+            INPUT: {},
+            HOLDING: {a: 0 for a in range(1, 9)},
+        }
+    )
+    return {1: xy, 2: carel, 3: lock, 4: relays}
 
 
 def say(line):
@@ -136,7 +150,22 @@ class Context(ModbusServerContext):
                 # The lock module: a released lock lets its door swing open.
                 if device_id == 3 and v:
                     dev.tables[DISCRETE][a] = 0
+            elif name == HOLDING:
+                say(f"register {device_id} {a} 0x{int(v):04X}")
+                if device_id == 4:
+                    self.relay_command(dev, a, int(v))
         return None
+
+    @staticmethod
+    def relay_command(dev, relay, word):
+        """Eletechsup command words. The write is echoed as sent (pymodbus answers an FC 06
+        with the register's value after the write), except by the misbehaving register 8."""
+        command = word >> 8
+        on = command in (1, 5, 6)
+        if on:
+            dev.tables[DISCRETE][relay - 1] = 0
+        if relay == 8:
+            dev.tables[HOLDING][relay] = int(on)
 
     def device_ids(self):
         return list(self.devs.keys())

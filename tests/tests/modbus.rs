@@ -150,8 +150,9 @@ impl Drop for Peer {
     }
 }
 
-/// A bank of 8 doors on the lock module (slave 3, coils 0-7, door switches 0-7) and a fridge
-/// cooled by doors 7-8 with an XY-MD02 probe and a Carel controller on the same bus.
+/// A bank of 8 doors, 1-4 on the coil lock module (slave 3, coils 0-3, door switches 0-3) and
+/// 5-8 on the Eletechsup relay module (slave 4, command registers 1-4, door switches 0-3), and a
+/// fridge cooled by doors 7-8 with an XY-MD02 probe and a Carel controller on the same bus.
 fn site(dir: &Path, endpoint: &str, extra_sensor: &str) -> String {
     base_config(dir).replace("[mqtt]\n", "[mqtt]\nallow_anonymous = true\n")
         + &format!(
@@ -166,7 +167,8 @@ kind = "modbus"
 {endpoint}
 poll_interval = "100ms"
 response_timeout = "300ms"
-map = [{{ doors = "1-8", slave = 3, coil = 0, feedback = 0, pulse = "300ms" }}]
+map = [{{ doors = "1-4", slave = 3, coil = 0, feedback = 0, pulse = "300ms" }},
+       {{ doors = "5-8", slave = 4, command_register = 1, feedback = 0, pulse = "2s" }}]
 
 [[bank.unit]]
 id = "fridge"
@@ -327,13 +329,13 @@ async fn readings_and_drop_off_and_pickup(wire: Wire) {
         "the lock coils written off",
         &hub,
         Duration::from_secs(20),
-        || (0..8).all(|c| peer.coil_writes(3, c).first() == Some(&false)),
+        || (0..4).all(|c| peer.coil_writes(3, c).first() == Some(&false)),
     )
     .await;
     assert!(
         peer.all_coil_writes()
             .iter()
-            .take(8)
+            .take(4)
             .all(|l| l.ends_with(" 0")),
         "{:?}",
         peer.all_coil_writes()
@@ -495,13 +497,41 @@ async fn readings_and_drop_off_and_pickup(wire: Wire) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // No other lock was ever switched on.
-    for c in (0..8).filter(|c| *c != coil) {
+    for c in (0..4).filter(|c| *c != coil) {
         assert!(
             !peer.coil_writes(3, c).contains(&true),
             "coil {c}: {:?}",
             peer.all_coil_writes()
         );
     }
+    // Staff open door 6, on the relay module: one command word, 0x0602 (on for 2 s, timed by
+    // the module), and the door switch reports it open.
+    api(
+        &hub,
+        "POST",
+        "/api/v1/commands",
+        Some(
+            json!({"request_id": "staff-1", "type": "staff_open_door", "bank": "M", "door": 6,
+                    "reason": "test"}),
+        ),
+    )
+    .await;
+    peer.wait_line(|l| l == "register 4 2 0x0602", Duration::from_secs(10));
+    wait_for("door 6 open on MQTT", &hub, Duration::from_secs(10), || {
+        doors
+            .on("lockerhub/v1/bank/M/door/6")
+            .contains(&json!({"open": true}))
+    })
+    .await;
+    door_seen(&hub, 6, true).await;
+    let registers = peer
+        .lines
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.starts_with("register "))
+        .count();
+    assert_eq!(registers, 1, "one command word, and no off from the hub");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -536,7 +566,9 @@ async fn modbus_silent_devices_through_the_real_binary() {
     })
     .await;
 
+    // Both lock modules of the bank fall silent (one answering keeps the bank online).
     peer.send("silent 3 on");
+    peer.send("silent 4 on");
     wait_for("the bank offline", &hub, Duration::from_secs(20), || {
         status
             .on(status_topic)
@@ -555,6 +587,7 @@ async fn modbus_silent_devices_through_the_real_binary() {
         .await;
     }
     peer.send("silent 3 off");
+    peer.send("silent 4 off");
     // An offline module is probed every 10 s.
     wait_for(
         "the bank back online",
@@ -827,6 +860,27 @@ async fn modbus_link_counts_exceptions_apart_and_the_device_stays_online() {
         .unwrap_err();
     assert!(err.to_string().contains("broadcast"), "{err}");
     assert!(start.elapsed() < Duration::from_millis(100));
+}
+
+/// A write whose echo is not the request (a clone answering with the relay's state, or a late
+/// reply) is no confirmation: a clear error, counted, and the link carries on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn modbus_link_refuses_a_write_echo_that_is_not_the_request() {
+    let (peer, tty) = peer_and_tty(Wire::Rtu);
+    let link = link_to(&peer, Wire::Rtu, &tty);
+    let write = |address, value| ModbusRequest::new(4, Op::WriteRegister { address, value });
+    let ok = link.request(write(1, 0x0602), Priority::Urgent).await;
+    assert!(matches!(ok, Ok(Some(_))), "{ok:?}");
+    let err = link
+        .request(write(8, 0x0602), Priority::Urgent)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, LinkError::BadReply { .. }), "{err}");
+    let stats = link.stats();
+    assert_eq!(stats.stray_frames, 1, "{stats:?}");
+    assert_eq!(stats.retries, 0, "writes are never repeated: {stats:?}");
+    // The task lives on.
+    assert_eq!(words(&link, 1, 1).await.unwrap(), vec![45]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

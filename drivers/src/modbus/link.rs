@@ -29,7 +29,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::time::Instant;
-use tokio_modbus::client::{Context, Reader, Writer};
+use tokio_modbus::client::Context;
 use tokio_modbus::prelude::SlaveContext;
 use tokio_modbus::{ExceptionCode, Slave};
 use tracing::{error, info, warn};
@@ -655,8 +655,11 @@ impl Task {
             Err(_elapsed) => Call::TimedOut,
             Ok(Ok(Ok(data))) => Call::Done(data),
             Ok(Ok(Err(code))) => Call::Exception(code),
-            Ok(Err(tokio_modbus::Error::Transport(e))) => Call::Lost(e),
-            Ok(Err(tokio_modbus::Error::Protocol(p))) => Call::Mismatch(p.to_string()),
+            Ok(Err(OpError::Client(tokio_modbus::Error::Transport(e)))) => Call::Lost(e),
+            Ok(Err(OpError::Client(tokio_modbus::Error::Protocol(p)))) => {
+                Call::Mismatch(p.to_string())
+            }
+            Ok(Err(OpError::Unexpected(what))) => Call::Mismatch(what),
         };
         if matches!(call, Call::Done(_) | Call::Exception(_)) {
             self.update(|s| s.replies += 1);
@@ -844,44 +847,73 @@ async fn connect_tcp(host: &str, port: u16, deadline: Duration) -> io::Result<Co
     })?
 }
 
-type OpResult = tokio_modbus::Result<ModbusData>;
+/// How an operation ended, short of a device answer: the client's own errors, or a reply
+/// that does not fit the request (checked here: tokio-modbus only `debug_assert`s it, which
+/// would panic the link task in a debug build and pass a short read on in a release one).
+enum OpError {
+    Client(tokio_modbus::Error),
+    Unexpected(String),
+}
+
+type OpResult = Result<Result<ModbusData, ExceptionCode>, OpError>;
 
 async fn run_op(ctx: &mut Context, op: &Op) -> OpResult {
-    fn bits(r: tokio_modbus::Result<Vec<bool>>) -> OpResult {
-        r.map(|inner| inner.map(ModbusData::Bits))
-    }
-    fn words(r: tokio_modbus::Result<Vec<u16>>) -> OpResult {
-        r.map(|inner| inner.map(ModbusData::Words))
-    }
-    fn written(r: tokio_modbus::Result<()>) -> OpResult {
-        r.map(|inner| inner.map(|()| ModbusData::Written))
-    }
-    match op {
-        Op::ReadCoils { address, count } => bits(ctx.read_coils(*address, *count).await),
-        Op::ReadDiscreteInputs { address, count } => {
-            bits(ctx.read_discrete_inputs(*address, *count).await)
-        }
+    use tokio_modbus::client::Client;
+    use tokio_modbus::{Request, Response};
+    let request = match op {
+        Op::ReadCoils { address, count } => Request::ReadCoils(*address, *count),
+        Op::ReadDiscreteInputs { address, count } => Request::ReadDiscreteInputs(*address, *count),
         Op::ReadHoldingRegisters { address, count } => {
-            words(ctx.read_holding_registers(*address, *count).await)
+            Request::ReadHoldingRegisters(*address, *count)
         }
-        Op::ReadInputRegisters { address, count } => {
-            words(ctx.read_input_registers(*address, *count).await)
+        Op::ReadInputRegisters { address, count } => Request::ReadInputRegisters(*address, *count),
+        Op::WriteCoil { address, on } => Request::WriteSingleCoil(*address, *on),
+        Op::PulseCoil { address, .. } => Request::WriteSingleCoil(*address, true),
+        Op::WriteRegister { address, value } => Request::WriteSingleRegister(*address, *value),
+        Op::CoilsOff { .. } => {
+            return Err(OpError::Unexpected(
+                "a coil sweep is written one coil at a time".into(),
+            ))
         }
-        Op::WriteCoil { address, on } => written(ctx.write_single_coil(*address, *on).await),
-        Op::WriteRegister { address, value } => {
-            written(ctx.write_single_register(*address, *value).await)
+    };
+    let expected = request.clone();
+    let response = match ctx.call(request).await {
+        Err(e) => return Err(OpError::Client(e)),
+        Ok(Err(code)) => return Ok(Err(code)),
+        Ok(Ok(response)) => response,
+    };
+    let data = match (&expected, response) {
+        (Request::ReadCoils(_, n), Response::ReadCoils(mut bits))
+        | (Request::ReadDiscreteInputs(_, n), Response::ReadDiscreteInputs(mut bits))
+            if bits.len() >= usize::from(*n) =>
+        {
+            // Bits come in whole bytes: the padding is no data.
+            bits.truncate(usize::from(*n));
+            ModbusData::Bits(bits)
         }
-        Op::PulseCoil { address, .. } => written(ctx.write_single_coil(*address, true).await),
-        Op::CoilsOff { addresses } => {
-            for a in addresses {
-                match ctx.write_single_coil(*a, false).await {
-                    Ok(Ok(())) => {}
-                    other => return written(other),
-                }
-            }
-            Ok(Ok(ModbusData::Written))
+        (Request::ReadHoldingRegisters(_, n), Response::ReadHoldingRegisters(words))
+        | (Request::ReadInputRegisters(_, n), Response::ReadInputRegisters(words))
+            if words.len() == usize::from(*n) =>
+        {
+            ModbusData::Words(words)
         }
-    }
+        (Request::WriteSingleCoil(a, v), Response::WriteSingleCoil(ra, rv))
+            if (*a, *v) == (ra, rv) =>
+        {
+            ModbusData::Written
+        }
+        (Request::WriteSingleRegister(a, v), Response::WriteSingleRegister(ra, rv))
+            if (*a, *v) == (ra, rv) =>
+        {
+            ModbusData::Written
+        }
+        (_, other) => {
+            return Err(OpError::Unexpected(format!(
+                "reply {other:?} does not answer {expected:?}"
+            )))
+        }
+    };
+    Ok(Ok(data))
 }
 
 /// "illegal data address (0x02)".
