@@ -79,10 +79,22 @@ impl Kiosk {
         kiosk
     }
 
-    /// Wait until the reply subscription is in place (again, after a reconnect).
+    /// Wait until the reply subscription is in place.
     pub async fn ready(&self) {
+        self.resubscribed_since(0).await;
+    }
+
+    /// How many times the reply subscription has been made (once per connection).
+    pub fn subscriptions(&self) -> u64 {
+        *self.subscribed.borrow()
+    }
+
+    /// After the hub restarted: wait until the kiosk has reconnected and subscribed again, i.e.
+    /// made more than `before` subscriptions. (Without this, a request sent in the gap gets its
+    /// reply before the subscription exists, and the reply is lost.)
+    pub async fn resubscribed_since(&self, before: u64) {
         let mut rx = self.subscribed.clone();
-        let _ = tokio::time::timeout(Duration::from_secs(20), rx.wait_for(|g| *g > 0)).await;
+        let _ = tokio::time::timeout(Duration::from_secs(20), rx.wait_for(|g| *g > before)).await;
     }
 
     /// Send `request` (its `request_id` must be set) and wait up to `timeout` for the reply.

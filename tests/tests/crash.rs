@@ -288,6 +288,7 @@ async fn confirmed_facts_survive_sigkill_at_random_moments() {
         ));
         tokio::time::sleep(Duration::from_millis(rng.random_range(100..700))).await;
         // The kill lands wherever the workload is: mid-request, mid-commit, mid-publish.
+        let subscriptions = kiosk.subscriptions();
         let (h, took) = tokio::task::spawn_blocking(move || {
             let took = hub.crash_and_restart();
             (hub, took)
@@ -297,7 +298,7 @@ async fn confirmed_facts_survive_sigkill_at_random_moments() {
         hub = h;
         task.abort();
         restart_ms.push(took.as_millis());
-        kiosk.ready().await;
+        kiosk.resubscribed_since(subscriptions).await;
         // Replay what was confirmed since the last kill, plus a few older confirmations (all of
         // them every time would make the test quadratic).
         let (snapshot, replay) = {
