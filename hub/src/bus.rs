@@ -52,8 +52,8 @@ pub fn known_sensors(config: &locker_config::Config) -> KnownSensors {
         .collect()
 }
 
-/// Sensors report every few seconds: a misconfigured or faulty one must not flood the journal.
-/// One warning per topic per interval, with the count of those held back; past `MAX_KEYS`
+/// Sensors report every few seconds and a broken client can repeat a bad message in a loop:
+/// neither may flood the journal. One warning per topic per interval, with the count of those held back; past `MAX_KEYS`
 /// topics (someone publishing to random ones) they share one allowance.
 struct WarnLimit {
     seen: Mutex<HashMap<String, (Instant, u64)>>,
@@ -223,7 +223,11 @@ async fn on_publish(
             }),
         },
         Inbound::Refuse { reason, reply_to } => {
-            warn!(%topic, "{reason}");
+            // A misbehaving client may repeat itself many times a second; the kiosk still gets
+            // every refusal, the journal one line per topic per minute.
+            if let Some(held) = limit.allow(&topic) {
+                warn!(%topic, held_back = held, "{reason}");
+            }
             if let Some((reply_topic, reply)) = reply_to {
                 if let Ok(payload) = serde_json::to_vec(&reply) {
                     let props = PublishProperties {
