@@ -53,8 +53,9 @@ pub fn known_sensors(config: &locker_config::Config) -> KnownSensors {
 }
 
 /// Sensors report every few seconds and a broken client can repeat a bad message in a loop:
-/// neither may flood the journal. One warning per topic per interval, with the count of those held back; past `MAX_KEYS`
-/// topics (someone publishing to random ones) they share one allowance.
+/// neither may flood the journal. One warning per topic per interval, with the count of those
+/// held back; past `MAX_KEYS` topics (someone publishing to random ones) they share one
+/// allowance.
 struct WarnLimit {
     seen: Mutex<HashMap<String, (Instant, u64)>>,
 }
