@@ -183,6 +183,7 @@ pub fn spawn<P: LockBoards>(
         online: false,
         doors: Some(map.len() as u16),
         firmware: None,
+        unreachable_doors: Vec::new(),
     })
     .unwrap_or_default();
     mqtt.set_last_will(LastWill::new(
@@ -212,6 +213,7 @@ pub fn spawn<P: LockBoards>(
             doors: BTreeMap::new(),
             boards: boards.iter().map(|b| (*b, BoardState::default())).collect(),
             published_online: None,
+            published_unreachable: Vec::new(),
             connected: false,
             unlocks: RecentUnlocks::default(),
         }),
@@ -287,6 +289,8 @@ struct State {
     doors: BTreeMap<u16, DoorObservation>,
     boards: BTreeMap<u8, BoardState>,
     published_online: Option<bool>,
+    /// `unreachable_doors` of the last status published.
+    published_unreachable: Vec<u16>,
     connected: bool,
     unlocks: RecentUnlocks,
 }
@@ -606,17 +610,35 @@ impl<P: LockBoards> Shared<P> {
             None
         };
         if let Some(online) = online {
-            if state.connected && state.published_online != Some(online) {
+            // Doors of silent boards while others answer: the hub stops using them. When the
+            // whole bank is offline, "offline" already says it all.
+            let unreachable: Vec<u16> = if online {
+                self.map
+                    .doors()
+                    .filter(|(_, at)| {
+                        state.boards.get(&at.board).and_then(|b| b.alive) == Some(false)
+                    })
+                    .map(|(door, _)| door)
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            if state.connected
+                && (state.published_online != Some(online)
+                    || state.published_unreachable != unreachable)
+            {
                 if state.published_online.is_some() || !online {
-                    info!(bank = %self.bank, online, "bank status");
+                    info!(bank = %self.bank, online, ?unreachable, "bank status");
                 }
                 let status = BankStatus {
                     online,
                     doors: Some(self.map.len() as u16),
                     firmware: Some(self.firmware.clone()),
+                    unreachable_doors: unreachable.clone(),
                 };
                 self.publish(self.topics.status(), true, &status);
                 state.published_online = Some(online);
+                state.published_unreachable = unreachable;
             }
         }
         self.refresh_health(state);

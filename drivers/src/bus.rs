@@ -165,6 +165,10 @@ pub struct BankStatus {
     /// Free-form controller description (model, firmware), for the staff page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub firmware: Option<String>,
+    /// Doors whose state is unknown and which cannot be opened right now (their board does
+    /// not answer) while the rest of the bank works. Absent when every door is reachable.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unreachable_doors: Vec<u16>,
 }
 
 /// Payload of [`BankTopics::door`]: what a door sensor reports. Sent on every change, and in
@@ -233,6 +237,31 @@ pub struct CommandAck {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bank_status_unreachable_doors_json_shape() {
+        let s = BankStatus {
+            online: true,
+            doors: Some(8),
+            firmware: None,
+            unreachable_doors: vec![5, 6, 7, 8],
+        };
+        assert_eq!(
+            serde_json::to_value(&s).unwrap(),
+            serde_json::json!({"online": true, "doors": 8, "unreachable_doors": [5, 6, 7, 8]})
+        );
+        // Empty list is left out, and payloads from controllers that never send it still parse.
+        let all_ok = BankStatus {
+            unreachable_doors: vec![],
+            ..s.clone()
+        };
+        assert_eq!(
+            serde_json::to_string(&all_ok).unwrap(),
+            r#"{"online":true,"doors":8}"#
+        );
+        let old: BankStatus = serde_json::from_str(r#"{"online":true}"#).unwrap();
+        assert!(old.unreachable_doors.is_empty());
+    }
 
     #[test]
     fn topics_round_trip_through_parse() {

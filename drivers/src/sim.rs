@@ -132,6 +132,7 @@ async fn run(
         online: false,
         doors: Some(opts.doors),
         firmware: None,
+        unreachable_doors: Vec::new(),
     })
     .unwrap_or_default();
     mqtt.set_last_will(LastWill::new(
@@ -209,6 +210,7 @@ impl Bank {
             online: true,
             doors: Some(self.doors),
             firmware: Some("locker-hub simulator".into()),
+            unreachable_doors: Vec::new(),
         };
         self.publish_json(self.topics.status(), true, &status).await;
         if let Err(e) = self

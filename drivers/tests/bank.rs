@@ -295,14 +295,37 @@ async fn silent_boards_fail_unlocks_and_take_the_bank_offline() {
         error.contains("board 1") && error.contains("did not answer"),
         "{error}"
     );
+    // One board still answers: the bank stays online, naming the doors it cannot open.
+    let status = hub
+        .expect("status", |v| v["unreachable_doors"].is_array())
+        .await;
+    assert_eq!(
+        status,
+        serde_json::json!({"online": true, "doors": 20, "firmware": status["firmware"],
+            "unreachable_doors": [17, 18, 19, 20]})
+    );
+    bus.sim.set_silent(1, false);
+    hub.expect("status", |v| {
+        v["online"] == true && v.get("unreachable_doors").is_none()
+    })
+    .await;
+    bus.sim.set_silent(1, true);
+    hub.expect("status", |v| {
+        v["online"] == true && v["unreachable_doors"] == serde_json::json!([17, 18, 19, 20])
+    })
+    .await;
 
-    // One board still answers: the bank stays online. Both silent: offline.
+    // Both silent: offline (which says it all: no door list).
     bus.sim.set_silent(0, true);
-    hub.expect("status", |v| v["online"] == false).await;
+    let offline = hub.expect("status", |v| v["online"] == false).await;
+    assert!(offline.get("unreachable_doors").is_none(), "{offline}");
     assert_eq!(bank.health().online, Some(false));
     bus.sim.set_silent(0, false);
     bus.sim.set_silent(1, false);
-    hub.expect("status", |v| v["online"] == true).await;
+    hub.expect("status", |v| {
+        v["online"] == true && v.get("unreachable_doors").is_none()
+    })
+    .await;
     bank.wait_for(|h| h.boards.values().all(|alive| *alive))
         .await;
 }
