@@ -204,10 +204,18 @@ async fn on_publish(
     }
     let job = match decoded {
         Inbound::Ignore => return,
-        Inbound::Presence { bank, online } => {
+        Inbound::Presence {
+            bank,
+            online,
+            unreachable,
+        } => {
             status.set_bank_online(&bank, online);
             let observation = if online {
-                Observation::ControllerOnline { bank }
+                // Says "online" too; the core records only what changed.
+                Observation::DoorsUnreachable {
+                    bank,
+                    doors: unreachable,
+                }
             } else {
                 Observation::ControllerOffline { bank }
             };

@@ -65,7 +65,9 @@ impl Record for StoredFact {
             | VacationHoldSet { .. }
             | VacationHoldCleared { .. } => DocKey::Directory,
             // The banks' service state.
-            ServiceChanged { .. } | BankOnline | BankOffline => DocKey::Site,
+            ServiceChanged { .. } | BankOnline | BankOffline | DoorsUnreachable { .. } => {
+                DocKey::Site
+            }
             AlertRaised { .. } | AlertCleared { .. } => {
                 DocKey::monthly(Family::Alerts, self.at_ms())
             }

@@ -19,8 +19,12 @@ pub enum Inbound {
         input: Input,
         reply_to: Option<String>,
     },
-    /// A bank's controller came or went.
-    Presence { bank: String, online: bool },
+    /// A bank's controller came or went, or changed which doors it cannot reach.
+    Presence {
+        bank: String,
+        online: bool,
+        unreachable: Vec<u16>,
+    },
     /// Not for the hub (its own publications, other schemas).
     Ignore,
     /// Malformed or not allowed: log `reason`; answer on `reply_to` when there is one.
@@ -79,6 +83,7 @@ pub fn decode(
             Ok(s) => Inbound::Presence {
                 bank: bank.to_owned(),
                 online: s.online,
+                unreachable: s.unreachable_doors,
             },
             Err(e) => bad("status", e),
         },
@@ -292,7 +297,22 @@ mod tests {
             i,
             Inbound::Presence {
                 bank: "A".into(),
-                online: false
+                online: false,
+                unreachable: vec![],
+            }
+        );
+        let i = decode(
+            "lockerhub/v1/bank/A/status",
+            br#"{"online":true,"unreachable_doors":[5,6]}"#,
+            None,
+            known,
+        );
+        assert_eq!(
+            i,
+            Inbound::Presence {
+                bank: "A".into(),
+                online: true,
+                unreachable: vec![5, 6],
             }
         );
     }

@@ -194,6 +194,7 @@ impl Core {
                 && c.temperature == need.temperature
                 && (!accessible_only || c.accessible)
                 && !self.state.out_of_service(&self.ctx, &need.bank, c.door)
+                && !self.state.door_unreachable(&need.bank, c.door)
         };
         let by_size = |c: &&crate::layout::CompartmentLayout| (c.size, c.door);
         if need.share {

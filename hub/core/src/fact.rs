@@ -133,6 +133,8 @@ pub enum AlertKind {
     /// An unlock was in flight when the hub restarted; a person must decide.
     UnlockOutcomeUnknown,
     BankOffline,
+    /// Doors of an online bank its controller cannot reach (a silent board).
+    DoorsUnreachable,
     /// A controller reported something that contradicts what the hub believes.
     Inconsistency,
     KeypadLockout,
@@ -298,6 +300,11 @@ pub enum FactKind {
     },
     BankOffline,
     BankOnline,
+    /// The bank's controller reports these doors unreachable (their board is silent); replaces
+    /// the previous set, empty when all are reachable again.
+    DoorsUnreachable {
+        doors: Vec<u16>,
+    },
     ServiceChanged {
         out_of_service: bool,
         reason: String,

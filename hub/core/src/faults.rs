@@ -77,33 +77,13 @@ impl Core {
                 open,
                 occupied,
             } => self.door_state(tx, &bank, door, open, occupied),
-            Observation::ControllerOnline { bank } => {
+            Observation::ControllerOnline { bank } => self.controller_online(tx, &bank),
+            Observation::DoorsUnreachable { bank, doors } => {
                 if self.ctx.site.bank(&bank).is_none() {
                     return;
                 }
-                if !self.state.bank_online(&bank) {
-                    self.record(
-                        tx,
-                        Actor::Controller,
-                        Subject::bank(&bank),
-                        FactKind::BankOnline,
-                    );
-                    self.clear_alerts(tx, Actor::System, AlertKind::BankOffline, &bank, None);
-                }
-                // Reconcile on every (re)connect: doors may have moved while either side was
-                // away, including while the hub itself was down.
-                let doors: Vec<u16> = self
-                    .ctx
-                    .site
-                    .bank(&bank)
-                    .map(|b| b.compartments.iter().map(|c| c.door).collect())
-                    .unwrap_or_default();
-                for door in doors {
-                    tx.effects.push(Effect::QueryDoor {
-                        bank: bank.clone(),
-                        door,
-                    });
-                }
+                self.controller_online(tx, &bank);
+                self.set_unreachable(tx, &bank, doors);
             }
             Observation::ControllerOffline { bank } => {
                 if self.ctx.site.bank(&bank).is_none() || !self.state.bank_online(&bank) {
@@ -115,6 +95,8 @@ impl Core {
                     Subject::bank(&bank),
                     FactKind::BankOffline,
                 );
+                // The whole bank is out now: BankOffline says it for every door.
+                self.set_unreachable(tx, &bank, Vec::new());
                 self.raise_alert(
                     tx,
                     AlertKind::BankOffline,
@@ -140,6 +122,74 @@ impl Core {
                 door_open,
                 device_alarms,
             ),
+        }
+    }
+
+    fn controller_online(&mut self, tx: &mut Tx, bank: &str) {
+        {
+            let bank = bank.to_owned();
+            if self.ctx.site.bank(&bank).is_none() {
+                return;
+            }
+            if !self.state.bank_online(&bank) {
+                self.record(
+                    tx,
+                    Actor::Controller,
+                    Subject::bank(&bank),
+                    FactKind::BankOnline,
+                );
+                self.clear_alerts(tx, Actor::System, AlertKind::BankOffline, &bank, None);
+            }
+            // Reconcile on every (re)connect: doors may have moved while either side was
+            // away, including while the hub itself was down.
+            let doors: Vec<u16> = self
+                .ctx
+                .site
+                .bank(&bank)
+                .map(|b| b.compartments.iter().map(|c| c.door).collect())
+                .unwrap_or_default();
+            for door in doors {
+                tx.effects.push(Effect::QueryDoor {
+                    bank: bank.clone(),
+                    door,
+                });
+            }
+        }
+    }
+
+    /// Record the controller's set of unreachable doors when it changed, with one alert while
+    /// it is not empty (a changed set replaces the alert, so its message stays true).
+    fn set_unreachable(&mut self, tx: &mut Tx, bank: &str, doors: Vec<u16>) {
+        let mut doors: Vec<u16> = doors
+            .into_iter()
+            .filter(|d| self.ctx.site.compartment(bank, *d).is_some())
+            .collect();
+        doors.sort_unstable();
+        doors.dedup();
+        let known: Vec<u16> = self.state.bank(bank).unreachable.iter().copied().collect();
+        if known == doors {
+            return;
+        }
+        self.record(
+            tx,
+            Actor::Controller,
+            Subject::bank(bank),
+            FactKind::DoorsUnreachable {
+                doors: doors.clone(),
+            },
+        );
+        self.clear_alerts(tx, Actor::System, AlertKind::DoorsUnreachable, bank, None);
+        if !doors.is_empty() {
+            let plural = if doors.len() == 1 { "door" } else { "doors" };
+            self.raise_alert(
+                tx,
+                AlertKind::DoorsUnreachable,
+                Subject::bank(bank),
+                format!(
+                    "board of bank {bank} silent: {plural} {} cannot be opened",
+                    door_ranges(&doors)
+                ),
+            );
         }
     }
 
@@ -468,4 +518,23 @@ impl Core {
             }
         }
     }
+}
+
+/// "1–4, 9" for doors 1, 2, 3, 4 and 9 (`doors` ascending).
+fn door_ranges(doors: &[u16]) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < doors.len() {
+        let mut j = i;
+        while j + 1 < doors.len() && doors[j + 1] == doors[j] + 1 {
+            j += 1;
+        }
+        parts.push(if j == i {
+            doors[i].to_string()
+        } else {
+            format!("{}–{}", doors[i], doors[j])
+        });
+        i = j + 1;
+    }
+    parts.join(", ")
 }

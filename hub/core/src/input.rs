@@ -308,6 +308,12 @@ pub enum Observation {
     ControllerOffline {
         bank: String,
     },
+    /// The controller is online and says which doors it cannot reach right now (empty: all of
+    /// them). Implies `ControllerOnline`.
+    DoorsUnreachable {
+        bank: String,
+        doors: Vec<u16>,
+    },
     /// One reading of a refrigerated unit's sensor (raw telemetry: it is summarised, never
     /// recorded one by one).
     UnitReading {

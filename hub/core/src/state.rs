@@ -176,6 +176,8 @@ pub(crate) struct BankState {
     pub last_failure: Option<Millis>,
     pub lockout_level: u32,
     pub locked_until: Option<Millis>,
+    /// Doors whose board does not answer: no deliveries, shown offline.
+    pub unreachable: BTreeSet<u16>,
 }
 
 impl Default for BankState {
@@ -188,6 +190,7 @@ impl Default for BankState {
             last_failure: None,
             lockout_level: 0,
             locked_until: None,
+            unreachable: BTreeSet::new(),
         }
     }
 }
@@ -426,6 +429,9 @@ impl State {
             }
             FactKind::BankOffline => self.banks.entry(bank).or_default().online = false,
             FactKind::BankOnline => self.banks.entry(bank).or_default().online = true,
+            FactKind::DoorsUnreachable { doors } => {
+                self.banks.entry(bank).or_default().unreachable = doors.iter().copied().collect();
+            }
             FactKind::ServiceChanged { out_of_service, .. } => {
                 self.comp(&(bank, door)).oos_override = Some(*out_of_service);
             }
@@ -789,6 +795,13 @@ impl State {
         self.banks.get(bank).is_none_or(|b| b.online)
     }
 
+    /// The bank is online but this door's board does not answer.
+    pub(crate) fn door_unreachable(&self, bank: &str, door: u16) -> bool {
+        self.banks
+            .get(bank)
+            .is_some_and(|b| b.unreachable.contains(&door))
+    }
+
     pub(crate) fn keypad_locked_until(&self, bank: &str, now: Millis) -> Option<Millis> {
         self.banks
             .get(bank)
@@ -825,6 +838,7 @@ impl State {
     pub(crate) fn is_free(&self, ctx: &Ctx, bank: &str, door: u16) -> bool {
         if ctx.site.compartment(bank, door).is_none()
             || !self.bank_online(bank)
+            || self.door_unreachable(bank, door)
             || self.out_of_service(ctx, bank, door)
         {
             return false;

@@ -18,7 +18,7 @@ pub enum CompartmentStatus {
     /// Holds parcels that concurrent deliveries both claim.
     Disputed,
     OutOfService,
-    /// Bank controller offline.
+    /// Bank controller offline, or the board behind this door does not answer.
     Offline,
 }
 
@@ -126,7 +126,7 @@ impl State {
                     CompartmentStatus::Occupied
                 } else if reservation.is_some() {
                     CompartmentStatus::Reserved
-                } else if !self.bank_online(bank) {
+                } else if !self.bank_online(bank) || self.door_unreachable(bank, c.door) {
                     CompartmentStatus::Offline
                 } else if oos {
                     CompartmentStatus::OutOfService
