@@ -251,3 +251,111 @@ async fn a_silent_board_shows_on_healthz_and_clears() {
     })
     .await;
 }
+
+fn open_alerts(hub: &Hub, kind: &str) -> Vec<Value> {
+    let (code, list) = hub.api("GET", "/api/v1/alerts", None);
+    assert_eq!(code, 200, "{list}");
+    list.as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["kind"] == kind)
+        .cloned()
+        .collect()
+}
+
+fn compartment_status(hub: &Hub, door: u64) -> Value {
+    let (_, list) = hub.api("GET", "/api/v1/compartments", None);
+    list.as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["door"] == door)
+        .map(|c| c["status"].clone())
+        .unwrap_or(Value::Null)
+}
+
+/// With one of two boards silent the bank stays online, but the hub stops assigning that board's
+/// doors, shows them offline and alerts staff; all of it clears when the board answers again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doors_of_a_silent_board_get_no_deliveries_and_raise_an_alert() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = dir.path().join("ttyLOCK");
+    let bus = SimBus::on_pty(SimSettings::kerong(&[1, 2]), &port).expect("simulated boards");
+    let p = port.clone();
+    // Board 2's doors are the small ones, so a small parcel would go there first.
+    let hub = tokio::task::spawn_blocking(move || {
+        Hub::start(|d| {
+            let sizes = r#"compartments = [{ doors = "1-4", size = "M" }, { doors = "5-8", size = "S", column = 2 }]"#;
+            let boards = r#"map = [{ doors = "1-4", board = 1 }, { doors = "5-8", board = 2 }]"#;
+            let config = site(d, "kerong", &p)
+                .replace(
+                    r#"compartments = [{ doors = "1-4", size = "S" }, { doors = "5-8", size = "M", column = 2 }]"#,
+                    sizes,
+                )
+                .replace(r#"map = [{ doors = "1-8", board = 1 }]"#, boards);
+            assert!(config.contains(sizes) && config.contains(boards), "{config}");
+            config
+        })
+    })
+    .await
+    .unwrap();
+    for (i, body) in [
+        json!({"type": "register_resident", "resident": "r-7", "unit": "7"}),
+        json!({"type": "register_carrier", "carrier": "acme", "name": "Acme"}),
+        json!({"type": "issue_carrier_code", "carrier": "acme", "code": "555777"}),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut body = body;
+        body["request_id"] = json!(format!("setup-{i}"));
+        let (code, reply) = hub.api("POST", "/api/v1/commands", Some(&body.to_string()));
+        assert_eq!(code, 200, "{reply}");
+    }
+    wait_for("both boards answering", &hub, || {
+        let d = hub.health()["drivers"].clone();
+        d["buses"][0]["devices_online"] == json!([1, 2]) && d["banks"][0]["online"] == true
+    })
+    .await;
+    assert!(open_alerts(&hub, "doors_unreachable").is_empty());
+
+    bus.set_silent(2, true);
+    wait_for("the doors_unreachable alert", &hub, || {
+        !open_alerts(&hub, "doors_unreachable").is_empty()
+    })
+    .await;
+    let alerts = open_alerts(&hub, "doors_unreachable");
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0]["bank"], "L", "{alerts:?}");
+    assert_eq!(
+        alerts[0]["message"], "board of bank L silent: doors 5–8 cannot be opened",
+        "{alerts:?}"
+    );
+    assert!(open_alerts(&hub, "bank_offline").is_empty());
+    assert_eq!(compartment_status(&hub, 5), "offline");
+    assert_eq!(compartment_status(&hub, 1), "free");
+
+    let kiosk = Kiosk::connect(hub.mqtt(), "L", "board-kiosk", None).await;
+    let reserved = kiosk
+        .request(
+            json!({"request_id": "d1", "type": "start_drop_off", "bank": "L",
+            "carrier_code": "555777", "recipient": {"type": "unit", "unit": "7"}, "size": "s"}),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("a reply");
+    assert_eq!(reserved["type"], "reserved", "{reserved}");
+    let door = reserved["door"].as_u64().unwrap();
+    assert!((1..=4).contains(&door), "a door on board 1: {reserved}");
+    // The unlock reaches board 1 on the wire.
+    wait_for("the unlock on the wire", &hub, || {
+        bus.is_open(1, door as u8)
+    })
+    .await;
+
+    bus.set_silent(2, false);
+    wait_for("the alert cleared", &hub, || {
+        open_alerts(&hub, "doors_unreachable").is_empty()
+    })
+    .await;
+    assert_eq!(compartment_status(&hub, 5), "free");
+}
