@@ -1,7 +1,8 @@
 // The staff page and the kiosk page in real headless Chromium (Debian's), against the real
 // `locker-hub demo`: sign-in, both banks, a delivery over MQTT arriving live, desk check-in, a
-// door opened with a reason and found in the audit log, a kiosk pickup with the delivered PIN,
-// and the kiosk lockout after wrong PINs. Every request any page makes must go to the hub.
+// door opened with a reason and found in the audit log, a kiosk pickup with the delivered PIN, a
+// carrier drop-off on the kiosk page, and the kiosk lockout after wrong PINs. Every request any
+// page makes must go to the hub.
 //
 // Run: `npm ci && npm test` in tests/browser (tests/run does it inside a network namespace with
 // only loopback, so a request to anywhere else could not succeed even if it were tried).
@@ -161,6 +162,9 @@ test('kiosk pickup with the PIN from the delivery', async () => {
   kiosk = await context();
   const page = await kiosk.newPage();
   await signIn(page, hub.origin, 'kiosk');
+  // A kiosk account lands on the kiosk page, and may use nothing else.
+  assert.equal(new URL(page.url()).pathname, '/kiosk');
+  assert.equal((await page.goto(hub.origin + '/')).status(), 403);
   await page.goto(hub.origin + '/kiosk');
   await page.screenshot({ path: path.join(shots, 'kiosk-banks.png') });
   await Promise.all([page.waitForNavigation(), page.getByRole('link', { name: /Demo bank A/ }).click()]);
@@ -175,6 +179,27 @@ test('kiosk pickup with the PIN from the delivery', async () => {
   await page.screenshot({ path: path.join(shots, 'kiosk-open.png') });
   // The staff dashboard sees the pickup door open.
   await door(dash, 'A', delivered.door).and(dash.locator('.open')).waitFor({ timeout: 10_000 });
+  await page.close();
+});
+
+test('a carrier drop-off on the kiosk page', async () => {
+  const page = await kiosk.newPage();
+  await page.goto(hub.origin + '/kiosk/B');
+  await Promise.all([page.waitForNavigation(), page.getByRole('link', { name: 'Deliver a parcel' }).click()]);
+  await page.fill('#code', CARRIER_CODE);
+  await page.fill('#unit', '103');
+  await page.selectOption('select[name=size]', 'm');
+  await page.fill('input[name=tracking]', 'KIOSK-0001');
+  await Promise.all([page.waitForNavigation(), page.getByRole('button', { name: 'Open a locker' }).click()]);
+  assert.equal(await page.locator('h1').innerText(), 'Put the parcel in');
+  const d = await page.locator('[data-door]').getAttribute('data-door');
+  // The staff dashboard sees the door open; the carrier taps Done before closing it.
+  await door(dash, 'B', d).and(dash.locator('.open')).waitFor({ timeout: 10_000 });
+  await page.screenshot({ path: path.join(shots, 'kiosk-deliver.png') });
+  await Promise.all([page.waitForNavigation(), page.getByRole('button', { name: /Done/ }).click()]);
+  assert.equal(await page.locator('h1').innerText(), 'Thank you');
+  await dash.locator(`section.bank[data-bank="B"] a.door[data-door="${d}"][data-status="occupied"]:not(.open)`)
+    .waitFor({ timeout: 15_000 });
   await page.close();
 });
 
