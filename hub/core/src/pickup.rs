@@ -52,13 +52,17 @@ impl Core {
         );
         let after = self.state.bank(bank);
         if after.lockout_level > level_before {
-            let until = after.locked_until.unwrap_or(tx.now);
+            // A duration, not a clock time: the core has no time zone, and staff read the
+            // alert's own timestamp in the site's local time next to it.
+            let minutes = after
+                .locked_until
+                .map_or(0, |until| until.0.saturating_sub(tx.now.0).div_ceil(60_000));
             self.raise_alert(
                 tx,
                 AlertKind::KeypadLockout,
                 Subject::bank(bank),
                 format!(
-                    "{} wrong codes at bank {bank}; keypad locked until {until} (lockout {})",
+                    "{} wrong codes at bank {bank}; keypad locked for {minutes} min (lockout {})",
                     self.ctx.policies.wrong_code_limit, after.lockout_level
                 ),
             );

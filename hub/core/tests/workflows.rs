@@ -484,6 +484,15 @@ fn wrong_codes_lock_the_keypad_for_doubling_times_and_alert_staff() {
             FactKind::CodeRejected { .. }
         )));
         assert_eq!(raised(&out, AlertKind::KeypadLockout), i + 1 == limit);
+        if i + 1 == limit {
+            // Staff read a duration, not a raw timestamp.
+            let minutes = s.policies.lockout_base_ms.div_ceil(60_000);
+            let said = out.effects.iter().any(|e| {
+                matches!(e, Effect::RaiseAlert { message, .. }
+                    if message.contains(&format!("keypad locked for {minutes} min")))
+            });
+            assert!(said, "{:?}", out.effects);
+        }
     }
     let r = s.refused(
         Request::PickupByPin {
