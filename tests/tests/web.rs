@@ -890,3 +890,34 @@ fn analytics_page_draws_charts_and_exports_each_as_csv() {
     assert_eq!(code, 404);
     assert!(body.contains("deliveries.csv"), "{body}");
 }
+
+/// A big building's residents come a page at a time, so the page stays within the 200 KB
+/// budget on a tablet.
+#[test]
+fn a_big_resident_list_is_paged_within_the_page_budget() {
+    let hub = start();
+    let (_, _, staff, _) = admin_and_staff(&hub);
+    for i in 0..400 {
+        let body = format!(
+            r#"{{"type":"register_resident","request_id":"res-{i}","resident":"r-{i:03}","unit":"{}"}}"#,
+            1000 + i
+        );
+        let (code, reply) = hub.api("POST", "/api/v1/commands", Some(&body));
+        assert_eq!(code, 200, "{reply}");
+    }
+    let get = |path: &str| req(hub.web, "GET", path, Some(&staff), None, "");
+    let (code, _, first) = get("/residents");
+    assert_eq!(code, 200);
+    assert!(first.len() < 200 * 1024, "{} bytes", first.len());
+    assert!(first.contains("Page 1 of 3"), "{first}");
+    assert!(first.contains("data-resident=\"r-000\""));
+    assert!(!first.contains("data-resident=\"r-399\""));
+    let (_, _, last) = get("/residents?q=&page=3");
+    assert!(last.contains("Page 3 of 3"));
+    assert!(last.contains("data-resident=\"r-399\""));
+    assert!(!last.contains("data-resident=\"r-000\""));
+    // Out of range pages show the nearest one; a search narrows to one page.
+    assert!(get("/residents?page=99").2.contains("Page 3 of 3"));
+    let (_, _, one) = get("/residents?q=r-123");
+    assert!(one.contains("data-resident=\"r-123\"") && !one.contains("Page 1 of"));
+}

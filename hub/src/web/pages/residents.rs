@@ -90,6 +90,9 @@ fn matches(r: &ResidentView, q: &str) -> bool {
     r.resident.as_str().to_lowercase().contains(&q) || r.unit.to_lowercase().contains(&q)
 }
 
+/// Residents listed per page.
+const PAGE_ROWS: usize = 150;
+
 async fn page(
     State(web): State<Arc<Web>>,
     headers: HeaderMap,
@@ -110,9 +113,18 @@ async fn page(
         .iter()
         .filter(|r| (show_all || r.active) && matches(r, search))
         .collect();
+    // A page of rows: each carries its own edit form, so a big building's full list would be
+    // far over the 200 KB page budget on a cheap tablet.
+    let pages = shown.len().div_ceil(PAGE_ROWS).max(1);
+    let page_no = q
+        .get("page")
+        .and_then(|n| n.parse::<usize>().ok())
+        .unwrap_or(1)
+        .clamp(1, pages);
     let rows: String = shown
         .iter()
-        .take(500)
+        .skip((page_no - 1) * PAGE_ROWS)
+        .take(PAGE_ROWS)
         .map(|r| {
             let u = html::url(r.resident.as_str());
             let deactivate = if r.active {
@@ -139,10 +151,26 @@ async fn page(
             )
         })
         .collect();
-    let more = if shown.len() > 500 {
+    let more = if pages > 1 {
+        let link = |n: usize, label: &str| {
+            format!(
+                "<a href=\"/residents?q={}{}&page={n}\">{label}</a>",
+                html::url(search),
+                if show_all { "&all=yes" } else { "" }
+            )
+        };
         format!(
-            "<p class=note>{} more; narrow the search.</p>",
-            shown.len() - 500
+            "<p class=note>Page {page_no} of {pages}. {} {}</p>",
+            if page_no > 1 {
+                link(page_no - 1, "← previous")
+            } else {
+                String::new()
+            },
+            if page_no < pages {
+                link(page_no + 1, "next →")
+            } else {
+                String::new()
+            },
         )
     } else {
         String::new()
