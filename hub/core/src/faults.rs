@@ -77,13 +77,43 @@ impl Core {
                 open,
                 occupied,
             } => self.door_state(tx, &bank, door, open, occupied),
-            Observation::ControllerOnline { bank } => self.controller_online(tx, &bank),
+            Observation::ControllerOnline { bank } => {
+                if self.ctx.site.bank(&bank).is_none() {
+                    return;
+                }
+                self.mark_online(tx, &bank);
+                // Reconcile on every (re)connect: doors may have moved while either side was
+                // away, including while the hub itself was down.
+                let doors = self.doors_of(&bank);
+                self.query_doors(tx, &bank, doors);
+            }
             Observation::DoorsUnreachable { bank, doors } => {
                 if self.ctx.site.bank(&bank).is_none() {
                     return;
                 }
-                self.controller_online(tx, &bank);
+                let mut doors: Vec<u16> = doors
+                    .into_iter()
+                    .filter(|d| self.ctx.site.compartment(&bank, *d).is_some())
+                    .collect();
+                doors.sort_unstable();
+                doors.dedup();
+                let before = self.state.bank(&bank);
+                let was: Vec<u16> = before.unreachable.iter().copied().collect();
+                // The same status again is a (re)connect of either side: reconcile every door
+                // that answers. A changed set is a board going or coming back: only the doors
+                // that came back need a look, and queries to a silent board would only hold up
+                // the bus for the unlocks that matter.
+                let query: Vec<u16> = if !before.online || was == doors {
+                    self.doors_of(&bank)
+                        .into_iter()
+                        .filter(|d| !doors.contains(d))
+                        .collect()
+                } else {
+                    was.into_iter().filter(|d| !doors.contains(d)).collect()
+                };
+                self.mark_online(tx, &bank);
                 self.set_unreachable(tx, &bank, doors);
+                self.query_doors(tx, &bank, query);
             }
             Observation::ControllerOffline { bank } => {
                 if self.ctx.site.bank(&bank).is_none() || !self.state.bank_online(&bank) {
@@ -125,47 +155,39 @@ impl Core {
         }
     }
 
-    fn controller_online(&mut self, tx: &mut Tx, bank: &str) {
-        {
-            let bank = bank.to_owned();
-            if self.ctx.site.bank(&bank).is_none() {
-                return;
-            }
-            if !self.state.bank_online(&bank) {
-                self.record(
-                    tx,
-                    Actor::Controller,
-                    Subject::bank(&bank),
-                    FactKind::BankOnline,
-                );
-                self.clear_alerts(tx, Actor::System, AlertKind::BankOffline, &bank, None);
-            }
-            // Reconcile on every (re)connect: doors may have moved while either side was
-            // away, including while the hub itself was down.
-            let doors: Vec<u16> = self
-                .ctx
-                .site
-                .bank(&bank)
-                .map(|b| b.compartments.iter().map(|c| c.door).collect())
-                .unwrap_or_default();
-            for door in doors {
-                tx.effects.push(Effect::QueryDoor {
-                    bank: bank.clone(),
-                    door,
-                });
-            }
+    fn mark_online(&mut self, tx: &mut Tx, bank: &str) {
+        if !self.state.bank_online(bank) {
+            self.record(
+                tx,
+                Actor::Controller,
+                Subject::bank(bank),
+                FactKind::BankOnline,
+            );
+            self.clear_alerts(tx, Actor::System, AlertKind::BankOffline, bank, None);
+        }
+    }
+
+    fn doors_of(&self, bank: &str) -> Vec<u16> {
+        self.ctx
+            .site
+            .bank(bank)
+            .map(|b| b.compartments.iter().map(|c| c.door).collect())
+            .unwrap_or_default()
+    }
+
+    fn query_doors(&self, tx: &mut Tx, bank: &str, doors: Vec<u16>) {
+        for door in doors {
+            tx.effects.push(Effect::QueryDoor {
+                bank: bank.to_owned(),
+                door,
+            });
         }
     }
 
     /// Record the controller's set of unreachable doors when it changed, with one alert while
-    /// it is not empty (a changed set replaces the alert, so its message stays true).
+    /// it is not empty (a changed set replaces the alert, so its message stays true). `doors`:
+    /// ascending, doors of the bank only.
     fn set_unreachable(&mut self, tx: &mut Tx, bank: &str, doors: Vec<u16>) {
-        let mut doors: Vec<u16> = doors
-            .into_iter()
-            .filter(|d| self.ctx.site.compartment(bank, *d).is_some())
-            .collect();
-        doors.sort_unstable();
-        doors.dedup();
         let known: Vec<u16> = self.state.bank(bank).unreachable.iter().copied().collect();
         if known == doors {
             return;

@@ -128,3 +128,33 @@ fn replaying_the_facts_reproduces_unreachable_doors_and_the_alert() {
     let out = unreachable(&mut s, "A", &[2]);
     assert!(out.facts.is_empty());
 }
+
+fn queried(out: &Output, bank: &str) -> Vec<u16> {
+    out.effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::QueryDoor { bank: b, door } if b == bank => Some(*door),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn doors_of_a_silent_board_are_never_queried_and_come_back_with_a_query() {
+    let mut s = Site::new();
+    // A board going silent while the bank is online: nothing to reconcile, and queries to the
+    // silent board would only hold up the bus.
+    let out = unreachable(&mut s, "A", &[4, 5, 6]);
+    assert_eq!(queried(&out, "A"), Vec::<u16>::new());
+    // The same status again (the controller or the hub reconnected): every reachable door.
+    s.advance(1_000);
+    let out = unreachable(&mut s, "A", &[4, 5, 6]);
+    assert_eq!(queried(&out, "A"), vec![1, 2, 3]);
+    // The board answers again: only its doors need a look.
+    let out = unreachable(&mut s, "A", &[]);
+    assert_eq!(queried(&out, "A"), vec![4, 5, 6]);
+    // Back from offline with a board still silent: the reachable doors.
+    s.obs(Observation::ControllerOffline { bank: "A".into() });
+    let out = unreachable(&mut s, "A", &[1]);
+    assert_eq!(queried(&out, "A"), vec![2, 3, 4, 5, 6]);
+}
