@@ -463,6 +463,13 @@ impl<P: LockBoards> Shared<P> {
             },
         };
         for board in boards {
+            // A board known silent is not asked urgently: each try waits out the response
+            // timeout and would hold up unlocks on its neighbours (the status already names its
+            // doors unreachable). The poller's probes notice when it answers again.
+            let silent = self.state().boards.get(&board).and_then(|b| b.alive) == Some(false);
+            if silent {
+                continue;
+            }
             match self
                 .link
                 .request(self.protocol.poll(board), Priority::Urgent)
@@ -500,6 +507,9 @@ impl<P: LockBoards> Shared<P> {
                         self.board_answered(board, &reply);
                         self.set_up(board).await;
                     }
+                    // No port, no board: say so for all of them at once, or the bank would
+                    // briefly report "online, these doors unreachable" on its way to offline.
+                    Err(LinkError::PortDown { .. }) => self.boards_silent(&boards),
                     Ok(None) | Err(_) => self.board_silent(board),
                 }
             }
@@ -588,13 +598,19 @@ impl<P: LockBoards> Shared<P> {
     }
 
     fn board_silent(&self, board: u8) {
+        self.boards_silent(&[board]);
+    }
+
+    fn boards_silent(&self, boards: &[u8]) {
         let mut state = self.state();
-        if let Some(b) = state.boards.get_mut(&board) {
-            if b.alive != Some(false) {
-                // The board may have been power-cycled by the time it answers again.
-                b.set_up = false;
+        for board in boards {
+            if let Some(b) = state.boards.get_mut(board) {
+                if b.alive != Some(false) {
+                    // The board may have been power-cycled by the time it answers again.
+                    b.set_up = false;
+                }
+                b.alive = Some(false);
             }
-            b.alive = Some(false);
         }
         self.refresh_status(&mut state);
     }

@@ -346,6 +346,15 @@ async fn the_port_vanishing_takes_the_bank_offline_until_it_returns() {
     hub.expect("status", |v| v["online"] == true).await;
     bus.sim.vanish();
     hub.expect("status", |v| v["online"] == false).await;
+    // Straight to offline: a lost port is not one silent board after another.
+    let topic = hub.topic("status");
+    let between: Vec<_> = hub
+        .collect(Duration::ZERO)
+        .await
+        .into_iter()
+        .filter(|(t, _)| *t == topic)
+        .collect();
+    assert!(between.is_empty(), "{between:?}");
     hub.send(serde_json::json!({"type": "unlock", "unlock_id": "while-gone", "door": 1}))
         .await;
     let a = ack(&hub.expect("ack", |v| v["unlock_id"] == "while-gone").await);
