@@ -313,7 +313,11 @@ async fn doors_of_a_silent_board_get_no_deliveries_and_raise_an_alert() {
     }
     wait_for("both boards answering", &hub, || {
         let d = hub.health()["drivers"].clone();
-        d["buses"][0]["devices_online"] == json!([1, 2]) && d["banks"][0]["online"] == true
+        // A few poll cycles in, the hub's start-up reconciliation (a query of every door) is
+        // over: this test is about a board going silent later.
+        d["buses"][0]["devices_online"] == json!([1, 2])
+            && d["banks"][0]["online"] == true
+            && d["banks"][0]["poll_cycles"].as_u64().unwrap_or(0) >= 5
     })
     .await;
     assert!(open_alerts(&hub, "doors_unreachable").is_empty());
