@@ -233,6 +233,17 @@ impl Core {
             };
             return reject(RejectCode::NothingToCollect, msg);
         }
+        // Every door behind a silent board: say so now rather than after the unlock fails. The
+        // code stays live for when the board answers again.
+        if by_door
+            .keys()
+            .all(|door| self.state.door_unreachable(bank, *door))
+        {
+            return reject(
+                RejectCode::BankOffline,
+                "your compartment cannot be opened right now; please ask at the front desk",
+            );
+        }
         let actor = Actor::Resident {
             id: resident.clone(),
         };

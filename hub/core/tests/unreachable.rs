@@ -158,3 +158,25 @@ fn doors_of_a_silent_board_are_never_queried_and_come_back_with_a_query() {
     let out = unreachable(&mut s, "A", &[1]);
     assert_eq!(queried(&out, "A"), vec![2, 3, 4, 5, 6]);
 }
+
+#[test]
+fn a_pickup_whose_only_door_is_unreachable_is_told_at_once_and_the_pin_stays_live() {
+    let mut s = Site::new();
+    let d = s.deliver("A", "r1", Size::Small, 1);
+    assert_eq!(d.door, 1);
+    unreachable(&mut s, "A", &[1]);
+    let out = s.pin("A", &d.pin);
+    assert!(unlocks(&out).is_empty(), "no unlock sent to a silent board");
+    match outcome(&out) {
+        Outcome::Rejected(r) => {
+            assert_eq!(r.code, RejectCode::BankOffline);
+            assert!(r.message.contains("front desk"), "{}", r.message);
+        }
+        other => panic!("{other:?}"),
+    }
+    // Once the board answers, the same PIN opens the door.
+    s.advance(60_000);
+    unreachable(&mut s, "A", &[]);
+    let out = s.pin("A", &d.pin);
+    assert_eq!(unlocks(&out).len(), 1, "{out:?}");
+}
