@@ -9,7 +9,7 @@ use axum::http::HeaderMap;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use locker_core::{Alert, BankView, CompartmentStatus, CompartmentView};
+use locker_core::{Alert, BankView, CompartmentStatus, CompartmentView, TempClass};
 
 use crate::web::auth::{self, Need};
 use crate::web::html::{self, escape};
@@ -62,10 +62,11 @@ fn legend() -> String {
         ("door open", "door open"),
         ("s-out_of_service", "out of service"),
         ("s-disputed", "fault / disputed"),
-        ("s-offline", "bank offline"),
+        ("s-offline", "offline (bank or its board)"),
     ]
     .iter()
     .map(|(c, n)| format!("<span class=\"door {c}\" style=\"display:inline-block;width:auto;min-height:0\">{n}</span>"))
+    .chain(std::iter::once(" ❄ refrigerated, ❄❄ frozen".to_owned()))
     .collect()
 }
 
@@ -164,9 +165,15 @@ fn door(c: &CompartmentView) -> String {
     };
     let open = if c.door_open { " open" } else { "" };
     let open_text = if c.door_open { " · open" } else { "" };
+    // Cooled compartments are marked, so staff see at a glance where groceries belong.
+    let cold = match c.temperature {
+        TempClass::Ambient => "",
+        TempClass::Refrigerated => " ❄",
+        TempClass::Frozen => " ❄❄",
+    };
     format!(
         "<a class=\"door s-{status}{open}\" data-door={d} data-status={status} href=\"/compartments/{b}/{d}\" \
-         title=\"{size:?} {temp:?}\"><b>{d}</b>{label}{open_text}</a>",
+         title=\"{size:?} {temp:?}\"><b>{d}{cold}</b>{label}{open_text}</a>",
         d = c.door,
         b = html::url(&c.bank),
         size = c.size,
