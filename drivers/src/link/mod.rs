@@ -26,11 +26,11 @@
 //!
 //! The protocol itself is a [`Protocol`]: sans-IO encode, decode and matching.
 
+mod devices;
 mod lograte;
 pub mod stats;
 pub mod transport;
 
-use std::collections::HashMap;
 use std::fmt::Debug;
 use std::io;
 use std::sync::{Arc, Mutex};
@@ -42,6 +42,7 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use crate::codec::{Decoded, Event, FrameBuffer};
+pub(crate) use devices::{Devices, Gate};
 pub use lograte::LogLimiter;
 pub use stats::{DeviceHealth, LinkStats};
 use transport::BoxPort;
@@ -233,6 +234,12 @@ impl<P: Protocol> Link<P> {
             bus: bus.clone(),
             ..LinkStats::default()
         }));
+        let devices = Devices::new(
+            bus.clone(),
+            "board",
+            settings.offline_after,
+            settings.offline_poll_interval,
+        );
         let task = Task {
             log: Logs::new(settings.log_interval),
             backoff: settings.reopen_backoff_min,
@@ -243,7 +250,7 @@ impl<P: Protocol> Link<P> {
             rx: FrameBuffer::new(),
             stats: stats.clone(),
             unsolicited: unsolicited.clone(),
-            devices: HashMap::new(),
+            devices,
             failures_in_a_row: 0,
             next_open: Instant::now(),
             port_error: "not opened yet".into(),
@@ -315,12 +322,6 @@ impl Logs {
     }
 }
 
-struct Device {
-    failures: u32,
-    online: bool,
-    next_probe: Instant,
-}
-
 /// How one attempt at a request ended (I/O errors aside).
 enum Attempt<R> {
     Answered(R),
@@ -344,7 +345,7 @@ struct Task<P: Protocol> {
     rx: FrameBuffer,
     stats: Arc<Mutex<LinkStats>>,
     unsolicited: broadcast::Sender<P::Reply>,
-    devices: HashMap<u8, Device>,
+    devices: Devices,
     failures_in_a_row: u32,
     backoff: Duration,
     next_open: Instant,
@@ -458,8 +459,9 @@ impl<P: Protocol> Task<P> {
         }
         if let (Some(d), Priority::Routine) = (device, job.priority) {
             let now = Instant::now();
-            if let Some(dev) = self.devices.get_mut(&d).filter(|dev| !dev.online) {
-                if now < dev.next_probe {
+            match self.devices.gate(d, now) {
+                Gate::Send => {}
+                Gate::Refuse => {
                     self.update(|s| s.refused += 1);
                     return Err(LinkError::Offline {
                         bus: self.bus.clone(),
@@ -468,8 +470,7 @@ impl<P: Protocol> Task<P> {
                     });
                 }
                 // One probe, not a burst of retries, for a device that is known to be gone.
-                dev.next_probe = now + self.settings.offline_poll_interval;
-                max_tries = 1;
+                Gate::Probe => max_tries = 1,
             }
         }
         let expect = self
@@ -695,37 +696,14 @@ impl<P: Protocol> Task<P> {
     }
 
     fn device_answered(&mut self, d: u8) {
-        let dev = self.devices.entry(d).or_insert_with(Device::new);
-        let was_offline = !dev.online;
-        dev.failures = 0;
-        dev.online = true;
-        if was_offline {
-            info!(bus = %self.bus, board = d, "device answers again");
-        }
+        let health = self.devices.answered(d);
         self.update(|s| {
-            s.devices.insert(
-                d,
-                DeviceHealth {
-                    online: true,
-                    consecutive_failures: 0,
-                },
-            );
+            s.devices.insert(d, health);
         });
     }
 
     fn device_failed(&mut self, d: u8) {
-        let dev = self.devices.entry(d).or_insert_with(Device::new);
-        dev.failures += 1;
-        if dev.online && dev.failures >= self.settings.offline_after {
-            dev.online = false;
-            dev.next_probe = Instant::now() + self.settings.offline_poll_interval;
-            warn!(bus = %self.bus, board = d, failures = dev.failures,
-                probe_every = ?self.settings.offline_poll_interval, "device offline");
-        }
-        let health = DeviceHealth {
-            online: dev.online,
-            consecutive_failures: dev.failures,
-        };
+        let health = self.devices.failed(d);
         self.update(|s| {
             s.devices.insert(d, health);
         });
@@ -739,16 +717,6 @@ impl<P: Protocol> Task<P> {
         match self.stats.lock() {
             Ok(mut s) => f(&mut s),
             Err(poisoned) => f(&mut poisoned.into_inner()),
-        }
-    }
-}
-
-impl Device {
-    fn new() -> Self {
-        Device {
-            failures: 0,
-            online: true,
-            next_probe: Instant::now(),
         }
     }
 }

@@ -22,7 +22,6 @@
 //!   free meanwhile. A failed "off" is tried again a few times; on start-up the lock driver
 //!   writes every lock coil off anyway (see [`super::io`]).
 
-use std::collections::HashMap;
 use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -36,7 +35,7 @@ use tracing::{error, info, warn};
 
 use crate::adapter::BoardLink;
 use crate::link::transport::{self, SerialLine, Transport};
-use crate::link::{DeviceHealth, DeviceName, LinkError, LinkStats, LogLimiter, Priority};
+use crate::link::{DeviceName, Devices, Gate, LinkError, LinkStats, LogLimiter, Priority};
 
 /// Where a Modbus bus is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -219,6 +218,12 @@ impl ModbusLink {
             bus: bus.clone(),
             ..LinkStats::default()
         }));
+        let devices = Devices::new(
+            bus.clone(),
+            "Modbus slave",
+            settings.offline_after,
+            settings.offline_poll_interval,
+        );
         let task = Task {
             log: Logs::new(settings.log_interval),
             backoff: settings.reopen_backoff_min,
@@ -226,7 +231,7 @@ impl ModbusLink {
             bus: bus.clone(),
             ctx: None,
             stats: stats.clone(),
-            devices: HashMap::new(),
+            devices,
             next_open: Instant::now(),
             port_error: "not opened yet".into(),
             opened_once: false,
@@ -315,12 +320,6 @@ impl Logs {
     }
 }
 
-struct Device {
-    failures: u32,
-    online: bool,
-    next_probe: Instant,
-}
-
 /// A coil that must be switched off.
 struct Off {
     due: Instant,
@@ -355,7 +354,7 @@ struct Task {
     bus: String,
     ctx: Option<Context>,
     stats: Arc<Mutex<LinkStats>>,
-    devices: HashMap<u8, Device>,
+    devices: Devices,
     backoff: Duration,
     next_open: Instant,
     port_error: String,
@@ -518,8 +517,9 @@ impl Task {
         };
         if job.priority == Priority::Routine {
             let now = Instant::now();
-            if let Some(dev) = self.devices.get_mut(&request.slave).filter(|d| !d.online) {
-                if now < dev.next_probe {
+            match self.devices.gate(request.slave, now) {
+                Gate::Send => {}
+                Gate::Refuse => {
                     self.update(|s| s.refused += 1);
                     return Err(LinkError::Offline {
                         bus: self.bus.clone(),
@@ -527,8 +527,7 @@ impl Task {
                         probe: self.settings.offline_poll_interval,
                     });
                 }
-                dev.next_probe = now + self.settings.offline_poll_interval;
-                max_tries = 1;
+                Gate::Probe => max_tries = 1,
             }
         }
         let timeout = request.timeout.unwrap_or(self.settings.response_timeout);
@@ -751,37 +750,14 @@ impl Task {
     }
 
     fn device_answered(&mut self, d: u8) {
-        let dev = self.devices.entry(d).or_insert_with(Device::new);
-        let was_offline = !dev.online;
-        dev.failures = 0;
-        dev.online = true;
-        if was_offline {
-            info!(bus = %self.bus, slave = d, "Modbus device answers again");
-        }
+        let health = self.devices.answered(d);
         self.update(|s| {
-            s.devices.insert(
-                d,
-                DeviceHealth {
-                    online: true,
-                    consecutive_failures: 0,
-                },
-            );
+            s.devices.insert(d, health);
         });
     }
 
     fn device_failed(&mut self, d: u8) {
-        let dev = self.devices.entry(d).or_insert_with(Device::new);
-        dev.failures += 1;
-        if dev.online && dev.failures >= self.settings.offline_after {
-            dev.online = false;
-            dev.next_probe = Instant::now() + self.settings.offline_poll_interval;
-            warn!(bus = %self.bus, slave = d, failures = dev.failures,
-                probe_every = ?self.settings.offline_poll_interval, "Modbus device offline");
-        }
-        let health = DeviceHealth {
-            online: dev.online,
-            consecutive_failures: dev.failures,
-        };
+        let health = self.devices.failed(d);
         self.update(|s| {
             s.devices.insert(d, health);
         });
@@ -795,16 +771,6 @@ impl Task {
         match self.stats.lock() {
             Ok(mut s) => f(&mut s),
             Err(poisoned) => f(&mut poisoned.into_inner()),
-        }
-    }
-}
-
-impl Device {
-    fn new() -> Self {
-        Device {
-            failures: 0,
-            online: true,
-            next_probe: Instant::now(),
         }
     }
 }
