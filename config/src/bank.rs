@@ -7,6 +7,7 @@
 //! location = "Ground floor, by the mailboxes"
 //! driver = { kind = "mqtt" }             # see the driver module for every kind
 //! mqtt = { username = "lobby", password_hash = "$argon2id$..." }   # optional broker login
+//! kiosks = [{ id = "lobby-1", username = "kiosk-lobby-1", password_hash = "$argon2id$..." }]
 //! compartments = [
 //!   { doors = "1-8",  size = "S", column = 1 },
 //!   { doors = "9-12", size = "M", column = 2, accessible = true },
@@ -29,7 +30,7 @@
 use std::collections::BTreeMap;
 use std::ops::Range;
 
-use crate::credentials::{self, BankMqtt};
+use crate::credentials::{self, BankMqtt, KioskLogin};
 use crate::diagnostics::did_you_mean;
 use crate::doors;
 use crate::driver::{self, Driver};
@@ -52,6 +53,8 @@ pub struct Bank {
     pub compartments: Vec<Compartment>,
     /// Broker login of the bank's controller, if it has one.
     pub mqtt: Option<BankMqtt>,
+    /// Broker logins of the bank's kiosks (screens or keypads that send kiosk requests).
+    pub kiosks: Vec<KioskLogin>,
     /// Refrigerated and frozen units of this bank.
     pub units: Vec<RefrigeratedUnit>,
 }
@@ -138,7 +141,8 @@ pub(crate) struct BankRead {
     /// `None` when the bank had problems (they are recorded).
     pub(crate) bank: Option<Bank>,
     pub(crate) id: Option<(String, Loc)>,
-    pub(crate) username: Option<(String, Loc)>,
+    /// Every MQTT username the bank declares (controller and kiosks), checked site-wide.
+    pub(crate) usernames: Vec<(String, Loc)>,
 }
 
 /// An identifier that appears in MQTT topics: `[A-Za-z0-9_-]+`, at most 64 characters.
@@ -224,15 +228,36 @@ pub(crate) fn read(item: &Item, cx: &mut Ctx, buses: &mut Vec<BusUse>) -> Option
     }
 
     let mqtt = t.get("mqtt").map(|m| credentials::read(&m, cx));
+    let mut usernames = Vec::new();
+    let mut kiosks: Vec<KioskLogin> = Vec::new();
+    if let Some(list) = t.get("kiosks").and_then(|k| k.array(cx)) {
+        for entry in &list {
+            let loc = entry.loc();
+            let (login, read) = credentials::read_kiosk(entry, cx);
+            usernames.extend(read.username);
+            let Some(login) = login else { continue };
+            if kiosks.iter().any(|k| k.id == login.id) {
+                cx.error_at(
+                    &loc,
+                    format!("kiosk id `{}` is used twice in this bank", login.id),
+                );
+                continue;
+            }
+            kiosks.push(login);
+        }
+    }
     t.finish(cx);
 
     let compartments = resolve_units(pending, &units, &broken_units, cx);
     if let Some(read) = &driver {
         check_driver_doors(read, &compartments, cx);
     }
-    let (credentials, username) = match mqtt {
-        None => (Some(None), None),
-        Some(read) => (read.credentials.map(Some), read.username),
+    let credentials = match mqtt {
+        None => Some(None),
+        Some(read) => {
+            usernames.extend(read.username);
+            read.credentials.map(Some)
+        }
     };
     let bank = (|| {
         if cx.problem_count() != before {
@@ -246,10 +271,15 @@ pub(crate) fn read(item: &Item, cx: &mut Ctx, buses: &mut Vec<BusUse>) -> Option
             driver: driver?.driver,
             compartments,
             mqtt: credentials?,
+            kiosks,
             units: units.into_iter().map(|u| u.unit).collect(),
         })
     })();
-    Some(BankRead { bank, id, username })
+    Some(BankRead {
+        bank,
+        id,
+        usernames,
+    })
 }
 
 /// Expands the compartments list; door numbers and positions must be unique in the bank.

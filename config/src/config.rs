@@ -68,7 +68,8 @@ pub(crate) fn read(doc: &Spanned<DeTable>, cx: &mut Ctx) -> Option<Config> {
     let mut buses = Vec::new();
 
     let site = site::read(&mut root, cx);
-    let mqtt = network::read_mqtt(&mut root, cx, &mut binds);
+    let mut observer_names = Vec::new();
+    let mqtt = network::read_mqtt(&mut root, cx, &mut binds, &mut observer_names);
     let web = network::read_web(&mut root, cx, &mut binds);
     let mut banks = Vec::new();
     let mut banks_ok = true;
@@ -95,7 +96,7 @@ pub(crate) fn read(doc: &Spanned<DeTable>, cx: &mut Ctx) -> Option<Config> {
     root.finish(cx);
 
     network::check_clashes(&binds, cx);
-    validate::check_banks(&banks, cx);
+    validate::check_banks(&banks, &observer_names, cx);
     validate::check_buses(&buses, cx);
 
     if cx.problem_count() > 0 || !banks_ok {

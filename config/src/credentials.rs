@@ -1,4 +1,6 @@
-//! Broker logins of bank controllers (`mqtt = { username, password_hash }` in a bank).
+//! Broker logins: bank controllers (`mqtt = { username, password_hash }` in a bank), kiosks
+//! (`kiosks = [{ id, username, password_hash }]` in a bank) and read-only staff tools
+//! (`observers = [{ username, password_hash }]` in `[mqtt]`).
 //!
 //! Only password hashes are accepted, as PHC strings
 //! (`$argon2id$v=19$m=19456,t=2,p=1$SALT$HASH`, as printed by `locker-hub hash-password`),
@@ -6,11 +8,24 @@
 //! for shape here; the broker verifies passwords against it.
 
 use crate::bank::check_topic_id;
-use crate::raw::{Ctx, Item, Loc};
+use crate::raw::{Ctx, Item, Loc, Table};
 
 /// A bank controller's broker login.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BankMqtt {
+    /// MQTT username, unique on the site.
+    pub username: String,
+    /// Argon2 PHC hash string of the password.
+    pub password_hash: String,
+}
+
+/// A kiosk's broker login: a kiosk belongs to one bank and may only send that bank's kiosk
+/// requests and read its own replies (`docs/mqtt-api.md`, "Who may do what").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KioskLogin {
+    /// Kiosk id, unique in its bank (`[A-Za-z0-9_-]+`): its replies go to
+    /// `…/bank/{bank}/kiosk/reply/{id}`.
+    pub id: String,
     /// MQTT username, unique on the site.
     pub username: String,
     /// Argon2 PHC hash string of the password.
@@ -24,6 +39,9 @@ pub(crate) struct CredentialsRead {
     pub(crate) username: Option<(String, Loc)>,
 }
 
+/// The hub's own MQTT client logs in with this name; no configured login may take it.
+pub const RESERVED_USERNAME: &str = "locker-hub";
+
 const HASH_ADVICE: &str = "store a hash: run `locker-hub hash-password`";
 
 pub(crate) fn read(item: &Item, cx: &mut Ctx) -> CredentialsRead {
@@ -33,6 +51,37 @@ pub(crate) fn read(item: &Item, cx: &mut Ctx) -> CredentialsRead {
             username: None,
         };
     };
+    let read = read_fields(&mut t, cx);
+    t.finish(cx);
+    read
+}
+
+/// One kiosk entry: `{ id, username, password_hash }`; `None` for the login when it has problems.
+pub(crate) fn read_kiosk(item: &Item, cx: &mut Ctx) -> (Option<KioskLogin>, CredentialsRead) {
+    let Some(mut t) = item.table(cx) else {
+        return (
+            None,
+            CredentialsRead {
+                credentials: None,
+                username: None,
+            },
+        );
+    };
+    let id = t.require(cx, "id").and_then(|i| check_topic_id(&i, cx));
+    let read = read_fields(&mut t, cx);
+    t.finish(cx);
+    let login = match (id, &read.credentials) {
+        (Some(id), Some(c)) => Some(KioskLogin {
+            id,
+            username: c.username.clone(),
+            password_hash: c.password_hash.clone(),
+        }),
+        _ => None,
+    };
+    (login, read)
+}
+
+fn read_fields(t: &mut Table<'_, '_>, cx: &mut Ctx) -> CredentialsRead {
     let username = t
         .require(cx, "username")
         .and_then(|u| Some((check_topic_id(&u, cx)?, u.loc())));
@@ -55,7 +104,16 @@ pub(crate) fn read(item: &Item, cx: &mut Ctx) -> CredentialsRead {
             }
         }
     });
-    t.finish(cx);
+    if let Some((name, loc)) = &username {
+        if name == RESERVED_USERNAME {
+            cx.error_at(
+                loc,
+                format!(
+                    "`{RESERVED_USERNAME}` is the hub's own MQTT login: choose another username"
+                ),
+            );
+        }
+    }
     let credentials = match (&username, hash) {
         (Some((name, _)), Some(hash)) => Some(BankMqtt {
             username: name.clone(),

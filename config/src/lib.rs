@@ -47,7 +47,7 @@ use toml::de::DeTable;
 pub use bank::{Bank, Compartment, SizeClass, TemperatureClass};
 pub use cloud::Sync;
 pub use config::Config;
-pub use credentials::BankMqtt;
+pub use credentials::{BankMqtt, KioskLogin, RESERVED_USERNAME};
 pub use diagnostics::{Diagnostics, Problem};
 pub use doors::MAX_DOOR;
 pub use driver::{

@@ -7,6 +7,7 @@
 //! allow_anonymous = false
 //! max_connections = 256
 //! max_payload_bytes = 262144
+//! observers = [{ username = "bms", password_hash = "$argon2id$..." }]   # read-only staff tools
 //!
 //! [web]
 //! bind = "0.0.0.0:8080"
@@ -18,6 +19,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
+use crate::credentials::{self, BankMqtt};
 use crate::raw::{Ctx, Item, Loc, Table};
 
 /// Default plain MQTT listener: every interface, the IANA MQTT port.
@@ -47,6 +49,9 @@ pub struct Mqtt {
     pub max_connections: usize,
     /// Largest accepted MQTT payload in bytes.
     pub max_payload_bytes: usize,
+    /// Read-only logins for staff tools (dashboards, building management): they may read bank
+    /// state, door observations, sensor readings and alerts, and publish nothing.
+    pub observers: Vec<BankMqtt>,
 }
 
 /// A plain TCP listener.
@@ -115,8 +120,14 @@ impl BoundAt {
     }
 }
 
-/// Reads `[mqtt]`; every listener address read is appended to `binds`.
-pub(crate) fn read_mqtt(root: &mut Table, cx: &mut Ctx, binds: &mut Vec<BoundAt>) -> Option<Mqtt> {
+/// Reads `[mqtt]`; every listener address read is appended to `binds`, every observer username
+/// to `usernames` (they are checked site-wide).
+pub(crate) fn read_mqtt(
+    root: &mut Table,
+    cx: &mut Ctx,
+    binds: &mut Vec<BoundAt>,
+    usernames: &mut Vec<(String, Loc)>,
+) -> Option<Mqtt> {
     let Some(item) = root.get("mqtt") else {
         binds.push(BoundAt::new(
             DEFAULT_MQTT_BIND,
@@ -132,6 +143,7 @@ pub(crate) fn read_mqtt(root: &mut Table, cx: &mut Ctx, binds: &mut Vec<BoundAt>
             allow_anonymous: false,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
+            observers: Vec::new(),
         });
     };
     let mut t = item.table(cx)?;
@@ -167,8 +179,23 @@ pub(crate) fn read_mqtt(root: &mut Table, cx: &mut Ctx, binds: &mut Vec<BoundAt>
         1024..=16 * 1024 * 1024,
         DEFAULT_MAX_PAYLOAD_BYTES as i64,
     ) as usize;
+    let mut observers = Vec::new();
+    let mut observers_ok = true;
+    if let Some(list) = t.get("observers").and_then(|o| o.array(cx)) {
+        for entry in &list {
+            let read = credentials::read(entry, cx);
+            usernames.extend(read.username);
+            match read.credentials {
+                Some(c) => observers.push(c),
+                None => observers_ok = false,
+            }
+        }
+    }
     let loc = t.loc();
     t.finish(cx);
+    if !observers_ok {
+        return None;
+    }
 
     let (listener, tls) = (listener?, tls?);
     if listener.is_none() && tls.is_none() {
@@ -185,6 +212,7 @@ pub(crate) fn read_mqtt(root: &mut Table, cx: &mut Ctx, binds: &mut Vec<BoundAt>
         allow_anonymous,
         max_connections,
         max_payload_bytes,
+        observers,
     })
 }
 

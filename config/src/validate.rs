@@ -7,10 +7,21 @@ use crate::bank::BankRead;
 use crate::raw::{Ctx, Loc};
 use crate::transport::{BusUse, Endpoint, Parity};
 
-/// Bank ids and bank MQTT usernames are unique on the site.
-pub(crate) fn check_banks(banks: &[BankRead], cx: &mut Ctx) {
+/// Bank ids and MQTT usernames (controllers, kiosks, observers) are unique on the site.
+pub(crate) fn check_banks(banks: &[BankRead], observers: &[(String, Loc)], cx: &mut Ctx) {
     let mut ids: HashMap<&str, &Loc> = HashMap::new();
     let mut users: HashMap<&str, &Loc> = HashMap::new();
+    for (username, loc) in observers {
+        if let Some(first) = users.insert(username, loc) {
+            cx.error_at(
+                loc,
+                format!(
+                    "MQTT username `{username}` is already used by `{}`: each client needs its own login",
+                    first.key
+                ),
+            );
+        }
+    }
     for read in banks {
         if let Some((id, loc)) = &read.id {
             if let Some(first) = ids.insert(id, loc) {
@@ -20,12 +31,12 @@ pub(crate) fn check_banks(banks: &[BankRead], cx: &mut Ctx) {
                 );
             }
         }
-        if let Some((username, loc)) = &read.username {
+        for (username, loc) in &read.usernames {
             if let Some(first) = users.insert(username, loc) {
                 cx.error_at(
                     loc,
                     format!(
-                        "MQTT username `{username}` is already used by `{}`: each controller needs its own login",
+                        "MQTT username `{username}` is already used by `{}`: each client needs its own login",
                         first.key
                     ),
                 );
