@@ -2,8 +2,9 @@
 //!
 //! Each RS-485 port or TCP gateway gets one link (the task that owns the bus); each bank on it
 //! gets an adapter that presents the bank on the MQTT bus exactly as a bank with its own
-//! controller would. The adapters log in to the broker's internal listener with the hub's own
-//! credentials. From there on the workflow core sees these banks like any other.
+//! controller would. Each bank's adapter and sensor poller log in through the front door's
+//! loopback listener with that bank's own in-process login, so they have exactly a bank
+//! controller's rights. From there on the workflow core sees these banks like any other.
 //!
 //! Modbus is the same with a Modbus link per bus: a `modbus` bank's adapter and every
 //! `modbus-points` sensor on that bus (a sensor without its own `port`/`host` is on its
@@ -119,12 +120,12 @@ fn bus_health(protocol: &'static str, s: LinkStats) -> BusHealth {
 pub fn start(
     config: &Config,
     broker: SocketAddr,
-    credentials: (&str, &str),
+    login_of: impl Fn(&str) -> Option<(String, String)>,
 ) -> (Drivers, Vec<String>) {
-    let target = BrokerTarget {
+    let target_of = |bank: &str| BrokerTarget {
         host: broker.ip().to_string(),
         port: broker.port(),
-        credentials: Some((credentials.0.to_owned(), credentials.1.to_owned())),
+        credentials: login_of(bank),
     };
     let mut kerong_links: BTreeMap<String, Link<Kerong>> = BTreeMap::new();
     let mut lockboard_links: BTreeMap<String, Link<Lockboard8a>> = BTreeMap::new();
@@ -134,7 +135,7 @@ pub fn start(
     for bank in &config.banks {
         let settings = |poll_interval| BankSettings {
             bank: bank.id.clone(),
-            broker: target.clone(),
+            broker: target_of(&bank.id),
             poll_interval,
         };
         let handle = match &bank.driver {
@@ -218,7 +219,7 @@ pub fn start(
             continue;
         }
         let count = polled.len();
-        match points::spawn(&bank.id, polled, &target) {
+        match points::spawn(&bank.id, polled, &target_of(&bank.id)) {
             Ok(handle) => {
                 info!(bank = %bank.id, sensors = count, "modbus sensor poller started");
                 sensors.push(handle);

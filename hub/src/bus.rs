@@ -27,13 +27,17 @@ use crate::shutdown::Shutdown;
 use crate::status::HubStatus;
 
 /// Everything the hub listens to.
-const SUBSCRIPTIONS: [&str; 5] = [
+const SUBSCRIPTIONS: [&str; 6] = [
+    PROBES,
     bus::filters::STATUS,
     bus::filters::DOORS,
     bus::filters::ACKS,
     bus::filters::KIOSK,
     bus::filters::UNIT_READINGS,
 ];
+
+/// The front door's end-to-end probes (`broker::probe`): the hub's client proves it hears them.
+const PROBES: &str = "lockerhub/v1/hub/probe/#";
 
 /// The refrigerated units' sensors the configuration names, as (bank, unit, sensor).
 pub type KnownSensors = BTreeSet<(String, String, String)>;
@@ -169,6 +173,10 @@ async fn on_publish(
     limit: &WarnLimit,
 ) {
     let topic = String::from_utf8_lossy(&p.topic);
+    if topic.starts_with(crate::broker::acl::PROBE_PREFIX) {
+        status.probes.seen(&p.payload);
+        return;
+    }
     let props = p.properties.as_ref();
     let response_topic = props.and_then(|p| p.response_topic.clone());
     let correlation = props.and_then(|p| p.correlation_data.clone());

@@ -4,6 +4,7 @@
 //! (simulated banks) → web. Shutdown: stop accepting and close client connections, flush state,
 //! return; `main` then exits the process, which also ends rumqttd's threads (rumqttd has no stop).
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,10 +13,12 @@ use locker_config::{Config, Driver, SensorSource};
 use tokio::net::TcpListener;
 use tracing::{error, info, warn};
 
-use crate::broker::{self, auth::Authenticator, front::FrontDoor, Limits};
+use crate::broker::acl::Role;
+use crate::broker::auth::{Authenticator, ConfiguredLogin};
+use crate::broker::{self, front::FrontDoor, probe, Limits};
 use crate::shutdown::Shutdown;
 use crate::status::HubStatus;
-use crate::{api, banks, bus, demo, engine, shutdown, systemd, tls, web};
+use crate::{api, banks, bus, conn_limit, demo, engine, shutdown, systemd, tls, web};
 
 /// Where the hub ended up listening (ports given as 0 in the configuration are resolved here).
 #[derive(Debug, Clone)]
@@ -72,6 +75,7 @@ pub async fn run(
     demo: bool,
     on_ready: impl FnOnce(&Listening),
 ) -> Result<(), StartError> {
+    fail_stop_on_panic();
     let (trigger, shutdown) = shutdown::channel();
     let status = HubStatus::new(config.banks.iter().map(|b| b.id.clone()));
 
@@ -87,24 +91,41 @@ pub async fn run(
         demo::seed_directory(&engine.jobs);
     }
 
-    let authenticator = Authenticator::new(config.banks.iter().filter_map(|b| {
-        b.mqtt
-            .as_ref()
-            .map(|m| (b.id.clone(), m.username.clone(), m.password_hash.clone()))
-    }));
+    let pool = Arc::new(broker::auth::Argon2Pool::default());
+    let mut authenticator = Authenticator::new(
+        configured_logins(&config),
+        config.mqtt.allow_anonymous,
+        pool.clone(),
+    );
+    // In-process clients get their own logins and roles: a driver or a simulated bank may touch
+    // only its own bank's controller topics, the probe only its probe topics.
+    let mut bank_logins = HashMap::new();
+    for bank in &config.banks {
+        let login = authenticator.add_internal(
+            &format!("locker-hub.bank.{}", bank.id),
+            Role::Bank {
+                bank: bank.id.clone(),
+            },
+        );
+        bank_logins.insert(bank.id.clone(), login);
+    }
+    let probe_login = authenticator.add_internal("locker-hub.probe", Role::Probe);
+    let authenticator = Arc::new(authenticator);
     let limits = Limits {
         max_connections: config.mqtt.max_connections,
+        // A driver or simulator and a sensor poller per bank, the probes.
+        internal_clients: 2 * config.banks.len() + 4,
         max_payload_bytes: config.mqtt.max_payload_bytes,
     };
-    let internal = broker::start(&limits, authenticator.clone(), config.mqtt.allow_anonymous)?;
+    let internal = broker::start(&limits, authenticator.clone())?;
     info!(
         allow_anonymous = config.mqtt.allow_anonymous,
         "MQTT broker started"
     );
 
-    // MQTT 5, so that kiosks' response-topic and correlation-data properties reach the hub.
+    // MQTT 5, so that kiosks' response-topic and correlation-data properties reach it.
     bus::spawn(
-        internal.v5_auth,
+        internal.v5,
         authenticator.hub_credentials(),
         status.clone(),
         engine.jobs.clone(),
@@ -113,20 +134,34 @@ pub async fn run(
         bus::known_sensors(&config),
     );
 
-    let front = FrontDoor {
-        internal,
-        clients: status.clients.clone(),
-        shutdown: shutdown.clone(),
-    };
+    let (hub_user, hub_password) = authenticator.hub_credentials();
+    let front = FrontDoor::new(
+        internal.v5,
+        (hub_user.to_owned(), hub_password.to_owned()),
+        authenticator.clone(),
+        status.clients.clone(),
+        status.refusals.clone(),
+        config.mqtt.max_connections,
+        config.mqtt.max_payload_bytes,
+        shutdown.clone(),
+    );
     let mut listening = Listening {
         mqtt: None,
         mqtts: None,
         web: config.web.bind,
         web_tls: config.web.tls.is_some(),
     };
+    let mut probe_targets = Vec::new();
     if let Some(l) = &config.mqtt.listener {
         let listener = bind("MQTT", l.bind).await?;
         listening.mqtt = listener.local_addr().ok();
+        if let Some(addr) = listening.mqtt {
+            probe_targets.push(probe::Target {
+                name: "mqtt",
+                addr,
+                tls_cert: None,
+            });
+        }
         tokio::spawn(front.clone().serve_plain(listener));
     }
     if let Some(t) = &config.mqtt.tls {
@@ -139,12 +174,40 @@ pub async fn run(
                 source,
             })?;
         listening.mqtts = Some(listener.local_addr());
+        probe_targets.push(probe::Target {
+            name: "mqtts",
+            addr: listener.local_addr(),
+            tls_cert: Some(t.cert.clone()),
+        });
         tokio::spawn(front.clone().serve_tls(listener));
     }
+    // The drivers' own door: loopback only, through the same checks as everyone else.
+    let local = bind(
+        "the drivers' MQTT listener",
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+    )
+    .await?;
+    let local_addr = local.local_addr().map_err(|source| StartError::Bind {
+        what: "the drivers' MQTT listener",
+        addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+        source,
+    })?;
+    probe_targets.push(probe::Target {
+        name: "drivers",
+        addr: local_addr,
+        tls_cert: None,
+    });
+    tokio::spawn(front.with_own_limit().serve_plain(local));
+    probe::spawn(
+        status.probes.clone(),
+        probe_targets,
+        probe_login,
+        shutdown.clone(),
+    );
 
-    start_simulated_banks(&config, &listening, &internal, &authenticator);
+    start_simulated_banks(&config, &listening, local_addr, &bank_logins);
     let (drivers, problems) =
-        banks::start(&config, internal.v4_auth, authenticator.hub_credentials());
+        banks::start(&config, local_addr, |bank| bank_logins.get(bank).cloned());
     let drivers = Arc::new(drivers);
     let read = drivers.clone();
     status.set_drivers(move || read.health());
@@ -166,6 +229,7 @@ pub async fn run(
         users,
         sessions: Default::default(),
         throttle: Default::default(),
+        argon2: pool.clone(),
         secure: config.web.tls.is_some(),
         site_name: config.site.name.clone(),
         banks: web::Web::banks_of(&config),
@@ -181,6 +245,11 @@ pub async fn run(
     let graceful = async move {
         web_shutdown.wait().await;
     };
+    // Before sign-in, a web connection is bounded like an MQTT one: per source and in all, its
+    // first request within WEB_FIRST_BYTES, closed after WEB_IDLE of silence (live pages get a
+    // keep-alive every 15 s).
+    let web_limit = conn_limit::SourceLimit::new(WEB_CONNECTIONS_PER_SOURCE, WEB_CONNECTIONS);
+    let app = app.into_make_service_with_connect_info::<conn_limit::Peer>();
     let web_task = match &config.web.tls {
         Some(files) => {
             let acceptor = tls::acceptor(&files.cert, &files.key, &[b"http/1.1"])?;
@@ -191,17 +260,31 @@ pub async fn run(
                     source,
                 }
             })?;
+            let listener = conn_limit::LimitedListener {
+                inner: listener,
+                limit: web_limit,
+                first: WEB_FIRST_BYTES,
+                idle: WEB_IDLE,
+            };
             tokio::spawn(async move {
                 axum::serve(listener, app)
                     .with_graceful_shutdown(graceful)
                     .await
             })
         }
-        None => tokio::spawn(async move {
-            axum::serve(web_listener, app)
-                .with_graceful_shutdown(graceful)
-                .await
-        }),
+        None => {
+            let listener = conn_limit::LimitedListener {
+                inner: web_listener,
+                limit: web_limit,
+                first: WEB_FIRST_BYTES,
+                idle: WEB_IDLE,
+            };
+            tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(graceful)
+                    .await
+            })
+        }
     };
 
     info!(site = %config.site.id, "{}", config.summary());
@@ -211,7 +294,12 @@ pub async fn run(
     on_ready(&listening);
     systemd::notify("READY=1");
     if let Some(every) = systemd::watchdog_interval() {
-        tokio::spawn(watchdog(every, internal, shutdown.clone()));
+        tokio::spawn(watchdog(
+            every,
+            internal,
+            status.probes.clone(),
+            shutdown.clone(),
+        ));
     }
 
     wait_for_signal().await;
@@ -234,33 +322,39 @@ async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, Start
         .map_err(|source| StartError::Bind { what, addr, source })
 }
 
+/// Web connections one source address may hold (a browser opens about six).
+const WEB_CONNECTIONS_PER_SOURCE: usize = 64;
+/// Web connections in all.
+const WEB_CONNECTIONS: usize = 512;
+/// A web connection's first request must start within this.
+const WEB_FIRST_BYTES: Duration = Duration::from_secs(10);
+/// A web connection with nothing read or written for this long is closed.
+const WEB_IDLE: Duration = Duration::from_secs(60);
+
 /// How long a simulated carrier or resident keeps a door open before closing it.
 const SIM_CLOSE_AFTER: Duration = Duration::from_secs(4);
 
-/// Simulated banks connect through the public plain listener like a real controller would; with
-/// no plain listener configured they use the broker's internal one.
+/// Simulated banks connect through the public plain listener like a real controller would, each
+/// with its own bank's login; with no plain listener configured they use the drivers' loopback
+/// listener.
 fn start_simulated_banks(
     config: &Config,
     listening: &Listening,
-    internal: &broker::InternalPorts,
-    authenticator: &Authenticator,
+    local: SocketAddr,
+    logins: &HashMap<String, (String, String)>,
 ) {
     let target = match listening.mqtt {
         Some(a) if a.ip().is_unspecified() => {
             SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), a.port())
         }
         Some(a) => a,
-        None => internal.v4_auth,
+        None => local,
     };
     for bank in &config.banks {
         let Driver::Sim(sim) = &bank.driver else {
             continue;
         };
-        // Anonymous where the site allows it; otherwise the hub vouches for its own simulator.
-        let credentials = (!config.mqtt.allow_anonymous || listening.mqtt.is_none()).then(|| {
-            let (u, p) = authenticator.hub_credentials();
-            (u.to_owned(), p.to_owned())
-        });
+        let credentials = logins.get(&bank.id).cloned();
         let doors = bank.compartments.iter().map(|c| c.door).max().unwrap_or(0);
         locker_drivers::sim::spawn(locker_drivers::sim::SimOptions {
             bank: bank.id.clone(),
@@ -296,22 +390,30 @@ fn start_simulated_banks(
         .any(|b| matches!(b.driver, Driver::Sim(_)))
         && listening.mqtt.is_none()
     {
-        warn!("simulated banks use the broker's internal listener: no plain MQTT listener is configured");
+        warn!("simulated banks use the drivers' loopback listener: no plain MQTT listener is configured");
     }
 }
 
 /// Ping systemd's watchdog while the hub is healthy: this task runs on the async runtime (so a
-/// wedged runtime stops the pings) and checks that the broker still listens. A hub that stops
-/// pinging is restarted by systemd.
-async fn watchdog(every: Duration, internal: broker::InternalPorts, mut shutdown: Shutdown) {
+/// wedged runtime stops the pings), checks that the broker still listens, and that no MQTT
+/// listener has failed its end-to-end probe for longer than `probe::WATCHDOG_GRACE`. A hub that
+/// stops pinging is restarted by systemd.
+async fn watchdog(
+    every: Duration,
+    internal: broker::InternalPorts,
+    probes: Arc<probe::Probes>,
+    mut shutdown: Shutdown,
+) {
     let mut tick = tokio::time::interval(every);
     loop {
         tokio::select! {
             _ = tick.tick() => {
-                if broker::alive(&internal) {
-                    systemd::notify("WATCHDOG=1");
-                } else {
+                if !broker::alive(&internal) {
                     warn!("the MQTT broker is not listening; withholding the watchdog ping");
+                } else if !probes.watchdog_ok() {
+                    warn!("an MQTT listener has failed its end-to-end probe for too long; withholding the watchdog ping");
+                } else {
+                    systemd::notify("WATCHDOG=1");
                 }
             }
             _ = shutdown.wait() => return,
@@ -333,4 +435,63 @@ async fn wait_for_signal() {
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
     }
+}
+
+/// Every MQTT login the configuration declares, with its role.
+fn configured_logins(config: &Config) -> Vec<ConfiguredLogin> {
+    let mut logins = Vec::new();
+    for bank in &config.banks {
+        if let Some(m) = &bank.mqtt {
+            logins.push(ConfiguredLogin {
+                username: m.username.clone(),
+                password_hash: m.password_hash.clone(),
+                role: Role::Bank {
+                    bank: bank.id.clone(),
+                },
+            });
+        }
+        for k in &bank.kiosks {
+            logins.push(ConfiguredLogin {
+                username: k.username.clone(),
+                password_hash: k.password_hash.clone(),
+                role: Role::Kiosk {
+                    bank: bank.id.clone(),
+                    kiosk: k.id.clone(),
+                },
+            });
+        }
+    }
+    for o in &config.mqtt.observers {
+        logins.push(ConfiguredLogin {
+            username: o.username.clone(),
+            password_hash: o.password_hash.clone(),
+            role: Role::Observer,
+        });
+    }
+    logins
+}
+
+/// A panic anywhere in the daemon (rumqttd's threads included, where a panic can poison a
+/// listener's lock and leave the broker half-working while its port stays open) stops the
+/// process with exit code 70, so systemd restarts it. A half-working hub is worse than a restart:
+/// nothing confirmed is lost (every step is durable before it is acknowledged).
+fn fail_stop_on_panic() {
+    // While at it: allocations of 4 MiB and more (an argon2 check holds 19 MiB) always go back
+    // to the system when freed. glibc otherwise raises this threshold after the first such free
+    // and keeps later blocks in its per-thread arenas, which under a login storm held hundreds
+    // of MB.
+    // SAFETY: mallopt only sets an allocator parameter; called once at start-up.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
+    }
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let thread = std::thread::current();
+        error!(
+            thread = thread.name().unwrap_or("unnamed"),
+            "panic: {info}; stopping the hub so that it is restarted whole"
+        );
+        default(info);
+        std::process::exit(70);
+    }));
 }

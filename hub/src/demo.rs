@@ -76,7 +76,7 @@ pub fn banner(listening: &crate::daemon::Listening) -> String {
         text +=
             &format!("  MQTT broker:    mqtt://{m}  (anonymous clients allowed in demo mode)\n");
         text += &format!(
-            "  watch the bus:  mosquitto_sub -h {} -p {} -t 'lockerhub/v1/#' -v\n",
+            "  watch the bus:  mosquitto_sub -h {} -p {} -t 'lockerhub/v1/bank/+/state' -t 'lockerhub/v1/site/alerts' -v\n",
             m.ip(),
             m.port()
         );

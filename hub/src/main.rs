@@ -7,6 +7,7 @@ mod api;
 mod banks;
 mod broker;
 mod bus;
+mod conn_limit;
 mod daemon;
 mod demo;
 mod engine;

@@ -7,12 +7,17 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::broker::front::ClientCount;
+use crate::broker::front::{ClientCount, LoginRefusals, Refusals};
+use crate::broker::probe::{ProbeHealth, Probes};
 
 /// Live health of the hub.
 pub struct HubStatus {
     started: Instant,
     pub clients: Arc<ClientCount>,
+    /// What the front door refused, per login.
+    pub refusals: Arc<Refusals>,
+    /// The end-to-end probes of the MQTT listeners.
+    pub probes: Arc<Probes>,
     /// Configured bank id → online (its controller or driver reported in, and has not gone away).
     banks: Mutex<BTreeMap<String, bool>>,
     /// Reads the hub's own drivers (set once they are started).
@@ -22,7 +27,9 @@ pub struct HubStatus {
 /// The JSON answer of `GET /healthz`.
 #[derive(Debug, Serialize)]
 pub struct Health {
+    /// `ok`, or `degraded` with the reasons in `problems`.
     pub status: &'static str,
+    pub problems: Vec<String>,
     pub version: &'static str,
     pub uptime_s: u64,
     pub broker: BrokerHealth,
@@ -83,8 +90,13 @@ pub struct AdapterHealth {
 
 #[derive(Debug, Serialize)]
 pub struct BrokerHealth {
-    /// MQTT clients connected through the public listeners (the hub's own client not counted).
+    /// MQTT clients connected through the front door (the hub's own client not counted).
     pub clients_connected: usize,
+    /// The end-to-end probe of each front-door listener.
+    pub probes: Vec<ProbeHealth>,
+    /// What the front door refused, per login (`connect`, `publish`, `subscribe`,
+    /// `rate_limited`).
+    pub refusals: BTreeMap<String, LoginRefusals>,
 }
 
 #[derive(Debug, Serialize)]
@@ -102,6 +114,8 @@ impl HubStatus {
         Arc::new(HubStatus {
             started: Instant::now(),
             clients: Arc::default(),
+            refusals: Arc::default(),
+            probes: Arc::default(),
             banks: Mutex::new(bank_ids.into_iter().map(|b| (b, false)).collect()),
             drivers: OnceLock::new(),
         })
@@ -135,12 +149,20 @@ impl HubStatus {
     pub fn health(&self) -> Health {
         let banks = self.banks.lock().map(|b| b.clone()).unwrap_or_default();
         let (online, offline): (Vec<_>, Vec<_>) = banks.iter().partition(|(_, on)| **on);
+        let problems = self.probes.problems();
         Health {
-            status: "ok",
+            status: if problems.is_empty() {
+                "ok"
+            } else {
+                "degraded"
+            },
+            problems,
             version: env!("CARGO_PKG_VERSION"),
             uptime_s: self.started.elapsed().as_secs(),
             broker: BrokerHealth {
                 clients_connected: self.clients.get(),
+                probes: self.probes.health(),
+                refusals: self.refusals.snapshot().into_iter().collect(),
             },
             banks: BanksHealth {
                 configured: banks.len(),

@@ -55,6 +55,8 @@ pub struct Web {
     pub users: users::Users,
     pub sessions: session::Sessions,
     pub throttle: throttle::Throttle,
+    /// The bounded argon2 pool shared with MQTT logins.
+    pub argon2: Arc<crate::broker::auth::Argon2Pool>,
     /// Served over TLS: cookies get the `Secure` attribute.
     pub secure: bool,
     pub site_name: String,

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use locker_drivers::boardsim::{AnyRequest, SimBus, SimSettings};
 use locker_drivers::kerong;
 use locker_tests::kiosk::Kiosk;
-use locker_tests::{base_config, Hub};
+use locker_tests::{base_config, kiosks, Hub};
 use serde_json::{json, Value};
 
 const BAUD: u32 = 19_200;
@@ -32,6 +32,7 @@ const BOARDS: u8 = 8;
 const LOCKS: u16 = 16;
 
 fn site(dir: &std::path::Path, port: &std::path::Path, poll: &str) -> String {
+    let kiosks = kiosks(&["bench-kiosk"]);
     let map: Vec<String> = (0..BOARDS)
         .map(|b| {
             let first = u16::from(b) * LOCKS + 1;
@@ -56,7 +57,7 @@ fn site(dir: &std::path::Path, port: &std::path::Path, poll: &str) -> String {
             r#"
 [[bank]]
 id = "K"
-compartments = [{}]
+{kiosks}compartments = [{}]
 
 [bank.driver]
 kind = "kerong"
@@ -139,7 +140,7 @@ async fn main() {
         api(&hub, "POST", "/api/v1/commands", Some(body)).await;
     }
 
-    let kiosk = Kiosk::connect(hub.mqtt(), "K", "bench-kiosk", None).await;
+    let kiosk = Kiosk::connect_configured(hub.mqtt(), "K", "bench-kiosk").await;
     let ask = |request: Value| {
         let kiosk = &kiosk;
         let hub = &hub;

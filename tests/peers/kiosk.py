@@ -15,9 +15,11 @@ import paho.mqtt.client as mqtt
 
 def main():
     host, port, bank, user, password, request = sys.argv[1:7]
+    # The kiosk's id in the hub's configuration: it may only be answered under its own reply topic.
+    kiosk = sys.argv[7] if len(sys.argv) > 7 else "paho"
     request = json.loads(request)
     request.setdefault("request_id", "paho-" + uuid.uuid4().hex[:12])
-    reply_to = "lockerhub/v1/bank/%s/kiosk/reply/paho-%s" % (bank, uuid.uuid4().hex[:8])
+    reply_to = "lockerhub/v1/bank/%s/kiosk/reply/%s/%s" % (bank, kiosk, uuid.uuid4().hex[:8])
     request["reply_to"] = reply_to
     got = threading.Event()
     answer = {}

@@ -22,6 +22,12 @@ pub struct Kiosk {
 }
 
 impl Kiosk {
+    /// Connect as kiosk `id` of `bank` with the login [`crate::kiosks`] declares for it.
+    pub async fn connect_configured(addr: SocketAddr, bank: &str, id: &str) -> Kiosk {
+        let (user, password) = crate::kiosk_login(id);
+        Kiosk::connect(addr, bank, id, Some((&user, password))).await
+    }
+
     /// Connect as `id`, with a login or anonymously; replies come back on
     /// `…/kiosk/reply/{id}`.
     pub async fn connect(

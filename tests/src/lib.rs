@@ -86,12 +86,41 @@ data_dir = "{}/data"
 
 [mqtt]
 listener = {{ bind = "127.0.0.1:0" }}
+observers = [{{ username = "{}", password_hash = "{}" }}]
 
 [web]
 bind = "127.0.0.1:0"
 "#,
-        dir.display()
+        dir.display(),
+        OBSERVER.0,
+        OBSERVER_HASH,
     )
+}
+
+/// A read-only staff tool's MQTT login, declared by every [`base_config`]: it may read bank state,
+/// status, door observations, sensor readings and alerts.
+pub const OBSERVER: (&str, &str) = ("observer", "observer password");
+const OBSERVER_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$V4RcAyDzn2sOoA9nFWOtvQ$6AC8QYRk2/ITL4eDzY/TUtYljQo5//3zEPbayWybjUg";
+
+/// The password of every kiosk login made by [`kiosks`].
+pub const KIOSK_PASSWORD: &str = "kiosk password";
+const KIOSK_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$3shDQO7OKubZIZjWFtqfSQ$N6+zybnMvwW1tDWi+2NxDEZuXkgm0075cyszfdU0eOw";
+
+/// A bank's `kiosks = [...]` line: one kiosk per id, each with the username `kiosk-{id}` and
+/// [`KIOSK_PASSWORD`].
+pub fn kiosks(ids: &[&str]) -> String {
+    let entries: Vec<String> = ids
+        .iter()
+        .map(|id| {
+            format!(r#"{{ id = "{id}", username = "kiosk-{id}", password_hash = "{KIOSK_HASH}" }}"#)
+        })
+        .collect();
+    format!("kiosks = [{}]\n", entries.join(", "))
+}
+
+/// The login of kiosk `id` made by [`kiosks`].
+pub fn kiosk_login(id: &str) -> (String, &'static str) {
+    (format!("kiosk-{id}"), KIOSK_PASSWORD)
 }
 
 impl Hub {
@@ -193,6 +222,11 @@ impl Hub {
     }
 
     /// The plain MQTT listener (panics if the config has none).
+    /// The hub's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn mqtt(&self) -> SocketAddr {
         self.mqtt.expect("plain MQTT listener")
     }

@@ -28,6 +28,7 @@ fn free_port() -> u16 {
 }
 
 fn config(dir: &std::path::Path, mqtt: u16, web: u16, hash: &str) -> String {
+    let kiosks = locker_tests::kiosks(&["crash-kiosk"]);
     format!(
         r#"[site]
 id = "crash-site"
@@ -43,7 +44,7 @@ bind = "127.0.0.1:{web}"
 id = "A"
 driver = {{ kind = "mqtt" }}
 mqtt = {{ username = "{}", password_hash = "{hash}" }}
-compartments = [
+{kiosks}compartments = [
   {{ doors = "1-12", size = "S", column = 1 }},
   {{ doors = "13-20", size = "M", column = 2 }},
   {{ doors = "21-24", size = "L", column = 3 }},
@@ -257,7 +258,7 @@ async fn confirmed_facts_survive_sigkill_at_random_moments() {
         sensors: Vec::new(),
     });
     bank.wait_connected().await;
-    let kiosk = Arc::new(Kiosk::connect(addr, "A", "crash-kiosk", Some(LOGIN)).await);
+    let kiosk = Arc::new(Kiosk::connect_configured(addr, "A", "crash-kiosk").await);
     let ledger = Arc::new(Mutex::new(Ledger::default()));
     let mut restart_ms = Vec::new();
     let mut replayed = 0;

@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use locker_tests::certs::{write_test_pki, TestPki};
-use locker_tests::{base_config, hash_password, have, hub_binary, Hub};
+use locker_tests::{base_config, hash_password, have, hub_binary, Hub, OBSERVER};
 use rumqttc::{
     AsyncClient, ConnectReturnCode, Event, MqttOptions, Packet, QoS, TlsConfiguration, Transport,
 };
@@ -113,7 +113,7 @@ fn mosquitto_sub(addr: SocketAddr, topic: &str, extra: &[&str]) -> std::process:
     Command::new("mosquitto_sub")
         .args(["-h", &addr.ip().to_string(), "-p", &addr.port().to_string()])
         .args([
-            "-u", BANK_USER, "-P", BANK_PASS, "-t", topic, "-C", "1", "-W", "15",
+            "-u", OBSERVER.0, "-P", OBSERVER.1, "-t", topic, "-C", "1", "-W", "15",
         ])
         .args(extra)
         .stdout(Stdio::piped())
@@ -154,8 +154,10 @@ async fn exchange(hub: &Hub, addr: SocketAddr, tls: Option<&TestPki>, tag: &str)
         )
     });
 
-    // rumqttc publishes, mosquitto_sub receives.
-    let topic = format!("test/{tag}/to-mosquitto");
+    // rumqttc publishes (the bank's own door topic), mosquitto_sub (a read-only staff tool)
+    // receives.
+    let door = if tag == "tls" { 2 } else { 1 };
+    let topic = format!("lockerhub/v1/bank/lobby/door/{door}");
     let sub = mosquitto_sub(addr, &topic, &mosq_tls);
     std::thread::sleep(Duration::from_millis(500));
     let pump = tokio::spawn(async move {
@@ -197,16 +199,12 @@ async fn exchange(hub: &Hub, addr: SocketAddr, tls: Option<&TestPki>, tag: &str)
     poller.abort();
 
     // mosquitto_pub publishes, rumqttc receives.
-    let mut opts = options(
-        &format!("rumqttc-sub-{tag}"),
-        addr,
-        Some((BANK_USER, BANK_PASS)),
-    );
+    let mut opts = options(&format!("rumqttc-sub-{tag}"), addr, Some(OBSERVER));
     if let Some(pki) = tls {
         opts.set_transport(tls_transport(pki));
     }
     let (client, mut events) = connect(opts).await.expect("subscriber connects");
-    let topic = format!("test/{tag}/from-mosquitto");
+    let topic = format!("lockerhub/v1/bank/lobby/door/{}", door + 2);
     client.subscribe(&topic, QoS::AtLeastOnce).await.unwrap();
     loop {
         if let Ok(Event::Incoming(Packet::SubAck(_))) = events.poll().await {
@@ -301,10 +299,19 @@ async fn banks_need_the_right_password_and_anonymous_needs_permission() {
             .is_err(),
         "a wrong password is refused even where anonymous clients are allowed"
     );
-    // MQTT 5 clients are served on the same port.
-    let out = Command::new("mosquitto_pub")
+    // MQTT 5 clients are served on the same port (an anonymous client reads bank state).
+    let out = Command::new("mosquitto_sub")
         .args(["-h", "127.0.0.1", "-p", &addr.port().to_string()])
-        .args(["-V", "mqttv5", "-t", "v5/test", "-m", "hello", "-q", "1"])
+        .args([
+            "-V",
+            "mqttv5",
+            "-t",
+            "lockerhub/v1/bank/+/state",
+            "-C",
+            "1",
+            "-W",
+            "10",
+        ])
         .output()
         .expect("mosquitto_pub");
     assert!(
@@ -322,11 +329,9 @@ async fn sigterm_during_traffic_exits_cleanly_within_two_seconds() {
         .await
         .unwrap();
     let _poll = drive(events);
-    let (subscriber, sub_events) = connect(options("sub", addr, Some((BANK_USER, BANK_PASS))))
-        .await
-        .unwrap();
+    let (subscriber, sub_events) = connect(options("sub", addr, Some(OBSERVER))).await.unwrap();
     subscriber
-        .subscribe("load/#", QoS::AtLeastOnce)
+        .subscribe("lockerhub/v1/bank/lobby/door/+", QoS::AtLeastOnce)
         .await
         .unwrap();
     let _sub_poll = drive(sub_events);
@@ -335,10 +340,10 @@ async fn sigterm_during_traffic_exits_cleanly_within_two_seconds() {
         loop {
             if publisher
                 .publish(
-                    format!("load/{}", n % 8),
+                    format!("lockerhub/v1/bank/lobby/door/{}", n % 4 + 1),
                     QoS::AtLeastOnce,
                     false,
-                    vec![0u8; 200],
+                    br#"{"open": false}"#.to_vec(),
                 )
                 .await
                 .is_err()

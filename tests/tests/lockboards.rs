@@ -6,16 +6,17 @@ use std::time::{Duration, Instant};
 
 use locker_drivers::boardsim::{SimBus, SimSettings};
 use locker_tests::kiosk::Kiosk;
-use locker_tests::{base_config, Hub};
+use locker_tests::{base_config, kiosks, Hub};
 use serde_json::{json, Value};
 
 fn site(dir: &std::path::Path, kind: &str, port: &std::path::Path) -> String {
+    let kiosks = kiosks(&["board-kiosk"]);
     base_config(dir).replace("[mqtt]\n", "[mqtt]\nallow_anonymous = true\n")
         + &format!(
             r#"
 [[bank]]
 id = "L"
-compartments = [{{ doors = "1-4", size = "S" }}, {{ doors = "5-8", size = "M", column = 2 }}]
+{kiosks}compartments = [{{ doors = "1-4", size = "S" }}, {{ doors = "5-8", size = "M", column = 2 }}]
 
 [bank.driver]
 kind = "{kind}"
@@ -104,7 +105,7 @@ async fn drop_off_and_pickup(kind: &str, settings: SimSettings) {
         )
         .await;
     }
-    let kiosk = Kiosk::connect(hub.mqtt(), "L", "board-kiosk", None).await;
+    let kiosk = Kiosk::connect_configured(hub.mqtt(), "L", "board-kiosk").await;
     let ask = |request: Value| {
         let kiosk = &kiosk;
         async move {
@@ -338,7 +339,7 @@ async fn doors_of_a_silent_board_get_no_deliveries_and_raise_an_alert() {
     assert_eq!(compartment_status(&hub, 5), "offline");
     assert_eq!(compartment_status(&hub, 1), "free");
 
-    let kiosk = Kiosk::connect(hub.mqtt(), "L", "board-kiosk", None).await;
+    let kiosk = Kiosk::connect_configured(hub.mqtt(), "L", "board-kiosk").await;
     let reserved = kiosk
         .request(
             json!({"request_id": "d1", "type": "start_drop_off", "bank": "L",

@@ -15,7 +15,7 @@ use locker_drivers::link::{LinkError, Priority, SerialLine};
 use locker_drivers::modbus::link::{ModbusData, ModbusRequest, Op};
 use locker_drivers::modbus::{ModbusLink, ModbusSettings, ModbusTransport};
 use locker_tests::kiosk::Kiosk;
-use locker_tests::{base_config, Hub};
+use locker_tests::{base_config, kiosks, Hub};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde_json::{json, Value};
 
@@ -154,12 +154,13 @@ impl Drop for Peer {
 /// 5-8 on the Eletechsup relay module (slave 4, command registers 1-4, door switches 0-3), and a
 /// fridge cooled by doors 7-8 with an XY-MD02 probe and a Carel controller on the same bus.
 fn site(dir: &Path, endpoint: &str, extra_sensor: &str) -> String {
+    let kiosks = kiosks(&["modbus-kiosk"]);
     base_config(dir).replace("[mqtt]\n", "[mqtt]\nallow_anonymous = true\n")
         + &format!(
             r#"
 [[bank]]
 id = "M"
-compartments = [{{ doors = "1-4", size = "S" }}, {{ doors = "5-6", size = "M", column = 2 }},
+{kiosks}compartments = [{{ doors = "1-4", size = "S" }}, {{ doors = "5-6", size = "M", column = 2 }},
                 {{ doors = "7-8", size = "M", column = 3, unit = "fridge" }}]
 
 [bank.driver]
@@ -404,7 +405,7 @@ async fn readings_and_drop_off_and_pickup(wire: Wire) {
         )
         .await;
     }
-    let kiosk = Kiosk::connect(hub.mqtt(), "M", "modbus-kiosk", None).await;
+    let kiosk = Kiosk::connect_configured(hub.mqtt(), "M", "modbus-kiosk").await;
     let ask = |request: Value| {
         let kiosk = &kiosk;
         async move {

@@ -8,7 +8,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use locker_drivers::sim::{self, SimHandle, SimOptions};
-use locker_tests::{base_config, hash_password, Hub};
+use locker_tests::{
+    base_config, hash_password, kiosk_login, kiosks, Hub, KIOSK_PASSWORD, OBSERVER,
+};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
@@ -29,12 +31,13 @@ id = "A"
 name = "Lobby"
 driver = {{ kind = "mqtt" }}
 mqtt = {{ username = "{USER}", password_hash = "{}" }}
-compartments = [
+{}compartments = [
   {{ doors = "1-4", size = "S", column = 1 }},
   {{ doors = "5-6", size = "M", column = 2 }},
 ]
 "#,
-            hash_password(PASS)
+            hash_password(PASS),
+            kiosks(&["paho", "rr", "v5"]),
         )
 }
 
@@ -44,7 +47,12 @@ fn kiosk(hub: &Hub, request: Value) -> Value {
     let out = Command::new("/usr/bin/python3")
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/peers/kiosk.py"))
         .args([addr.ip().to_string(), addr.port().to_string()])
-        .args(["A", USER, PASS, &request.to_string()])
+        .args([
+            "A",
+            &kiosk_login("paho").0,
+            KIOSK_PASSWORD,
+            &request.to_string(),
+        ])
         .output()
         .expect("run the paho kiosk (Debian's python3-paho-mqtt; tests/run installs it)");
     assert!(
@@ -89,7 +97,7 @@ fn wait_until(what: &str, hub: &Hub, mut pred: impl FnMut() -> bool) {
 async fn watch_alerts(hub: &Hub) -> mpsc::UnboundedReceiver<Value> {
     let addr = hub.mqtt();
     let mut opts = MqttOptions::new("alert-watcher", addr.ip().to_string(), addr.port());
-    opts.set_credentials(USER, PASS);
+    opts.set_credentials(OBSERVER.0, OBSERVER.1);
     let (client, mut events) = AsyncClient::new(opts, 16);
     client
         .subscribe("lockerhub/v1/site/alerts", QoS::AtLeastOnce)
@@ -381,13 +389,20 @@ async fn mqtt5_requests_are_answered_on_their_response_topic_with_their_correlat
         .args(["-V", "5", "-h", "127.0.0.1", "-p", &addr.port().to_string()])
         .args([
             "-u",
-            USER,
+            &kiosk_login("rr").0,
             "-P",
-            PASS,
+            KIOSK_PASSWORD,
             "-t",
             "lockerhub/v1/bank/A/kiosk/request",
         ])
-        .args(["-e", "kiosk/rr/1", "-W", "10", "-m", &request.to_string()])
+        .args([
+            "-e",
+            "lockerhub/v1/bank/A/kiosk/reply/rr",
+            "-W",
+            "10",
+            "-m",
+            &request.to_string(),
+        ])
         .output()
         .expect("run mosquitto_rr");
     assert!(
@@ -401,10 +416,10 @@ async fn mqtt5_requests_are_answered_on_their_response_topic_with_their_correlat
 
     // rumqttc in MQTT 5 mode: the correlation data comes back with the reply.
     let mut opts = Options5::new("v5-kiosk", addr.ip().to_string(), addr.port());
-    opts.set_credentials(USER, PASS);
+    opts.set_credentials(kiosk_login("v5").0, KIOSK_PASSWORD);
     let (client, mut events) = Client5::new(opts, 16);
     client
-        .subscribe("kiosk/rr/2", Q5::AtLeastOnce)
+        .subscribe("lockerhub/v1/bank/A/kiosk/reply/v5", Q5::AtLeastOnce)
         .await
         .unwrap();
     let mut request = request;
@@ -419,7 +434,7 @@ async fn mqtt5_requests_are_answered_on_their_response_topic_with_their_correlat
         match event {
             E5::Incoming(P5::SubAck(_)) if !sent => {
                 let props = PublishProperties {
-                    response_topic: Some("kiosk/rr/2".into()),
+                    response_topic: Some("lockerhub/v1/bank/A/kiosk/reply/v5".into()),
                     correlation_data: Some(b"corr-42".to_vec().into()),
                     ..Default::default()
                 };

@@ -1,60 +1,278 @@
-//! Username/password checks for MQTT clients, called by rumqttd's auth hook.
+//! Who is connecting: MQTT logins, checked at the front door before anything reaches rumqttd.
 //!
-//! Banks log in with the username and the argon2 password hash from the configuration (a plain
-//! password is never stored). The hub's own client logs in with a random password made at start-up
-//! that lives only in this process.
+//! Configured logins (bank controllers, kiosks, read-only observers) are checked against the
+//! argon2 hashes from the configuration; a plain password is never stored. In-process clients
+//! (the drivers of banks without a controller, simulated banks, the health probe) get a random
+//! token per process that exists only in memory. Each login maps to one [`Role`], and the role
+//! decides what the connection may publish and subscribe (see [`super::acl`]).
+//!
+//! Work before a login is bounded, because argon2 is expensive by design (~19 MiB and tens of
+//! milliseconds per check):
+//! - at most [`ARGON2_WORKERS`] checks run at once and at most [`ARGON2_QUEUE`] wait; past that a
+//!   CONNECT is refused at once as "server busy" (no thread, no memory);
+//! - a source address with [`FAILURES_BEFORE_PAUSE`] failed logins within [`FAILURE_WINDOW`] is
+//!   refused without a check for [`PAUSE`];
+//! - a login that verified before (its password's SHA-256 is cached) and every in-process token is
+//!   checked cheaply, even from a paused address, so a real bank reconnecting during an attack
+//!   gets in at once.
+//!
+//! The web page's sign-in uses the same pool ([`Argon2Pool`]).
 
 use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use argon2::{Argon2, PasswordHash, PasswordVerifier};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
-/// The username of the hub's own MQTT client. The configuration may not give it to a bank.
-pub const HUB_USERNAME: &str = "locker-hub";
+use super::acl::Role;
+
+/// The username of the hub's own MQTT client at the internal listener. The configuration may not
+/// give it to anyone.
+pub const HUB_USERNAME: &str = locker_config::RESERVED_USERNAME;
+
+/// Argon2 checks that may run at once (the machine has 2 cores; each check holds ~19 MiB).
+pub const ARGON2_WORKERS: usize = 2;
+/// Argon2 checks that may wait for a worker; one more is refused as busy.
+pub const ARGON2_QUEUE: usize = 16;
+/// Failed logins from one address within [`FAILURE_WINDOW`] before the address is paused.
+pub const FAILURES_BEFORE_PAUSE: u32 = 10;
+/// The window in which failures are counted.
+pub const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+/// How long a paused address is refused without a check.
+pub const PAUSE: Duration = Duration::from_secs(60);
+
+/// A bounded pool for argon2 verifications, shared by MQTT and web logins: [`ARGON2_WORKERS`]
+/// long-lived threads (not tokio's blocking pool, whose many short-lived threads would each keep
+/// a malloc arena holding a freed 19 MiB argon2 block).
+pub struct Argon2Pool {
+    jobs: Mutex<std::sync::mpsc::Sender<Check>>,
+    waiting: Arc<AtomicUsize>,
+}
+
+struct Check {
+    hash: String,
+    password: String,
+    reply: tokio::sync::oneshot::Sender<bool>,
+}
+
+/// The pool was full: refuse the login now, cheaply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Busy;
+
+impl Default for Argon2Pool {
+    fn default() -> Self {
+        let (tx, rx) = std::sync::mpsc::channel::<Check>();
+        let rx = Arc::new(Mutex::new(rx));
+        for n in 0..ARGON2_WORKERS {
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("argon2-{n}"))
+                .spawn(move || loop {
+                    let job = match rx.lock() {
+                        Ok(rx) => rx.recv(),
+                        Err(_) => return,
+                    };
+                    let Ok(job) = job else { return };
+                    let ok = verify_phc(&job.hash, &job.password);
+                    let _ = job.reply.send(ok);
+                });
+            if let Err(e) = spawned {
+                warn!(error = %e, "cannot start an argon2 worker thread");
+            }
+        }
+        Argon2Pool {
+            jobs: Mutex::new(tx),
+            waiting: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+}
+
+impl Argon2Pool {
+    /// Verify `password` against the PHC string `hash` on a worker thread, or say `Busy` at
+    /// once when [`ARGON2_QUEUE`] checks are already waiting.
+    pub async fn verify(&self, hash: &str, password: &str) -> Result<bool, Busy> {
+        if self.waiting.fetch_add(1, Ordering::AcqRel) >= ARGON2_QUEUE + ARGON2_WORKERS {
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            return Err(Busy);
+        }
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let sent = self.jobs.lock().is_ok_and(|jobs| {
+            jobs.send(Check {
+                hash: hash.to_owned(),
+                password: password.to_owned(),
+                reply,
+            })
+            .is_ok()
+        });
+        let ok = sent && answer.await.unwrap_or(false);
+        self.waiting.fetch_sub(1, Ordering::AcqRel);
+        Ok(ok)
+    }
+}
+
+/// Blocking argon2 check; a malformed hash verifies nothing.
+pub fn verify_phc(hash: &str, password: &str) -> bool {
+    PasswordHash::new(hash)
+        .map(|parsed| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+/// Who a connection is, once its login checked out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The username, or `anonymous`.
+    pub login: String,
+    pub role: Role,
+}
+
+/// Why a login was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// Unknown user, wrong password, or no login where one is needed.
+    NotAuthorized,
+    /// Too many checks are running or waiting.
+    Busy,
+    /// This address failed too often recently.
+    Paused,
+}
+
+enum Secret {
+    /// A PHC string from the configuration.
+    Argon2(String),
+    /// A random token made by this process for an in-process client.
+    Token(String),
+}
+
+struct Account {
+    role: Role,
+    secret: Secret,
+}
+
+#[derive(Default)]
+struct Failures {
+    first: Option<Instant>,
+    count: u32,
+    paused_until: Option<Instant>,
+}
 
 /// Decides who may connect to the broker.
 pub struct Authenticator {
-    /// username → (bank id, PHC hash string).
-    banks: HashMap<String, (String, String)>,
+    accounts: HashMap<String, Account>,
+    allow_anonymous: bool,
     hub_password: String,
-    /// username → SHA-256 of the last password that verified. Argon2 costs tens of milliseconds
-    /// by design; a bank that reconnects after a network blip should not pay it again, and a
-    /// broker restart with 50 banks reconnecting at once should not stall the listener for seconds.
+    pool: Arc<Argon2Pool>,
+    /// username → SHA-256 of the last password that verified: argon2 is not paid again when a
+    /// bank reconnects after a network blip or a hub restart's reconnect storm.
     verified: Mutex<HashMap<String, [u8; 32]>>,
+    failures: Mutex<HashMap<IpAddr, Failures>>,
+}
+
+/// A configured login: username, argon2 hash, role.
+pub struct ConfiguredLogin {
+    pub username: String,
+    pub password_hash: String,
+    pub role: Role,
 }
 
 impl Authenticator {
-    /// `banks`: (bank id, username, password hash) for every bank that has MQTT credentials.
-    pub fn new(banks: impl IntoIterator<Item = (String, String, String)>) -> Arc<Authenticator> {
-        let mut bytes = [0u8; 24];
-        rand::rng().fill_bytes(&mut bytes);
-        let hub_password = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        Arc::new(Authenticator {
-            banks: banks
+    pub fn new(
+        logins: impl IntoIterator<Item = ConfiguredLogin>,
+        allow_anonymous: bool,
+        pool: Arc<Argon2Pool>,
+    ) -> Authenticator {
+        Authenticator {
+            accounts: logins
                 .into_iter()
-                .map(|(bank, user, hash)| (user, (bank, hash)))
+                .map(|l| {
+                    (
+                        l.username,
+                        Account {
+                            role: l.role,
+                            secret: Secret::Argon2(l.password_hash),
+                        },
+                    )
+                })
                 .collect(),
-            hub_password,
+            allow_anonymous,
+            hub_password: random_token(),
+            pool,
             verified: Mutex::new(HashMap::new()),
-        })
+            failures: Mutex::new(HashMap::new()),
+        }
     }
 
-    /// The hub's own credentials.
+    /// Make a login for an in-process client with `role` (a driver, a simulated bank, the probe):
+    /// `(username, password)`, valid for this process only.
+    pub fn add_internal(&mut self, username: &str, role: Role) -> (String, String) {
+        let token = random_token();
+        self.accounts.insert(
+            username.to_owned(),
+            Account {
+                role,
+                secret: Secret::Token(token.clone()),
+            },
+        );
+        (username.to_owned(), token)
+    }
+
+    /// The hub's own credentials at the internal listener.
     pub fn hub_credentials(&self) -> (&str, &str) {
         (HUB_USERNAME, &self.hub_password)
     }
 
-    /// Is this login good? Blocking (argon2): call it off the async threads.
-    pub fn check(&self, client_id: &str, username: &str, password: &str) -> bool {
-        if username == HUB_USERNAME {
-            return constant_time_eq(password.as_bytes(), self.hub_password.as_bytes());
-        }
-        let Some((bank, hash)) = self.banks.get(username) else {
-            warn!(client_id, username, "MQTT login refused: unknown username");
-            return false;
+    /// Is this the hub's own login? (Checked by rumqttd's hook at the internal listener.)
+    pub fn is_hub(&self, username: &str, password: &str) -> bool {
+        username == HUB_USERNAME
+            && constant_time_eq(password.as_bytes(), self.hub_password.as_bytes())
+    }
+
+    /// Check a CONNECT's login from `peer`. `login` is `None` for a client that sent no username.
+    pub async fn login(
+        &self,
+        peer: IpAddr,
+        client_id: &str,
+        login: Option<(&str, &str)>,
+    ) -> Result<Identity, Refused> {
+        let Some((username, password)) = login else {
+            return if self.allow_anonymous {
+                Ok(Identity {
+                    login: "anonymous".into(),
+                    role: Role::Observer,
+                })
+            } else {
+                Err(Refused::NotAuthorized)
+            };
+        };
+        let Some(account) = self.accounts.get(username) else {
+            if !self.paused(peer) {
+                warn!(%peer, client_id, username, "MQTT login refused: unknown username");
+            }
+            self.failed(peer);
+            return Err(Refused::NotAuthorized);
+        };
+        let identity = Identity {
+            login: username.to_owned(),
+            role: account.role.clone(),
+        };
+        let hash = match &account.secret {
+            Secret::Token(token) => {
+                return if constant_time_eq(token.as_bytes(), password.as_bytes()) {
+                    Ok(identity)
+                } else {
+                    self.failed(peer);
+                    Err(Refused::NotAuthorized)
+                };
+            }
+            Secret::Argon2(hash) => hash,
         };
         let digest: [u8; 32] = Sha256::digest(password.as_bytes()).into();
         if let Ok(cache) = self.verified.lock() {
@@ -62,32 +280,74 @@ impl Authenticator {
                 .get(username)
                 .is_some_and(|d| constant_time_eq(d, &digest))
             {
-                return true;
+                return Ok(identity);
             }
         }
-        let ok = PasswordHash::new(hash)
-            .map(|parsed| {
-                Argon2::default()
-                    .verify_password(password.as_bytes(), &parsed)
-                    .is_ok()
+        if self.paused(peer) {
+            return Err(Refused::Paused);
+        }
+        match self.pool.verify(hash, password).await {
+            Err(Busy) => Err(Refused::Busy),
+            Ok(true) => {
+                info!(%peer, client_id, username, role = identity.role.kind(), "MQTT login");
+                if let Ok(mut cache) = self.verified.lock() {
+                    cache.insert(username.to_owned(), digest);
+                }
+                Ok(identity)
+            }
+            Ok(false) => {
+                warn!(%peer, client_id, username, "MQTT login refused: wrong password");
+                self.failed(peer);
+                Err(Refused::NotAuthorized)
+            }
+        }
+    }
+
+    fn paused(&self, peer: IpAddr) -> bool {
+        let now = Instant::now();
+        self.failures
+            .lock()
+            .map(|f| {
+                f.get(&peer)
+                    .and_then(|f| f.paused_until)
+                    .is_some_and(|until| until > now)
             })
-            .unwrap_or(false);
-        if ok {
-            info!(client_id, username, bank, "bank logged in");
-            if let Ok(mut cache) = self.verified.lock() {
-                cache.insert(username.to_owned(), digest);
-            }
-        } else {
-            warn!(
-                client_id,
-                username, bank, "MQTT login refused: wrong password"
-            );
+            .unwrap_or(false)
+    }
+
+    fn failed(&self, peer: IpAddr) {
+        let now = Instant::now();
+        let Ok(mut all) = self.failures.lock() else {
+            return;
+        };
+        // Keep the table small: forget windows that ended (an attacker rotating addresses can
+        // make it grow only by the addresses it has, and each entry is a few bytes).
+        if all.len() > 4096 {
+            all.retain(|_, f| {
+                f.paused_until.is_some_and(|u| u > now)
+                    || f.first.is_some_and(|t| now - t < FAILURE_WINDOW)
+            });
         }
-        ok
+        let f = all.entry(peer).or_default();
+        if f.first.is_none_or(|t| now - t >= FAILURE_WINDOW) {
+            f.first = Some(now);
+            f.count = 0;
+        }
+        f.count += 1;
+        if f.count >= FAILURES_BEFORE_PAUSE && f.paused_until.is_none_or(|u| u <= now) {
+            warn!(%peer, failures = f.count, pause = ?PAUSE, "MQTT logins from this address paused after repeated failures");
+            f.paused_until = Some(now + PAUSE);
+        }
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+fn random_token() -> String {
+    let mut bytes = [0u8; 24];
+    rand::rng().fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
@@ -105,30 +365,127 @@ pub fn hash_password(password: &str) -> Result<String, argon2::password_hash::Er
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
 
-    #[test]
-    fn bank_password_is_checked_against_its_hash() {
+    const PEER: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+
+    fn auth(anonymous: bool) -> Authenticator {
         let hash = hash_password("s3cret-lobby").unwrap();
-        let auth = Authenticator::new([("lobby".into(), "bank-lobby".into(), hash)]);
-        assert!(auth.check("c1", "bank-lobby", "s3cret-lobby"));
-        // Second time comes from the cache and must still say yes.
-        assert!(auth.check("c1", "bank-lobby", "s3cret-lobby"));
-        assert!(!auth.check("c1", "bank-lobby", "wrong"));
-        assert!(!auth.check("c1", "nobody", "s3cret-lobby"));
+        Authenticator::new(
+            [ConfiguredLogin {
+                username: "bank-lobby".into(),
+                password_hash: hash,
+                role: Role::Bank {
+                    bank: "lobby".into(),
+                },
+            }],
+            anonymous,
+            Arc::default(),
+        )
     }
 
-    #[test]
-    fn hub_credentials_work_and_nothing_else_does_for_that_user() {
-        let auth = Authenticator::new([]);
-        let (user, pass) = auth.hub_credentials();
-        let (user, pass) = (user.to_owned(), pass.to_owned());
-        assert!(auth.check("hub", &user, &pass));
-        assert!(!auth.check("hub", &user, "guess"));
+    #[tokio::test]
+    async fn bank_password_is_checked_against_its_hash() {
+        let auth = auth(false);
+        let ok = auth
+            .login(PEER, "c1", Some(("bank-lobby", "s3cret-lobby")))
+            .await
+            .unwrap();
+        assert_eq!(
+            ok.role,
+            Role::Bank {
+                bank: "lobby".into()
+            }
+        );
+        // Second time comes from the cache and must still say yes.
+        assert!(auth
+            .login(PEER, "c1", Some(("bank-lobby", "s3cret-lobby")))
+            .await
+            .is_ok());
+        assert_eq!(
+            auth.login(PEER, "c1", Some(("bank-lobby", "wrong"))).await,
+            Err(Refused::NotAuthorized)
+        );
+        assert_eq!(
+            auth.login(PEER, "c1", Some(("nobody", "s3cret-lobby")))
+                .await,
+            Err(Refused::NotAuthorized)
+        );
+        assert_eq!(
+            auth.login(PEER, "c1", None).await,
+            Err(Refused::NotAuthorized)
+        );
+    }
+
+    #[tokio::test]
+    async fn anonymous_clients_are_observers_where_allowed() {
+        let auth = auth(true);
+        assert_eq!(
+            auth.login(PEER, "c", None).await.unwrap().role,
+            Role::Observer
+        );
+    }
+
+    #[tokio::test]
+    async fn an_address_that_keeps_failing_is_paused_but_known_logins_still_get_in() {
+        let auth = auth(false);
+        // Verified once, so cached.
+        assert!(auth
+            .login(PEER, "c", Some(("bank-lobby", "s3cret-lobby")))
+            .await
+            .is_ok());
+        for _ in 0..FAILURES_BEFORE_PAUSE {
+            let _ = auth.login(PEER, "c", Some(("nobody", "guess"))).await;
+        }
+        assert_eq!(
+            auth.login(PEER, "c", Some(("bank-lobby", "guess"))).await,
+            Err(Refused::Paused)
+        );
+        assert!(auth
+            .login(PEER, "c", Some(("bank-lobby", "s3cret-lobby")))
+            .await
+            .is_ok());
+        let other = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2));
+        assert_eq!(
+            auth.login(other, "c", Some(("bank-lobby", "guess"))).await,
+            Err(Refused::NotAuthorized)
+        );
+    }
+
+    #[tokio::test]
+    async fn internal_tokens_and_the_hub_login() {
+        let mut auth = auth(false);
+        let (user, pass) = auth.add_internal("driver-A", Role::Bank { bank: "A".into() });
+        assert!(auth.login(PEER, "d", Some((&user, &pass))).await.is_ok());
+        assert!(auth.login(PEER, "d", Some((&user, "x"))).await.is_err());
+        let (u, p) = auth.hub_credentials();
+        let (u, p) = (u.to_owned(), p.to_owned());
+        assert!(auth.is_hub(&u, &p));
+        assert!(!auth.is_hub(&u, "guess"));
+        // The hub's login is not a front-door login.
+        assert!(auth.login(PEER, "h", Some((&u, &p))).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_full_pool_says_busy_at_once() {
+        let pool = Arc::new(Argon2Pool::default());
+        let hash = hash_password("x").unwrap();
+        let mut tasks = Vec::new();
+        for _ in 0..(ARGON2_QUEUE + ARGON2_WORKERS + 8) {
+            let (pool, hash) = (pool.clone(), hash.clone());
+            tasks.push(tokio::spawn(async move { pool.verify(&hash, "y").await }));
+        }
+        let mut busy = 0;
+        for t in tasks {
+            if t.await.unwrap() == Err(Busy) {
+                busy += 1;
+            }
+        }
+        assert!(busy >= 1, "some checks must be refused as busy");
     }
 
     #[test]
     fn a_malformed_hash_refuses_instead_of_panicking() {
-        let auth = Authenticator::new([("b".into(), "u".into(), "not-a-phc-string".into())]);
-        assert!(!auth.check("c", "u", "anything"));
+        assert!(!verify_phc("not-a-phc-string", "anything"));
     }
 }

@@ -1,28 +1,34 @@
 //! The embedded MQTT broker.
 //!
-//! rumqttd runs on its own threads, listening only on loopback ports that are private to this
-//! process ("internal listeners"). Clients on the LAN reach it through the [`front`] door, which
-//! owns the public plain and TLS ports:
+//! rumqttd runs on its own threads, listening on one loopback port that is private to this
+//! process (the "internal listener", MQTT 5). Only the hub's own client and the [`front`] door
+//! log in there, with a random password that exists only in this process. Every other client,
+//! including the hub's in-process drivers, comes through the front door, which owns the public
+//! plain and TLS ports and a loopback port for the drivers:
 //!
 //! ```text
-//!  bank / kiosk ──TCP or TLS──▶ front door ──loopback──▶ rumqttd internal listener
-//!                               (TLS, timeouts,          v4 or v5, with or without the
-//!                                routing, counting)      username/password hook
+//!  bank / kiosk / tool ─TCP or TLS─▶ front door ──loopback, MQTT 5──▶ rumqttd internal listener
+//!  in-process drivers ──loopback───▶ (login, ACL, client ids,          ▲
+//!                                     limits, 3.1.1 ⇄ 5)               │
+//!  hub's own client (rumqttc, MQTT 5) ─────────────────────────────────┘
 //! ```
 //!
-//! Why not expose rumqttd directly: its TLS handshake runs in the accept loop without a timeout
-//! (one idle connection stalls every new client), it has no way to stop accepting at shutdown,
-//! it needs one port per protocol version, and it cannot let anonymous clients in while checking
-//! the passwords of those who send one. The front door fixes all four with a byte-level peek at
-//! the CONNECT packet; the broker itself still does all MQTT and all password checks (its auth
-//! hook calls [`auth::Authenticator`]).
+//! Why not expose rumqttd directly: it authorizes no publish or subscribe, lets any login take
+//! over any client id, panics on client ids with `/` and on MQTT 5 properties sent to a 3.1.1
+//! subscriber, runs its TLS handshake in the accept loop without a timeout, and has no way to
+//! stop accepting at shutdown. The front door ([`front`], [`acl`], [`auth`]) fixes all of these
+//! by reading every packet; rumqttd only routes what the front door has checked. A panic
+//! anywhere in the process (rumqttd's threads included) stops the process, so systemd restarts
+//! it rather than leaving a half-working broker (see `daemon.rs`).
 //!
 //! rumqttd keeps nothing on disk: retained messages and sessions vanish on restart, so nothing
 //! the hub promises depends on the broker remembering.
 
+pub mod acl;
 pub mod auth;
 pub mod front;
 pub mod nodelay;
+pub mod probe;
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener as StdTcpListener};
@@ -36,18 +42,22 @@ use auth::Authenticator;
 /// Router and connection limits, sized for a mail-room mini-PC (see `docs/ARCHITECTURE.md`).
 #[derive(Debug, Clone)]
 pub struct Limits {
+    /// Clients the public listeners admit.
     pub max_connections: usize,
+    /// The hub's in-process clients (drivers, simulated banks, the probe), on top.
+    pub internal_clients: usize,
     pub max_payload_bytes: usize,
 }
 
-/// Where the broker's internal listeners are. `None` where the listener does not exist
-/// (no anonymous listeners unless anonymous clients are allowed).
+/// Connections rumqttd keeps for the hub's own clients beyond what the front door admits: the
+/// front door refuses first, so rumqttd never refuses at its limit (a refusal there leaves state
+/// behind that a retry with the same client id panics on).
+pub const RESERVED_CONNECTIONS: usize = 16;
+
+/// Where the broker's internal listener is.
 #[derive(Debug, Clone, Copy)]
 pub struct InternalPorts {
-    pub v4_auth: SocketAddr,
-    pub v5_auth: SocketAddr,
-    pub v4_anon: Option<SocketAddr>,
-    pub v5_anon: Option<SocketAddr>,
+    pub v5: SocketAddr,
 }
 
 /// Why the broker did not start.
@@ -62,67 +72,45 @@ pub enum BrokerError {
 }
 
 /// Start rumqttd on a dedicated thread (its `start()` blocks forever and runs its own runtimes)
-/// and wait until its listeners accept connections.
+/// and wait until its listener accepts connections. Only the hub's own login gets in there.
 pub fn start(
     limits: &Limits,
     authenticator: Arc<Authenticator>,
-    allow_anonymous: bool,
 ) -> Result<InternalPorts, BrokerError> {
     let ports = InternalPorts {
-        v4_auth: free_loopback_port()?,
-        v5_auth: free_loopback_port()?,
-        v4_anon: allow_anonymous.then(free_loopback_port).transpose()?,
-        v5_anon: allow_anonymous.then(free_loopback_port).transpose()?,
+        v5: free_loopback_port()?,
     };
-    let server = |name: &str, listen: SocketAddr, auth: Option<Arc<Authenticator>>| {
-        let mut connections = ConnectionSettings {
-            // The front door already gave the client its own deadline for CONNECT; this one
-            // covers the loopback leg.
-            connection_timeout_ms: 5_000,
-            max_payload_size: limits.max_payload_bytes,
-            max_inflight_count: 100,
-            auth: None,
-            external_auth: None,
-            dynamic_filters: true,
-        };
-        if let Some(auth) = auth {
-            connections.set_auth_handler(move |client_id, user, pass| {
-                let auth = auth.clone();
-                async move {
-                    // argon2 is CPU-bound by design: keep it off the listener's event loop.
-                    tokio::task::spawn_blocking(move || auth.check(&client_id, &user, &pass))
-                        .await
-                        .unwrap_or(false)
-                }
-            });
-        }
-        (
-            name.to_owned(),
-            ServerSettings {
-                name: name.to_owned(),
-                listen,
-                tls: None,
-                next_connection_delay_ms: 0,
-                connections,
-            },
-        )
+    let mut connections = ConnectionSettings {
+        // The front door already gave the client its own deadline for CONNECT; this one covers
+        // the loopback leg.
+        connection_timeout_ms: 5_000,
+        // Room for the MQTT 5 properties the front door passes on with a full payload.
+        max_payload_size: limits.max_payload_bytes + 4096,
+        max_inflight_count: 100,
+        auth: None,
+        external_auth: None,
+        dynamic_filters: true,
     };
-    let mut v4 = HashMap::from([server(
-        "v4-auth",
-        ports.v4_auth,
-        Some(authenticator.clone()),
+    connections.set_auth_handler(move |_client_id, user, pass| {
+        let auth = authenticator.clone();
+        async move { auth.is_hub(&user, &pass) }
+    });
+    let v5 = HashMap::from([(
+        "internal".to_owned(),
+        ServerSettings {
+            name: "internal".to_owned(),
+            listen: ports.v5,
+            tls: None,
+            next_connection_delay_ms: 0,
+            connections,
+        },
     )]);
-    let mut v5 = HashMap::from([server("v5-auth", ports.v5_auth, Some(authenticator))]);
-    if let Some(p) = ports.v4_anon {
-        v4.extend([server("v4-anon", p, None)]);
-    }
-    if let Some(p) = ports.v5_anon {
-        v5.extend([server("v5-anon", p, None)]);
-    }
     let config = Config {
         id: 0,
         router: RouterConfig {
-            max_connections: limits.max_connections,
+            max_connections: limits.max_connections
+                + limits.internal_clients
+                + RESERVED_CONNECTIONS,
             // Per-client queue of packets not yet written out; a stuck client is dropped past it.
             max_outgoing_packet_count: 200,
             // 1 MiB × 10 segments per topic filter (rumqttd's example allows ~1 GiB per filter).
@@ -132,7 +120,7 @@ pub fn start(
             initialized_filters: None,
             shared_subscriptions_strategy: Default::default(),
         },
-        v4: Some(v4),
+        v4: None,
         v5: Some(v5),
         ..Default::default()
     };
@@ -145,26 +133,16 @@ pub fn start(
             }
         })
         .map_err(BrokerError::Thread)?;
-    // Ready once rumqttd listens on every port. Reading the kernel's socket table (rather than
-    // connecting) keeps the broker's log free of "connection closed by peer" errors, and (unlike
-    // a test bind) cannot race rumqttd for the port.
+    // Ready once rumqttd listens. Reading the kernel's socket table (rather than connecting)
+    // keeps the broker's log free of "connection closed by peer" errors, and (unlike a test
+    // bind) cannot race rumqttd for the port.
     let deadline = Duration::from_secs(5);
     let started = Instant::now();
-    for addr in [
-        Some(ports.v4_auth),
-        Some(ports.v5_auth),
-        ports.v4_anon,
-        ports.v5_anon,
-    ]
-    .into_iter()
-    .flatten()
-    {
-        while !is_listening(addr) {
-            if started.elapsed() > deadline {
-                return Err(BrokerError::NotReady(deadline));
-            }
-            std::thread::sleep(Duration::from_millis(5));
+    while !is_listening(ports.v5) {
+        if started.elapsed() > deadline {
+            return Err(BrokerError::NotReady(deadline));
         }
+        std::thread::sleep(Duration::from_millis(5));
     }
     nodelay::spawn_periodic(ports).map_err(BrokerError::Thread)?;
     Ok(ports)
@@ -172,7 +150,7 @@ pub fn start(
 
 /// Is the broker still serving? (Its listener threads end only if it dies.)
 pub fn alive(ports: &InternalPorts) -> bool {
-    is_listening(ports.v4_auth)
+    is_listening(ports.v5)
 }
 
 /// Is some socket listening on `addr` (an IPv4 address)? Reads `/proc/net/tcp`.

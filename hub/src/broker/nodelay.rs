@@ -101,16 +101,7 @@ pub fn spawn_periodic(ports: InternalPorts) -> std::io::Result<()> {
 }
 
 fn listener_ports(ports: &InternalPorts) -> Vec<u16> {
-    [
-        Some(ports.v4_auth),
-        Some(ports.v5_auth),
-        ports.v4_anon,
-        ports.v5_anon,
-    ]
-    .into_iter()
-    .flatten()
-    .map(|a| a.port())
-    .collect()
+    [ports.v5].into_iter().map(|a| a.port()).collect()
 }
 
 type AddrCall =
@@ -175,12 +166,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let other = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
-        let ports = InternalPorts {
-            v4_auth: addr,
-            v5_auth: addr,
-            v4_anon: None,
-            v5_anon: None,
-        };
+        let ports = InternalPorts { v5: addr };
         let client = TcpStream::connect(addr).unwrap();
         let (accepted, _) = listener.accept().unwrap();
         let bystander = TcpStream::connect(other.local_addr().unwrap()).unwrap();

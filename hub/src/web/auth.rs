@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::{Form, Json};
@@ -229,6 +229,7 @@ fn login_form(web: &Web, error: Option<&str>, status: StatusCode) -> Response {
 /// `POST /login`: throttled; a good password starts a session.
 pub async fn login(
     State(web): State<Arc<Web>>,
+    ConnectInfo(crate::conn_limit::Peer(peer)): ConnectInfo<crate::conn_limit::Peer>,
     headers: HeaderMap,
     Form(fields): Form<HashMap<String, String>>,
 ) -> Response {
@@ -250,7 +251,8 @@ pub async fn login(
             StatusCode::BAD_REQUEST,
         );
     }
-    if let Err(wait) = web.throttle.check(user) {
+    let source = peer.ip();
+    if let Err(wait) = web.throttle.check(user, source) {
         return login_form(
             &web,
             Some(&format!(
@@ -259,8 +261,18 @@ pub async fn login(
             StatusCode::TOO_MANY_REQUESTS,
         );
     }
-    let Some(account) = web.users.verify(user, password).await else {
-        web.throttle.failed(user);
+    let verified = match web.users.verify(&web.argon2, user, password).await {
+        Ok(v) => v,
+        Err(crate::broker::auth::Busy) => {
+            return login_form(
+                &web,
+                Some("The hub is busy checking other sign-ins. Try again in a moment."),
+                StatusCode::SERVICE_UNAVAILABLE,
+            );
+        }
+    };
+    let Some(account) = verified else {
+        web.throttle.failed(user, source);
         tracing::warn!(user, "web sign-in refused");
         return login_form(
             &web,
@@ -268,7 +280,7 @@ pub async fn login(
             StatusCode::UNAUTHORIZED,
         );
     };
-    web.throttle.succeeded(user);
+    web.throttle.succeeded(user, source);
     tracing::info!(user, role = account.role.as_str(), "web sign-in");
     let token = web.sessions.create(&account.name, account.role);
     let home = if account.role == Role::Kiosk {

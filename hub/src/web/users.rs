@@ -9,11 +9,10 @@ use std::collections::BTreeMap;
 use std::sync::mpsc::Sender;
 use std::sync::Mutex;
 
-use argon2::password_hash::{PasswordHash, PasswordVerifier};
-use argon2::Argon2;
 use serde::{Deserialize, Serialize};
 
 use super::ask;
+use crate::broker::auth::{Argon2Pool, Busy};
 use crate::engine::Job;
 
 /// The local-table key of the account map.
@@ -150,27 +149,22 @@ impl Users {
         Ok(())
     }
 
-    /// Check a password. Unknown and deactivated users cost the same argon2 work as known ones,
-    /// so timing does not tell which names exist.
-    pub async fn verify(&self, name: &str, password: &str) -> Option<User> {
+    /// Check a password on the shared argon2 pool. Unknown and deactivated users cost the same
+    /// argon2 work as known ones, so timing does not tell which names exist. `Err(Busy)` when
+    /// the pool is full: refuse the sign-in for now.
+    pub async fn verify(
+        &self,
+        pool: &Argon2Pool,
+        name: &str,
+        password: &str,
+    ) -> Result<Option<User>, Busy> {
         let user = self.get(name);
         let hash = user
             .as_ref()
             .map(|u| u.hash.clone())
             .unwrap_or_else(|| DUMMY_HASH.to_owned());
-        let password = password.to_owned();
-        let ok = tokio::task::spawn_blocking(move || {
-            PasswordHash::new(&hash)
-                .map(|h| {
-                    Argon2::default()
-                        .verify_password(password.as_bytes(), &h)
-                        .is_ok()
-                })
-                .unwrap_or(false)
-        })
-        .await
-        .unwrap_or(false);
-        user.filter(|u| ok && u.active)
+        let ok = pool.verify(&hash, password).await?;
+        Ok(user.filter(|u| ok && u.active))
     }
 }
 
