@@ -10,18 +10,6 @@ use crate::transport::{BusUse, Endpoint, Parity};
 /// Bank ids and MQTT usernames (controllers, kiosks, observers) are unique on the site.
 pub(crate) fn check_banks(banks: &[BankRead], observers: &[(String, Loc)], cx: &mut Ctx) {
     let mut ids: HashMap<&str, &Loc> = HashMap::new();
-    let mut users: HashMap<&str, &Loc> = HashMap::new();
-    for (username, loc) in observers {
-        if let Some(first) = users.insert(username, loc) {
-            cx.error_at(
-                loc,
-                format!(
-                    "MQTT username `{username}` is already used by `{}`: each client needs its own login",
-                    first.key
-                ),
-            );
-        }
-    }
     for read in banks {
         if let Some((id, loc)) = &read.id {
             if let Some(first) = ids.insert(id, loc) {
@@ -31,16 +19,20 @@ pub(crate) fn check_banks(banks: &[BankRead], observers: &[(String, Loc)], cx: &
                 );
             }
         }
-        for (username, loc) in &read.usernames {
-            if let Some(first) = users.insert(username, loc) {
-                cx.error_at(
-                    loc,
-                    format!(
-                        "MQTT username `{username}` is already used by `{}`: each client needs its own login",
-                        first.key
-                    ),
-                );
-            }
+    }
+    let mut users: HashMap<&str, &Loc> = HashMap::new();
+    for (username, loc) in observers
+        .iter()
+        .chain(banks.iter().flat_map(|b| &b.usernames))
+    {
+        if let Some(first) = users.insert(username, loc) {
+            cx.error_at(
+                loc,
+                format!(
+                    "MQTT username `{username}` is already used by `{}`: each client needs its own login",
+                    first.key
+                ),
+            );
         }
     }
 }

@@ -159,7 +159,7 @@ pub async fn run(
             probe_targets.push(probe::Target {
                 name: "mqtt",
                 addr,
-                tls_cert: None,
+                tls: None,
             });
         }
         tokio::spawn(front.clone().serve_plain(listener));
@@ -174,11 +174,10 @@ pub async fn run(
                 source,
             })?;
         listening.mqtts = Some(listener.local_addr());
-        probe_targets.push(probe::Target {
-            name: "mqtts",
-            addr: listener.local_addr(),
-            tls_cert: Some(t.cert.clone()),
-        });
+        match probe::Target::tls("mqtts", listener.local_addr(), &t.cert) {
+            Ok(target) => probe_targets.push(target),
+            Err(e) => warn!(error = %e, "the TLS listener cannot be probed"),
+        }
         tokio::spawn(front.clone().serve_tls(listener));
     }
     // The drivers' own door: loopback only, through the same checks as everyone else.
@@ -195,7 +194,7 @@ pub async fn run(
     probe_targets.push(probe::Target {
         name: "drivers",
         addr: local_addr,
-        tls_cert: None,
+        tls: None,
     });
     tokio::spawn(front.with_own_limit().serve_plain(local));
     probe::spawn(
@@ -260,31 +259,9 @@ pub async fn run(
                     source,
                 }
             })?;
-            let listener = conn_limit::LimitedListener {
-                inner: listener,
-                limit: web_limit,
-                first: WEB_FIRST_BYTES,
-                idle: WEB_IDLE,
-            };
-            tokio::spawn(async move {
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(graceful)
-                    .await
-            })
+            serve_web(listener, web_limit, app, graceful)
         }
-        None => {
-            let listener = conn_limit::LimitedListener {
-                inner: web_listener,
-                limit: web_limit,
-                first: WEB_FIRST_BYTES,
-                idle: WEB_IDLE,
-            };
-            tokio::spawn(async move {
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(graceful)
-                    .await
-            })
-        }
+        None => serve_web(web_listener, web_limit, app, graceful),
     };
 
     info!(site = %config.site.id, "{}", config.summary());
@@ -314,6 +291,34 @@ pub async fn run(
     let _ = tokio::task::spawn_blocking(move || engine.stop()).await;
     info!("stopped");
     Ok(())
+}
+
+/// Serve the web app on `listener`, within the web's connection bounds, until `graceful`
+/// completes.
+fn serve_web<L>(
+    listener: L,
+    limit: Arc<conn_limit::SourceLimit>,
+    app: axum::extract::connect_info::IntoMakeServiceWithConnectInfo<
+        axum::Router,
+        conn_limit::Peer,
+    >,
+    graceful: impl std::future::Future<Output = ()> + Send + 'static,
+) -> tokio::task::JoinHandle<std::io::Result<()>>
+where
+    L: axum::serve::Listener<Addr = SocketAddr>,
+    L::Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let listener = conn_limit::LimitedListener {
+        inner: listener,
+        limit,
+        first: WEB_FIRST_BYTES,
+        idle: WEB_IDLE,
+    };
+    tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(graceful)
+            .await
+    })
 }
 
 async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, StartError> {

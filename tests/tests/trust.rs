@@ -121,6 +121,32 @@ impl Client {
     }
 }
 
+/// Kiosk `ka` of bank A, connected with its own login.
+async fn kiosk_a(addr: SocketAddr) -> Client {
+    let (user, _) = kiosk_login("ka");
+    client("kiosk-a", addr, Some((&user, KIOSK_PASSWORD))).await
+}
+
+/// Kiosk `ka`'s own reply topic.
+const KA_REPLIES: &str = "lockerhub/v1/bank/A/kiosk/reply/ka";
+
+impl Client {
+    /// A harmless kiosk request (`suggest_size`) asking for its reply on `reply_to`.
+    async fn suggest_size(&self, request_id: &str, reply_to: &str) {
+        let request = json!({"request_id": request_id, "reply_to": reply_to, "type": "suggest_size",
+            "dimensions": {"length_mm": 100, "width_mm": 100, "height_mm": 10}});
+        self.client
+            .publish(
+                "lockerhub/v1/bank/A/kiosk/request",
+                QoS::AtLeastOnce,
+                false,
+                request.to_string(),
+            )
+            .await
+            .unwrap();
+    }
+}
+
 fn start(extra_mqtt: &'static str) -> Hub {
     Hub::start(|dir| site(dir, extra_mqtt))
 }
@@ -288,18 +314,8 @@ async fn a_kiosk_cannot_have_replies_sent_to_foreign_topics() {
     let mut ctl = client("ctl-A", addr, Some(("bank-a", PASS))).await;
     ctl.subscribe("lockerhub/v1/bank/A/cmd").await;
     let (ka_user, _) = kiosk_login("ka");
-    let ka = client("kiosk-a", addr, Some((&ka_user, KIOSK_PASSWORD))).await;
-    let request = json!({"request_id": "r1", "reply_to": "lockerhub/v1/bank/A/cmd",
-        "type": "suggest_size", "dimensions": {"length_mm": 100, "width_mm": 100, "height_mm": 10}});
-    ka.client
-        .publish(
-            "lockerhub/v1/bank/A/kiosk/request",
-            QoS::AtLeastOnce,
-            false,
-            request.to_string(),
-        )
-        .await
-        .unwrap();
+    let ka = kiosk_a(addr).await;
+    ka.suggest_size("r1", "lockerhub/v1/bank/A/cmd").await;
     let got = ctl.received_within(Duration::from_secs(2)).await;
     assert!(
         !got.iter()
@@ -341,20 +357,9 @@ async fn client_ids_are_bound_to_logins_and_bad_ids_cannot_break_the_broker() {
         }
     }
     // A kiosk request still round-trips through the hub: the hub's own client is on the bus.
-    let (ka_user, _) = kiosk_login("ka");
-    let mut ka = client("kiosk-a", addr, Some((&ka_user, KIOSK_PASSWORD))).await;
-    ka.subscribe("lockerhub/v1/bank/A/kiosk/reply/ka").await;
-    let request = json!({"request_id": "after", "reply_to": "lockerhub/v1/bank/A/kiosk/reply/ka",
-        "type": "suggest_size", "dimensions": {"length_mm": 100, "width_mm": 100, "height_mm": 10}});
-    ka.client
-        .publish(
-            "lockerhub/v1/bank/A/kiosk/request",
-            QoS::AtLeastOnce,
-            false,
-            request.to_string(),
-        )
-        .await
-        .unwrap();
+    let mut ka = kiosk_a(addr).await;
+    ka.subscribe(KA_REPLIES).await;
+    ka.suggest_size("after", KA_REPLIES).await;
     let replies = ka.received_within(Duration::from_secs(3)).await;
     assert_eq!(replies.len(), 1, "{}", hub.output());
     assert!(b.is_connected());

@@ -83,25 +83,45 @@ impl Role {
         }
     }
 
-    /// May this role publish to `topic` (a topic name, no wildcards)?
-    pub fn may_publish(&self, topic: &str) -> bool {
-        valid_topic(topic) && self.publish_rules().iter().any(|r| covers(r, topic))
-    }
-
-    /// May this role subscribe to `filter`?
-    pub fn may_subscribe(&self, filter: &str) -> bool {
-        valid_filter(filter) && self.subscribe_rules().iter().any(|r| covers(r, filter))
-    }
-
-    /// May a request of this role ask for its reply on `topic` (`reply_to` or the MQTT 5 Response
-    /// Topic)? Only a kiosk sends requests, and only to its own reply topics.
-    pub fn may_be_replied_at(&self, topic: &str) -> bool {
-        match self {
-            Role::Kiosk { bank, kiosk } => {
-                valid_topic(topic) && covers(&kiosk_replies(bank, kiosk), topic)
-            }
-            _ => false,
+    /// This role's rules, made once per connection (the front door checks every packet).
+    pub fn rights(&self) -> Rights {
+        Rights {
+            publish: self.publish_rules(),
+            subscribe: self.subscribe_rules(),
+            replies: match self {
+                Role::Kiosk { bank, kiosk } => Some(kiosk_replies(bank, kiosk)),
+                _ => None,
+            },
         }
+    }
+}
+
+/// A role's rules as topic filters.
+#[derive(Debug, Clone)]
+pub struct Rights {
+    publish: Vec<String>,
+    subscribe: Vec<String>,
+    /// A kiosk's own reply topics.
+    replies: Option<String>,
+}
+
+impl Rights {
+    /// May this login publish to `topic` (a topic name, no wildcards)?
+    pub fn may_publish(&self, topic: &str) -> bool {
+        valid_topic(topic) && self.publish.iter().any(|r| covers(r, topic))
+    }
+
+    /// May this login subscribe to `filter`?
+    pub fn may_subscribe(&self, filter: &str) -> bool {
+        valid_filter(filter) && self.subscribe.iter().any(|r| covers(r, filter))
+    }
+
+    /// May a request of this login ask for its reply on `topic` (`reply_to` or the MQTT 5
+    /// Response Topic)? Only a kiosk sends requests, and only to its own reply topics.
+    pub fn may_be_replied_at(&self, topic: &str) -> bool {
+        self.replies
+            .as_ref()
+            .is_some_and(|r| valid_topic(topic) && covers(r, topic))
     }
 }
 
@@ -182,7 +202,7 @@ mod tests {
 
     #[test]
     fn a_bank_touches_only_its_own_controller_topics() {
-        let a = bank("A");
+        let a = bank("A").rights();
         assert!(a.may_publish("lockerhub/v1/bank/A/status"));
         assert!(a.may_publish("lockerhub/v1/bank/A/door/7"));
         assert!(a.may_publish("lockerhub/v1/bank/A/ack"));
@@ -223,7 +243,8 @@ mod tests {
         let k = Role::Kiosk {
             bank: "A".into(),
             kiosk: "k1".into(),
-        };
+        }
+        .rights();
         assert!(k.may_publish("lockerhub/v1/bank/A/kiosk/request"));
         assert!(!k.may_publish("lockerhub/v1/bank/B/kiosk/request"));
         assert!(!k.may_publish("lockerhub/v1/bank/A/cmd"));
@@ -243,7 +264,7 @@ mod tests {
 
     #[test]
     fn observers_read_state_and_alerts_but_no_secrets_and_write_nothing() {
-        let o = Role::Observer;
+        let o = Role::Observer.rights();
         for filter in [
             "lockerhub/v1/bank/+/state",
             "lockerhub/v1/bank/A/state",
@@ -273,7 +294,7 @@ mod tests {
     fn malformed_filters_are_refused() {
         for filter in ["", "a/#/b", "a/b#", "a/+b", "$SYS/#", "$share/g/a", "a\0b"] {
             assert!(!valid_filter(filter), "{filter:?}");
-            assert!(!Role::Observer.may_subscribe(filter), "{filter:?}");
+            assert!(!Role::Observer.rights().may_subscribe(filter), "{filter:?}");
         }
     }
 }

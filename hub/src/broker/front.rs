@@ -336,7 +336,7 @@ impl FrontDoor {
             return;
         }
         if let Some(topic) = connect.will_topic() {
-            if !identity.role.may_publish(&topic) {
+            if !identity.role.rights().may_publish(&topic) {
                 self.refusals.count(
                     &identity.login,
                     RefusalKind::Connect,
@@ -386,6 +386,7 @@ impl FrontDoor {
         }
         let mut conn = Conn {
             version,
+            rights: identity.role.rights(),
             identity,
             max_packet: self.max_payload_bytes + 4096,
             aliases: HashMap::new(),
@@ -727,6 +728,8 @@ fn connack_refusal(version: u8, why: Refusal) -> Vec<u8> {
 struct Conn {
     version: u8,
     identity: Identity,
+    /// The identity's role's rules, made once.
+    rights: acl::Rights,
     max_packet: usize,
     /// MQTT 5 topic aliases the client set up.
     aliases: HashMap<u16, Bytes>,
@@ -983,7 +986,7 @@ impl Conn {
                 for filter in subscribe.filters.drain(..) {
                     if !acl::valid_filter(&filter.path) {
                         reasons.push(Some(v5::SubscribeReasonCode::TopicFilterInvalid));
-                    } else if self.identity.role.may_subscribe(&filter.path) {
+                    } else if self.rights.may_subscribe(&filter.path) {
                         reasons.push(None);
                         allowed.push(filter);
                     } else {
@@ -1030,7 +1033,7 @@ impl Conn {
         let Ok(topic) = std::str::from_utf8(&publish.topic) else {
             return Verdict::Refuse(RefusalKind::Publish, "topic is not UTF-8");
         };
-        if !self.identity.role.may_publish(topic) {
+        if !self.rights.may_publish(topic) {
             return Verdict::Refuse(RefusalKind::Publish, "publish outside this login's topics");
         }
         if let Role::Kiosk { .. } = self.identity.role {
@@ -1038,7 +1041,7 @@ impl Conn {
                 .properties
                 .as_ref()
                 .and_then(|p| p.response_topic.as_deref());
-            if response.is_some_and(|t| !self.identity.role.may_be_replied_at(t)) {
+            if response.is_some_and(|t| !self.rights.may_be_replied_at(t)) {
                 return Verdict::Refuse(
                     RefusalKind::Publish,
                     "kiosk request's response topic is not this kiosk's reply topic",
@@ -1052,7 +1055,7 @@ impl Conn {
                 reply_to: Some(reply_to),
             }) = serde_json::from_slice::<ReplyTo>(&publish.payload)
             {
-                if !self.identity.role.may_be_replied_at(&reply_to) {
+                if !self.rights.may_be_replied_at(&reply_to) {
                     return Verdict::Refuse(
                         RefusalKind::Publish,
                         "kiosk request's reply_to is not this kiosk's reply topic",
@@ -1079,8 +1082,8 @@ impl Conn {
         match packet {
             v5::Packet::Publish(publish) => {
                 // Defence in depth: only topics this login may read ever leave the hub.
-                let readable = std::str::from_utf8(&publish.topic)
-                    .is_ok_and(|t| self.identity.role.may_subscribe(t));
+                let readable =
+                    std::str::from_utf8(&publish.topic).is_ok_and(|t| self.rights.may_subscribe(t));
                 if !readable {
                     tracing::error!(
                         login = self.identity.login,
@@ -1349,6 +1352,7 @@ mod tests {
     fn conn(role: Role, version: u8) -> Conn {
         Conn {
             version,
+            rights: role.rights(),
             identity: Identity {
                 login: "l".into(),
                 role,

@@ -11,7 +11,6 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -43,8 +42,24 @@ pub struct Target {
     /// `mqtt`, `mqtts` or `drivers`.
     pub name: &'static str,
     pub addr: SocketAddr,
-    /// The listener's own certificate (PEM), for a TLS listener: the probe trusts exactly it.
-    pub tls_cert: Option<PathBuf>,
+    /// For a TLS listener: a client that trusts exactly the listener's own certificate.
+    pub tls: Option<tokio_rustls::TlsConnector>,
+}
+
+impl Target {
+    /// A TLS listener serving the certificate in the PEM file `cert`.
+    pub fn tls(
+        name: &'static str,
+        addr: SocketAddr,
+        cert: &std::path::Path,
+    ) -> Result<Target, String> {
+        let config = crate::tls::pinned_client(cert)?;
+        Ok(Target {
+            name,
+            addr,
+            tls: Some(tokio_rustls::TlsConnector::from(Arc::new(config))),
+        })
+    }
 }
 
 /// What the probes found, per listener.
@@ -209,10 +224,9 @@ async fn round_trip(
         .await
         .map_err(|e| format!("connect {addr}: {e}"))?;
     let _ = tcp.set_nodelay(true);
-    match &target.tls_cert {
+    match &target.tls {
         None => mqtt_round_trip(tcp, target.name, login, nonce, &mut seen).await,
-        Some(cert) => {
-            let connector = pinned_connector(cert)?;
+        Some(connector) => {
             let name = rustls::pki_types::ServerName::try_from("locker-hub-probe")
                 .map_err(|e| e.to_string())?;
             let tls = connector
@@ -315,87 +329,5 @@ async fn read<S: AsyncRead + Unpin>(
             }
             Err(e) => return Err(format!("bad packet: {e}")),
         }
-    }
-}
-
-/// A TLS client that trusts exactly the hub's own certificate (the probe talks to itself; the
-/// certificate may be self-signed and name no host the probe could check).
-fn pinned_connector(cert: &std::path::Path) -> Result<tokio_rustls::TlsConnector, String> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::CertificateDer;
-    let pinned = CertificateDer::pem_file_iter(cert)
-        .map_err(|e| format!("read {}: {e}", cert.display()))?
-        .next()
-        .ok_or_else(|| format!("no certificate in {}", cert.display()))?
-        .map_err(|e| format!("read {}: {e}", cert.display()))?;
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(Pinned {
-            cert: pinned.into_owned(),
-            provider,
-        }))
-        .with_no_client_auth();
-    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
-}
-
-#[derive(Debug)]
-struct Pinned {
-    cert: rustls::pki_types::CertificateDer<'static>,
-    provider: Arc<rustls::crypto::CryptoProvider>,
-}
-
-impl rustls::client::danger::ServerCertVerifier for Pinned {
-    fn verify_server_cert(
-        &self,
-        end_entity: &rustls::pki_types::CertificateDer<'_>,
-        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
-        _server_name: &rustls::pki_types::ServerName<'_>,
-        _ocsp: &[u8],
-        _now: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        if end_entity.as_ref() == self.cert.as_ref() {
-            Ok(rustls::client::danger::ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::General(
-                "the listener presents another certificate than the hub's".into(),
-            ))
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
     }
 }
