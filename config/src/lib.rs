@@ -100,7 +100,12 @@ pub fn parse(text: &str, file_name: &str) -> Result<Config, Diagnostics> {
         // A duplicate key leaves the rest of the document intact, so reading goes on and
         // its other problems are reported too; any other syntax error stops here.
         if error.message() == "duplicate key" {
-            let key = text.get(span.clone()).unwrap_or("key").trim();
+            // The span may be empty (an empty key): name it anyway, every problem has a key.
+            let key = text
+                .get(span.clone())
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+                .unwrap_or("key");
             cx.error(
                 &span,
                 key,
