@@ -8,7 +8,7 @@
 //! hold = { ambient = "5d", refrigerated = "24h", frozen = "24h" }
 //! reminders = ["24h", "72h"]            # after delivery; only those before the hold ends are sent
 //! pin_length = 6                        # 4 to 10 digits
-//! lockout = { max_failures = 5, window = "15m", base_lockout = "1m", max_lockout = "1h" }
+//! lockout = { max_failures = 5, window = "15m", base_lockout = "1m", max_lockout = "1h", check_every = "15s" }
 //! reservation_timeout = "3m"            # a reserved door is released if nothing is dropped off
 //! door_ajar_after = "60s"               # alert when a door stays open this long
 //! unlock_retries = 2                    # re-send an unlock that got no door-open feedback
@@ -69,8 +69,10 @@ impl HoldTimes {
 }
 
 /// Lockout after repeated wrong pickup codes: after `max_failures` failures within
-/// `window`, entry is blocked for `base_lockout`, doubling on each further lockout up to
-/// `max_lockout`.
+/// `window`, the bank's keypad is locked for `base_lockout`, doubling on each further lockout up
+/// to `max_lockout`. A lockout slows guessing without shutting residents out: while locked, one
+/// code is checked per `check_every` after the last wrong one (times the lockout level, at most
+/// four times), and a right code for a parcel at that bank still opens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Lockout {
     /// Wrong codes tolerated within the window (default 5).
@@ -81,6 +83,8 @@ pub struct Lockout {
     pub base_lockout: Duration,
     /// Longest lockout (default 1 hour).
     pub max_lockout: Duration,
+    /// While locked, how long after a wrong code the next code is checked (default 15 s).
+    pub check_every: Duration,
 }
 
 impl Default for Policies {
@@ -98,6 +102,7 @@ impl Default for Policies {
                 window: 15 * MINUTE,
                 base_lockout: MINUTE,
                 max_lockout: HOUR,
+                check_every: Duration::from_secs(15),
             },
             reservation_timeout: 3 * MINUTE,
             door_ajar_after: MINUTE,
@@ -170,12 +175,15 @@ pub(crate) fn read(root: &mut Table, cx: &mut Ctx) -> Option<Policies> {
                         ),
                     );
                 }
+                let check_every =
+                    l.duration_within(cx, "check_every", d.check_every, second, 10 * MINUTE);
                 l.finish(cx);
                 Lockout {
                     max_failures,
                     window,
                     base_lockout,
                     max_lockout,
+                    check_every,
                 }
             }
         },

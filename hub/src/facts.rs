@@ -173,6 +173,7 @@ pub fn policies(config: &Config) -> Policies {
         wrong_code_window_ms: ms(p.lockout.window),
         lockout_base_ms: ms(p.lockout.base_lockout),
         lockout_max_ms: ms(p.lockout.max_lockout),
+        lockout_check_ms: ms(p.lockout.check_every),
         ..Policies::default()
     }
 }

@@ -637,3 +637,126 @@ async fn login_from(source: &str, web: SocketAddr, user: &str, password: &str) -
         .and_then(|c| c.parse().ok())
         .unwrap_or(0)
 }
+
+/// Kiosk `ks`'s request on bank S, answered on its own reply topic: the reply as JSON.
+async fn ask(ks: &mut Client, id: &str, mut body: serde_json::Value) -> serde_json::Value {
+    body["request_id"] = json!(id);
+    body["reply_to"] = json!("lockerhub/v1/bank/S/kiosk/reply/ks");
+    ks.client
+        .publish(
+            "lockerhub/v1/bank/S/kiosk/request",
+            QoS::AtLeastOnce,
+            false,
+            body.to_string(),
+        )
+        .await
+        .unwrap();
+    loop {
+        let (_, payload) = tokio::time::timeout(Duration::from_secs(10), ks.publishes.recv())
+            .await
+            .expect("a reply within 10 s")
+            .expect("reply");
+        let reply: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+        if reply["request_id"] == id {
+            return reply;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keypad_lockout_stops_guessing_but_not_the_resident_with_the_right_pin() {
+    let hub = tokio::task::spawn_blocking(|| {
+        Hub::start(|dir| {
+            base_config(dir)
+                + &format!(
+                    r#"
+[policies]
+lockout = {{ max_failures = 3, window = "10m", base_lockout = "10m", check_every = "2s" }}
+
+[[bank]]
+id = "S"
+driver = {{ kind = "sim" }}
+{}compartments = [{{ doors = "1-4", size = "S" }}]
+"#,
+                    kiosks(&["ks"])
+                )
+        })
+    })
+    .await
+    .unwrap();
+    let addr = hub.mqtt();
+    for body in [
+        json!({"request_id": "d1", "type": "register_resident", "resident": "r-101", "unit": "101"}),
+        json!({"request_id": "d2", "type": "register_carrier", "carrier": "acme", "name": "Acme"}),
+        json!({"request_id": "d3", "type": "issue_carrier_code", "carrier": "acme", "code": "135790"}),
+    ] {
+        let (_, reply) = hub.api("POST", "/api/v1/commands", Some(&body.to_string()));
+        assert_eq!(reply["type"], "accepted", "{reply}");
+    }
+    let (user, _) = kiosk_login("ks");
+    let mut ks = client("kiosk-s", addr, Some((&user, KIOSK_PASSWORD))).await;
+    ks.subscribe("lockerhub/v1/bank/S/kiosk/reply/ks").await;
+    // A delivery; the simulated bank closes the door by itself a few seconds later.
+    let reserved = ask(
+        &mut ks,
+        "drop",
+        json!({"type": "start_drop_off", "bank": "S", "carrier_code": "135790",
+               "recipient": {"type": "unit", "unit": "101"}, "size": "s"}),
+    )
+    .await;
+    assert_eq!(reserved["type"], "reserved", "{reserved}");
+    // Confirmed once the simulated door has opened.
+    let mut confirmed = json!(null);
+    for n in 0..50 {
+        confirmed = ask(
+            &mut ks,
+            &format!("confirm-{n}"),
+            json!({"type": "confirm_parcel", "reservation": reserved["reservation"]}),
+        )
+        .await;
+        if confirmed["code"] != "not_allowed_now" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(confirmed["type"], "parcel_confirmed", "{confirmed}");
+    let started = Instant::now();
+    let pin = loop {
+        let (_, items) = hub.api("GET", "/api/v1/outbox", None);
+        if let Some(pin) = items[0]["notification"]["pin"].as_str() {
+            break pin.to_owned();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no notification"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // Someone guesses: three wrong PINs lock the keypad, and the next guess is not even checked.
+    let wrong = if pin == "000000" { "111111" } else { "000000" };
+    for n in 0..3 {
+        let r = ask(
+            &mut ks,
+            &format!("guess-{n}"),
+            json!({"type": "pickup_by_pin", "bank": "S", "pin": wrong}),
+        )
+        .await;
+        assert_eq!(r["code"], "bad_credential", "{r}");
+    }
+    let r = ask(
+        &mut ks,
+        "guess-3",
+        json!({"type": "pickup_by_pin", "bank": "S", "pin": wrong}),
+    )
+    .await;
+    assert_eq!(r["code"], "keypad_locked", "{r}");
+    // The resident arrives a few seconds later, during the 10-minute lockout: the door opens.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let r = ask(
+        &mut ks,
+        "resident",
+        json!({"type": "pickup_by_pin", "bank": "S", "pin": pin}),
+    )
+    .await;
+    assert_eq!(r["type"], "opening", "{r}");
+}

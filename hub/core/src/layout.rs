@@ -213,6 +213,9 @@ pub struct Policies {
     pub lockout_max_ms: u64,
     /// A bank with no wrong credential for this long starts again at the first lockout length.
     pub lockout_reset_ms: u64,
+    /// While a keypad is locked, the next credential is checked this long after the last wrong
+    /// one (times the lockout level, at most four times); checked and right, it opens.
+    pub lockout_check_ms: u64,
     /// Size classes from smallest; used to suggest a size from dimensions.
     pub size_limits: Vec<SizeLimit>,
     pub refrigerated_range: TempRange,
@@ -243,6 +246,7 @@ impl Default for Policies {
             lockout_base_ms: MINUTE,
             lockout_max_ms: HOUR,
             lockout_reset_ms: DAY,
+            lockout_check_ms: 15 * SECOND,
             size_limits: vec![
                 SizeLimit {
                     size: Size::ExtraSmall,

@@ -7,6 +7,13 @@
 //! bank (derived from `CodeRejected` facts, so a restart does not reset them): after
 //! `wrong_code_limit` within the window the keypad locks, each lockout twice as long as the last
 //! up to the maximum, and staff are alerted.
+//!
+//! A lockout stops guessing, not residents. While a keypad is locked, a credential is checked
+//! only once `lockout_check_ms` (times the lockout level, at most four times) has passed since the
+//! last wrong one; earlier attempts are refused as `keypad_locked` with the time of the next
+//! check, unchecked and uncounted. A checked credential that is right opens as usual; a wrong one
+//! counts and can lengthen the lockout. So a guesser gets a handful of tries a minute at most,
+//! while a resident with the right code waits seconds, not the whole lockout.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -23,12 +30,26 @@ const PIN_TRIES: usize = 64;
 
 impl Core {
     pub(crate) fn check_keypad(&self, bank: &str, now: Millis) -> Result<()> {
-        match self.state.keypad_locked_until(bank, now) {
-            Some(until) => Err(Rejection {
-                until: Some(until),
+        if self.state.keypad_locked_until(bank, now).is_none() {
+            return Ok(());
+        }
+        let b = self.state.bank(bank);
+        let p = &self.ctx.policies;
+        let every = p.lockout_check_ms * u64::from(b.lockout_level.clamp(1, 4));
+        match b
+            .last_failure
+            .map(|t| t.plus(every))
+            .filter(|next| *next > now)
+        {
+            Some(next) => Err(Rejection {
+                until: Some(next),
                 ..Rejection::new(
                     RejectCode::KeypadLocked,
-                    format!("the keypad of bank {bank} is locked after too many wrong codes"),
+                    format!(
+                        "the keypad of bank {bank} is slowed after too many wrong codes; \
+                         try again in {} s",
+                        next.0.saturating_sub(now.0).div_ceil(1000)
+                    ),
                 )
             }),
             None => Ok(()),

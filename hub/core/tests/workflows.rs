@@ -494,14 +494,19 @@ fn wrong_codes_lock_the_keypad_for_doubling_times_and_alert_staff() {
             assert!(said, "{:?}", out.effects);
         }
     }
+    // A guess right after is not even checked; the keypad says when the next check is.
     let r = s.refused(
         Request::PickupByPin {
             bank: "A".into(),
-            pin: d.pin.clone(),
+            pin: wrong.clone(),
         },
         RejectCode::KeypadLocked,
     );
-    assert_eq!(r.until, Some(s.now.plus(s.policies.lockout_base_ms)));
+    assert_eq!(r.until, Some(s.now.plus(s.policies.lockout_check_ms)));
+    assert_eq!(
+        s.core.banks(s.now)[0].keypad_locked_until,
+        Some(s.now.plus(s.policies.lockout_base_ms))
+    );
     // Another bank is not affected.
     s.refused(
         Request::PickupByPin {
@@ -510,25 +515,66 @@ fn wrong_codes_lock_the_keypad_for_doubling_times_and_alert_staff() {
         },
         RejectCode::BadCredential,
     );
-    assert_eq!(s.core.banks(s.now)[0].keypad_locked_until, r.until);
     s.advance(s.policies.lockout_base_ms);
     // Second lockout lasts twice as long.
     for _ in 0..limit {
         s.pin("A", &wrong);
     }
-    let r = s.refused(
+    assert_eq!(
+        s.core.banks(s.now)[0].keypad_locked_until,
+        Some(s.now.plus(2 * s.policies.lockout_base_ms))
+    );
+    s.advance(2 * s.policies.lockout_base_ms);
+    assert!(matches!(
+        outcome(&s.pin("A", &d.pin)),
+        Outcome::Opening { .. }
+    ));
+}
+
+#[test]
+fn a_locked_keypad_slows_guessing_but_a_right_code_still_opens() {
+    let mut s = Site::new();
+    let d = s.deliver("A", "r1", Size::Small, 1);
+    let wrong = s.wrong_pin(&[&d.pin]);
+    for _ in 0..s.policies.wrong_code_limit {
+        s.pin("A", &wrong);
+    }
+    let locked_until = s.core.banks(s.now)[0].keypad_locked_until;
+    assert!(locked_until.is_some());
+    // Within the check interval nothing is checked or counted, not even the right code.
+    let out = s.pin("A", &wrong);
+    assert!(!has_fact(&out, |k| matches!(
+        k,
+        FactKind::CodeRejected { .. }
+    )));
+    s.refused(
         Request::PickupByPin {
             bank: "A".into(),
             pin: d.pin.clone(),
         },
         RejectCode::KeypadLocked,
     );
-    assert_eq!(r.until, Some(s.now.plus(2 * s.policies.lockout_base_ms)));
-    s.advance(2 * s.policies.lockout_base_ms);
+    // After it, still within the lockout, the resident's right code opens.
+    s.advance(s.policies.lockout_check_ms);
+    assert!(s.core.banks(s.now)[0].keypad_locked_until.is_some());
     assert!(matches!(
         outcome(&s.pin("A", &d.pin)),
         Outcome::Opening { .. }
     ));
+    // A guesser gets one checked try per interval, and each wrong one starts the wait again.
+    let out = s.pin("A", &wrong);
+    assert!(has_fact(&out, |k| matches!(
+        k,
+        FactKind::CodeRejected { .. }
+    )));
+    let r = s.refused(
+        Request::PickupByPin {
+            bank: "A".into(),
+            pin: wrong.clone(),
+        },
+        RejectCode::KeypadLocked,
+    );
+    assert_eq!(r.until, Some(s.now.plus(s.policies.lockout_check_ms)));
 }
 
 #[test]
