@@ -13,6 +13,8 @@
 //! door_ajar_after = "60s"               # alert when a door stays open this long
 //! unlock_retries = 2                    # re-send an unlock that got no door-open feedback
 //! max_vacation_hold = "30d"             # longest hold a resident may ask for
+//! carrier_open_reservations = 3         # drop-offs one carrier may have in progress at once
+//! carrier_overflows_per_hour = 20       # parcels one carrier may send to the desk as overflow
 //! ```
 
 use std::time::Duration;
@@ -44,6 +46,11 @@ pub struct Policies {
     pub unlock_retries: u8,
     /// Longest vacation hold a resident may request.
     pub max_vacation_hold: Duration,
+    /// Drop-offs one carrier may have in progress at once, site-wide (default 3).
+    pub carrier_open_reservations: u32,
+    /// Parcels one carrier may send to the desk as overflow (no compartment fits) within an hour
+    /// (default 20); past it, drop-offs are refused and the carrier hands parcels in at the desk.
+    pub carrier_overflows_per_hour: u32,
 }
 
 /// Hold time per temperature class.
@@ -108,6 +115,8 @@ impl Default for Policies {
             door_ajar_after: MINUTE,
             unlock_retries: 2,
             max_vacation_hold: 30 * DAY,
+            carrier_open_reservations: 3,
+            carrier_overflows_per_hour: 20,
         }
     }
 }
@@ -221,6 +230,18 @@ pub(crate) fn read(root: &mut Table, cx: &mut Ctx) -> Option<Policies> {
             DAY,
             365 * DAY,
         ),
+        carrier_open_reservations: t.int_or(
+            cx,
+            "carrier_open_reservations",
+            1..=100,
+            i64::from(defaults.carrier_open_reservations),
+        ) as u32,
+        carrier_overflows_per_hour: t.int_or(
+            cx,
+            "carrier_overflows_per_hour",
+            1..=10_000,
+            i64::from(defaults.carrier_overflows_per_hour),
+        ) as u32,
     };
     t.finish(cx);
     (cx.problem_count() == before).then_some(policies)

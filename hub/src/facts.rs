@@ -174,6 +174,8 @@ pub fn policies(config: &Config) -> Policies {
         lockout_base_ms: ms(p.lockout.base_lockout),
         lockout_max_ms: ms(p.lockout.max_lockout),
         lockout_check_ms: ms(p.lockout.check_every),
+        carrier_open_reservations: p.carrier_open_reservations,
+        carrier_overflows_per_hour: p.carrier_overflows_per_hour,
         ..Policies::default()
     }
 }

@@ -219,7 +219,7 @@ test('wrong PINs lock the kiosk', async () => {
   assert.ok(locked, 'the keypad locked after repeated wrong PINs');
   assert.equal(status, 429);
   await page.screenshot({ path: path.join(shots, 'kiosk-locked.png') });
-  // The lockout holds even for the right PIN, and the dashboard shows it live.
+  // The dashboard shows the lockout live.
   await bank(dash, 'B').locator('h2', { hasText: 'keypad locked' }).waitFor({ timeout: 10_000 });
   assert.equal(await dash.evaluate(() => window.__noReload), 'still here');
   await page.close();

@@ -638,6 +638,104 @@ async fn login_from(source: &str, web: SocketAddr, user: &str, password: &str) -
         .unwrap_or(0)
 }
 
+/// A site with one simulated bank S (doors 1-4), resident r-101, carrier code 135790, the given
+/// `[policies]` lines; and kiosk `ks` of bank S, connected and listening for its replies.
+async fn sim_site(policies: &'static str) -> (Hub, Client) {
+    let hub = tokio::task::spawn_blocking(move || {
+        Hub::start(|dir| {
+            base_config(dir)
+                + &format!(
+                    r#"
+[policies]
+{policies}
+
+[[bank]]
+id = "S"
+driver = {{ kind = "sim" }}
+{}compartments = [{{ doors = "1-4", size = "S" }}]
+"#,
+                    kiosks(&["ks"])
+                )
+        })
+    })
+    .await
+    .unwrap();
+    for body in [
+        json!({"request_id": "d1", "type": "register_resident", "resident": "r-101", "unit": "101"}),
+        json!({"request_id": "d2", "type": "register_carrier", "carrier": "acme", "name": "Acme"}),
+        json!({"request_id": "d3", "type": "issue_carrier_code", "carrier": "acme", "code": "135790"}),
+    ] {
+        let (_, reply) = hub.api("POST", "/api/v1/commands", Some(&body.to_string()));
+        assert_eq!(reply["type"], "accepted", "{reply}");
+    }
+    let (user, _) = kiosk_login("ks");
+    let mut ks = client("kiosk-s", hub.mqtt(), Some((&user, KIOSK_PASSWORD))).await;
+    ks.subscribe("lockerhub/v1/bank/S/kiosk/reply/ks").await;
+    (hub, ks)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drop_off_flood_is_refused_before_the_engine_and_makes_no_parcels() {
+    let (hub, mut ks) = sim_site("").await;
+    // 3,000 drop-off requests with one carrier code, as fast as the client can send them.
+    let started = Instant::now();
+    for n in 0..3000 {
+        let body = json!({"request_id": format!("flood-{n}"), "type": "start_drop_off",
+            "bank": "S", "carrier_code": "135790", "recipient": {"type": "unit", "unit": "101"},
+            "size": "s", "reply_to": "lockerhub/v1/bank/S/kiosk/reply/ks"});
+        ks.client
+            .publish(
+                "lockerhub/v1/bank/S/kiosk/request",
+                QoS::AtLeastOnce,
+                false,
+                body.to_string(),
+            )
+            .await
+            .unwrap();
+    }
+    let replies = ks.received_within(Duration::from_secs(3)).await;
+    eprintln!(
+        "3,000 requests sent in {:?}; {} answered",
+        started.elapsed(),
+        replies.len()
+    );
+    let kinds: Vec<String> = replies
+        .iter()
+        .filter_map(|(_, p)| serde_json::from_slice::<serde_json::Value>(p).ok())
+        .map(|r| {
+            format!(
+                "{}/{}",
+                r["type"].as_str().unwrap_or(""),
+                r["code"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    let reserved = kinds.iter().filter(|k| k.starts_with("reserved")).count();
+    assert!(
+        replies.len() <= 25,
+        "the front door let {} requests through",
+        replies.len()
+    );
+    assert!(
+        reserved <= 3,
+        "one carrier reserved {reserved} doors: {kinds:?}"
+    );
+    assert!(
+        kinds.iter().any(|k| k == "rejected/rate_limited"),
+        "{kinds:?}"
+    );
+    // No phantom parcels, no notifications.
+    let (_, parcels) = hub.api("GET", "/api/v1/parcels", None);
+    assert_eq!(parcels.as_array().map(Vec::len), Some(0), "{parcels}");
+    let (_, outbox) = hub.api("GET", "/api/v1/outbox", None);
+    assert_eq!(outbox.as_array().map(Vec::len), Some(0), "{outbox}");
+    let h = hub.health();
+    assert!(
+        h["broker"]["refusals"][kiosk_login("ks").0]["rate_limited"].as_u64() > Some(2900),
+        "{h}"
+    );
+}
+
 /// Kiosk `ks`'s request on bank S, answered on its own reply topic: the reply as JSON.
 async fn ask(ks: &mut Client, id: &str, mut body: serde_json::Value) -> serde_json::Value {
     body["request_id"] = json!(id);
@@ -665,37 +763,10 @@ async fn ask(ks: &mut Client, id: &str, mut body: serde_json::Value) -> serde_js
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_keypad_lockout_stops_guessing_but_not_the_resident_with_the_right_pin() {
-    let hub = tokio::task::spawn_blocking(|| {
-        Hub::start(|dir| {
-            base_config(dir)
-                + &format!(
-                    r#"
-[policies]
-lockout = {{ max_failures = 3, window = "10m", base_lockout = "10m", check_every = "2s" }}
-
-[[bank]]
-id = "S"
-driver = {{ kind = "sim" }}
-{}compartments = [{{ doors = "1-4", size = "S" }}]
-"#,
-                    kiosks(&["ks"])
-                )
-        })
-    })
-    .await
-    .unwrap();
-    let addr = hub.mqtt();
-    for body in [
-        json!({"request_id": "d1", "type": "register_resident", "resident": "r-101", "unit": "101"}),
-        json!({"request_id": "d2", "type": "register_carrier", "carrier": "acme", "name": "Acme"}),
-        json!({"request_id": "d3", "type": "issue_carrier_code", "carrier": "acme", "code": "135790"}),
-    ] {
-        let (_, reply) = hub.api("POST", "/api/v1/commands", Some(&body.to_string()));
-        assert_eq!(reply["type"], "accepted", "{reply}");
-    }
-    let (user, _) = kiosk_login("ks");
-    let mut ks = client("kiosk-s", addr, Some((&user, KIOSK_PASSWORD))).await;
-    ks.subscribe("lockerhub/v1/bank/S/kiosk/reply/ks").await;
+    let (hub, mut ks) = sim_site(
+        r#"lockout = { max_failures = 3, window = "10m", base_lockout = "10m", check_every = "2s" }"#,
+    )
+    .await;
     // A delivery; the simulated bank closes the door by itself a few seconds later.
     let reserved = ask(
         &mut ks,

@@ -70,6 +70,7 @@ impl Core {
                 ))
             }
         };
+        self.check_carrier_limits(&carrier, tx.now)?;
         let resident = self.resolve_recipient(recipient)?;
         let size = match (size, dimensions) {
             (Some(s), _) => *s,
@@ -122,6 +123,48 @@ impl Core {
             door,
             size,
         })
+    }
+
+    /// A carrier holds at most `carrier_open_reservations` open reservations and sends at most
+    /// `carrier_overflows_per_hour` parcels to the desk as overflow: a flood of drop-off requests
+    /// with one carrier code is refused before it reserves doors or creates desk parcels.
+    /// Counted from the compartments' live reservations and the last hour's overflow facts, so
+    /// the cost does not grow with history.
+    fn check_carrier_limits(&self, carrier: &CarrierId, now: Millis) -> Result<()> {
+        let p = &self.ctx.policies;
+        let open = self
+            .state
+            .comps
+            .values()
+            .flat_map(|c| &c.reservations)
+            .filter(|r| {
+                self.state
+                    .reservations
+                    .get(*r)
+                    .is_some_and(|r| r.active && &r.carrier == carrier)
+            })
+            .count();
+        if open >= p.carrier_open_reservations as usize {
+            return reject(
+                RejectCode::RateLimited,
+                format!(
+                    "this carrier already has {open} drop-offs in progress; finish or cancel one first"
+                ),
+            );
+        }
+        let overflows = self.state.overflows.get(carrier).map_or(0, |times| {
+            times
+                .iter()
+                .filter(|t| now.0.saturating_sub(t.0) < crate::state::OVERFLOW_WINDOW_MS)
+                .count()
+        });
+        if overflows >= p.carrier_overflows_per_hour as usize {
+            return reject(
+                RejectCode::RateLimited,
+                "the lockers are full for this carrier this hour; please hand the parcels in at the front desk",
+            );
+        }
+        Ok(())
     }
 
     fn authenticate_carrier(&self, code: &str) -> Option<CarrierId> {

@@ -183,6 +183,8 @@ pub enum RejectCode {
     NotAllowedNow,
     /// The request id was used before for a different request.
     RequestIdReused,
+    /// Too many requests of this kind from this carrier (or kiosk) for now.
+    RateLimited,
 }
 
 /// A refused request: what went wrong and where, in words a kiosk or staff page can show.

@@ -216,6 +216,12 @@ pub struct Policies {
     /// While a keypad is locked, the next credential is checked this long after the last wrong
     /// one (times the lockout level, at most four times); checked and right, it opens.
     pub lockout_check_ms: u64,
+    /// Reservations one carrier may hold open at once, site-wide (a carrier fills one door at a
+    /// time; a flood of drop-off requests with one code is refused instead of emptying the bank).
+    pub carrier_open_reservations: u32,
+    /// Parcels one carrier may send to the desk as overflow within an hour; past it a drop-off
+    /// is refused and the carrier hands the parcels in at the desk, where staff check them in.
+    pub carrier_overflows_per_hour: u32,
     /// Size classes from smallest; used to suggest a size from dimensions.
     pub size_limits: Vec<SizeLimit>,
     pub refrigerated_range: TempRange,
@@ -247,6 +253,8 @@ impl Default for Policies {
             lockout_max_ms: HOUR,
             lockout_reset_ms: DAY,
             lockout_check_ms: 15 * SECOND,
+            carrier_open_reservations: 3,
+            carrier_overflows_per_hour: 20,
             size_limits: vec![
                 SizeLimit {
                     size: Size::ExtraSmall,

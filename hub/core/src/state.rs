@@ -12,13 +12,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::effect::Reply;
-use crate::fact::{AlertKind, Fact, FactKind, UnitRef, UnlockPurpose};
+use crate::fact::{AlertKind, DeskReason, Fact, FactKind, UnitRef, UnlockPurpose};
 use crate::ids::{
     AlertId, CarrierId, CodeId, FactId, Millis, ParcelId, RequestId, ReservationId, ResidentId,
     UnlockId,
 };
 use crate::input::HoldTarget;
 use crate::layout::{Policies, SiteLayout, Size, TempClass};
+
+/// The window of the per-carrier overflow limit (`Policies::carrier_overflows_per_hour`).
+pub(crate) const OVERFLOW_WINDOW_MS: u64 = 3_600_000;
 
 /// Site layout and policies: fixed inputs the fold and the workflows consult.
 #[derive(Clone, Debug)]
@@ -208,6 +211,9 @@ pub(crate) struct State {
     pub codes: BTreeMap<CodeId, Code>,
     pub pin_index: BTreeMap<String, BTreeSet<CodeId>>,
     pub reservations: BTreeMap<ReservationId, Reservation>,
+    /// Per carrier, when its parcels went to the desk because no compartment fitted, within
+    /// the last hour of facts (the per-carrier overflow limit).
+    pub overflows: BTreeMap<CarrierId, Vec<Millis>>,
     pub unlocks: BTreeMap<UnlockId, Unlock>,
     pub alerts: BTreeMap<AlertId, Alert>,
     pub answered: BTreeMap<RequestId, (String, Reply)>,
@@ -348,8 +354,13 @@ impl State {
                 tracking,
                 size,
                 temperature,
-                ..
+                reason,
             } => {
+                if let (DeskReason::Overflow, Some(c)) = (reason, carrier) {
+                    let times = self.overflows.entry(c.clone()).or_default();
+                    times.retain(|t| f.at.0.saturating_sub(t.0) < OVERFLOW_WINDOW_MS);
+                    times.push(f.at);
+                }
                 if let Some(id) = &f.parcel {
                     let mut p =
                         Parcel::new(id.clone(), Some(resident.clone()), f.at, Location::Desk);

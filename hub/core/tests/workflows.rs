@@ -1113,3 +1113,59 @@ fn parcels_in_a_compartment_in_use_cannot_be_reassigned() {
         RejectCode::NotAllowedNow,
     );
 }
+
+#[test]
+fn a_drop_off_flood_with_one_carrier_code_reserves_a_few_doors_and_makes_no_parcels() {
+    let mut s = Site::new();
+    let limit = s.policies.carrier_open_reservations as usize;
+    let mut reserved = 0;
+    let mut limited = 0;
+    for _ in 0..100 {
+        let out = s.start_drop_off("A", "r1", Size::Small);
+        assert!(
+            !has_fact(&out, |k| matches!(k, FactKind::ParcelAtDesk { .. })),
+            "a flood must not create desk parcels"
+        );
+        assert!(!out
+            .effects
+            .iter()
+            .any(|e| matches!(e, Effect::Notify { .. })));
+        match outcome(&out) {
+            Outcome::Reserved { .. } => reserved += 1,
+            Outcome::Rejected(r) if r.code == RejectCode::RateLimited => limited += 1,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(reserved, limit);
+    assert_eq!(limited, 100 - limit);
+}
+
+#[test]
+fn a_carrier_sends_at_most_its_hourly_share_of_overflow_to_the_desk() {
+    let mut s = Site::new();
+    let per_hour = s.policies.carrier_overflows_per_hour as usize;
+    // Bank B has two compartments: fill them, then every further drop-off overflows.
+    s.deliver("B", "r1", Size::Medium, 1);
+    s.deliver("B", "r1", Size::Large, 1);
+    let mut desk = 0;
+    for _ in 0..(per_hour + 10) {
+        let out = s.start_drop_off("B", "r1", Size::Medium);
+        match outcome(&out) {
+            Outcome::LockerFull { .. } => desk += 1,
+            Outcome::Rejected(r) => assert_eq!(r.code, RejectCode::RateLimited, "{r:?}"),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(desk, per_hour);
+    // The limit is per hour, and survives a restart (it is derived from facts).
+    s.restart();
+    assert!(matches!(
+        outcome(&s.start_drop_off("B", "r1", Size::Medium)),
+        Outcome::Rejected(_)
+    ));
+    s.advance(3_600_000);
+    assert!(matches!(
+        outcome(&s.start_drop_off("B", "r1", Size::Medium)),
+        Outcome::LockerFull { .. }
+    ));
+}

@@ -148,7 +148,7 @@ async fn pickup_form(
 fn refusal(code: RejectCode, message: &str, until: Option<locker_core::Millis>) -> String {
     match (code, until) {
         (RejectCode::KeypadLocked, Some(t)) => format!(
-            "Too many wrong codes: the keypad is locked until {}. Please ask at the desk.",
+            "Too many wrong codes: the keypad is locked for a moment. Try again after {}.",
             html::time(t)
         ),
         (RejectCode::BadCredential, _) => {
