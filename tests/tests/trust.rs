@@ -693,10 +693,10 @@ async fn a_drop_off_flood_is_refused_before_the_engine_and_makes_no_parcels() {
             .await
             .unwrap();
     }
+    let sent = started.elapsed();
     let replies = ks.received_within(Duration::from_secs(3)).await;
     eprintln!(
-        "3,000 requests sent in {:?}; {} answered",
-        started.elapsed(),
+        "3,000 requests sent in {sent:?}; {} answered",
         replies.len()
     );
     let kinds: Vec<String> = replies
@@ -711,9 +711,11 @@ async fn a_drop_off_flood_is_refused_before_the_engine_and_makes_no_parcels() {
         })
         .collect();
     let reserved = kinds.iter().filter(|k| k.starts_with("reserved")).count();
+    // A burst of 20, then 2 a second while the flood lasted (and while replies were awaited).
+    let allowed = 20 + 2 * (sent.as_secs() as usize + 3) + 2;
     assert!(
-        replies.len() <= 25,
-        "the front door let {} requests through",
+        replies.len() <= allowed,
+        "the front door let {} requests through (at most {allowed})",
         replies.len()
     );
     assert!(
