@@ -55,8 +55,8 @@ pub use driver::{
     ModbusDoor, ModbusDriver, SimDriver,
 };
 pub use network::{
-    Listener, Mqtt, TlsFiles, TlsListener, Web, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_PAYLOAD_BYTES,
-    DEFAULT_MQTT_BIND, DEFAULT_MQTT_TLS_BIND, DEFAULT_WEB_BIND,
+    AddrRange, Listener, Mqtt, TlsFiles, TlsListener, Web, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_MQTT_BIND, DEFAULT_MQTT_TLS_BIND, DEFAULT_WEB_BIND,
 };
 pub use policies::{HoldTimes, Lockout, Policies};
 pub use refrigeration::{

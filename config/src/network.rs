@@ -2,8 +2,9 @@
 //!
 //! ```toml
 //! [mqtt]
-//! listener = { bind = "0.0.0.0:1883" }          # plain TCP for the LAN; `enabled = false` turns it off
-//! tls = { bind = "0.0.0.0:8883", cert = "/etc/locker-hub/tls/hub.crt", key = "/etc/locker-hub/tls/hub.key" }
+//! listener = { bind = "0.0.0.0:1883", allow = ["192.168.10.0/24"] }   # plain TCP; `enabled = false` turns it off
+//! tls = { bind = "0.0.0.0:8883", cert = "/etc/locker-hub/tls/hub.crt", key = "/etc/locker-hub/tls/hub.key",
+//!         bank_certificates = true }          # banks may log in with a certificate (`locker-hub bank enroll`)
 //! allow_anonymous = false
 //! max_connections = 256
 //! max_payload_bytes = 262144
@@ -59,6 +60,61 @@ pub struct Mqtt {
 pub struct Listener {
     /// Address and port to listen on (port 0: any free port).
     pub bind: SocketAddr,
+    /// Source addresses allowed to connect (`allow = ["10.0.5.0/24", "127.0.0.1"]`); empty: any.
+    /// With per-bank certificates on the TLS listener, the plain one can be kept for loopback or
+    /// a few known hosts.
+    pub allow: Vec<AddrRange>,
+}
+
+/// An address range in CIDR notation (`192.168.10.0/24`, `fd00::/8`; a bare address is one host).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AddrRange {
+    /// The network address.
+    pub addr: IpAddr,
+    /// How many leading bits must match (32 or 128 for one host).
+    pub prefix: u8,
+}
+
+impl AddrRange {
+    /// Parses `ADDR` or `ADDR/PREFIX`.
+    pub fn parse(text: &str) -> Result<AddrRange, String> {
+        let (addr, prefix) = match text.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (text, None),
+        };
+        let addr: IpAddr = addr.trim().parse().map_err(|_| {
+            format!("`{text}` is not an IP address or range (e.g. `192.168.10.0/24`)")
+        })?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) => match p.trim().parse::<u8>() {
+                Ok(p) if p <= max => p,
+                _ => return Err(format!("`{text}`: the prefix length must be 0 to {max}")),
+            },
+        };
+        Ok(AddrRange { addr, prefix })
+    }
+
+    /// Is `ip` in this range? (IPv4-mapped IPv6 addresses count as IPv4.)
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        let bits = |a: IpAddr| -> (u128, u32) {
+            match a {
+                IpAddr::V4(v) => (u128::from(u32::from(v)), 32),
+                IpAddr::V6(v) => (u128::from(v), 128),
+            }
+        };
+        let ((net, width), (host, host_width)) = (bits(self.addr), bits(ip));
+        if width != host_width {
+            return false;
+        }
+        let shift = width - u32::from(self.prefix);
+        shift >= width || (net >> shift) == (host >> shift)
+    }
 }
 
 /// A TLS listener (rustls) with its certificate chain and private key, both PEM files.
@@ -70,6 +126,10 @@ pub struct TlsListener {
     pub cert: PathBuf,
     /// PEM private key; checked to exist and be readable.
     pub key: PathBuf,
+    /// Banks may log in with a client certificate issued by `locker-hub bank enroll` (signed by
+    /// the site CA in `DATA_DIR/tls/site-ca.crt`, enrolled in `DATA_DIR/tls/enrolled.json`);
+    /// clients without one still log in with a password. Default false.
+    pub bank_certificates: bool,
 }
 
 /// The LAN web page (`[web]`).
@@ -138,6 +198,7 @@ pub(crate) fn read_mqtt(
         return Some(Mqtt {
             listener: Some(Listener {
                 bind: DEFAULT_MQTT_BIND,
+                allow: Vec::new(),
             }),
             tls: None,
             allow_anonymous: false,
@@ -158,6 +219,7 @@ pub(crate) fn read_mqtt(
             ));
             Some(Some(Listener {
                 bind: DEFAULT_MQTT_BIND,
+                allow: Vec::new(),
             }))
         }
         Some(item) => read_plain_listener(&item, cx, binds),
@@ -225,6 +287,23 @@ fn read_plain_listener(
     let mut t = item.table(cx)?;
     let enabled = t.bool_or(cx, "enabled", true);
     let bind = read_bind(&mut t, cx, DEFAULT_MQTT_BIND);
+    let mut allow = Vec::new();
+    let mut allow_ok = true;
+    if let Some(list) = t.get("allow").and_then(|a| a.array(cx)) {
+        for entry in &list {
+            let Some(text) = entry.str(cx) else {
+                allow_ok = false;
+                continue;
+            };
+            match AddrRange::parse(text) {
+                Ok(r) => allow.push(r),
+                Err(message) => {
+                    cx.error(&entry.span(), entry.key(), message);
+                    allow_ok = false;
+                }
+            }
+        }
+    }
     let loc = t.loc();
     t.finish(cx);
     let (addr, at) = bind?;
@@ -232,13 +311,14 @@ fn read_plain_listener(
         return Some(None);
     }
     binds.push(BoundAt::new(addr, at, loc, "mqtt.listener.bind"));
-    Some(Some(Listener { bind: addr }))
+    allow_ok.then_some(Some(Listener { bind: addr, allow }))
 }
 
 fn read_tls_listener(item: &Item, cx: &mut Ctx, binds: &mut Vec<BoundAt>) -> Option<TlsListener> {
     let mut t = item.table(cx)?;
     let bind = read_bind(&mut t, cx, DEFAULT_MQTT_TLS_BIND);
     let files = read_tls_files(&mut t, cx);
+    let bank_certificates = t.bool_or(cx, "bank_certificates", false);
     let loc = t.loc();
     t.finish(cx);
     let ((addr, at), files) = (bind?, files?);
@@ -247,6 +327,7 @@ fn read_tls_listener(item: &Item, cx: &mut Ctx, binds: &mut Vec<BoundAt>) -> Opt
         bind: addr,
         cert: files.cert,
         key: files.key,
+        bank_certificates,
     })
 }
 
@@ -397,5 +478,33 @@ mod tests {
         assert!(!clash(lo(80), lan(80)));
         assert!(!clash(any(1883), any(8883)));
         assert!(!clash(any(0), any(0)));
+    }
+}
+
+#[cfg(test)]
+mod range_tests {
+    use super::AddrRange;
+
+    #[test]
+    fn ranges_contain_what_they_say() {
+        let lan = AddrRange::parse("192.168.10.0/24").unwrap();
+        assert!(lan.contains("192.168.10.77".parse().unwrap()));
+        assert!(!lan.contains("192.168.11.1".parse().unwrap()));
+        assert!(lan.contains("::ffff:192.168.10.5".parse().unwrap()));
+        let one = AddrRange::parse("127.0.0.1").unwrap();
+        assert!(one.contains("127.0.0.1".parse().unwrap()));
+        assert!(!one.contains("127.0.0.2".parse().unwrap()));
+        assert!(AddrRange::parse("0.0.0.0/0")
+            .unwrap()
+            .contains("8.8.8.8".parse().unwrap()));
+        assert!(AddrRange::parse("fd00::/8")
+            .unwrap()
+            .contains("fd12::1".parse().unwrap()));
+        assert!(!AddrRange::parse("fd00::/8")
+            .unwrap()
+            .contains("10.0.0.1".parse().unwrap()));
+        for bad in ["10.0.0.0/33", "lan", "10.0.0/8", "::/129"] {
+            assert!(AddrRange::parse(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -60,6 +60,8 @@ pub enum StartError {
     Tls(#[from] tls::TlsSetupError),
     #[error("cannot open the state store: {0}")]
     Store(#[from] locker_sync::StoreError),
+    #[error("cannot prepare the site CA for bank certificates: {0}")]
+    SiteCa(String),
     #[error("cannot load the staff accounts: {0}")]
     Users(String),
     #[error("cannot read or create the API token in {path}: {source}")]
@@ -109,7 +111,7 @@ pub async fn run(
         );
         bank_logins.insert(bank.id.clone(), login);
     }
-    let probe_login = authenticator.add_internal("locker-hub.probe", Role::Probe);
+    let probe_login = authenticator.add_internal(probe::USERNAME, Role::Probe);
     let authenticator = Arc::new(authenticator);
     let limits = Limits {
         max_connections: config.mqtt.max_connections,
@@ -162,10 +164,21 @@ pub async fn run(
                 tls: None,
             });
         }
-        tokio::spawn(front.clone().serve_plain(listener));
+        tokio::spawn(front.clone().serve_plain(listener, l.allow.clone()));
     }
     if let Some(t) = &config.mqtt.tls {
-        let acceptor = tls::acceptor(&t.cert, &t.key, &[b"mqtt"])?;
+        if t.bank_certificates {
+            // Made by `locker-hub init`; made here too for a site that turned certificates on
+            // later, so the listener never starts without the CA it checks banks against.
+            crate::bank_certs::ensure_site_ca(&config.site.data_dir).map_err(StartError::SiteCa)?;
+        }
+        let site_ca = crate::bank_certs::site_ca_paths(&config.site.data_dir).0;
+        let acceptor = tls::acceptor_with_clients(
+            &t.cert,
+            &t.key,
+            &[b"mqtt"],
+            t.bank_certificates.then_some(site_ca.as_path()),
+        )?;
         let listener = bind("MQTT over TLS", t.bind).await?;
         let listener =
             tls::TlsListener::new(listener, acceptor).map_err(|source| StartError::Bind {
@@ -178,7 +191,11 @@ pub async fn run(
             Ok(target) => probe_targets.push(target),
             Err(e) => warn!(error = %e, "the TLS listener cannot be probed"),
         }
-        tokio::spawn(front.clone().serve_tls(listener));
+        let mut tls_front = front.clone();
+        if t.bank_certificates {
+            tls_front.enrolled = Some(crate::bank_certs::enrolled_path(&config.site.data_dir));
+        }
+        tokio::spawn(tls_front.serve_tls(listener));
     }
     // The drivers' own door: loopback only, through the same checks as everyone else.
     let local = bind(
@@ -196,7 +213,7 @@ pub async fn run(
         addr: local_addr,
         tls: None,
     });
-    tokio::spawn(front.with_own_limit().serve_plain(local));
+    tokio::spawn(front.with_own_limit().serve_plain(local, Vec::new()));
     probe::spawn(
         status.probes.clone(),
         probe_targets,

@@ -31,7 +31,10 @@ pub fn config(args: &DemoArgs, data_dir: &std::path::Path) -> (Config, Vec<Strin
     config.site.data_dir = data_dir.to_path_buf();
     let mqtt = pick_port(args.bind, args.mqtt_port, "MQTT", &mut notes);
     let web = pick_port(args.bind, args.web_port, "web", &mut notes);
-    config.mqtt.listener = Some(Listener { bind: mqtt });
+    config.mqtt.listener = Some(Listener {
+        bind: mqtt,
+        allow: Vec::new(),
+    });
     config.mqtt.tls = None;
     config.web.bind = web;
     config.web.tls = None;

@@ -1,8 +1,9 @@
 //! `locker-hub init`: what a new installation needs before the first start.
 //!
 //! Today that is a self-signed TLS certificate for the MQTT TLS listener and the web page, so a
-//! site is encrypted from the first minute; a property replaces it with its own certificate by
-//! pointing the configuration elsewhere. Existing files are never overwritten.
+//! site is encrypted from the first minute (a property replaces it with its own certificate by
+//! pointing the configuration elsewhere), and the site CA that signs per-bank client
+//! certificates (`bank_certs`). Existing files are never overwritten.
 
 use std::fs;
 use std::io::Write;
@@ -21,6 +22,12 @@ pub fn tls_paths(data_dir: &Path) -> (PathBuf, PathBuf) {
 /// Create the self-signed certificate unless both files exist. Returns what it did, for the
 /// installer's output.
 pub fn run(data_dir: &Path) -> Result<String, String> {
+    let server = server_certificate(data_dir)?;
+    let ca = crate::bank_certs::ensure_site_ca(data_dir)?;
+    Ok(format!("{server}\n{ca}"))
+}
+
+fn server_certificate(data_dir: &Path) -> Result<String, String> {
     let (cert_path, key_path) = tls_paths(data_dir);
     if cert_path.exists() && key_path.exists() {
         return Ok(format!(

@@ -4,6 +4,7 @@
 //! ([`broker`], [`bus`], [`web`]) and stops them; [`demo`] builds a site that needs no hardware.
 
 mod api;
+mod bank_certs;
 mod banks;
 mod broker;
 mod bus;
@@ -59,11 +60,38 @@ enum Command {
     /// Manage staff accounts for the web page (on the running hub, through its API).
     #[command(subcommand)]
     User(UserCommand),
-    /// Prepare a new installation: a self-signed TLS certificate in DATA_DIR/tls (kept if present).
+    /// Per-bank client certificates for the MQTT TLS listener (`bank_certificates = true`).
+    #[command(subcommand)]
+    Bank(BankCommand),
+    /// Prepare a new installation: a self-signed TLS certificate and the site CA for bank
+    /// certificates in DATA_DIR/tls (kept if present).
     Init {
         /// The hub's data directory.
         #[arg(long, default_value = locker_config::DEFAULT_DATA_DIR)]
         data_dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum BankCommand {
+    /// Issue a client certificate for one bank's controller, signed by the site CA, and enrol it.
+    Enroll {
+        /// The bank id, as in the configuration.
+        bank: String,
+        /// Where to write BANK.crt, BANK.key and site-ca.crt.
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+        /// The site configuration (for the data directory and the bank ids).
+        #[arg(long, short, default_value = "/etc/locker-hub/hub.toml")]
+        config: PathBuf,
+    },
+    /// Revoke every certificate of a bank: its next connection with one is refused.
+    Revoke {
+        /// The bank id.
+        bank: String,
+        /// The site configuration.
+        #[arg(long, short, default_value = "/etc/locker-hub/hub.toml")]
+        config: PathBuf,
     },
 }
 
@@ -117,6 +145,26 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Bank(command) => {
+            let (what, result) = match command {
+                BankCommand::Enroll { bank, out, config } => {
+                    ("enroll", bank_certs::enroll(&config, &bank, &out))
+                }
+                BankCommand::Revoke { bank, config } => {
+                    ("revoke", bank_certs::revoke(&config, &bank))
+                }
+            };
+            match result {
+                Ok(done) => {
+                    println!("{done}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("locker-hub bank {what}: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Init { data_dir } => match init::run(&data_dir) {
             Ok(done) => {
                 println!("{done}");

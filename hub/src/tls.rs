@@ -36,6 +36,8 @@ pub enum TlsSetupError {
         path: String,
         source: rustls::pki_types::pem::Error,
     },
+    #[error("client CA {path} cannot be used: {source}")]
+    ClientCa { path: String, source: rustls::Error },
     #[error("certificate {cert} and key {key} do not work together: {source}")]
     Config {
         cert: String,
@@ -46,6 +48,17 @@ pub enum TlsSetupError {
 
 /// Build a TLS acceptor from PEM files (certificate chain first, then a PKCS#8, PKCS#1 or SEC1 key).
 pub fn acceptor(cert: &Path, key: &Path, alpn: &[&[u8]]) -> Result<TlsAcceptor, TlsSetupError> {
+    acceptor_with_clients(cert, key, alpn, None)
+}
+
+/// Like [`acceptor`]; with `client_ca`, clients may present a certificate, which must then chain
+/// to that CA (PEM) or the handshake fails. Clients without one are still accepted.
+pub fn acceptor_with_clients(
+    cert: &Path,
+    key: &Path,
+    alpn: &[&[u8]],
+    client_ca: Option<&Path>,
+) -> Result<TlsAcceptor, TlsSetupError> {
     let cert_name = cert.display().to_string();
     let key_name = key.display().to_string();
     let chain = CertificateDer::pem_file_iter(cert)
@@ -61,14 +74,42 @@ pub fn acceptor(cert: &Path, key: &Path, alpn: &[&[u8]]) -> Result<TlsAcceptor, 
         path: key_name.clone(),
         source,
     })?;
-    let mut config = rustls::ServerConfig::builder()
-        .with_no_client_auth()
-        .with_single_cert(chain, key_der)
-        .map_err(|source| TlsSetupError::Config {
-            cert: cert_name,
-            key: key_name,
-            source,
-        })?;
+    let builder = rustls::ServerConfig::builder();
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let ca_name = ca.display().to_string();
+            let mut roots = rustls::RootCertStore::empty();
+            for c in CertificateDer::pem_file_iter(ca)
+                .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+                .map_err(|source| TlsSetupError::Cert {
+                    path: ca_name.clone(),
+                    source,
+                })?
+            {
+                roots.add(c).map_err(|source| TlsSetupError::ClientCa {
+                    path: ca_name.clone(),
+                    source,
+                })?;
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder(Arc::new(roots))
+                .allow_unauthenticated()
+                .build()
+                .map_err(|e| TlsSetupError::ClientCa {
+                    path: ca_name,
+                    source: rustls::Error::General(e.to_string()),
+                })?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config =
+        builder
+            .with_single_cert(chain, key_der)
+            .map_err(|source| TlsSetupError::Config {
+                cert: cert_name,
+                key: key_name,
+                source,
+            })?;
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(TlsAcceptor::from(Arc::new(config)))
 }

@@ -39,9 +39,11 @@ use tracing::{debug, warn};
 
 use super::acl::{self, Role};
 use super::auth::{Authenticator, Identity, Refused};
+use crate::bank_certs::Lookup;
 use crate::conn_limit::{Slot, SourceLimit};
 use crate::shutdown::Shutdown;
 use crate::tls::TlsListener;
+use locker_config::AddrRange;
 
 /// A client that has not sent its CONNECT by then is dropped.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -178,6 +180,9 @@ pub struct FrontDoor {
     pub shutdown: Shutdown,
     /// Connections per source address and in all, counted from accept (before any login).
     limit: Arc<SourceLimit>,
+    /// With per-bank certificates: the enrolment file that maps a client certificate to its
+    /// bank (read at every connect, so a revocation applies to the next one).
+    pub enrolled: Option<std::path::PathBuf>,
     sessions: Arc<Mutex<Sessions>>,
     next_id: Arc<AtomicU64>,
 }
@@ -203,6 +208,7 @@ impl FrontDoor {
             max_clients,
             max_payload_bytes,
             limit: SourceLimit::new(CONNECTIONS_PER_SOURCE, max_clients + PENDING_CONNECTIONS),
+            enrolled: None,
             shutdown,
             sessions: Arc::default(),
             next_id: Arc::new(AtomicU64::new(1)),
@@ -225,19 +231,24 @@ impl FrontDoor {
         }
     }
 
-    /// Serve plain TCP clients on `listener` until shutdown.
-    pub async fn serve_plain(self, listener: TcpListener) {
+    /// Serve plain TCP clients on `listener` until shutdown; with a non-empty `allow`, only from
+    /// those addresses (others are refused at CONNECT, before any password check). The hub's
+    /// own probe is the one exception, so that a listener limited to the LAN can still be probed
+    /// over loopback.
+    pub async fn serve_plain(self, listener: TcpListener, allow: Vec<AddrRange>) {
         let mut shutdown = self.shutdown.clone();
         loop {
             tokio::select! {
                 accepted = listener.accept() => match accepted {
                     Ok((stream, peer)) => {
+                        let allowed = allow.is_empty() || allow.iter().any(|r| r.contains(peer.ip()));
                         let Some(slot) = self.limit.admit(peer.ip()) else {
                             debug!(%peer, "MQTT connection refused: too many open from this address or in all");
                             continue;
                         };
                         let _ = stream.set_nodelay(true);
-                        tokio::spawn(self.clone().connection(stream, peer, slot));
+                        let from = if allowed { From::Allowed } else { From::ProbeOnly };
+                        tokio::spawn(self.clone().connection(stream, peer, slot, from));
                     }
                     Err(e) => {
                         debug!(error = %e, "MQTT accept failed");
@@ -260,7 +271,17 @@ impl FrontDoor {
                             debug!(%peer, "MQTT connection refused: too many open from this address or in all");
                             continue;
                         };
-                        tokio::spawn(self.clone().connection(stream, peer, slot));
+                        let certificate = stream
+                            .get_ref()
+                            .1
+                            .peer_certificates()
+                            .and_then(|chain| chain.first())
+                            .map(|c| c.to_vec());
+                        let from = match certificate {
+                            Some(der) => From::Certificate(der),
+                            None => From::Allowed,
+                        };
+                        tokio::spawn(self.clone().connection(stream, peer, slot, from));
                     }
                     None => return,
                 },
@@ -269,7 +290,8 @@ impl FrontDoor {
         }
     }
 
-    async fn connection<S>(self, mut client: S, peer: SocketAddr, _slot: Slot)
+    /// One client; `from` says what its address or certificate allows.
+    async fn connection<S>(self, mut client: S, peer: SocketAddr, _slot: Slot, from: From)
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
@@ -302,15 +324,31 @@ impl FrontDoor {
             return;
         }
         let login = connect.login();
-        let identity = match self
-            .auth
-            .login(
-                peer.ip(),
-                connect.client_id(),
-                login.as_ref().map(|(u, p)| (u.as_str(), p.as_str())),
-            )
-            .await
-        {
+        let checked = match &from {
+            From::Certificate(der) => self.certificate_login(der),
+            From::ProbeOnly
+                if login
+                    .as_ref()
+                    .is_none_or(|(user, _)| user != super::probe::USERNAME) =>
+            {
+                self.refusals.count(
+                    &format!("address {}", peer.ip()),
+                    RefusalKind::Connect,
+                    "address not allowed on the plain MQTT listener",
+                );
+                Err(Refused::NotAuthorized)
+            }
+            From::Allowed | From::ProbeOnly => {
+                self.auth
+                    .login(
+                        peer.ip(),
+                        connect.client_id(),
+                        login.as_ref().map(|(u, p)| (u.as_str(), p.as_str())),
+                    )
+                    .await
+            }
+        };
+        let identity = match checked {
             Ok(identity) => identity,
             Err(refused) => {
                 let name = login.as_ref().map_or("anonymous", |(u, _)| u.as_str());
@@ -447,6 +485,38 @@ impl FrontDoor {
         self.leave_seat(&conn.identity, &client_id, n, seat);
     }
 
+    /// Who a client certificate is: its enrolled, unrevoked bank.
+    fn certificate_login(&self, der: &[u8]) -> Result<Identity, Refused> {
+        let Some(path) = &self.enrolled else {
+            return Err(Refused::NotAuthorized);
+        };
+        let registry = crate::bank_certs::Registry::load(path).map_err(|e| {
+            tracing::error!(error = %e, "cannot check a bank certificate");
+            Refused::NotAuthorized
+        })?;
+        match registry.lookup(der) {
+            Lookup::Bank(bank) => Ok(Identity {
+                login: format!("certificate:{bank}"),
+                role: Role::Bank { bank },
+            }),
+            Lookup::Revoked(bank) => {
+                self.refusals.count(
+                    &format!("certificate:{bank}"),
+                    RefusalKind::Connect,
+                    "revoked bank certificate",
+                );
+                Err(Refused::NotAuthorized)
+            }
+            Lookup::Unknown => {
+                warn!(
+                    sha256 = crate::bank_certs::fingerprint(der),
+                    "a client certificate signed by the site CA but not enrolled was refused"
+                );
+                Err(Refused::NotAuthorized)
+            }
+        }
+    }
+
     /// Reserve a connection for `identity` with `client_id`: a previous connection with the same
     /// login and client id is closed first (a takeover of one's own session, as MQTT wants);
     /// `None` when the login already holds its share of connections.
@@ -506,6 +576,16 @@ impl FrontDoor {
         }
         drop(seat);
     }
+}
+
+/// What a connection's address or TLS certificate allows, before its CONNECT is read.
+enum From {
+    /// Any login.
+    Allowed,
+    /// An address outside the plain listener's `allow` list: only the hub's own probe.
+    ProbeOnly,
+    /// A client certificate that chains to the site CA (DER): it is the login.
+    Certificate(Vec<u8>),
 }
 
 struct Seat {

@@ -26,6 +26,9 @@ use tracing::{info, warn};
 use super::acl::PROBE_PREFIX;
 use crate::shutdown::Shutdown;
 
+/// The probe's login name at the front door (its password is a per-process token).
+pub const USERNAME: &str = "locker-hub.probe";
+
 /// How often each listener is probed.
 pub const EVERY: Duration = Duration::from_secs(5);
 /// How long one probe may take, end to end.
