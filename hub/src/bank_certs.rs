@@ -7,7 +7,7 @@
 //! - The TLS listener asks for a client certificate; rustls checks that it chains to the site CA,
 //!   and the front door maps the certificate's fingerprint to its bank, reading the enrolment
 //!   file at every connect. A bank logged in this way has exactly a bank controller's rights
-//!   (`broker::acl`), and no password is involved.
+//!   (`locker_gate::acl`), and no password is involved.
 //! - `locker-hub bank revoke BANK` marks the bank's certificates revoked: the next connection
 //!   with one of them is refused.
 //!

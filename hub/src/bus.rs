@@ -173,7 +173,7 @@ async fn on_publish(
     limit: &WarnLimit,
 ) {
     let topic = String::from_utf8_lossy(&p.topic);
-    if topic.starts_with(crate::broker::acl::PROBE_PREFIX) {
+    if topic.starts_with(locker_gate::acl::PROBE_PREFIX) {
         status.probes.seen(&p.payload);
         return;
     }

@@ -13,12 +13,12 @@ use locker_config::{Config, Driver, SensorSource};
 use tokio::net::TcpListener;
 use tracing::{error, info, warn};
 
-use crate::broker::acl::Role;
 use crate::broker::auth::{Authenticator, ConfiguredLogin};
 use crate::broker::{self, front::FrontDoor, probe, Limits};
 use crate::shutdown::Shutdown;
 use crate::status::HubStatus;
 use crate::{api, banks, bus, conn_limit, demo, engine, shutdown, systemd, tls, web};
+use locker_gate::acl::Role;
 
 /// Where the hub ended up listening (ports given as 0 in the configuration are resolved here).
 #[derive(Debug, Clone)]

@@ -4,7 +4,7 @@
 //! argon2 hashes from the configuration; a plain password is never stored. In-process clients
 //! (the drivers of banks without a controller, simulated banks, the health probe) get a random
 //! token per process that exists only in memory. Each login maps to one [`Role`], and the role
-//! decides what the connection may publish and subscribe (see [`super::acl`]).
+//! decides what the connection may publish and subscribe (see `locker_gate::acl`).
 //!
 //! Work before a login is bounded, because argon2 is expensive by design (~19 MiB and tens of
 //! milliseconds per check):
@@ -29,7 +29,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
-use super::acl::Role;
+use locker_gate::acl::Role;
 
 /// The username of the hub's own MQTT client at the internal listener. The configuration may not
 /// give it to anyone.

@@ -24,7 +24,6 @@
 //! rumqttd keeps nothing on disk: retained messages and sessions vanish on restart, so nothing
 //! the hub promises depends on the broker remembering.
 
-pub mod acl;
 pub mod auth;
 pub mod front;
 pub mod nodelay;

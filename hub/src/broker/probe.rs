@@ -23,8 +23,8 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use super::acl::PROBE_PREFIX;
 use crate::shutdown::Shutdown;
+use locker_gate::acl::PROBE_PREFIX;
 
 /// The probe's login name at the front door (its password is a per-process token).
 pub const USERNAME: &str = "locker-hub.probe";

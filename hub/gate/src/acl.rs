@@ -7,7 +7,7 @@
 //! match is readable, so `#`, `lockerhub/#` or `lockerhub/v1/bank/+/+` are refused for everyone
 //! but the hub, however they are spelled.
 
-use locker_drivers::bus::{BankTopics, ALERTS, ROOT};
+use locker_bus::{BankTopics, ALERTS, ROOT};
 
 /// Topics of the hub's end-to-end health probe (publish and read by the probe login only).
 pub const PROBE_PREFIX: &str = "lockerhub/v1/hub/probe";
@@ -114,6 +114,12 @@ impl Rights {
     /// May this login subscribe to `filter`?
     pub fn may_subscribe(&self, filter: &str) -> bool {
         valid_filter(filter) && self.subscribe.iter().any(|r| covers(r, filter))
+    }
+
+    /// Does this login send requests to the hub (a kiosk)? Its requests then name only its own
+    /// reply topics and are rate-limited.
+    pub fn sends_requests(&self) -> bool {
+        self.replies.is_some()
     }
 
     /// May a request of this login ask for its reply on `topic` (`reply_to` or the MQTT 5

@@ -1,8 +1,7 @@
 //! The hub's MQTT topic schema, version 1, for the bank side of the bus.
 //!
-//! Every bank's traffic lives under one subtree, `lockerhub/v1/bank/{bank}/…`, so that the whole
-//! subtree can later be moved under rumqttd's tenant prefix (`/tenants/{bank}/lockerhub/v1/…`)
-//! when per-bank mutual TLS is turned on: a bank then can only touch its own topics.
+//! Every bank's traffic lives under one subtree, `lockerhub/v1/bank/{bank}/…`, which is what lets
+//! the hub's front door give each login exactly its own bank's topics (`locker-gate`).
 //! `docs/mqtt-api.md` is the reference for people; this module is the reference for code, and the
 //! two must agree.
 
