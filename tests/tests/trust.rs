@@ -574,9 +574,66 @@ async fn health_turns_degraded_when_a_listener_admits_nobody_and_recovers() {
     let h = hub.wait_health(Duration::from_secs(20), |h| h["status"] == "degraded");
     let problems = h["problems"].to_string();
     assert!(problems.contains("`mqtt`"), "{h}");
+    // A client refused at the limit retries with the same id, again and again (what left rumqttd
+    // with a poisoned lock): each is refused with a CONNACK and nothing breaks.
+    for _ in 0..20 {
+        let refused = try_connect(addr, "ctl-A", Some(("bank-a", PASS)), false).await;
+        assert!(
+            refused.is_err_and(|e| e.contains("ServiceUnavailable")),
+            "at the limit"
+        );
+    }
     c1.client.disconnect().await.unwrap();
     c2.client.disconnect().await.unwrap();
     hub.wait_health(Duration::from_secs(20), |h| h["status"] == "ok");
+    // The same id gets in once there is room.
+    try_connect(addr, "ctl-A", Some(("bank-a", PASS)), false)
+        .await
+        .expect("the bank connects after the storm");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_connect_disconnect_cycles_leave_every_listener_working() {
+    let hub = tokio::task::spawn_blocking(|| start("")).await.unwrap();
+    let addr = hub.mqtt();
+    // The bank's login verifies once; the cycles then cost no argon2.
+    try_connect(addr, "warm", Some(("bank-a", PASS)), false)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    for n in 0..1000u32 {
+        // Same id every other time (a reconnect storm), fresh ones in between; half drop the
+        // connection right after CONNECT without waiting for the CONNACK.
+        let id = if n % 2 == 0 {
+            "ctl-A".to_owned()
+        } else {
+            format!("c{n}")
+        };
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(&v4_connect(&id, "bank-a", PASS)).await.unwrap();
+        if n % 4 < 2 {
+            let mut ack = [0u8; 4];
+            tokio::time::timeout(
+                Duration::from_secs(5),
+                tokio::io::AsyncReadExt::read_exact(&mut s, &mut ack),
+            )
+            .await
+            .expect("a CONNACK within 5 s")
+            .expect("CONNACK");
+            assert_eq!(ack, [0x20, 0x02, 0x00, 0x00], "cycle {n}");
+            s.write_all(&[0xE0, 0x00]).await.unwrap();
+        }
+    }
+    eprintln!("1,000 connect/disconnect cycles in {:?}", started.elapsed());
+    // Every listener still admits, routes and answers.
+    let mut b = client("ctl-B", addr, Some(("bank-b", PASS))).await;
+    b.subscribe("lockerhub/v1/bank/B/cmd").await;
+    hub.wait_health(Duration::from_secs(15), |h| {
+        h["status"] == "ok"
+            && h["broker"]["probes"]
+                .as_array()
+                .is_some_and(|p| p.iter().all(|p| p["last_ok_s_ago"].as_u64() < Some(6)))
+    });
 }
 
 #[test]
