@@ -10,8 +10,10 @@ use locker_tests::{base_config, hub_binary, Hub};
 
 fn start() -> Hub {
     Hub::start(|dir| {
+        // One carrier fills the whole bank in some tests (to make it overflow), which the default
+        // flood limit of 3 drop-offs in progress per carrier would refuse.
         format!(
-            "{}\n[[bank]]\nid = \"A\"\nname = \"Lobby\"\ndriver = {{ kind = \"mqtt\" }}\ncompartments = [ {{ doors = \"1-4\", size = \"S\", column = 1 }} ]\n",
+            "{}\n[policies]\ncarrier_open_reservations = 10\n\n[[bank]]\nid = \"A\"\nname = \"Lobby\"\ndriver = {{ kind = \"mqtt\" }}\ncompartments = [ {{ doors = \"1-4\", size = \"S\", column = 1 }} ]\n",
             base_config(dir)
         )
     })
