@@ -77,7 +77,7 @@ pub fn banner(listening: &crate::daemon::Listening) -> String {
     if let Some(m) = listening.mqtt {
         let m = host(m);
         text +=
-            &format!("  MQTT broker:    mqtt://{m}  (anonymous clients allowed in demo mode)\n");
+            &format!("  MQTT broker:    mqtt://{m}  (anonymous clients may read; kiosks log in as kiosk-A or kiosk-B, password {DEMO_ADMIN_PASSWORD}, replies under lockerhub/v1/bank/A|B/kiosk/reply/demo)\n");
         text += &format!(
             "  watch the bus:  mosquitto_sub -h {} -p {} -t 'lockerhub/v1/bank/+/state' -t 'lockerhub/v1/site/alerts' -v\n",
             m.ip(),

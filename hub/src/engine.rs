@@ -135,7 +135,8 @@ impl Entropy for OsEntropy {
     }
 }
 
-fn now() -> Millis {
+/// The wall clock as the core reads it (the one clock of the shell).
+pub(crate) fn now() -> Millis {
     Millis(
         SystemTime::now()
             .duration_since(UNIX_EPOCH)

@@ -117,12 +117,16 @@ export async function signIn(page, origin, user) {
   await Promise.all([page.waitForNavigation(), page.click('form.login button')]);
 }
 
-/** One kiosk request over MQTT 5 with `mosquitto_rr`, as a bank's own kiosk would: the reply. */
+/**
+ * One kiosk request over MQTT 5 with `mosquitto_rr`, as a bank's own kiosk would, logged in as
+ * the demo's kiosk of that bank (`kiosk-A`, `kiosk-B`): the reply.
+ */
 export function kioskRequest(mqtt, bank, request) {
   const args = [
     '-h', mqtt.host, '-p', String(mqtt.port), '-V', '5', '-q', '1', '-W', '10',
+    '-u', `kiosk-${bank}`, '-P', PASSWORD,
     '-t', `lockerhub/v1/bank/${bank}/kiosk/request`,
-    '-e', `lockerhub/v1/bank/${bank}/kiosk/reply/browser-test-${process.pid}`,
+    '-e', `lockerhub/v1/bank/${bank}/kiosk/reply/demo/browser-test-${process.pid}`,
     '-m', JSON.stringify(request),
   ];
   return new Promise((resolve, reject) => {

@@ -147,10 +147,15 @@ async fn pickup_form(
 /// A refusal in words for the person at the kiosk.
 fn refusal(code: RejectCode, message: &str, until: Option<locker_core::Millis>) -> String {
     match (code, until) {
-        (RejectCode::KeypadLocked, Some(t)) => format!(
-            "Too many wrong codes: the keypad is locked for a moment. Try again after {}.",
-            html::time(t)
-        ),
+        (RejectCode::KeypadLocked, Some(t)) => {
+            let now = crate::engine::now();
+            let seconds = t.0.saturating_sub(now.0).div_ceil(1000).max(1);
+            format!(
+                "Too many wrong codes: the keypad is locked for a moment. Try again in {seconds} \
+                 second{}.",
+                if seconds == 1 { "" } else { "s" }
+            )
+        }
         (RejectCode::BadCredential, _) => {
             "That code is not right. Please check it and try again.".into()
         }
