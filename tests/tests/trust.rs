@@ -1116,3 +1116,82 @@ async fn the_plain_listener_admits_only_the_allowed_addresses() {
         "{h}"
     );
 }
+
+/// A bank controller with its last will on its status topic, as `docs/mqtt-api.md` asks.
+async fn controller_with_will(addr: SocketAddr) -> (AsyncClient, tokio::task::JoinHandle<()>) {
+    let mut o = options("ctl-B", addr, Some(("bank-b", PASS)));
+    o.set_last_will(rumqttc::LastWill::new(
+        "lockerhub/v1/bank/B/status",
+        r#"{"online":false}"#,
+        QoS::AtLeastOnce,
+        true,
+    ));
+    let (c, mut events) = AsyncClient::new(o, 16);
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let mut tx = Some(tx);
+    let task = tokio::spawn(async move {
+        loop {
+            match events.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(());
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    eprintln!("controller: {e}");
+                    return;
+                }
+            }
+        }
+    });
+    tokio::time::timeout(Duration::from_secs(10), rx)
+        .await
+        .expect("connects")
+        .unwrap();
+    c.publish(
+        "lockerhub/v1/bank/B/status",
+        QoS::AtLeastOnce,
+        true,
+        r#"{"online":true}"#,
+    )
+    .await
+    .unwrap();
+    (c, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconnecting_bank_stays_online_and_a_dropped_one_fires_its_will() {
+    let hub = tokio::task::spawn_blocking(|| start("")).await.unwrap();
+    let addr = hub.mqtt();
+    let mut watcher = client("watcher", addr, Some(OBSERVER)).await;
+    watcher.subscribe("lockerhub/v1/bank/B/status").await;
+    let (_first, first_task) = controller_with_will(addr).await;
+    hub.wait_health(Duration::from_secs(10), |h| {
+        h["banks"]["online_ids"]
+            .as_array()
+            .is_some_and(|a| a.contains(&json!("B")))
+    });
+    // The controller reconnects with the same id while its old connection still looks alive
+    // (a takeover): its old will must not report the bank offline.
+    let (_second, second_task) = controller_with_will(addr).await;
+    let seen = watcher.received_within(Duration::from_secs(2)).await;
+    assert!(
+        !seen
+            .iter()
+            .any(|(_, p)| String::from_utf8_lossy(p).contains("false")),
+        "a takeover reported the bank offline: {seen:?}\n{}",
+        hub.output()
+    );
+    assert!(hub.health()["banks"]["online_ids"]
+        .as_array()
+        .is_some_and(|a| a.contains(&json!("B"))));
+    // The controller's connection drops without a DISCONNECT: the will fires, the bank is offline.
+    first_task.abort();
+    second_task.abort();
+    hub.wait_health(Duration::from_secs(20), |h| {
+        h["banks"]["offline_ids"]
+            .as_array()
+            .is_some_and(|a| a.contains(&json!("B")))
+    });
+}

@@ -15,6 +15,13 @@
 //!   the broker; the broker's SUBACK for the rest is merged back in order.
 //! - From the broker: only topics the login may read are passed on (defence in depth); MQTT 5
 //!   properties are dropped for 3.1.1 clients.
+//! - DISCONNECT and the last will: rumqttd never sees either. A DISCONNECT packet from a client
+//!   that rumqttd processes frees the connection's slot in its router before the link task
+//!   notices the closed socket, and the link then reports a second disconnect for the same slot,
+//!   which by then may belong to a new connection: rumqttd drops the newcomer (seen with a bank
+//!   reconnecting; rumqttd's own code says "This will lead to double Disconnect packets"). So the
+//!   front door closes the broker leg without a DISCONNECT, keeps the client's will itself, and
+//!   publishes it ([`Session::will`]) when the connection ends without a normal DISCONNECT.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -234,6 +241,11 @@ pub struct Step {
 /// One admitted connection's state.
 pub struct Session {
     version: u8,
+    /// The client's last will, as a PUBLISH to send when the connection ends uncleanly.
+    will: Option<v5::Publish>,
+    /// The client ended with a DISCONNECT that discards the will.
+    clean: bool,
+    keep_alive: u16,
     rights: Rights,
     max_packet: usize,
     /// MQTT 5 topic aliases the client set up.
@@ -258,6 +270,9 @@ impl Session {
     pub fn new(version: u8, rights: Rights, max_packet: usize) -> Session {
         Session {
             version,
+            will: None,
+            clean: false,
+            keep_alive: 0,
             rights,
             max_packet,
             aliases: HashMap::new(),
@@ -272,9 +287,10 @@ impl Session {
         self.max_packet
     }
 
-    /// The CONNECT rumqttd sees: `login`, the fresh `internal_id`, a clean session, no aliases.
+    /// The CONNECT rumqttd sees: `login`, the fresh `internal_id`, a clean session, no aliases,
+    /// no will (kept here: see the module docs). Call it once, before any packet.
     pub fn broker_connect(
-        &self,
+        &mut self,
         connect: &Connect,
         internal_id: &str,
         login: &(String, String),
@@ -302,6 +318,23 @@ impl Session {
                 c.properties.clone(),
             ),
         };
+        self.keep_alive = keep_alive;
+        self.will = will.map(|w| {
+            let mut p = v5::Publish::new(
+                String::from_utf8_lossy(&w.topic).into_owned(),
+                // Sent at most at QoS 1 over loopback to the broker.
+                if w.qos == QoS::AtMostOnce {
+                    QoS::AtMostOnce
+                } else {
+                    QoS::AtLeastOnce
+                },
+                w.message.to_vec(),
+                None,
+            );
+            p.retain = w.retain;
+            p.pkid = 1;
+            p
+        });
         if let Some(p) = properties.as_mut() {
             p.session_expiry_interval = None;
             p.topic_alias_max = None;
@@ -311,12 +344,14 @@ impl Session {
         }
         let packet = v5::Packet::Connect(
             v5::Connect {
-                keep_alive,
+                // The front door times the client's keep-alive itself (see `keep_alive`); the
+                // broker's check on its leg is only a backstop.
+                keep_alive: keep_alive.saturating_mul(2),
                 client_id: internal_id.to_owned(),
                 clean_start: true,
                 properties,
             },
-            will,
+            None,
             Some(v5::Login {
                 username: login.0.clone(),
                 password: login.1.clone(),
@@ -512,11 +547,14 @@ impl Session {
                     ..Step::default()
                 })
             }
-            v5::Packet::Disconnect(d) => Ok(Step {
-                to_broker: encode_v5(&v5::Packet::Disconnect(d)),
-                close: true,
-                ..Step::default()
-            }),
+            v5::Packet::Disconnect(d) => {
+                // Never passed on (see the module docs); 0x04 asks for the will all the same.
+                self.clean = d.reason_code != v5::DisconnectReasonCode::DisconnectWithWillMessage;
+                Ok(Step {
+                    close: true,
+                    ..Step::default()
+                })
+            }
             v5::Packet::Connect(..)
             | v5::Packet::ConnAck(_)
             | v5::Packet::SubAck(_)
@@ -577,6 +615,25 @@ impl Session {
             self.kiosk_bucket -= 1.0;
         }
         Verdict::Pass
+    }
+
+    /// The client's keep-alive in seconds (0: none). Silence for 1.5 times it ends the
+    /// connection uncleanly, as MQTT says.
+    pub fn keep_alive(&self) -> u16 {
+        self.keep_alive
+    }
+
+    /// The will to publish now that the connection has ended (a PUBLISH for the broker, to send
+    /// as the front door's own client), or `None`: no will, or a normal DISCONNECT discarded it.
+    /// A connection taken over by the same client, or closed at shutdown, publishes none either
+    /// (the front door does not ask).
+    pub fn will(&self) -> Option<Vec<u8>> {
+        if self.clean {
+            return None;
+        }
+        self.will
+            .as_ref()
+            .map(|w| encode_v5(&v5::Packet::Publish(w.clone())))
     }
 
     /// A broker packet.

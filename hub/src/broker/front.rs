@@ -442,23 +442,50 @@ impl FrontDoor {
             return;
         }
         let mut shutdown = self.shutdown.clone();
-        let result = tokio::select! {
-            r = relay(&mut session, &identity.login, &self.refusals, &mut client, &mut buf, &mut broker, &mut broker_buf) => r,
-            _ = seat.close.notified() => {
-                let _ = client.write_all(&session.disconnect(v5::DisconnectReasonCode::SessionTakenOver)).await;
-                Ok(())
-            }
-            _ = shutdown.wait() => {
-                let _ = client.write_all(&session.disconnect(v5::DisconnectReasonCode::ServerShuttingDown)).await;
-                Ok(())
-            }
+        enum End {
+            Ended(io::Result<()>),
+            TakenOver,
+            Shutdown,
+        }
+        let end = tokio::select! {
+            r = relay(&mut session, &identity.login, &self.refusals, &mut client, &mut buf, &mut broker, &mut broker_buf) => End::Ended(r),
+            _ = seat.close.notified() => End::TakenOver,
+            _ = shutdown.wait() => End::Shutdown,
         };
-        if let Err(e) = result {
-            debug!(%peer, login = identity.login, error = %e, "MQTT connection ended");
+        match end {
+            End::TakenOver => {
+                let _ = client
+                    .write_all(&session.disconnect(v5::DisconnectReasonCode::SessionTakenOver))
+                    .await;
+            }
+            End::Shutdown => {
+                let _ = client
+                    .write_all(&session.disconnect(v5::DisconnectReasonCode::ServerShuttingDown))
+                    .await;
+            }
+            End::Ended(result) => {
+                if let Err(e) = result {
+                    debug!(%peer, login = identity.login, error = %e, "MQTT connection ended");
+                }
+                // Ended without a normal DISCONNECT: the client's will is published now, as the
+                // front door's own client (see locker_gate::session), and before this
+                // connection's seat is given up, so a reconnect with the same client id is
+                // admitted only after its old will (its `online` comes after the `offline`).
+                if let Some(will) = session.will() {
+                    publish_will(
+                        self.broker,
+                        self.broker_login.clone(),
+                        format!("will-{n}"),
+                        will,
+                    )
+                    .await;
+                }
+            }
         }
         let _ = client.shutdown().await;
+        // Closed without a DISCONNECT packet (see locker_gate::session).
         drop(broker);
-        self.leave_seat(&identity, &client_id, n, seat);
+        drop(seat);
     }
 
     /// Who a client certificate is: its enrolled, unrevoked bank.
@@ -534,23 +561,11 @@ impl FrontDoor {
         Some(Seat {
             close,
             _done: done_tx,
+            sessions: self.sessions.clone(),
+            login: identity.login.clone(),
+            client_id: client_id.to_owned(),
+            n,
         })
-    }
-
-    fn leave_seat(&self, identity: &Identity, client_id: &str, n: u64, seat: Seat) {
-        if let Ok(mut s) = self.sessions.lock() {
-            if let Some(count) = s.per_login.get_mut(&identity.login) {
-                *count = count.saturating_sub(1);
-                if *count == 0 {
-                    s.per_login.remove(&identity.login);
-                }
-            }
-            let key = (identity.login.clone(), client_id.to_owned());
-            if s.live.get(&key).is_some_and(|(m, _, _)| *m == n) {
-                s.live.remove(&key);
-            }
-        }
-        drop(seat);
     }
 }
 
@@ -564,10 +579,37 @@ enum From {
     Certificate(Vec<u8>),
 }
 
+/// A connection's place among its login's connections; given back when dropped, however the
+/// connection ends.
 struct Seat {
     close: Arc<Notify>,
     /// Dropped when the connection is gone: a takeover waits for it.
     _done: oneshot::Sender<()>,
+    sessions: Arc<Mutex<Sessions>>,
+    login: String,
+    client_id: String,
+    n: u64,
+}
+
+impl Drop for Seat {
+    fn drop(&mut self) {
+        let Ok(mut s) = self.sessions.lock() else {
+            return;
+        };
+        if let Some(count) = s.per_login.get_mut(&self.login) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                s.per_login.remove(&self.login);
+            }
+        }
+        let key = (
+            std::mem::take(&mut self.login),
+            std::mem::take(&mut self.client_id),
+        );
+        if s.live.get(&key).is_some_and(|(m, _, _)| *m == self.n) {
+            s.live.remove(&key);
+        }
+    }
 }
 
 struct Counted(Arc<ClientCount>);
@@ -623,6 +665,10 @@ where
     B: AsyncRead + AsyncWrite + Unpin,
 {
     let invalid = |e: ProtocolError| io::Error::new(io::ErrorKind::InvalidData, e);
+    // MQTT: 1.5 times the keep-alive without a packet from the client ends the connection.
+    let silence = (session.keep_alive() > 0)
+        .then(|| Duration::from_millis(u64::from(session.keep_alive()) * 1500));
+    let mut heard = tokio::time::Instant::now();
     loop {
         // Everything already buffered first.
         while let Some(packet) = session.read_client(client_buf).map_err(invalid)? {
@@ -639,10 +685,73 @@ where
         }
         client_buf.reserve(4096);
         broker_buf.reserve(4096);
+        let deadline = silence.map(|s| heard + s);
         tokio::select! {
-            n = client.read_buf(client_buf) => if n? == 0 { return Ok(()) },
+            n = client.read_buf(client_buf) => {
+                if n? == 0 {
+                    return Err(io::ErrorKind::UnexpectedEof.into());
+                }
+                heard = tokio::time::Instant::now();
+            }
             n = broker.read_buf(broker_buf) => if n? == 0 { return Ok(()) },
+            _ = async { match deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending().await,
+            } } => {
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "keep-alive: the client went silent"));
+            }
         }
+    }
+}
+
+/// Publish a client's last will through a connection of the front door's own to the broker.
+async fn publish_will(
+    broker: SocketAddr,
+    login: (String, String),
+    client_id: String,
+    will: Vec<u8>,
+) {
+    let result = tokio::time::timeout(Duration::from_secs(5), async {
+        let mut stream = TcpStream::connect(broker).await?;
+        let _ = stream.set_nodelay(true);
+        let connect = locker_gate::session::encode_v5(&v5::Packet::Connect(
+            v5::Connect {
+                keep_alive: 10,
+                client_id,
+                clean_start: true,
+                properties: None,
+            },
+            None,
+            Some(v5::Login {
+                username: login.0,
+                password: login.1,
+            }),
+        ));
+        stream.write_all(&connect).await?;
+        stream.write_all(&will).await?;
+        // Wait for the CONNACK and the PUBACK (or just the CONNACK for QoS 0) before closing,
+        // so the broker has taken the will; then close without a DISCONNECT.
+        let mut buf = BytesMut::with_capacity(64);
+        let mut packets = 0;
+        let wanted = if will.first().is_some_and(|b| b & 0x06 != 0) {
+            2
+        } else {
+            1
+        };
+        while packets < wanted {
+            match read_v5(&mut buf, 4096) {
+                Ok(Some(_)) => packets += 1,
+                Ok(None) => read_more(&mut stream, &mut buf).await?,
+                Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e)),
+            }
+        }
+        Ok::<(), io::Error>(())
+    })
+    .await;
+    match result {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => warn!(error = %e, "a last will could not be published"),
+        Err(_) => warn!("a last will could not be published within 5 s"),
     }
 }
 
