@@ -52,15 +52,16 @@ fn server_certificate(data_dir: &Path) -> Result<String, String> {
     let cert = params
         .self_signed(&key)
         .map_err(|e| format!("cannot make a certificate: {e}"))?;
-    write_new(&key_path, key.serialize_pem().as_bytes(), 0o600)?;
-    write_new(&cert_path, cert.pem().as_bytes(), 0o644)?;
+    write_file(&key_path, key.serialize_pem().as_bytes(), 0o600)?;
+    write_file(&cert_path, cert.pem().as_bytes(), 0o644)?;
     Ok(format!(
         "created a self-signed TLS certificate for {host}: {}",
         cert_path.display()
     ))
 }
 
-fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), String> {
+/// Write `bytes` to `path` (created or replaced) with permissions `mode`, and sync it.
+pub(crate) fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), String> {
     let mut f = fs::OpenOptions::new()
         .write(true)
         .create(true)

@@ -147,6 +147,24 @@ impl Client {
     }
 }
 
+/// A controller reports bank `bank` online (retained status), and the hub sees it.
+async fn report_online(hub: &Hub, client: &AsyncClient, bank: &str) {
+    client
+        .publish(
+            format!("lockerhub/v1/bank/{bank}/status"),
+            QoS::AtLeastOnce,
+            true,
+            r#"{"online":true}"#,
+        )
+        .await
+        .unwrap();
+    hub.wait_health(Duration::from_secs(10), |h| {
+        h["banks"]["online_ids"]
+            .as_array()
+            .is_some_and(|a| a.contains(&json!(bank)))
+    });
+}
+
 fn start(extra_mqtt: &'static str) -> Hub {
     Hub::start(|dir| site(dir, extra_mqtt))
 }
@@ -160,20 +178,7 @@ async fn a_bank_login_cannot_touch_another_bank() {
         b.subscribe("lockerhub/v1/bank/B/cmd").await,
         vec![rumqttc::SubscribeReasonCode::Success(QoS::AtLeastOnce)]
     );
-    b.client
-        .publish(
-            "lockerhub/v1/bank/B/status",
-            QoS::AtLeastOnce,
-            true,
-            r#"{"online":true}"#,
-        )
-        .await
-        .unwrap();
-    hub.wait_health(Duration::from_secs(10), |h| {
-        h["banks"]["online_ids"]
-            .as_array()
-            .is_some_and(|a| a.contains(&json!("B")))
-    });
+    report_online(&hub, &b.client, "B").await;
 
     // Bank A's login, as a compromised controller of bank A would use it.
     let mut a = client("ctl-A", addr, Some(("bank-a", PASS))).await;
@@ -1004,20 +1009,7 @@ async fn an_enrolled_bank_certificate_is_that_bank_and_nothing_else_until_revoke
             }
         }
     });
-    client
-        .publish(
-            "lockerhub/v1/bank/A/status",
-            QoS::AtLeastOnce,
-            true,
-            r#"{"online":true}"#,
-        )
-        .await
-        .unwrap();
-    hub.wait_health(Duration::from_secs(10), |h| {
-        h["banks"]["online_ids"]
-            .as_array()
-            .is_some_and(|a| a.contains(&json!("A")))
-    });
+    report_online(&hub, &client, "A").await;
     // It is bank A and nothing else.
     client
         .publish(
