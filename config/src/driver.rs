@@ -101,6 +101,9 @@ pub struct KerongDriver {
     pub retries: u8,
     /// How often door state is polled (default 1 s).
     pub poll_interval: Duration,
+    /// Failed polls in a row before a board's doors are reported unreachable (default 3); the
+    /// first good poll brings them back.
+    pub unreachable_after: u32,
     /// Door to (board, lock), one entry per door.
     pub doors: Vec<BoardLock>,
 }
@@ -116,6 +119,9 @@ pub struct Lockboard8aDriver {
     pub retries: u8,
     /// How often door state is polled (default 1 s).
     pub poll_interval: Duration,
+    /// Failed polls in a row before a board's doors are reported unreachable (default 3); the
+    /// first good poll brings them back.
+    pub unreachable_after: u32,
     /// Door to (board, lock), one entry per door.
     pub doors: Vec<BoardLock>,
 }
@@ -131,6 +137,8 @@ pub struct ModbusDriver {
     pub retries: u8,
     /// How often door feedback inputs are polled (default 500 ms).
     pub poll_interval: Duration,
+    /// Failed polls in a row before a module's doors are reported unreachable (default 3).
+    pub unreachable_after: u32,
     /// One entry per door.
     pub doors: Vec<ModbusDoor>,
 }
@@ -274,6 +282,7 @@ struct Timing {
     response_timeout: Duration,
     retries: u8,
     poll_interval: Duration,
+    unreachable_after: u32,
 }
 
 fn read_timing(t: &mut Table, cx: &mut Ctx, response_ms: u64, poll_ms: u64) -> Timing {
@@ -293,6 +302,7 @@ fn read_timing(t: &mut Table, cx: &mut Ctx, response_ms: u64, poll_ms: u64) -> T
             Duration::from_millis(50),
             Duration::from_secs(60),
         ),
+        unreachable_after: t.int_or(cx, "unreachable_after", 1..=100, 3) as u32,
     }
 }
 
@@ -336,6 +346,7 @@ fn read_kerong(t: &mut Table, cx: &mut Ctx, doors: &[u16], map_loc: Loc) -> Opti
             response_timeout: timing.response_timeout,
             retries: timing.retries,
             poll_interval: timing.poll_interval,
+            unreachable_after: timing.unreachable_after,
             doors: board_locks,
         }),
         named,
@@ -368,6 +379,7 @@ fn read_lockboard_8a(
             response_timeout: timing.response_timeout,
             retries: timing.retries,
             poll_interval: timing.poll_interval,
+            unreachable_after: timing.unreachable_after,
             doors: board_locks,
         }),
         named,
@@ -510,6 +522,7 @@ fn read_modbus(t: &mut Table, cx: &mut Ctx, map_loc: Loc) -> Option<DriverRead> 
             response_timeout: timing.response_timeout,
             retries: timing.retries,
             poll_interval: timing.poll_interval,
+            unreachable_after: timing.unreachable_after,
             doors,
         }),
         named,

@@ -11,7 +11,8 @@
 //! lockout = { max_failures = 5, window = "15m", base_lockout = "1m", max_lockout = "1h", check_every = "15s" }
 //! reservation_timeout = "3m"            # a reserved door is released if nothing is dropped off
 //! door_ajar_after = "60s"               # alert when a door stays open this long
-//! unlock_retries = 2                    # re-send an unlock that got no door-open feedback
+//! unlock_deadline = "3s"                # an unlock not on the wire by then is dropped, never sent late
+//! alert_grace = "30s"                   # outages and unknown unlocks shorter than this raise no alert
 //! max_vacation_hold = "30d"             # longest hold a resident may ask for
 //! carrier_open_reservations = 3         # drop-offs one carrier may have in progress at once
 //! carrier_overflows_per_hour = 20       # parcels one carrier may send to the desk as overflow
@@ -42,8 +43,13 @@ pub struct Policies {
     pub reservation_timeout: Duration,
     /// How long a door may stay open before a "door ajar" alert.
     pub door_ajar_after: Duration,
-    /// Extra unlock attempts when a door reports no opening.
-    pub unlock_retries: u8,
+    /// How long after it was asked for an unlock may still go on the wire (default 3 s); later
+    /// it is dropped and the person is told to try again. An unlock is never re-sent.
+    pub unlock_deadline: Duration,
+    /// A bank offline, doors unreachable or an unlock nobody could confirm raise their staff
+    /// alert only once they have lasted this long (default 30 s), or at once when someone at the
+    /// lockers is turned away by them.
+    pub alert_grace: Duration,
     /// Longest vacation hold a resident may request.
     pub max_vacation_hold: Duration,
     /// Drop-offs one carrier may have in progress at once, site-wide (default 3).
@@ -113,7 +119,8 @@ impl Default for Policies {
             },
             reservation_timeout: 3 * MINUTE,
             door_ajar_after: MINUTE,
-            unlock_retries: 2,
+            unlock_deadline: Duration::from_secs(3),
+            alert_grace: Duration::from_secs(30),
             max_vacation_hold: 30 * DAY,
             carrier_open_reservations: 3,
             carrier_overflows_per_hour: 20,
@@ -128,6 +135,15 @@ pub(crate) fn read(root: &mut Table, cx: &mut Ctx) -> Option<Policies> {
     };
     let mut t = item.table(cx)?;
     let before = cx.problem_count();
+    if let Some(old) = t.get("unlock_retries") {
+        cx.error(
+            &old.span(),
+            old.key(),
+            "unlock_retries is no longer supported: an unlock is never re-sent, since a second \
+             pulse can open a door nobody is standing at any more; remove it (unlock_deadline \
+             bounds how late an unlock may go out)",
+        );
+    }
 
     let second = Duration::from_secs(1);
     let hold = match t.get("hold") {
@@ -217,12 +233,20 @@ pub(crate) fn read(root: &mut Table, cx: &mut Ctx) -> Option<Policies> {
             5 * second,
             HOUR,
         ),
-        unlock_retries: t.int_or(
+        unlock_deadline: t.duration_within(
             cx,
-            "unlock_retries",
-            0..=10,
-            i64::from(defaults.unlock_retries),
-        ) as u8,
+            "unlock_deadline",
+            defaults.unlock_deadline,
+            Duration::from_millis(500),
+            Duration::from_secs(30),
+        ),
+        alert_grace: t.duration_within(
+            cx,
+            "alert_grace",
+            defaults.alert_grace,
+            Duration::ZERO,
+            HOUR,
+        ),
         max_vacation_hold: t.duration_within(
             cx,
             "max_vacation_hold",

@@ -7,6 +7,7 @@
 //! data_dir = "/var/lib/locker-hub"    # default shown
 //! time_zone = "America/New_York"      # IANA name; default "UTC"
 //! retention_months = 24               # audit history kept on the hub, 1 to 120; default 24
+//! storage_reserve_mib = 64             # below this much free space, requests are refused; default 64
 //! ```
 
 use std::path::PathBuf;
@@ -35,6 +36,10 @@ pub struct Site {
     /// Months of history (deliveries, pickups, alerts) kept on the hub; older monthly documents
     /// are deleted locally (the cloud may keep more).
     pub retention_months: u32,
+    /// Free space (MiB) kept in reserve in the data directory's filesystem: below it, requests
+    /// that need recording are refused with a clear reply (the reserve takes the observations and
+    /// unlocks already under way); 0 turns the check off.
+    pub storage_reserve_mib: u32,
 }
 
 /// Top-level areas of IANA zone names, plus the legacy aliases tzdata still ships.
@@ -90,10 +95,12 @@ pub(crate) fn read(root: &mut Table, cx: &mut Ctx) -> Option<Site> {
         1..=120,
         i64::from(DEFAULT_RETENTION_MONTHS),
     ) as u32;
+    let storage_reserve_mib = t.int_or(cx, "storage_reserve_mib", 0..=100_000, 64) as u32;
     t.finish(cx);
     let id = id?;
     Some(Site {
         retention_months,
+        storage_reserve_mib,
         name: name.unwrap_or_else(|| id.clone()),
         id,
         data_dir: data_dir?,

@@ -274,8 +274,13 @@ fn cases(existing_file: &str) -> Vec<Case> {
         ),
         case(
             "value of the wrong type",
-            file(&[&SITE, &BANK, &["[policies]", "unlock_retries = \"2\""]]),
-            8, "policies.unlock_retries", "expected a whole number, found a string",
+            file(&[&SITE, &BANK, &["[policies]", "pin_length = \"6\""]]),
+            8, "policies.pin_length", "expected a whole number, found a string",
+        ),
+        case(
+            "a setting that was removed says why",
+            file(&[&SITE, &BANK, &["[policies]", "unlock_retries = 2"]]),
+            8, "policies.unlock_retries", "an unlock is never re-sent",
         ),
         case(
             "duration with an unknown unit",

@@ -239,7 +239,8 @@ compartments = [{ doors = "1-8", size = "S" }]
     );
     assert_eq!(p.reservation_timeout, 3 * MIN);
     assert_eq!(p.door_ajar_after, MIN);
-    assert_eq!(p.unlock_retries, 2);
+    assert_eq!(p.unlock_deadline, Duration::from_secs(3));
+    assert_eq!(p.alert_grace, Duration::from_secs(30));
     assert_eq!(p.max_vacation_hold, 30 * DAY);
 
     let bank = &config.banks[0];

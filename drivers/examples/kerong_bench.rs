@@ -97,6 +97,7 @@ async fn run(
                 credentials: None,
             },
             poll_interval: poll,
+            unreachable_after: 3,
         },
     )
     .expect("adapter");

@@ -4,12 +4,18 @@
 //! It connects to the hub's broker as an ordinary client, with a retained status and a last
 //! will that says offline, and:
 //! - carries out `unlock` commands (urgent on the link) and acknowledges each one, once per
-//!   `unlock_id`: a QoS 1 redelivery is acknowledged again, never pulsed again;
+//!   `unlock_id`, with how it ended: `pulsed`, `failed` (the board refused), `not_sent` (its
+//!   deadline passed first, or the bus was down) or `unknown` (the frame left and nobody
+//!   confirmed). A QoS 1 redelivery is acknowledged again, never pulsed again, and nothing is
+//!   put on the wire after the unlock's deadline;
 //! - polls every board once per poll interval and publishes a door observation for every door
 //!   whose state changed (the first reading of each door included), so a change reaches MQTT
 //!   within one poll cycle; unsolicited door-change frames are published at once;
-//! - answers `query` commands from a fresh reading;
-//! - reports the bank offline when every board is silent, and online when one answers again.
+//! - answers `query` commands from a fresh reading, one request per board however many of its
+//!   doors are asked about;
+//! - reports a board's doors unreachable after `unreachable_after` failed requests in a row
+//!   (one corrupted reply is not an outage), the bank offline when every board is, and both
+//!   back on the first good answer.
 //!
 //! Nothing here awaits the broker while holding state: messages go through an outbox to one
 //! publishing task, so a broker outage can stall neither polling nor the MQTT event loop.
@@ -25,7 +31,7 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use crate::board::{BoardLock, DoorMap, Limits};
-use crate::bus::{BankStatus, BankTopics, Command, CommandAck, DoorObservation};
+use crate::bus::{BankStatus, BankTopics, Command, CommandAck, DoorObservation, UnlockResult};
 use crate::link::{Link, LinkError, Priority, Protocol};
 
 /// The task that owns a bus, as the adapter uses it: the byte-level [`Link`] of the RS-485
@@ -34,11 +40,13 @@ use crate::link::{Link, LinkError, Priority, Protocol};
 pub trait BoardLink: Clone + Send + Sync + 'static {
     type Request: Clone + std::fmt::Debug + Send + Sync + 'static;
     type Reply: Clone + std::fmt::Debug + Send + Sync + 'static;
-    /// Send `request` and wait for its answer (`None`: no reply was expected).
+    /// Send `request` and wait for its answer (`None`: no reply was expected); never put it on
+    /// the wire at or after `deadline` ([`LinkError::Expired`]).
     fn request(
         &self,
         request: Self::Request,
         priority: Priority,
+        deadline: Option<Instant>,
     ) -> impl std::future::Future<Output = Result<Option<Self::Reply>, LinkError>> + Send;
     /// Replies devices send on their own (door-change reports), as they arrive.
     fn unsolicited(&self) -> tokio::sync::broadcast::Receiver<Self::Reply>;
@@ -52,8 +60,9 @@ impl<P: Protocol> BoardLink for Link<P> {
         &self,
         request: P::Request,
         priority: Priority,
+        deadline: Option<Instant>,
     ) -> impl std::future::Future<Output = Result<Option<P::Reply>, LinkError>> + Send {
-        Link::request(self, request, priority)
+        Link::request_until(self, request, priority, deadline)
     }
 
     fn unsolicited(&self) -> tokio::sync::broadcast::Receiver<P::Reply> {
@@ -114,6 +123,8 @@ pub struct BankSettings {
     pub broker: BrokerTarget,
     /// How often every board is read (default 1 s). Zero polls back to back.
     pub poll_interval: Duration,
+    /// Failed requests in a row before a board counts as silent (default 3).
+    pub unreachable_after: u32,
 }
 
 /// What the adapter knows about its bank, for health pages and tests.
@@ -212,12 +223,14 @@ pub fn spawn<P: LockBoards>(
         state: Mutex::new(State {
             doors: BTreeMap::new(),
             boards: boards.iter().map(|b| (*b, BoardState::default())).collect(),
+            queries: BTreeMap::new(),
             published_online: None,
             published_unreachable: Vec::new(),
             connected: false,
             unlocks: RecentUnlocks::default(),
         }),
         map,
+        unreachable_after: settings.unreachable_after.max(1),
     });
     let tasks = vec![
         tokio::spawn(publisher(client.clone(), outbox_rx)),
@@ -278,10 +291,20 @@ async fn publisher(client: AsyncClient, mut outbox: mpsc::UnboundedReceiver<Outg
 
 #[derive(Debug, Default, Clone, Copy)]
 struct BoardState {
-    /// Answered its last request (`None`: not asked yet).
+    /// Answering (`None`: not heard from yet). Goes `false` only after `unreachable_after`
+    /// failures in a row.
     alive: Option<bool>,
-    /// Its setup request (pulse time) has been accepted since it last came back.
+    /// Requests in a row that got no good answer.
+    failures: u32,
+    /// Its setup request (pulse time) has been sent since it last came back.
     set_up: bool,
+}
+
+/// Doors a query asked about, per board, until the board's reading is published.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Wanted {
+    All,
+    Doors(std::collections::BTreeSet<u16>),
 }
 
 struct State {
@@ -293,6 +316,8 @@ struct State {
     published_unreachable: Vec<u16>,
     connected: bool,
     unlocks: RecentUnlocks,
+    /// Queries waiting for a board's reading (one read per board serves them all).
+    queries: BTreeMap<u8, Wanted>,
 }
 
 struct Shared<P: LockBoards> {
@@ -305,6 +330,7 @@ struct Shared<P: LockBoards> {
     outbox: mpsc::UnboundedSender<Outgoing>,
     health: watch::Sender<BankHealth>,
     state: Mutex<State>,
+    unreachable_after: u32,
 }
 
 impl<P: LockBoards> Shared<P> {
@@ -365,7 +391,11 @@ impl<P: LockBoards> Shared<P> {
         };
         match command {
             Command::Unlock {
-                unlock_id, door, ..
+                unlock_id,
+                door,
+                deadline_ms,
+                valid_ms,
+                ..
             } => {
                 // pulse_ms is not applied per unlock: these boards time the pulse themselves,
                 // from the setting written at start-up.
@@ -387,107 +417,176 @@ impl<P: LockBoards> Shared<P> {
                     }
                 };
                 if first {
-                    tokio::spawn(self.clone().unlock(unlock_id, door));
+                    let deadline = unlock_deadline(deadline_ms, valid_ms);
+                    tokio::spawn(self.clone().unlock(unlock_id, door, deadline));
                 }
             }
-            Command::Query { door } => {
-                tokio::spawn(self.clone().query(door));
+            Command::Query { door, doors } => {
+                let doors: Vec<u16> = door.into_iter().chain(doors).collect();
+                self.query(doors);
             }
         }
     }
 
-    async fn unlock(self: Arc<Self>, unlock_id: String, door: u16) {
-        let result = match self.map.get(door) {
-            None => Err(format!("no door {door}")),
-            Some(at) => self.pulse(at).await,
+    async fn unlock(self: Arc<Self>, unlock_id: String, door: u16, deadline: Option<Instant>) {
+        let (result, error) = match self.map.get(door) {
+            None => (UnlockResult::Failed, Some(format!("no door {door}"))),
+            Some(at) => self.pulse(at, deadline).await,
         };
-        let ack = CommandAck {
-            unlock_id: unlock_id.clone(),
-            door,
-            ok: result.is_ok(),
-            error: result.err(),
-        };
+        let ack = CommandAck::new(unlock_id.clone(), door, result, error);
         if let Some(error) = &ack.error {
-            warn!(bank = %self.bank, door, unlock_id, error, "unlock failed");
+            warn!(bank = %self.bank, door, unlock_id, ?result, error, "unlock not confirmed");
         }
         self.state().unlocks.complete(&unlock_id, ack.clone());
         self.publish(self.topics.ack(), false, &ack);
         self.health.send_modify(|h| h.acks += 1);
     }
 
-    /// Pulse one lock; `Ok` once the board has confirmed, by its reply to the unlock or, for
-    /// firmware that does not reply, by answering a status query right after.
-    async fn pulse(&self, at: BoardLock) -> Result<(), String> {
+    /// Pulse one lock before `deadline`: `Pulsed` once the board has confirmed, by its reply to
+    /// the unlock or, for firmware that does not reply, by answering a status query right
+    /// after. A frame that left without a confirmation is `Unknown`, never `Failed`: the door
+    /// may have opened.
+    async fn pulse(
+        &self,
+        at: BoardLock,
+        deadline: Option<Instant>,
+    ) -> (UnlockResult, Option<String>) {
         let unlock = self.protocol.unlock(at);
-        match self.link.request(unlock, Priority::Urgent).await {
+        match self.link.request(unlock, Priority::Urgent, deadline).await {
             Ok(Some(reply)) => {
                 self.board_answered(at.board, &reply);
-                Ok(())
+                (UnlockResult::Pulsed, None)
             }
             Ok(None) => match self
                 .link
-                .request(self.protocol.poll(at.board), Priority::Urgent)
+                .request(self.protocol.poll(at.board), Priority::Urgent, None)
                 .await
             {
                 Ok(Some(reply)) => {
                     self.board_answered(at.board, &reply);
-                    Ok(())
+                    (UnlockResult::Pulsed, None)
                 }
-                Ok(None) => Err(format!(
-                    "unlock sent to board {} but not confirmed",
-                    at.board
-                )),
+                Ok(None) => (
+                    UnlockResult::Unknown,
+                    Some(format!(
+                        "unlock sent to board {} but not confirmed",
+                        at.board
+                    )),
+                ),
                 Err(e) => {
-                    self.board_silent(at.board);
-                    Err(format!("unlock sent but not confirmed: {e}"))
+                    self.board_failed(at.board, &e);
+                    (
+                        UnlockResult::Unknown,
+                        Some(format!("unlock sent but not confirmed: {e}")),
+                    )
                 }
             },
             Err(e) => {
-                if !matches!(e, LinkError::PortDown { .. }) {
-                    self.board_silent(at.board);
+                let result = if e.never_sent() {
+                    UnlockResult::NotSent
+                } else if matches!(e, LinkError::Exception { .. }) {
+                    // The device answered and refused: it did not pulse.
+                    UnlockResult::Failed
+                } else {
+                    UnlockResult::Unknown
+                };
+                if !e.never_sent() {
+                    self.board_failed(at.board, &e);
                 }
-                Err(e.to_string())
+                (result, Some(e.to_string()))
             }
         }
     }
 
-    async fn query(self: Arc<Self>, door: Option<u16>) {
-        let boards = match door {
-            None => self.map.boards(),
-            Some(d) => match self.map.get(d) {
-                Some(at) => vec![at.board],
-                None => {
-                    warn!(bank = %self.bank, door = d, "query for a door this bank does not have");
-                    return;
-                }
-            },
-        };
-        for board in boards {
-            // A board known silent is not asked urgently: each try waits out the response
-            // timeout and would hold up unlocks on its neighbours (the status already names its
-            // doors unreachable). The poller's probes notice when it answers again.
-            let silent = self.state().boards.get(&board).and_then(|b| b.alive) == Some(false);
-            if silent {
-                continue;
+    /// Ask about `doors` (every door when empty): one fresh reading per board, however many of
+    /// its doors are asked about and however many queries arrive while one is waiting.
+    fn query(self: &Arc<Self>, doors: Vec<u16>) {
+        let mut wanted: BTreeMap<u8, Wanted> = BTreeMap::new();
+        if doors.is_empty() {
+            for board in self.map.boards() {
+                wanted.insert(board, Wanted::All);
             }
-            match self
-                .link
-                .request(self.protocol.poll(board), Priority::Urgent)
-                .await
-            {
-                Ok(Some(reply)) => {
-                    self.board_answered(board, &reply);
-                    // A query is answered even when nothing changed.
-                    let state = self.state();
-                    for (_lock, d) in self.map.locks_of(board) {
-                        if door.is_none_or(|q| q == d) {
-                            if let Some(obs) = state.doors.get(&d) {
-                                self.publish(self.topics.door(d), false, obs);
-                            }
-                        }
+        }
+        for d in doors {
+            match self.map.get(d) {
+                Some(at) => match wanted
+                    .entry(at.board)
+                    .or_insert_with(|| Wanted::Doors(Default::default()))
+                {
+                    Wanted::All => {}
+                    Wanted::Doors(set) => {
+                        set.insert(d);
+                    }
+                },
+                None => {
+                    warn!(bank = %self.bank, door = d, "query for a door this bank does not have")
+                }
+            }
+        }
+        let mut start = Vec::new();
+        {
+            let mut state = self.state();
+            for (board, w) in wanted {
+                match state.queries.get_mut(&board) {
+                    // A reading of this board is already on its way: it answers this too.
+                    Some(queued) => match (queued, w) {
+                        (Wanted::All, _) => {}
+                        (q, Wanted::All) => *q = Wanted::All,
+                        (Wanted::Doors(a), Wanted::Doors(b)) => a.extend(b),
+                    },
+                    None => {
+                        state.queries.insert(board, w);
+                        start.push(board);
                     }
                 }
-                Ok(None) | Err(_) => self.board_silent(board),
+            }
+        }
+        for board in start {
+            tokio::spawn(self.clone().query_board(board));
+        }
+    }
+
+    async fn query_board(self: Arc<Self>, board: u8) {
+        // A board known silent is not asked: each try waits out the response timeout and would
+        // hold up unlocks on its neighbours (the status already names its doors unreachable).
+        // The poller's probes notice when it answers again. Routine, not urgent: a query never
+        // goes ahead of an unlock.
+        let silent = self.state().boards.get(&board).and_then(|b| b.alive) == Some(false);
+        let reply = if silent {
+            None
+        } else {
+            match self
+                .link
+                .request(self.protocol.poll(board), Priority::Routine, None)
+                .await
+            {
+                Ok(Some(reply)) => Some(reply),
+                Ok(None) => None,
+                Err(e) => {
+                    self.board_failed(board, &e);
+                    None
+                }
+            }
+        };
+        if let Some(reply) = &reply {
+            self.board_answered(board, reply);
+        }
+        let mut state = self.state();
+        let wanted = state.queries.remove(&board);
+        if reply.is_none() {
+            return;
+        }
+        // A query is answered even when nothing changed.
+        for (_lock, d) in self.map.locks_of(board) {
+            let asked = match &wanted {
+                Some(Wanted::All) => true,
+                Some(Wanted::Doors(set)) => set.contains(&d),
+                None => false,
+            };
+            if asked {
+                if let Some(obs) = state.doors.get(&d) {
+                    self.publish(self.topics.door(d), false, obs);
+                }
             }
         }
     }
@@ -500,17 +599,18 @@ impl<P: LockBoards> Shared<P> {
             for &board in &boards {
                 match self
                     .link
-                    .request(self.protocol.poll(board), Priority::Routine)
+                    .request(self.protocol.poll(board), Priority::Routine, None)
                     .await
                 {
                     Ok(Some(reply)) => {
                         self.board_answered(board, &reply);
                         self.set_up(board).await;
                     }
-                    // No port, no board: say so for all of them at once, or the bank would
+                    // No port, no board: count it for all of them at once, or the bank would
                     // briefly report "online, these doors unreachable" on its way to offline.
-                    Err(LinkError::PortDown { .. }) => self.boards_silent(&boards),
-                    Ok(None) | Err(_) => self.board_silent(board),
+                    Err(e) if e.bus_down() => self.boards_failed(&boards),
+                    Ok(None) => self.boards_failed(&[board]),
+                    Err(e) => self.board_failed(board, &e),
                 }
             }
             cycles += 1;
@@ -533,7 +633,7 @@ impl<P: LockBoards> Shared<P> {
             self.mark_set_up(board);
             return;
         };
-        match self.link.request(request, Priority::Routine).await {
+        match self.link.request(request, Priority::Routine, None).await {
             Ok(_) => {
                 info!(bank = %self.bank, board, "board set up");
                 self.mark_set_up(board);
@@ -575,6 +675,7 @@ impl<P: LockBoards> Shared<P> {
         let mut state = self.state();
         if let Some(b) = state.boards.get_mut(&board) {
             b.alive = Some(true);
+            b.failures = 0;
         }
         self.refresh_status(&mut state);
         if let Some(reading) = self.protocol.reading(reply) {
@@ -597,19 +698,30 @@ impl<P: LockBoards> Shared<P> {
         }
     }
 
-    fn board_silent(&self, board: u8) {
-        self.boards_silent(&[board]);
+    /// A request to `board` failed with `e`: a failure of the board, unless the request
+    /// never reached the wire for reasons of its own (an expired unlock, an offline gate).
+    fn board_failed(&self, board: u8, e: &LinkError) {
+        match e {
+            LinkError::Expired { .. } | LinkError::Stopped { .. } => {}
+            e if e.bus_down() => self.boards_failed(&self.map.boards()),
+            _ => self.boards_failed(&[board]),
+        }
     }
 
-    fn boards_silent(&self, boards: &[u8]) {
+    /// Count a failed request for each of `boards`; a board is silent after
+    /// `unreachable_after` in a row (or at once when it was silent already and a probe fails).
+    fn boards_failed(&self, boards: &[u8]) {
         let mut state = self.state();
         for board in boards {
             if let Some(b) = state.boards.get_mut(board) {
-                if b.alive != Some(false) {
-                    // The board may have been power-cycled by the time it answers again.
-                    b.set_up = false;
+                b.failures = b.failures.saturating_add(1);
+                if b.failures >= self.unreachable_after || b.alive == Some(false) {
+                    if b.alive != Some(false) {
+                        // The board may have been power-cycled by the time it answers again.
+                        b.set_up = false;
+                    }
+                    b.alive = Some(false);
                 }
-                b.alive = Some(false);
             }
         }
         self.refresh_status(&mut state);
@@ -714,5 +826,22 @@ impl RecentUnlocks {
         if let Some(slot) = self.acks.get_mut(id) {
             *slot = Some(ack);
         }
+    }
+}
+
+/// When an unlock must no longer go on the wire: the earlier of its deadline (Unix ms, our
+/// clock) and its validity counted from now. `None` for unlocks that carry neither.
+fn unlock_deadline(deadline_ms: Option<u64>, valid_ms: Option<u32>) -> Option<Instant> {
+    let now = Instant::now();
+    let by_clock = deadline_ms.map(|d| {
+        let unix_now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |t| t.as_millis() as u64);
+        now + Duration::from_millis(d.saturating_sub(unix_now))
+    });
+    let by_validity = valid_ms.map(|v| now + Duration::from_millis(u64::from(v)));
+    match (by_clock, by_validity) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }

@@ -13,7 +13,9 @@ use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Packet, QoS}
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
-use crate::bus::{BankStatus, BankTopics, Command, CommandAck, DoorObservation, UnitReading};
+use crate::bus::{
+    BankStatus, BankTopics, Command, CommandAck, DoorObservation, UnitReading, UnlockResult,
+};
 
 /// How to reach the broker and how the simulated bank behaves.
 #[derive(Debug, Clone)]
@@ -182,26 +184,61 @@ async fn run(
             }
         });
     }
+    // The event loop runs on its own: `EventLoop::poll` is not cancel-safe while it connects,
+    // so it must never be one branch of a `select!` that other work can win (that left the
+    // demo's second bank "offline" at every start until its next reconnect).
+    let (mqtt_tx, mut mqtt_rx) = mpsc::unbounded_channel();
+    let name = opts.bank.clone();
+    let event_loop = tokio::spawn(async move {
+        loop {
+            match events.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    if mqtt_tx.send(Mqtt::Connected).is_err() {
+                        return;
+                    }
+                }
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    if mqtt_tx.send(Mqtt::Command(p.payload.to_vec())).is_err() {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    if mqtt_tx.send(Mqtt::Lost).is_err() {
+                        return;
+                    }
+                    debug!(bank = %name, error = %e, "simulated controller lost the broker; retrying");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+    });
     loop {
         tokio::select! {
-            event = events.poll() => match event {
-                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+            event = mqtt_rx.recv() => match event {
+                Some(Mqtt::Connected) => {
                     info!(bank = %opts.bank, "simulated controller connected");
                     bank.on_connect().await;
                     let _ = connected.send(true);
                 }
-                Ok(Event::Incoming(Packet::Publish(p))) => bank.on_command(&p.payload).await,
-                Ok(_) => {}
-                Err(e) => {
+                Some(Mqtt::Command(payload)) => bank.on_command(&payload).await,
+                Some(Mqtt::Lost) => {
                     let _ = connected.send(false);
-                    debug!(bank = %opts.bank, error = %e, "simulated controller lost the broker; retrying");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
                 }
+                None => break,
             },
             Some(action) = actions.recv() => bank.act(action).await,
             Some(action) = self_rx.recv() => bank.act(action).await,
         }
     }
+    event_loop.abort();
+}
+
+/// What the MQTT event loop hears.
+enum Mqtt {
+    Connected,
+    Command(Vec<u8>),
+    Lost,
 }
 
 impl Bank {
@@ -232,18 +269,37 @@ impl Bank {
         };
         match command {
             Command::Unlock {
-                unlock_id, door, ..
+                unlock_id,
+                door,
+                deadline_ms,
+                ..
             } => {
                 let known = self.open.contains_key(&door);
                 let first_time = self.done.insert(unlock_id.clone());
-                let ack = CommandAck {
-                    unlock_id,
-                    door,
-                    ok: known,
-                    error: (!known).then(|| format!("no door {door}")),
+                let unix_now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |t| t.as_millis() as u64);
+                let late = deadline_ms.is_some_and(|d| unix_now >= d);
+                let ack = if !known {
+                    CommandAck::new(
+                        unlock_id,
+                        door,
+                        UnlockResult::Failed,
+                        Some(format!("no door {door}")),
+                    )
+                } else if late {
+                    CommandAck::new(
+                        unlock_id,
+                        door,
+                        UnlockResult::NotSent,
+                        Some("deadline passed before the lock could be pulsed".into()),
+                    )
+                } else {
+                    CommandAck::new(unlock_id, door, UnlockResult::Pulsed, None)
                 };
+                let pulse = ack.ok;
                 self.publish_json(self.topics.ack(), false, &ack).await;
-                if known && first_time && !self.stuck_doors.contains(&door) {
+                if pulse && first_time && !self.stuck_doors.contains(&door) {
                     // The door swings open a moment after the pulse, and the simulated person
                     // closes it again later; both go through the action queue so the event loop
                     // keeps running meanwhile.
@@ -259,10 +315,15 @@ impl Bank {
                     });
                 }
             }
-            Command::Query { door } => {
-                let doors: Vec<(u16, bool)> = match door {
-                    Some(d) => self.open.get(&d).map(|o| vec![(d, *o)]).unwrap_or_default(),
-                    None => self.open.iter().map(|(d, o)| (*d, *o)).collect(),
+            Command::Query { door, doors } => {
+                let asked: Vec<u16> = door.into_iter().chain(doors).collect();
+                let doors: Vec<(u16, bool)> = if asked.is_empty() {
+                    self.open.iter().map(|(d, o)| (*d, *o)).collect()
+                } else {
+                    asked
+                        .iter()
+                        .filter_map(|d| self.open.get(d).map(|o| (*d, *o)))
+                        .collect()
                 };
                 for (d, open) in doors {
                     self.report(d, open).await;

@@ -10,8 +10,8 @@ use std::time::Duration;
 use common::{fast_link, pty_bus, start_broker};
 use locker_drivers::adapter::{self, BankSettings, BrokerTarget};
 use locker_drivers::board::{BoardLock, DoorMap};
-use locker_drivers::boardsim::{Dialect, SimSettings};
-use locker_drivers::bus::{BankStatus, CommandAck, DoorObservation};
+use locker_drivers::boardsim::{AnyRequest, Dialect, Fault, SimSettings};
+use locker_drivers::bus::{BankStatus, CommandAck, DoorObservation, UnlockResult};
 use locker_drivers::kerong::{self, Kerong};
 use locker_drivers::link::Link;
 use locker_drivers::lockboard8a::{self, Lockboard8a};
@@ -129,6 +129,7 @@ fn settings(bank: &str, broker: std::net::SocketAddr, poll: Duration) -> BankSet
             credentials: None,
         },
         poll_interval: poll,
+        unreachable_after: 3,
     }
 }
 
@@ -239,6 +240,7 @@ async fn kerong_bank_drop_off_and_pickup_on_the_bus() {
         .await;
     let a = ack(&hub.expect("ack", |v| v["unlock_id"] == "bad-1").await);
     assert!(!a.ok);
+    assert_eq!(a.outcome(), UnlockResult::Failed);
     assert_eq!(a.error.as_deref(), Some("no door 99"));
 
     // A query is answered even when nothing changed.
@@ -290,6 +292,8 @@ async fn silent_boards_fail_unlocks_and_take_the_bank_offline() {
         .await;
     let a = ack(&hub.expect("ack", |v| v["unlock_id"] == "u-17").await);
     assert!(!a.ok);
+    // The frame went out and nobody confirmed: the door may have opened.
+    assert_eq!(a.outcome(), UnlockResult::Unknown);
     let error = a.error.unwrap_or_default();
     assert!(
         error.contains("board 1") && error.contains("did not answer"),
@@ -359,6 +363,8 @@ async fn the_port_vanishing_takes_the_bank_offline_until_it_returns() {
         .await;
     let a = ack(&hub.expect("ack", |v| v["unlock_id"] == "while-gone").await);
     assert!(!a.ok);
+    // No port: it never left.
+    assert_eq!(a.outcome(), UnlockResult::NotSent);
     assert!(a.error.unwrap_or_default().contains("is not open"));
     bus.sim.reappear();
     hub.expect("status", |v| v["online"] == true).await;
@@ -412,4 +418,172 @@ async fn lockboard_8a_bank_with_unsolicited_door_changes() {
     hub.expect("door/9", |v| *v == door(true)).await;
     bus.sim.set_door(2, 2, false);
     hub.expect("door/26", |v| *v == door(false)).await;
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+#[tokio::test]
+async fn an_unlock_is_never_put_on_the_wire_after_its_deadline() {
+    let broker = start_broker();
+    let bus = pty_bus(SimSettings::kerong(&[0, 1]));
+    let mut hub = Hub::connect(broker, "late").await;
+    let mut link_settings = fast_link(&bus.path, 19_200);
+    link_settings.response_timeout = Duration::from_millis(300);
+    let link = Link::spawn(Kerong::default(), link_settings);
+    let _bank = adapter::spawn(
+        Kerong::default(),
+        link.clone(),
+        kerong_map(),
+        settings("late", broker, Duration::from_millis(50)),
+    )
+    .expect("adapter");
+    hub.expect("status", |v| v["online"] == true).await;
+
+    // Already past its deadline when it arrives: acknowledged as not sent, never pulsed.
+    hub.send(
+        serde_json::json!({"type": "unlock", "unlock_id": "stale", "door": 3,
+        "deadline_ms": unix_ms() - 1}),
+    )
+    .await;
+    let a = ack(&hub.expect("ack", |v| v["unlock_id"] == "stale").await);
+    assert_eq!(a.outcome(), UnlockResult::NotSent, "{a:?}");
+    assert_eq!(bus.sim.pulses(0, 3), 0);
+
+    // Board 1 goes silent: every poll of it holds the line for its reply window and a drain.
+    // Unlocks with a short validity queue behind that; whatever goes out goes out in time,
+    // and what cannot is reported as not sent.
+    bus.sim.set_silent(1, true);
+    let mut sent_at = Vec::new();
+    for i in 0..6u16 {
+        let valid_ms = 40;
+        let id = format!("short-{i}");
+        let door = 1 + i;
+        let skip = bus.sim.received_count();
+        let asked = std::time::Instant::now();
+        hub.send(
+            serde_json::json!({"type": "unlock", "unlock_id": id, "door": door,
+            "valid_ms": valid_ms}),
+        )
+        .await;
+        let a = ack(&hub.expect("ack", |v| v["unlock_id"] == id.as_str()).await);
+        let frames: Vec<_> = bus
+            .sim
+            .received_after(skip)
+            .into_iter()
+            .filter(|r| {
+                matches!(r.request, AnyRequest::Kerong(kerong::Request::Unlock { board: 0, lock }) if u16::from(lock) == door)
+            })
+            .collect();
+        match a.outcome() {
+            UnlockResult::NotSent => assert!(frames.is_empty(), "not sent, yet on the wire"),
+            UnlockResult::Pulsed => {
+                let f = frames.first().expect("pulsed, so on the wire");
+                // The PTY delivers instantly; the broker hop and scheduling are before `asked`
+                // is even compared, so the margin is generous but bounded.
+                sent_at.push(f.at.duration_since(asked));
+            }
+            other => panic!("unexpected {other:?}: {a:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    for t in &sent_at {
+        assert!(
+            *t < Duration::from_millis(40 + 30),
+            "an unlock reached the wire {t:?} after it was asked for (valid 40 ms)"
+        );
+    }
+    assert!(link.stats().expired >= 1 || sent_at.len() == 6);
+}
+
+#[tokio::test]
+async fn one_corrupted_reply_is_not_an_outage() {
+    let broker = start_broker();
+    let bus = pty_bus(SimSettings::kerong(&[0, 1]));
+    let mut hub = Hub::connect(broker, "churn").await;
+    let mut link_settings = fast_link(&bus.path, 19_200);
+    link_settings.offline_poll_interval = Duration::from_millis(300);
+    let link = Link::spawn(Kerong::default(), link_settings);
+    let _bank = adapter::spawn(
+        Kerong::default(),
+        link.clone(),
+        kerong_map(),
+        settings("churn", broker, Duration::from_millis(100)),
+    )
+    .expect("adapter");
+    hub.expect("status", |v| v["online"] == true).await;
+    hub.collect(Duration::from_millis(300)).await;
+    // Three bad checksums in a row: one request (and its retry) fails, the next poll is fine.
+    for _ in 0..3 {
+        bus.sim.inject(Fault::BadChecksum);
+    }
+    let status = hub.topic("status");
+    let seen: Vec<_> = hub
+        .collect(Duration::from_millis(1500))
+        .await
+        .into_iter()
+        .filter(|(t, _)| *t == status)
+        .collect();
+    assert!(
+        seen.is_empty(),
+        "a transient fault changed the status: {seen:?}"
+    );
+    assert!(link.stats().checksum_errors >= 3);
+
+    // A board that stays silent is reported after `unreachable_after` polls, and comes back
+    // on its first answer.
+    bus.sim.set_silent(1, true);
+    let down = hub
+        .expect("status", |v| {
+            v["unreachable_doors"]
+                .as_array()
+                .is_some_and(|a| !a.is_empty())
+        })
+        .await;
+    assert_eq!(
+        down["unreachable_doors"],
+        serde_json::json!([17, 18, 19, 20])
+    );
+    bus.sim.set_silent(1, false);
+    hub.expect("status", |v| {
+        v["online"] == true
+            && v.get("unreachable_doors")
+                .is_none_or(|a| a.as_array().is_some_and(|a| a.is_empty()))
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn queries_read_each_board_once() {
+    let broker = start_broker();
+    let bus = pty_bus(SimSettings::kerong(&[0, 1]));
+    let mut hub = Hub::connect(broker, "query").await;
+    let link = Link::spawn(Kerong::default(), fast_link(&bus.path, 19_200));
+    let _bank = adapter::spawn(
+        Kerong::default(),
+        link.clone(),
+        kerong_map(),
+        // Slow polling, so what is on the wire below is the queries'.
+        settings("query", broker, Duration::from_secs(30)),
+    )
+    .expect("adapter");
+    hub.expect("status", |v| v["online"] == true).await;
+    hub.collect(Duration::from_millis(300)).await;
+    let skip = bus.sim.received_count();
+    hub.send(serde_json::json!({"type": "query", "doors": (1..=16).collect::<Vec<u16>>()}))
+        .await;
+    hub.send(serde_json::json!({"type": "query"})).await;
+    for d in 1..=20 {
+        hub.expect(&format!("door/{d}"), |_| true).await;
+    }
+    let reads = bus.sim.received_after(skip);
+    assert!(
+        reads.len() <= 3,
+        "20 doors on 2 boards asked about twice: {} requests on the wire: {reads:?}",
+        reads.len()
+    );
 }

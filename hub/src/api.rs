@@ -144,7 +144,11 @@ async fn command(State(state): State<Arc<Web>>, headers: HeaderMap, body: String
     }
     match ask::command(&state.jobs, command).await {
         Ok(reply) => {
-            let status = match reply.outcome {
+            let status = match &reply.outcome {
+                // The hub's disk refuses writes: try again later, nothing about the request.
+                Outcome::Rejected(r) if r.code == locker_core::RejectCode::StorageUnavailable => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
                 Outcome::Rejected(_) => StatusCode::CONFLICT,
                 _ => StatusCode::OK,
             };

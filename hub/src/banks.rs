@@ -102,6 +102,7 @@ fn bus_health(protocol: &'static str, s: LinkStats) -> BusHealth {
         garbage_bytes: s.garbage_bytes,
         reopens: s.reopens,
         refused: s.refused,
+        expired: s.expired,
         last_error: s.last_error.map(|(at, message)| LastError {
             at_ms: at
                 .duration_since(std::time::UNIX_EPOCH)
@@ -133,10 +134,11 @@ pub fn start(
     let mut banks = Vec::new();
     let mut problems = Vec::new();
     for bank in &config.banks {
-        let settings = |poll_interval| BankSettings {
+        let settings = |poll_interval, unreachable_after| BankSettings {
             bank: bank.id.clone(),
             broker: target_of(&bank.id),
             poll_interval,
+            unreachable_after,
         };
         let handle = match &bank.driver {
             Driver::Kerong(k) => {
@@ -156,8 +158,13 @@ pub fn start(
                     })
                     .clone();
                 door_map(&bank.id, &k.doors, kerong::LIMITS).and_then(|map| {
-                    adapter::spawn(protocol, link, map, settings(k.poll_interval))
-                        .map_err(|e| e.to_string())
+                    adapter::spawn(
+                        protocol,
+                        link,
+                        map,
+                        settings(k.poll_interval, k.unreachable_after),
+                    )
+                    .map_err(|e| e.to_string())
                 })
             }
             Driver::Lockboard8a(l) => {
@@ -173,8 +180,13 @@ pub fn start(
                     })
                     .clone();
                 door_map(&bank.id, &l.doors, lockboard8a::LIMITS).and_then(|map| {
-                    adapter::spawn(protocol, link, map, settings(l.poll_interval))
-                        .map_err(|e| e.to_string())
+                    adapter::spawn(
+                        protocol,
+                        link,
+                        map,
+                        settings(l.poll_interval, l.unreachable_after),
+                    )
+                    .map_err(|e| e.to_string())
                 })
             }
             Driver::Modbus(m) => {
@@ -185,8 +197,13 @@ pub fn start(
                 ModbusIo::new(&io_doors(m), None)
                     .map_err(|e| format!("door map of bank {}: {e}", bank.id))
                     .and_then(|(protocol, map)| {
-                        adapter::spawn(protocol, link, map, settings(m.poll_interval))
-                            .map_err(|e| e.to_string())
+                        adapter::spawn(
+                            protocol,
+                            link,
+                            map,
+                            settings(m.poll_interval, m.unreachable_after),
+                        )
+                        .map_err(|e| e.to_string())
                     })
             }
             Driver::Mqtt | Driver::Sim(_) => continue,

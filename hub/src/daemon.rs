@@ -17,6 +17,7 @@ use crate::broker::auth::{Authenticator, ConfiguredLogin};
 use crate::broker::{self, front::FrontDoor, probe, Limits};
 use crate::shutdown::Shutdown;
 use crate::status::HubStatus;
+use crate::storage::{StorageHealth, Verdict};
 use crate::{api, banks, bus, conn_limit, demo, engine, shutdown, systemd, tls, web};
 use locker_gate::acl::Role;
 
@@ -79,11 +80,20 @@ pub async fn run(
 ) -> Result<(), StartError> {
     fail_stop_on_panic();
     let (trigger, shutdown) = shutdown::channel();
-    let status = HubStatus::new(config.banks.iter().map(|b| b.id.clone()));
+    let storage = Arc::new(StorageHealth::new(
+        &config.site.data_dir,
+        u64::from(config.site.storage_reserve_mib) * 1024 * 1024,
+    ));
+    // Say at once whether the disk takes writes: a hub started on a full disk reports it
+    // instead of `ok`.
+    if let Verdict::Refuse(why) = storage.check(None) {
+        tracing::error!(reason = %why, "storage degraded at start: requests that need recording will be refused");
+    }
+    let status = HubStatus::new(config.banks.iter().map(|b| b.id.clone()), storage.clone());
 
     // State first: if the store cannot be opened there is nothing to serve.
     let (outgoing_tx, outgoing_rx) = tokio::sync::mpsc::unbounded_channel();
-    let engine = engine::start(&config, outgoing_tx, demo)?;
+    let engine = engine::start(&config, outgoing_tx, demo, storage)?;
     let token =
         api::load_or_create_token(&config.site.data_dir).map_err(|source| StartError::Token {
             path: config.site.data_dir.display().to_string(),

@@ -8,8 +8,11 @@
 //!    transaction (durable before acknowledged);
 //! 3. only then are the effects and the reply handed to the async side to be published.
 //!
-//! If a commit fails, the engine stops the process (fail-stop): memory would be ahead of disk, and
-//! systemd restarts the hub from what is durable.
+//! If a commit fails because the disk is full or read-only, the engine drops what was not made
+//! durable (it reopens the store and rebuilds the core from disk), refuses the request with a
+//! reply that says why, and goes on with the storage degraded until there is room again
+//! (`storage.rs`). If a commit fails for any other reason, the engine stops the process
+//! (fail-stop): memory would be ahead of disk, and systemd restarts the hub from what is durable.
 
 use std::collections::BTreeSet;
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -19,7 +22,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use locker_config::Config;
 use locker_core::{
-    sanitize_hub_id, BankView, CompartmentView, Core, Effect, Entropy, Input, Millis, Output, Reply,
+    sanitize_hub_id, AlertId, AlertKind, BankView, CompartmentView, Core, Effect, Entropy, Input,
+    Millis, Outcome, Output, RejectCode, Rejection, Reply, Request,
 };
 use locker_sync::{Store, StoreError, StoreOptions};
 use rand::RngCore;
@@ -29,6 +33,7 @@ use tracing::{error, info, warn};
 
 use crate::facts::{self, StoredFact};
 use crate::history;
+use crate::storage::{self, StorageHealth, Verdict};
 use locker_drivers::bus::{self, BankTopics, Command};
 
 /// Work for the engine.
@@ -102,6 +107,9 @@ pub struct Outgoing {
 /// How often the store is compacted and old partitions are unloaded or expired.
 const MAINTENANCE_EVERY: Duration = Duration::from_secs(3600);
 
+/// While the storage refuses writes, how often it is checked again.
+const STORAGE_RECHECK: Duration = Duration::from_secs(2);
+
 /// What the web page may read while the engine runs (updated after every step).
 #[derive(Default)]
 pub struct Snapshot {
@@ -145,12 +153,8 @@ pub(crate) fn now() -> Millis {
     )
 }
 
-/// Open the store, rebuild the core from its facts, and start the engine thread.
-pub fn start(
-    config: &Config,
-    publish: tokio_mpsc::UnboundedSender<Outgoing>,
-    demo: bool,
-) -> Result<Engine, StoreError> {
+/// Open the store and rebuild the core from its facts.
+fn load(config: &Config) -> Result<(Store<StoredFact>, Core), StoreError> {
     let hub_id = sanitize_hub_id(&config.site.id);
     let opts = StoreOptions {
         site_id: Some(config.site.id.clone()),
@@ -172,6 +176,17 @@ pub fn start(
         &hub_id,
         stored.into_iter().map(|s| s.fact),
     );
+    Ok((store, core))
+}
+
+/// Open the store, rebuild the core from its facts, and start the engine thread.
+pub fn start(
+    config: &Config,
+    publish: tokio_mpsc::UnboundedSender<Outgoing>,
+    demo: bool,
+    storage: Arc<StorageHealth>,
+) -> Result<Engine, StoreError> {
+    let (store, core) = load(config)?;
     let (tx, rx) = mpsc::channel();
     let snapshot = Arc::new(RwLock::new(Snapshot::default()));
     // Subscribers only need to know "something changed": a lagging one just re-reads.
@@ -179,11 +194,14 @@ pub fn start(
     let mut engine = Runner {
         changes: changes.clone(),
         core,
-        store,
+        store: Some(store),
         publish,
         demo,
         snapshot: snapshot.clone(),
         banks: config.banks.iter().map(|b| b.id.clone()).collect(),
+        config: config.clone(),
+        storage,
+        storage_alert: None,
     };
     let thread = std::thread::Builder::new()
         .name("engine".into())
@@ -202,12 +220,19 @@ pub fn start(
 
 struct Runner {
     core: Core,
-    store: Store<StoredFact>,
+    /// Always `Some` between steps; `None` only while it is being reopened.
+    store: Option<Store<StoredFact>>,
     publish: tokio_mpsc::UnboundedSender<Outgoing>,
     demo: bool,
     snapshot: Arc<RwLock<Snapshot>>,
     changes: broadcast::Sender<()>,
     banks: Vec<String>,
+    /// To reopen the store and rebuild the core after a commit the disk refused.
+    config: Config,
+    storage: Arc<StorageHealth>,
+    /// The alert about the storage, while writes are refused (kept in memory: it cannot be
+    /// written).
+    storage_alert: Option<locker_core::Alert>,
 }
 
 impl Runner {
@@ -219,7 +244,9 @@ impl Runner {
         self.refresh_snapshot();
         // Anything overdue at start (an unlock in flight when the hub stopped, expired holds).
         self.step(None, ReplyTo::Nobody);
-        history::refresh_mark(&mut self.store, &self.core);
+        if let Some(store) = self.store.as_mut() {
+            history::refresh_mark(store, &self.core);
+        }
         let mut next_maintenance = std::time::Instant::now() + MAINTENANCE_EVERY;
         loop {
             if std::time::Instant::now() >= next_maintenance {
@@ -228,11 +255,15 @@ impl Runner {
             }
             let until_maintenance =
                 next_maintenance.saturating_duration_since(std::time::Instant::now());
-            let wait = match self.core.next_deadline() {
+            let mut wait = match self.core.next_deadline() {
                 Some(at) => Duration::from_millis(at.0.saturating_sub(now().0)),
                 None => Duration::from_secs(60),
             }
             .min(until_maintenance);
+            if self.storage_alert.is_some() {
+                // Look again soon: the hub resumes by itself once there is room.
+                wait = wait.min(STORAGE_RECHECK);
+            }
             match jobs.recv_timeout(wait) {
                 Ok(Job::Input { input, reply }) => self.step(Some(input), reply),
                 Ok(Job::OutboxList(reply)) => {
@@ -242,7 +273,9 @@ impl Runner {
                     let _ = reply.send(self.core.parcels());
                 }
                 Ok(Job::Alerts(reply)) => {
-                    let _ = reply.send(self.core.alerts());
+                    let mut alerts = self.core.alerts();
+                    alerts.extend(self.storage_alert.clone());
+                    let _ = reply.send(alerts);
                 }
                 Ok(Job::Facts { keep, limit, reply }) => {
                     let mut found: Vec<locker_core::Fact> = Vec::new();
@@ -259,14 +292,17 @@ impl Runner {
                     let _ = reply.send(found);
                 }
                 Ok(Job::LocalGet { key, reply }) => {
-                    let _ = reply.send(self.store.local_get(&key).map_err(|e| e.to_string()));
+                    let _ = reply.send(
+                        self.store()
+                            .and_then(|s| s.local_get(&key).map_err(|e| e.to_string())),
+                    );
                 }
                 Ok(Job::LocalPut { key, value, reply }) => {
-                    let _ = reply.send(
-                        self.store
-                            .local_put(&key, &value)
-                            .map_err(|e| e.to_string()),
-                    );
+                    let _ =
+                        reply
+                            .send(self.store_mut().and_then(|s| {
+                                s.local_put(&key, &value).map_err(|e| e.to_string())
+                            }));
                 }
                 Ok(Job::Read(read)) => read(&self.core, now()),
                 Ok(Job::OutboxDone { id, done }) => {
@@ -279,21 +315,166 @@ impl Runner {
     }
 
     /// One step: decide, make durable, then act.
+    ///
+    /// While the storage refuses writes, commands that would record something are refused with
+    /// a reply that says why (the core never sees them), timers wait, and observations still go
+    /// in: the reserve is kept for them.
     fn step(&mut self, input: Option<Input>, reply_to: ReplyTo) {
+        if self.store.is_none() && !self.storage.recently_failed() {
+            self.reload();
+        }
+        let verdict = self.storage.check(None);
+        self.storage_changed(&verdict);
+        if let Verdict::Refuse(why) = &verdict {
+            match &input {
+                Some(Input::Command(cmd)) if !read_only(&cmd.request) => {
+                    self.refuse_for_storage(cmd.request_id.clone(), why, reply_to);
+                    return;
+                }
+                None => return,
+                Some(Input::Observation(obs)) if self.storage.recently_failed() => {
+                    warn!(
+                        ?obs,
+                        "observation not recorded: the disk just refused a write"
+                    );
+                    return;
+                }
+                _ => {}
+            }
+        }
+        let request_id = match &input {
+            Some(Input::Command(cmd)) => Some(cmd.request_id.clone()),
+            _ => None,
+        };
         let at = now();
         let out = match input {
             Some(input) => self.core.handle(at, input, &mut OsEntropy),
             None => self.core.tick(at, &mut OsEntropy),
         };
-        self.commit(&out);
-        self.act(out, reply_to);
+        match self.commit(&out) {
+            Ok(()) => self.act(out, reply_to),
+            Err(why) => {
+                // Nothing of this step was made durable, and nothing of it leaves the process:
+                // rebuild from disk, and tell whoever asked.
+                let verdict = self.storage.check(Some(&why));
+                self.reload();
+                self.storage_changed(&verdict);
+                if let Some(id) = request_id {
+                    self.refuse_for_storage(id, &why, reply_to);
+                } else {
+                    warn!(reason = %why, "an observation or timer step could not be recorded: the disk refused it");
+                }
+            }
+        }
+    }
+
+    /// Answer a request the storage cannot record.
+    fn refuse_for_storage(
+        &mut self,
+        request_id: locker_core::RequestId,
+        why: &str,
+        reply_to: ReplyTo,
+    ) {
+        let reply = Reply {
+            request_id,
+            outcome: Outcome::Rejected(Rejection::new(
+                RejectCode::StorageUnavailable,
+                format!("{why}: nothing can be recorded right now; please ask at the front desk"),
+            )),
+        };
+        self.act(
+            Output {
+                facts: Vec::new(),
+                effects: Vec::new(),
+                reply: Some(reply),
+            },
+            reply_to,
+        );
+    }
+
+    /// Raise or clear the in-memory storage alert when the verdict changes.
+    fn storage_changed(&mut self, verdict: &Verdict) {
+        match (verdict, &self.storage_alert) {
+            (Verdict::Refuse(why), None) => {
+                let message = format!(
+                    "{why}: the hub refuses anything that needs recording (kiosks are told to ask \
+                     at the front desk) until there is room; it resumes by itself"
+                );
+                error!(%message, "storage degraded");
+                let alert = locker_core::Alert {
+                    id: AlertId("storage".into()),
+                    kind: AlertKind::StorageUnavailable,
+                    bank: None,
+                    door: None,
+                    parcel: None,
+                    message: message.clone(),
+                    raised_at: now(),
+                    unit: None,
+                };
+                self.send_json(
+                    bus::ALERTS.to_owned(),
+                    false,
+                    &serde_json::json!({"event": "raised", "alert": alert.id, "kind": alert.kind,
+                        "bank": null, "door": null, "message": message}),
+                );
+                self.storage_alert = Some(alert);
+                self.announce_change();
+            }
+            (Verdict::Ok, Some(alert)) => {
+                info!("storage writable again: resuming");
+                let id = alert.id.clone();
+                self.storage_alert = None;
+                self.send_json(
+                    bus::ALERTS.to_owned(),
+                    false,
+                    &serde_json::json!({"event": "cleared", "alert": id}),
+                );
+                self.announce_change();
+            }
+            _ => {}
+        }
+    }
+
+    /// Reopen the store and rebuild the core from what is on disk, dropping whatever the last
+    /// step decided but could not record. When the disk does not even let the store be opened
+    /// (read-only), the hub goes on without one, refusing everything that needs it and trying
+    /// again at every step; any other failure stops it (fail-stop).
+    fn reload(&mut self) {
+        // redb keeps the file locked while it is open: close it first.
+        self.store = None;
+        match load(&self.config) {
+            Ok((store, core)) => {
+                self.store = Some(store);
+                self.core = core;
+                warn!("state reloaded from disk after a write the disk refused");
+                self.refresh_snapshot();
+            }
+            Err(e) if storage::is_out_of_space(&e) => {
+                error!(error = %e, "cannot reopen the state on this disk yet; refusing everything that needs it until it can");
+                self.storage
+                    .check(Some(&storage::describe(&e, &self.config.site.data_dir)));
+            }
+            Err(e) => {
+                error!(error = %e, "cannot reopen the state after a refused write; stopping");
+                std::process::exit(70);
+            }
+        }
+    }
+
+    fn store(&self) -> Result<&Store<StoredFact>, String> {
+        self.store.as_ref().ok_or_else(closed)
+    }
+
+    fn store_mut(&mut self) -> Result<&mut Store<StoredFact>, String> {
+        self.store.as_mut().ok_or_else(closed)
     }
 
     /// Durable before acknowledged: the facts and the plaintext codes of notifications are on
-    /// disk before anything leaves the process.
-    fn commit(&mut self, out: &Output) {
+    /// disk before anything leaves the process. `Err` (with the reason) when the disk is full or
+    /// read-only; any other failure stops the process.
+    fn commit(&mut self, out: &Output) -> Result<(), String> {
         if out.facts.is_empty() {
-            return;
+            return Ok(());
         }
         let stored: Vec<StoredFact> = out.facts.iter().cloned().map(StoredFact::from).collect();
         let first = stored
@@ -311,11 +492,20 @@ impl Runner {
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_slice()))
             .collect();
-        if let Err(e) = self.store.append_with_outbox(&stored, &outbox_refs) {
+        let store = self.store_mut()?;
+        if let Err(e) = store.append_with_outbox(&stored, &outbox_refs) {
+            if storage::is_out_of_space(&e) || self.storage.check(None) != Verdict::Ok {
+                error!(error = %e, "the disk refused a write; nothing of this step is confirmed");
+                return Err(match self.storage.check(None) {
+                    Verdict::Refuse(why) => why,
+                    Verdict::Ok => storage::describe(&e, &self.config.site.data_dir),
+                });
+            }
             error!(error = %e, "cannot make facts durable; stopping so that nothing unrecorded is confirmed");
             // Fail-stop: the process manager restarts the hub from what is on disk.
             std::process::exit(70);
         }
+        Ok(())
     }
 
     fn act(&mut self, out: Output, reply_to: ReplyTo) {
@@ -326,16 +516,23 @@ impl Runner {
                     bank,
                     door,
                     unlock_id,
-                } => self.send_command(
-                    &bank,
-                    &Command::Unlock {
-                        unlock_id: unlock_id.to_string(),
-                        door,
-                        pulse_ms: None,
-                    },
-                ),
-                Effect::QueryDoor { bank, door } => {
-                    self.send_command(&bank, &Command::Query { door: Some(door) })
+                    deadline,
+                } => {
+                    let valid = deadline.0.saturating_sub(now().0);
+                    self.send_command(
+                        &bank,
+                        &Command::Unlock {
+                            unlock_id: unlock_id.to_string(),
+                            door,
+                            pulse_ms: None,
+                            deadline_ms: Some(deadline.0),
+                            valid_ms: Some(u32::try_from(valid).unwrap_or(u32::MAX)),
+                        },
+                    )
+                }
+                // One command per bank: the controller reads each board once for all of them.
+                Effect::QueryDoors { bank, doors } => {
+                    self.send_command(&bank, &Command::Query { door: None, doors })
                 }
                 Effect::Notify {
                     resident,
@@ -446,8 +643,13 @@ impl Runner {
 
     /// Compact documents, unload those that left the live window, drop partitions past retention.
     fn maintain(&mut self) {
-        history::refresh_mark(&mut self.store, &self.core);
-        match self.store.maintain(now().0) {
+        if let Some(store) = self.store.as_mut() {
+            history::refresh_mark(store, &self.core);
+        }
+        let Some(store) = self.store.as_mut() else {
+            return;
+        };
+        match store.maintain(now().0) {
             Ok(done) => {
                 if !(done.compacted.is_empty()
                     && done.unloaded.is_empty()
@@ -466,7 +668,7 @@ impl Runner {
     }
 
     fn outbox_list(&self) -> Result<Vec<(String, serde_json::Value)>, String> {
-        let pending = self.store.outbox_pending().map_err(|e| e.to_string())?;
+        let pending = self.store()?.outbox_pending().map_err(|e| e.to_string())?;
         Ok(pending
             .into_iter()
             .map(|(id, bytes)| {
@@ -478,11 +680,13 @@ impl Runner {
     }
 
     fn outbox_done(&mut self, id: &str) -> Result<bool, String> {
-        let pending = self.store.outbox_pending().map_err(|e| e.to_string())?;
+        let pending = self.store()?.outbox_pending().map_err(|e| e.to_string())?;
         if !pending.iter().any(|(k, _)| k == id) {
             return Ok(false);
         }
-        self.store.outbox_erase(id).map_err(|e| e.to_string())?;
+        self.store_mut()?
+            .outbox_erase(id)
+            .map_err(|e| e.to_string())?;
         Ok(true)
     }
 
@@ -558,4 +762,16 @@ impl Runner {
     fn announce_change(&self) {
         let _ = self.changes.send(());
     }
+}
+
+/// Requests that record nothing, so they can be answered while the storage refuses writes.
+fn read_only(request: &Request) -> bool {
+    matches!(
+        request,
+        Request::SuggestSize { .. } | Request::AuditList { .. }
+    )
+}
+
+fn closed() -> String {
+    "the state store is closed: the disk refused it (see /healthz)".into()
 }

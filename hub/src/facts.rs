@@ -167,8 +167,8 @@ pub fn policies(config: &Config) -> Policies {
         max_vacation_hold_ms: ms(p.max_vacation_hold),
         reservation_timeout_ms: ms(p.reservation_timeout),
         door_ajar_ms: ms(p.door_ajar_after),
-        // The first send plus the configured retries.
-        unlock_max_attempts: p.unlock_retries.saturating_add(1),
+        unlock_deadline_ms: ms(p.unlock_deadline),
+        alert_grace_ms: ms(p.alert_grace),
         wrong_code_limit: p.lockout.max_failures,
         wrong_code_window_ms: ms(p.lockout.window),
         lockout_base_ms: ms(p.lockout.base_lockout),

@@ -7,8 +7,11 @@
 
 use locker_core::{
     Command, Input, Observation, Outcome, RejectCode, Rejection, Reply, Request, RequestId,
+    UnlockReport,
 };
-use locker_drivers::bus::{self, BankStatus, CommandAck, DoorObservation, Parsed, UnitReading};
+use locker_drivers::bus::{
+    self, BankStatus, CommandAck, DoorObservation, Parsed, UnitReading, UnlockResult,
+};
 use serde::Deserialize;
 
 /// The meaning of one incoming message.
@@ -97,21 +100,27 @@ pub fn decode(
             Err(e) => bad("door observation", e),
         },
         Parsed::Ack { .. } => match serde_json::from_slice::<CommandAck>(payload) {
-            // A failed pulse is not an acknowledgement: the core retries and, after its bounded
-            // attempts, takes the door out of service.
-            Ok(ack) if !ack.ok => Inbound::Refuse {
-                reason: format!(
-                    "controller of bank {bank} could not pulse door {}: {}",
-                    ack.door,
-                    ack.error.as_deref().unwrap_or("no reason given")
-                ),
-                reply_to: None,
-            },
-            Ok(ack) => observe(Observation::LockAcknowledged {
-                bank: bank.to_owned(),
-                door: ack.door,
-                unlock: Some(ack.unlock_id.as_str().into()),
-            }),
+            Ok(ack) => {
+                let report = match ack.outcome() {
+                    UnlockResult::Pulsed => {
+                        return observe(Observation::LockAcknowledged {
+                            bank: bank.to_owned(),
+                            door: ack.door,
+                            unlock: Some(ack.unlock_id.as_str().into()),
+                        })
+                    }
+                    UnlockResult::Failed => UnlockReport::Failed,
+                    UnlockResult::NotSent => UnlockReport::NotSent,
+                    UnlockResult::Unknown => UnlockReport::Unknown,
+                };
+                observe(Observation::UnlockNotPulsed {
+                    bank: bank.to_owned(),
+                    door: ack.door,
+                    unlock: ack.unlock_id.as_str().into(),
+                    report,
+                    reason: ack.error.unwrap_or_else(|| "no reason given".into()),
+                })
+            }
             Err(e) => bad("acknowledgement", e),
         },
         Parsed::KioskRequest { .. } => kiosk_request(topic, bank, payload, response_topic),
@@ -337,12 +346,37 @@ mod tests {
             None,
             known
         )));
-        assert!(refused(&decode(
-            "lockerhub/v1/bank/A/ack",
-            br#"{"unlock_id":"u1","door":3,"ok":false,"error":"jammed"}"#,
-            None,
-            known
-        )));
+        // A controller that could not pulse says so; one that cannot tell says "unknown".
+        assert!(matches!(
+            decode(
+                "lockerhub/v1/bank/A/ack",
+                br#"{"unlock_id":"u1","door":3,"ok":false,"error":"jammed"}"#,
+                None,
+                known
+            ),
+            Inbound::Input {
+                input: Input::Observation(Observation::UnlockNotPulsed {
+                    report: UnlockReport::Failed,
+                    ..
+                }),
+                ..
+            }
+        ));
+        assert!(matches!(
+            decode(
+                "lockerhub/v1/bank/A/ack",
+                br#"{"unlock_id":"u1","door":3,"ok":false,"result":"unknown"}"#,
+                None,
+                known
+            ),
+            Inbound::Input {
+                input: Input::Observation(Observation::UnlockNotPulsed {
+                    report: UnlockReport::Unknown,
+                    ..
+                }),
+                ..
+            }
+        ));
         assert_eq!(
             decode("lockerhub/v1/bank/A/cmd", b"{}", None, known),
             Inbound::Ignore

@@ -19,6 +19,7 @@ mod init;
 mod logging;
 mod shutdown;
 mod status;
+mod storage;
 mod systemd;
 mod tls;
 mod web;

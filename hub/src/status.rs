@@ -20,6 +20,8 @@ pub struct HubStatus {
     pub probes: Arc<Probes>,
     /// Configured bank id → online (its controller or driver reported in, and has not gone away).
     banks: Mutex<BTreeMap<String, bool>>,
+    /// Whether the data directory takes writes.
+    pub storage: Arc<crate::storage::StorageHealth>,
     /// Reads the hub's own drivers (set once they are started).
     drivers: OnceLock<Box<dyn Fn() -> DriversHealth + Send + Sync>>,
 }
@@ -35,6 +37,7 @@ pub struct Health {
     pub broker: BrokerHealth,
     pub banks: BanksHealth,
     pub drivers: DriversHealth,
+    pub storage: crate::storage::StorageState,
 }
 
 /// The hub's own drivers: every bus it owns and every bank adapter on one.
@@ -62,6 +65,8 @@ pub struct BusHealth {
     pub garbage_bytes: u64,
     pub reopens: u64,
     pub refused: u64,
+    /// Unlocks dropped unsent because their deadline passed while they waited for the bus.
+    pub expired: u64,
     /// The most recent problem: Unix milliseconds and what happened.
     pub last_error: Option<LastError>,
     /// Devices (board or slave address) that answer, and those that do not.
@@ -110,8 +115,12 @@ pub struct BanksHealth {
 }
 
 impl HubStatus {
-    pub fn new(bank_ids: impl IntoIterator<Item = String>) -> Arc<HubStatus> {
+    pub fn new(
+        bank_ids: impl IntoIterator<Item = String>,
+        storage: Arc<crate::storage::StorageHealth>,
+    ) -> Arc<HubStatus> {
         Arc::new(HubStatus {
+            storage,
             started: Instant::now(),
             clients: Arc::default(),
             refusals: Arc::default(),
@@ -149,7 +158,11 @@ impl HubStatus {
     pub fn health(&self) -> Health {
         let banks = self.banks.lock().map(|b| b.clone()).unwrap_or_default();
         let (online, offline): (Vec<_>, Vec<_>) = banks.iter().partition(|(_, on)| **on);
-        let problems = self.probes.problems();
+        let mut problems = self.probes.problems();
+        let storage = self.storage.snapshot();
+        if let Some(p) = &storage.problem {
+            problems.push(format!("{p}: requests that need recording are refused"));
+        }
         Health {
             status: if problems.is_empty() {
                 "ok"
@@ -171,6 +184,7 @@ impl HubStatus {
                 offline_ids: offline.into_iter().map(|(b, _)| b.clone()).collect(),
             },
             drivers: self.drivers.get().map(|read| read()).unwrap_or_default(),
+            storage,
         }
     }
 }

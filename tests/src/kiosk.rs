@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, SubscribeFilter};
 use serde_json::Value;
 use tokio::sync::{oneshot, watch};
 
@@ -19,6 +19,8 @@ pub struct Kiosk {
     client: AsyncClient,
     waiting: Waiting,
     subscribed: watch::Receiver<u64>,
+    /// Kiosk updates heard on `…/kiosk/update` (`{"reservation", "update"}`), oldest first.
+    updates: Arc<Mutex<Vec<Value>>>,
 }
 
 impl Kiosk {
@@ -49,17 +51,31 @@ impl Kiosk {
         let reply_to = format!("lockerhub/v1/bank/{bank}/kiosk/reply/{id}");
         let waiting: Waiting = Arc::default();
         let (sub_tx, sub_rx) = watch::channel(0u64);
+        let updates: Arc<Mutex<Vec<Value>>> = Arc::default();
+        let update_topic = format!("lockerhub/v1/bank/{bank}/kiosk/update");
         let (c, w, topic) = (client.clone(), waiting.clone(), reply_to.clone());
+        let (u, ut) = (updates.clone(), update_topic.clone());
         tokio::spawn(async move {
             let mut generation = 0;
             loop {
                 match events.poll().await {
                     Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                        let _ = c.subscribe(&topic, QoS::AtLeastOnce).await;
+                        // One SUBSCRIBE, so one SUBACK says both are in place.
+                        let _ = c
+                            .subscribe_many([
+                                SubscribeFilter::new(ut.clone(), QoS::AtLeastOnce),
+                                SubscribeFilter::new(topic.clone(), QoS::AtLeastOnce),
+                            ])
+                            .await;
                     }
                     Ok(Event::Incoming(Packet::SubAck(_))) => {
                         generation += 1;
                         let _ = sub_tx.send(generation);
+                    }
+                    Ok(Event::Incoming(Packet::Publish(p))) if p.topic == ut => {
+                        if let Ok(v) = serde_json::from_slice::<Value>(&p.payload) {
+                            u.lock().unwrap().push(v);
+                        }
                     }
                     Ok(Event::Incoming(Packet::Publish(p))) => {
                         if let Ok(v) = serde_json::from_slice::<Value>(&p.payload) {
@@ -80,6 +96,7 @@ impl Kiosk {
             client,
             waiting,
             subscribed: sub_rx,
+            updates,
         };
         kiosk.ready().await;
         kiosk
@@ -101,6 +118,31 @@ impl Kiosk {
     pub async fn resubscribed_since(&self, before: u64) {
         let mut rx = self.subscribed.clone();
         let _ = tokio::time::timeout(Duration::from_secs(20), rx.wait_for(|g| *g > before)).await;
+    }
+
+    /// Wait up to `timeout` for a kiosk update whose `update` satisfies `pred`.
+    pub async fn update(&self, pred: impl Fn(&Value) -> bool, timeout: Duration) -> Option<Value> {
+        let stop = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(v) = self
+                .updates
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|v| pred(&v["update"]))
+            {
+                return Some(v.clone());
+            }
+            if tokio::time::Instant::now() >= stop {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Every kiosk update heard so far.
+    pub fn updates(&self) -> Vec<Value> {
+        self.updates.lock().unwrap().clone()
     }
 
     /// Send `request` (its `request_id` must be set) and wait up to `timeout` for the reply.

@@ -145,8 +145,14 @@ impl Hub {
     /// Kill the hub with SIGKILL (no chance to flush anything) and start it again with the same
     /// configuration and data. Returns how long the new process took to become ready.
     pub fn crash_and_restart(&mut self) -> Duration {
+        self.crash_and_restart_with(|| {})
+    }
+
+    /// [`Hub::crash_and_restart`], doing `between` while the hub is down (repair its disk).
+    pub fn crash_and_restart_with(&mut self, between: impl FnOnce()) -> Duration {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        between();
         let dir = tempfile::tempdir().expect("tempdir");
         let placeholder = std::mem::replace(&mut self.dir, dir);
         let started = Instant::now();

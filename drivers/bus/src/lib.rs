@@ -209,17 +209,47 @@ pub struct UnitReading {
 pub enum Command {
     /// Pulse the lock of `door`. `unlock_id` is unique per unlock: a controller that sees the same
     /// id twice (QoS 1 redelivery) must not pulse again, only acknowledge again.
+    ///
+    /// An unlock is only worth sending while the person who asked is still at the door: the hub
+    /// gives every unlock a deadline, and a controller that cannot put it on the wire before
+    /// then must drop it and acknowledge `not_sent`. `deadline_ms` is that moment in Unix
+    /// milliseconds (for controllers whose clock is synchronised); `valid_ms` is how long it
+    /// was still valid when the hub published it (for those whose clock is not: count from
+    /// receipt). A controller honours whichever ends first. Both are absent only from hubs
+    /// before this field existed.
     Unlock {
         unlock_id: String,
         door: u16,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pulse_ms: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        deadline_ms: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        valid_ms: Option<u32>,
     },
-    /// Report the state of `door` (or of every door when `door` is absent) on its door topic.
+    /// Report the state of `door`, or of each door in `doors`, or of every door when both are
+    /// absent, on the door topics. Doors on one board are read with one request.
     Query {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         door: Option<u16>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        doors: Vec<u16>,
     },
+}
+
+/// How an unlock ended, as the controller knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnlockResult {
+    /// The lock was pulsed (the board confirmed). The door opening is a separate observation.
+    Pulsed,
+    /// The board or controller said it could not pulse (no such door, refused, fault).
+    Failed,
+    /// It never went on the wire: its deadline passed first, or the bus was down. The door
+    /// did not move; the person may try again.
+    NotSent,
+    /// It went on the wire and nobody confirmed: the door may have opened. Never re-sent.
+    Unknown,
 }
 
 /// Payload of [`BankTopics::ack`]: the controller's answer to an [`Command::Unlock`].
@@ -227,10 +257,36 @@ pub enum Command {
 pub struct CommandAck {
     pub unlock_id: String,
     pub door: u16,
-    /// `true` when the lock was pulsed. The door opening is a separate observation.
+    /// `true` when the lock was pulsed (`result` is `pulsed`).
     pub ok: bool,
+    /// How the unlock ended. Absent (controllers before this field): `ok: true` is `pulsed`,
+    /// `ok: false` is `failed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<UnlockResult>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+impl CommandAck {
+    /// An acknowledgement saying `result`, with `error` for anything but `pulsed`.
+    pub fn new(unlock_id: String, door: u16, result: UnlockResult, error: Option<String>) -> Self {
+        CommandAck {
+            unlock_id,
+            door,
+            ok: result == UnlockResult::Pulsed,
+            result: Some(result),
+            error,
+        }
+    }
+
+    /// How the unlock ended; `result` wins over `ok` when a controller says both.
+    pub fn outcome(&self) -> UnlockResult {
+        self.result.unwrap_or(if self.ok {
+            UnlockResult::Pulsed
+        } else {
+            UnlockResult::Failed
+        })
+    }
 }
 
 #[cfg(test)]
@@ -322,12 +378,65 @@ mod tests {
             unlock_id: "u1".into(),
             door: 3,
             pulse_ms: None,
+            deadline_ms: Some(1_700_000_003_000),
+            valid_ms: Some(3000),
         };
         assert_eq!(
             serde_json::to_string(&c).unwrap(),
-            r#"{"type":"unlock","unlock_id":"u1","door":3}"#
+            r#"{"type":"unlock","unlock_id":"u1","door":3,"deadline_ms":1700000003000,"valid_ms":3000}"#
         );
+        // An unlock from an older hub has no deadline.
+        let old: Command =
+            serde_json::from_str(r#"{"type":"unlock","unlock_id":"u1","door":3}"#).unwrap();
+        assert!(matches!(
+            old,
+            Command::Unlock {
+                deadline_ms: None,
+                valid_ms: None,
+                ..
+            }
+        ));
         let q: Command = serde_json::from_str(r#"{"type":"query"}"#).unwrap();
-        assert_eq!(q, Command::Query { door: None });
+        assert_eq!(
+            q,
+            Command::Query {
+                door: None,
+                doors: vec![]
+            }
+        );
+        let q: Command = serde_json::from_str(r#"{"type":"query","doors":[1,2]}"#).unwrap();
+        assert_eq!(
+            q,
+            Command::Query {
+                door: None,
+                doors: vec![1, 2]
+            }
+        );
+    }
+
+    #[test]
+    fn an_acknowledgement_says_how_the_unlock_ended() {
+        let ack = CommandAck::new(
+            "u1".into(),
+            3,
+            UnlockResult::Unknown,
+            Some("no reply".into()),
+        );
+        assert_eq!(
+            serde_json::to_value(&ack).unwrap(),
+            serde_json::json!({"unlock_id": "u1", "door": 3, "ok": false, "result": "unknown",
+                "error": "no reply"})
+        );
+        // Controllers that only say ok: true pulsed, false could not pulse.
+        let old: CommandAck =
+            serde_json::from_str(r#"{"unlock_id":"u1","door":3,"ok":false}"#).unwrap();
+        assert_eq!(old.outcome(), UnlockResult::Failed);
+        let old: CommandAck =
+            serde_json::from_str(r#"{"unlock_id":"u1","door":3,"ok":true}"#).unwrap();
+        assert_eq!(old.outcome(), UnlockResult::Pulsed);
+        let both: CommandAck =
+            serde_json::from_str(r#"{"unlock_id":"u1","door":3,"ok":true,"result":"not_sent"}"#)
+                .unwrap();
+        assert_eq!(both.outcome(), UnlockResult::NotSent);
     }
 }

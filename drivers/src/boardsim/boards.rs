@@ -43,6 +43,9 @@ pub struct Boards {
     pub silent: BTreeSet<u8>,
     /// Locks that pulse but whose doors stay shut.
     pub stuck: BTreeSet<(u8, u8)>,
+    /// Boards that carry out the next unlock they receive and then go silent (power lost just
+    /// as a pickup arrives).
+    pub silent_after_unlock: BTreeSet<u8>,
     /// Pulse time set on each Kerong board, in 10 ms steps.
     pub pulse_setting: BTreeMap<u8, u16>,
 }
@@ -61,6 +64,7 @@ impl Boards {
             pulses: BTreeMap::new(),
             silent: BTreeSet::new(),
             stuck: BTreeSet::new(),
+            silent_after_unlock: BTreeSet::new(),
             pulse_setting: BTreeMap::new(),
         }
     }
@@ -76,6 +80,9 @@ impl Boards {
         *self.pulses.entry((board, lock)).or_default() += 1;
         if !self.stuck.contains(&(board, lock)) {
             self.open.insert((board, lock), true);
+        }
+        if self.silent_after_unlock.remove(&board) {
+            self.silent.insert(board);
         }
     }
 

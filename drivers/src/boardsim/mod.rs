@@ -201,6 +201,12 @@ impl SimBus {
         }
     }
 
+    /// The board carries out the next unlock it receives, then goes silent (until
+    /// `set_silent(board, false)`): it loses power just as a pickup arrives.
+    pub fn silence_after_next_unlock(&self, board: u8) {
+        self.lock().boards.silent_after_unlock.insert(board);
+    }
+
     /// Make a lock pulse without its door opening.
     pub fn set_stuck(&self, board: u8, lock: u8) {
         self.lock().boards.stuck.insert((board, lock));

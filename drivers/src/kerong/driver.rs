@@ -61,7 +61,12 @@ impl Protocol for Kerong {
             Request::Unlock { .. } | Request::UnlockAll { .. } => {
                 Expect::Optional(self.unlock_reply_window)
             }
-            Request::SetPulse { .. } => Expect::Optional(timeout),
+            // Some firmware echoes the setting, most say nothing. Waiting a whole reply window
+            // for it would hold up the first unlocks after start and after every board return;
+            // a late echo is never taken for another request's answer (it must match it).
+            Request::SetPulse { .. } => {
+                Expect::Optional(self.unlock_reply_window.min(SETUP_REPLY_WINDOW))
+            }
         }
     }
 
@@ -75,6 +80,9 @@ impl Protocol for Kerong {
         !matches!(request, Request::Unlock { .. } | Request::UnlockAll { .. })
     }
 }
+
+/// How long a pulse-time write waits for an echo that most boards never send.
+const SETUP_REPLY_WINDOW: Duration = Duration::from_millis(20);
 
 impl LockBoards for Kerong {
     type Link = crate::link::Link<Self>;

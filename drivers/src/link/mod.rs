@@ -179,6 +179,35 @@ pub enum LinkError {
     PortDown { bus: String, reason: String },
     #[error("the link task of {bus} has stopped")]
     Stopped { bus: String },
+    /// The request's deadline passed before it could go on the wire; it was not sent.
+    #[error("{bus}: not sent, its deadline passed while the bus was busy")]
+    Expired { bus: String },
+    /// The port failed (or the link task stopped) while the request was under way: it may
+    /// have reached the device.
+    #[error("{bus} failed during the request: {reason}")]
+    Interrupted { bus: String, reason: String },
+}
+
+impl LinkError {
+    /// Whether the request certainly never went on the wire (so the device cannot have acted on
+    /// it). Every other error means it may have.
+    pub fn never_sent(&self) -> bool {
+        matches!(
+            self,
+            LinkError::PortDown { .. }
+                | LinkError::Offline { .. }
+                | LinkError::Stopped { .. }
+                | LinkError::Expired { .. }
+        )
+    }
+
+    /// Whether the bus itself is gone (no port), rather than one device failing.
+    pub fn bus_down(&self) -> bool {
+        matches!(
+            self,
+            LinkError::PortDown { .. } | LinkError::Interrupted { .. }
+        )
+    }
 }
 
 /// A device in messages: "board 3", or "the bus" for bus-wide requests.
@@ -199,6 +228,8 @@ type Answer<R> = Result<Option<R>, LinkError>;
 struct Job<P: Protocol> {
     request: P::Request,
     priority: Priority,
+    /// Not sent after this (an unlock nobody could use any more).
+    deadline: Option<Instant>,
     answer: oneshot::Sender<Answer<P::Reply>>,
 }
 
@@ -269,10 +300,22 @@ impl<P: Protocol> Link<P> {
     /// Send `request` and wait for its answer: `Some(reply)`, or `None` where no reply was
     /// expected (or an optional one did not come).
     pub async fn request(&self, request: P::Request, priority: Priority) -> Answer<P::Reply> {
+        self.request_until(request, priority, None).await
+    }
+
+    /// [`Link::request`], but never put on the wire at or after `deadline`: a request still
+    /// queued then is answered [`LinkError::Expired`].
+    pub async fn request_until(
+        &self,
+        request: P::Request,
+        priority: Priority,
+        deadline: Option<Instant>,
+    ) -> Answer<P::Reply> {
         let (tx, rx) = oneshot::channel();
         let job = Job {
             request,
             priority,
+            deadline,
             answer: tx,
         };
         let queue = match priority {
@@ -283,7 +326,10 @@ impl<P: Protocol> Link<P> {
             bus: self.bus.clone(),
         };
         queue.send(job).await.map_err(|_| stopped())?;
-        rx.await.map_err(|_| stopped())?
+        rx.await.map_err(|_| LinkError::Interrupted {
+            bus: self.bus.clone(),
+            reason: "the link task stopped".into(),
+        })?
     }
 
     /// The counters as they are now.
@@ -453,6 +499,12 @@ impl<P: Protocol> Task<P> {
                 reason: self.port_error.clone(),
             });
         }
+        if job.deadline.is_some_and(|d| Instant::now() >= d) {
+            self.update(|s| s.expired += 1);
+            return Err(LinkError::Expired {
+                bus: self.bus.clone(),
+            });
+        }
         let mut max_tries = 1 + u32::from(self.settings.retries);
         if !self.protocol.retry_safe(&job.request) {
             max_tries = 1;
@@ -486,7 +538,7 @@ impl<P: Protocol> Task<P> {
             match self.transact(&job.request, &frame, expect).await {
                 Err(e) => {
                     self.port_lost(&e);
-                    return Err(LinkError::PortDown {
+                    return Err(LinkError::Interrupted {
                         bus: self.bus.clone(),
                         reason: self.port_error.clone(),
                     });
@@ -494,6 +546,10 @@ impl<P: Protocol> Task<P> {
                 Ok(Attempt::Answered(reply)) => break Ok(Some(reply)),
                 Ok(Attempt::Unanswered) => break Ok(None),
                 Ok(failed) if tries >= max_tries => break Err(failed),
+                // No retry after the deadline: the answer is the failure so far.
+                Ok(failed) if job.deadline.is_some_and(|d| Instant::now() >= d) => {
+                    break Err(failed)
+                }
                 Ok(_) => {}
             }
         };

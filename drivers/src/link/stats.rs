@@ -32,6 +32,8 @@ pub struct LinkStats {
     pub reopens: u64,
     /// Requests refused without touching the wire (device offline and not due, port down).
     pub refused: u64,
+    /// Requests dropped unsent because their deadline passed while they waited (late unlocks).
+    pub expired: u64,
     /// The most recent problem, and when.
     pub last_error: Option<(SystemTime, String)>,
     /// Health of every device (board or slave) the link has talked to.

@@ -193,6 +193,8 @@ pub struct ModbusReply {
 struct Job {
     request: ModbusRequest,
     priority: Priority,
+    /// Not sent after this (an unlock nobody could use any more).
+    deadline: Option<Instant>,
     answer: oneshot::Sender<Result<Option<ModbusReply>, LinkError>>,
 }
 
@@ -254,10 +256,21 @@ impl ModbusLink {
         request: ModbusRequest,
         priority: Priority,
     ) -> Result<Option<ModbusReply>, LinkError> {
+        self.request_until(request, priority, None).await
+    }
+
+    /// [`ModbusLink::request`], but never put on the wire at or after `deadline`.
+    pub async fn request_until(
+        &self,
+        request: ModbusRequest,
+        priority: Priority,
+        deadline: Option<Instant>,
+    ) -> Result<Option<ModbusReply>, LinkError> {
         let (tx, rx) = oneshot::channel();
         let job = Job {
             request,
             priority,
+            deadline,
             answer: tx,
         };
         let queue = match priority {
@@ -268,7 +281,10 @@ impl ModbusLink {
             bus: self.bus.clone(),
         };
         queue.send(job).await.map_err(|_| stopped())?;
-        rx.await.map_err(|_| stopped())?
+        rx.await.map_err(|_| LinkError::Interrupted {
+            bus: self.bus.clone(),
+            reason: "the link task stopped".into(),
+        })?
     }
 
     /// The counters as they are now.
@@ -293,8 +309,9 @@ impl BoardLink for ModbusLink {
         &self,
         request: ModbusRequest,
         priority: Priority,
+        deadline: Option<Instant>,
     ) -> impl std::future::Future<Output = Result<Option<ModbusReply>, LinkError>> + Send {
-        ModbusLink::request(self, request, priority)
+        ModbusLink::request_until(self, request, priority, deadline)
     }
 
     fn unsolicited(&self) -> broadcast::Receiver<ModbusReply> {
@@ -510,6 +527,12 @@ impl Task {
             self.update(|s| s.refused += 1);
             return Err(self.port_down());
         }
+        if job.deadline.is_some_and(|d| Instant::now() >= d) {
+            self.update(|s| s.expired += 1);
+            return Err(LinkError::Expired {
+                bus: self.bus.clone(),
+            });
+        }
         let mut max_tries = if request.op.is_read() {
             1 + u32::from(self.settings.retries)
         } else {
@@ -575,7 +598,10 @@ impl Task {
                 }
                 Call::Lost(e) => {
                     self.port_lost(&e);
-                    return Err(self.port_down());
+                    return Err(LinkError::Interrupted {
+                        bus: self.bus.clone(),
+                        reason: self.port_error.clone(),
+                    });
                 }
                 Call::TimedOut => {
                     self.update(|s| s.timeouts += 1);
@@ -604,7 +630,8 @@ impl Task {
                     }
                 }
             };
-            if tries >= max_tries || self.ctx.is_none() {
+            let late = job.deadline.is_some_and(|d| Instant::now() >= d);
+            if tries >= max_tries || self.ctx.is_none() || late {
                 self.note_error(failure.to_string());
                 self.device_failed(request.slave);
                 return Err(failure);

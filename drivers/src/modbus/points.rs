@@ -315,6 +315,7 @@ async fn read(
                     LinkError::Timeout { .. }
                         | LinkError::Offline { .. }
                         | LinkError::PortDown { .. }
+                        | LinkError::Interrupted { .. }
                 ) {
                     break;
                 }

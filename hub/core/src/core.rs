@@ -299,14 +299,15 @@ impl Core {
         }
     }
 
-    /// Time passing with no input: unlock retries and failures, reservation timeouts, door-ajar
-    /// alerts, reminders, expiries, and lockout ends. Call it at `next_deadline()` (calling it
+    /// Time passing with no input: unlocks nobody answered, alerts past their grace period,
+    /// reservation timeouts, door-ajar alerts, reminders, expiries, and lockout ends. Call it at `next_deadline()` (calling it
     /// more often is harmless). Same durable-before-acknowledged contract as `handle`.
     pub fn tick(&mut self, now: Millis, entropy: &mut dyn Entropy) -> Output {
         let before = self.snapshot(now);
         let mut tx = Tx::new(now, entropy);
         self.unknown_unlocks_at_start(&mut tx);
         self.unlock_timers(&mut tx);
+        self.alert_timers(&mut tx);
         self.reservation_timers(&mut tx);
         self.ajar_timers(&mut tx);
         self.hold_timers(&mut tx);
@@ -329,6 +330,7 @@ impl Core {
             d.push(Millis(0));
         }
         d.extend(self.unlock_deadlines());
+        d.extend(self.alert_deadlines());
         d.extend(self.reservation_deadlines());
         d.extend(self.ajar_deadlines());
         d.extend(self.hold_deadlines());

@@ -86,6 +86,7 @@ impl Core {
             }
         };
         if !self.state.bank_online(bank) {
+            self.alert_outage(tx, bank);
             return reject(
                 RejectCode::BankOffline,
                 format!("bank {bank} is offline; take the parcel to the front desk"),

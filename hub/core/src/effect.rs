@@ -58,22 +58,33 @@ pub enum KioskUpdate {
     PickupDoorFailed {
         door: u16,
     },
+    /// Nobody could confirm the unlock of `door`: it may be open. The person should check it;
+    /// the hub never re-sends such an unlock by itself.
+    DoorMayBeOpen {
+        door: u16,
+    },
+    /// The unlock of `door` was not sent in time (the door did not move): try again.
+    DoorNotOpened {
+        door: u16,
+    },
 }
 
 /// Something for the shell to do, after the facts of the same step are persisted.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Effect {
-    /// Send an unlock to the bank's controller with QoS 1.
+    /// Send an unlock to the bank's controller with QoS 1. It must not be put on the wire at
+    /// or after `deadline`: the person who asked has moved on by then.
     Unlock {
         bank: String,
         door: u16,
         unlock_id: UnlockId,
+        deadline: Millis,
     },
-    /// Ask the controller for the door's current state (answer as `Observation::DoorState`).
-    QueryDoor {
+    /// Ask the controller for the doors' current state (answers as `Observation::DoorState`).
+    QueryDoors {
         bank: String,
-        door: u16,
+        doors: Vec<u16>,
     },
     /// Tell a resident; the shell puts this in the local outbox (outside every synced document).
     /// This is the only place a plaintext PIN or QR token leaves the core.
@@ -185,6 +196,9 @@ pub enum RejectCode {
     RequestIdReused,
     /// Too many requests of this kind from this carrier (or kiosk) for now.
     RateLimited,
+    /// The hub cannot record anything right now (its disk is full or read-only). Never decided
+    /// by the core: the shell answers with it while its storage refuses writes.
+    StorageUnavailable,
 }
 
 /// A refused request: what went wrong and where, in words a kiosk or staff page can show.

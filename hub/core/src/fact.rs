@@ -128,10 +128,13 @@ pub enum AlertKind {
     DoorAjar,
     /// Door opened with no unlock command.
     ForcedOpen,
-    /// Controller never acknowledged an unlock; compartment taken out of service.
+    /// The controller could not pulse a lock; compartment taken out of service.
     UnlockFailed,
-    /// An unlock was in flight when the hub restarted; a person must decide.
+    /// Nobody knows whether an unlock opened its door; a person must look and decide.
     UnlockOutcomeUnknown,
+    /// The hub's disk is full or read-only. Raised by the shell and kept in memory only (it
+    /// cannot be written); never in a fact.
+    StorageUnavailable,
     BankOffline,
     /// Doors of an online bank its controller cannot reach (a silent board).
     DoorsUnreachable,
@@ -285,12 +288,20 @@ pub enum FactKind {
     UnlockLapsed {
         unlock: UnlockId,
     },
-    /// No acknowledgement after every attempt.
+    /// The controller said it could not pulse (earlier versions: no acknowledgement after
+    /// every attempt).
     UnlockFailed {
         unlock: UnlockId,
     },
-    /// The hub restarted with this unlock in flight; it is never re-sent automatically.
+    /// Nobody knows whether the lock was pulsed: the hub restarted with it in flight, or the
+    /// frame left and nobody confirmed, or the controller never answered. It is never re-sent
+    /// automatically; the door being seen open, or a person, resolves it.
     UnlockOutcomeUnknown {
+        unlock: UnlockId,
+    },
+    /// The unlock never went on the wire (its deadline passed first, or the bus was down): the
+    /// door did not move.
+    UnlockNotSent {
         unlock: UnlockId,
     },
     /// A person decided what happened to an unknown-outcome unlock.

@@ -1,18 +1,36 @@
-//! Doors, locks and controllers: observations, unlock retries, and the faults around them.
+//! Doors, locks and controllers: observations, the outcome of every unlock, and the faults
+//! around them.
 //!
-//! "Unlock sent", "lock acknowledged" and "door seen open" are separate facts. An unlock is
-//! retried (as `tick` deadlines) until acknowledged, at most `unlock_max_attempts` sends; then the
-//! compartment goes out of service, staff are alerted and a carrier is offered another
-//! compartment. A door seen open with no unlock behind it is a forced open. What a controller
-//! reports about occupancy never overwrites what the hub believes: a mismatch raises an alert.
+//! "Unlock sent", "lock acknowledged" and "door seen open" are separate facts. Every unlock
+//! carries a deadline (`unlock_deadline_ms` after it was decided) past which nobody may put it on
+//! the wire, and ends in exactly one of:
+//! - **confirmed** (`UnlockAcked`): the controller pulsed the lock;
+//! - **failed** (`UnlockFailed`): the controller said it could not pulse; the compartment goes
+//!   out of service, staff are alerted, a carrier is offered another compartment;
+//! - **not sent** (`UnlockNotSent`): it never went on the wire; the door did not move and the
+//!   person is told to try again;
+//! - **outcome unknown** (`UnlockOutcomeUnknown`): the frame may have left and nobody said
+//!   (the controller says so, or says nothing by `unlock_ack_timeout_ms` after the deadline, or
+//!   the hub restarted with it in flight). It is never re-sent and never turned into "failed";
+//!   the person is told the door may be open, the door is asked about, and staff are alerted if
+//!   it is still unknown after the grace period.
+//!
+//! A door seen open while an unlock for it is pending or unknown, or within `open_window_ms` of
+//! its last unlock whatever was said of it, is that unlock's doing (a pickup completes); a door
+//! seen open with no unlock behind it is a forced open. What a controller reports about
+//! occupancy never overwrites what the hub believes: a mismatch raises an alert.
+//!
+//! Outages do not churn alerts: a bank offline or doors unreachable are facts at once (no
+//! deliveries go there), but their staff alert is raised only once they have lasted
+//! `alert_grace_ms`, or at once when a person at the lockers is turned away because of them.
 
 use crate::codes::random_id;
 use crate::core::{Core, Subject, Tx};
 use crate::effect::{Effect, KioskUpdate};
 use crate::fact::{Actor, AlertKind, FactKind, UnlockPurpose};
 use crate::ids::{Millis, UnlockId};
-use crate::input::Observation;
-use crate::state::UnlockState;
+use crate::input::{Observation, UnlockReport};
+use crate::state::{Unlock, UnlockState};
 
 impl Core {
     /// Decide an unlock: record it, then ask the shell to send it (QoS 1).
@@ -39,6 +57,7 @@ impl Core {
             bank: bank.to_owned(),
             door,
             unlock_id: unlock.clone(),
+            deadline: tx.now.plus(self.ctx.policies.unlock_deadline_ms),
         });
         unlock
     }
@@ -67,6 +86,34 @@ impl Core {
                         Subject::door(&bank, door),
                         FactKind::UnlockAcked { unlock: id },
                     );
+                }
+            }
+            Observation::UnlockNotPulsed {
+                bank,
+                door,
+                unlock,
+                report,
+                reason,
+            } => {
+                let Some(u) = self.state.unlocks.get(&unlock).cloned() else {
+                    return;
+                };
+                if u.bank != bank || u.door != door || u.acked_at.is_some() {
+                    return;
+                }
+                match (u.state, report) {
+                    (UnlockState::Pending, UnlockReport::Unknown) => {
+                        self.unlock_unknown(tx, &unlock, &u)
+                    }
+                    // The controller's answer settles an unknown the hub declared for lack of
+                    // one: the door did not move.
+                    (UnlockState::Pending | UnlockState::Unknown, UnlockReport::NotSent) => {
+                        self.unlock_not_sent(tx, &unlock, &u)
+                    }
+                    (UnlockState::Pending | UnlockState::Unknown, UnlockReport::Failed) => {
+                        self.unlock_failed(tx, &unlock, &u, &reason)
+                    }
+                    _ => {}
                 }
             }
             Observation::DoorOpened { bank, door } => self.door_opened(tx, &bank, door),
@@ -125,16 +172,9 @@ impl Core {
                     Subject::bank(&bank),
                     FactKind::BankOffline,
                 );
-                // The whole bank is out now: BankOffline says it for every door.
+                // The whole bank is out now: BankOffline says it for every door. Its alert waits
+                // for the grace period (`outage_timers`).
                 self.set_unreachable(tx, &bank, Vec::new());
-                self.raise_alert(
-                    tx,
-                    AlertKind::BankOffline,
-                    Subject::bank(&bank),
-                    format!(
-                        "controller of bank {bank} is offline; its compartments take no deliveries"
-                    ),
-                );
             }
             Observation::UnitReading {
                 bank,
@@ -152,6 +192,107 @@ impl Core {
                 door_open,
                 device_alarms,
             ),
+        }
+    }
+
+    /// Raise the alert of an outage that has lasted the grace period (or `now`, when a person
+    /// at the lockers was just turned away by it), once per outage.
+    pub(crate) fn alert_outage(&mut self, tx: &mut Tx, bank: &str) {
+        let b = self.state.bank(bank);
+        if !b.online
+            && b.offline_since
+                .is_some_and(|since| b.offline_alerted.is_none_or(|a| a < since))
+        {
+            self.raise_alert(
+                tx,
+                AlertKind::BankOffline,
+                Subject::bank(bank),
+                format!(
+                    "controller of bank {bank} is offline; its compartments take no deliveries"
+                ),
+            );
+            return;
+        }
+        let b = self.state.bank(bank);
+        let doors: Vec<u16> = b.unreachable.iter().copied().collect();
+        if b.online
+            && !doors.is_empty()
+            && b.unreachable_since
+                .is_some_and(|since| b.unreachable_alerted.is_none_or(|a| a < since))
+            && self
+                .open_alerts(AlertKind::DoorsUnreachable, bank, None)
+                .is_empty()
+        {
+            self.raise_alert(
+                tx,
+                AlertKind::DoorsUnreachable,
+                Subject::bank(bank),
+                unreachable_message(bank, &doors),
+            );
+        }
+    }
+
+    /// Outages and unknown unlocks whose alert is due: `(due, bank or unlock)`.
+    fn due_alerts(&self) -> Vec<(Millis, DueAlert)> {
+        let grace = self.ctx.policies.alert_grace_ms;
+        let mut due = Vec::new();
+        for (name, b) in &self.state.banks {
+            let since = if !b.online {
+                b.offline_since
+                    .filter(|s| b.offline_alerted.is_none_or(|a| a < *s))
+            } else if !b.unreachable.is_empty() {
+                b.unreachable_since
+                    .filter(|s| b.unreachable_alerted.is_none_or(|a| a < *s))
+            } else {
+                None
+            };
+            if let Some(since) = since {
+                due.push((since.plus(grace), DueAlert::Outage(name.clone())));
+            }
+        }
+        for (id, u) in &self.state.unlocks {
+            if u.origin == self.hub && u.state == UnlockState::Unknown {
+                if let Some(at) = u.unknown_at {
+                    let alerted = !self
+                        .open_alerts(AlertKind::UnlockOutcomeUnknown, &u.bank, Some(u.door))
+                        .is_empty();
+                    if !alerted {
+                        due.push((at.plus(grace), DueAlert::Unknown(id.clone())));
+                    }
+                }
+            }
+        }
+        due
+    }
+
+    pub(crate) fn alert_deadlines(&self) -> Vec<Millis> {
+        self.due_alerts().into_iter().map(|(t, _)| t).collect()
+    }
+
+    pub(crate) fn alert_timers(&mut self, tx: &mut Tx) {
+        for (at, what) in self.due_alerts() {
+            if at > tx.now {
+                continue;
+            }
+            match what {
+                DueAlert::Outage(bank) => self.alert_outage(tx, &bank),
+                DueAlert::Unknown(id) => {
+                    let Some(u) = self.state.unlocks.get(&id).cloned() else {
+                        continue;
+                    };
+                    self.raise_alert(
+                        tx,
+                        AlertKind::UnlockOutcomeUnknown,
+                        Subject::door(&u.bank, u.door),
+                        format!(
+                            "nobody could confirm unlock {id} of {} door {}: the door may have \
+                             opened, and the unlock will not be re-sent. Check the door and \
+                             resolve it",
+                            u.bank, u.door
+                        ),
+                    );
+                }
+            }
         }
     }
 
@@ -176,10 +317,10 @@ impl Core {
     }
 
     fn query_doors(&self, tx: &mut Tx, bank: &str, doors: Vec<u16>) {
-        for door in doors {
-            tx.effects.push(Effect::QueryDoor {
+        if !doors.is_empty() {
+            tx.effects.push(Effect::QueryDoors {
                 bank: bank.to_owned(),
-                door,
+                doors,
             });
         }
     }
@@ -200,17 +341,18 @@ impl Core {
                 doors: doors.clone(),
             },
         );
+        // An alert already raised is replaced, so its message stays true; a new outage waits
+        // for the grace period (`alert_timers`).
+        let raised = !self
+            .open_alerts(AlertKind::DoorsUnreachable, bank, None)
+            .is_empty();
         self.clear_alerts(tx, Actor::System, AlertKind::DoorsUnreachable, bank, None);
-        if !doors.is_empty() {
-            let plural = if doors.len() == 1 { "door" } else { "doors" };
+        if raised && !doors.is_empty() {
             self.raise_alert(
                 tx,
                 AlertKind::DoorsUnreachable,
                 Subject::bank(bank),
-                format!(
-                    "board of bank {bank} silent: {plural} {} cannot be opened",
-                    door_ranges(&doors)
-                ),
+                unreachable_message(bank, &doors),
             );
         }
     }
@@ -224,12 +366,26 @@ impl Core {
         if comp.is_some_and(|c| c.door_open) {
             return; // repeated report
         }
-        let active = comp.and_then(|c| c.active_unlock.clone()).filter(|u| {
-            self.state
-                .unlocks
-                .get(u)
-                .is_some_and(|u| matches!(u.state, UnlockState::Pending | UnlockState::Unknown))
-        });
+        let window = self.ctx.policies.open_window_ms;
+        let active =
+            comp.and_then(|c| c.active_unlock.clone())
+                .filter(|u| {
+                    self.state.unlocks.get(u).is_some_and(|u| {
+                        matches!(u.state, UnlockState::Pending | UnlockState::Unknown)
+                    })
+                })
+                // Recently sent and said to have failed, or not to have been sent: the door
+                // opening says otherwise, and it is that unlock's doing, not tamper.
+                .or_else(|| {
+                    comp.and_then(|c| c.last_unlock.clone()).filter(|u| {
+                        self.state.unlocks.get(u).is_some_and(|u| {
+                            matches!(
+                                u.state,
+                                UnlockState::Failed | UnlockState::NotSent | UnlockState::Unknown
+                            ) && u.sent_at.plus(window) >= tx.now
+                        })
+                    })
+                });
         let Some(unlock) = active else {
             self.record(
                 tx,
@@ -380,9 +536,9 @@ impl Core {
                 Subject::door(&bank, door),
                 FactKind::UnlockOutcomeUnknown { unlock: id.clone() },
             );
-            tx.effects.push(Effect::QueryDoor {
+            tx.effects.push(Effect::QueryDoors {
                 bank: bank.clone(),
-                door,
+                doors: vec![door],
             });
             self.raise_alert(
                 tx,
@@ -396,7 +552,8 @@ impl Core {
         }
     }
 
-    /// Own unlocks still waiting: `(deadline, id, acked)`.
+    /// Own unlocks still waiting: `(deadline, id, acked)`. Unacknowledged ones wait for the
+    /// controller's answer until `unlock_ack_timeout_ms` after their own deadline.
     fn waiting_unlocks(&self) -> Vec<(Millis, UnlockId, bool)> {
         let p = &self.ctx.policies;
         self.state
@@ -408,7 +565,13 @@ impl Core {
                     && !self.unknown_at_start.contains(*id)
             })
             .map(|(id, u)| match u.acked_at {
-                None => (u.sent_at.plus(p.unlock_ack_timeout_ms), id.clone(), false),
+                None => (
+                    u.sent_at
+                        .plus(p.unlock_deadline_ms)
+                        .plus(p.unlock_ack_timeout_ms),
+                    id.clone(),
+                    false,
+                ),
                 Some(a) => (a.plus(p.open_window_ms), id.clone(), true),
             })
             .collect()
@@ -436,63 +599,105 @@ impl Core {
                     Subject::door(&u.bank, u.door),
                     FactKind::UnlockLapsed { unlock: id },
                 );
-            } else if u.attempts < self.ctx.policies.unlock_max_attempts.max(1) {
-                self.record(
-                    tx,
-                    Actor::System,
-                    Subject::door(&u.bank, u.door),
-                    FactKind::UnlockSent {
-                        unlock: id.clone(),
-                        purpose: u.purpose.clone(),
-                        attempt: u.attempts + 1,
-                    },
-                );
-                tx.effects.push(Effect::Unlock {
-                    bank: u.bank.clone(),
-                    door: u.door,
-                    unlock_id: id,
-                });
             } else {
-                self.unlock_failed(tx, &id, &u.bank, u.door, &u.purpose);
+                // Silence is not failure: the command may have been carried out and its
+                // answer lost. Never re-sent.
+                self.unlock_unknown(tx, &id, &u);
             }
         }
     }
 
-    fn unlock_failed(
-        &mut self,
-        tx: &mut Tx,
-        id: &UnlockId,
-        bank: &str,
-        door: u16,
-        purpose: &UnlockPurpose,
-    ) {
-        let at = Subject::door(bank, door);
+    /// Nobody knows whether `id` pulsed its lock: record it, ask the door, tell the person to
+    /// check it. Staff are alerted if it is still unknown after the grace period.
+    fn unlock_unknown(&mut self, tx: &mut Tx, id: &UnlockId, u: &Unlock) {
+        let (bank, door) = (u.bank.as_str(), u.door);
         self.record(
             tx,
             Actor::System,
+            Subject::door(bank, door),
+            FactKind::UnlockOutcomeUnknown { unlock: id.clone() },
+        );
+        tx.effects.push(Effect::QueryDoors {
+            bank: bank.to_owned(),
+            doors: vec![door],
+        });
+        self.tell_kiosk(tx, u, KioskUpdate::DoorMayBeOpen { door });
+    }
+
+    /// `id` never went on the wire: the door did not move. The person may try again; nothing
+    /// is wrong with the compartment.
+    fn unlock_not_sent(&mut self, tx: &mut Tx, id: &UnlockId, u: &Unlock) {
+        let (bank, door) = (u.bank.as_str(), u.door);
+        let was_unknown = u.state == UnlockState::Unknown;
+        self.record(
+            tx,
+            Actor::Controller,
+            Subject::door(bank, door),
+            FactKind::UnlockNotSent { unlock: id.clone() },
+        );
+        if was_unknown {
+            self.clear_alerts(
+                tx,
+                Actor::System,
+                AlertKind::UnlockOutcomeUnknown,
+                bank,
+                Some(door),
+            );
+        }
+        self.tell_kiosk(tx, u, KioskUpdate::DoorNotOpened { door });
+    }
+
+    /// News about an unlock for whoever asked for it at the lockers.
+    fn tell_kiosk(&self, tx: &mut Tx, u: &Unlock, update: KioskUpdate) {
+        let reservation = match &u.purpose {
+            UnlockPurpose::Delivery { reservation } => Some(reservation.clone()),
+            UnlockPurpose::Pickup { .. } => None,
+            // Staff at the desk see the unlock's state on the page.
+            UnlockPurpose::Removal { .. } | UnlockPurpose::StaffOpen { .. } => return,
+        };
+        tx.effects.push(Effect::Kiosk {
+            bank: u.bank.clone(),
+            reservation,
+            update,
+        });
+    }
+
+    /// The controller said it could not pulse `id`.
+    fn unlock_failed(&mut self, tx: &mut Tx, id: &UnlockId, u: &Unlock, why: &str) {
+        let (bank, door) = (u.bank.as_str(), u.door);
+        let was_unknown = u.state == UnlockState::Unknown;
+        let at = Subject::door(bank, door);
+        self.record(
+            tx,
+            Actor::Controller,
             at.clone(),
             FactKind::UnlockFailed { unlock: id.clone() },
         );
+        if was_unknown {
+            self.clear_alerts(
+                tx,
+                Actor::System,
+                AlertKind::UnlockOutcomeUnknown,
+                bank,
+                Some(door),
+            );
+        }
         self.record(
             tx,
             Actor::System,
             at.clone(),
             FactKind::ServiceChanged {
                 out_of_service: true,
-                reason: format!("controller did not acknowledge unlock {id}"),
+                reason: format!("the controller could not pulse unlock {id}: {why}"),
             },
         );
         self.raise_alert(
             tx,
             AlertKind::UnlockFailed,
             at,
-            format!(
-                "{bank} door {door} did not acknowledge unlock {id} after {} attempts; it is out \
-                 of service",
-                self.ctx.policies.unlock_max_attempts.max(1)
-            ),
+            format!("{bank} door {door} could not be unlocked ({why}); it is out of service"),
         );
-        match purpose {
+        match &u.purpose {
             UnlockPurpose::Delivery { reservation } => {
                 self.offer_other_compartment(tx, reservation, bank, door)
             }
@@ -540,6 +745,20 @@ impl Core {
             }
         }
     }
+}
+
+/// An alert that falls due after the grace period.
+enum DueAlert {
+    Outage(String),
+    Unknown(UnlockId),
+}
+
+fn unreachable_message(bank: &str, doors: &[u16]) -> String {
+    let plural = if doors.len() == 1 { "door" } else { "doors" };
+    format!(
+        "board of bank {bank} silent: {plural} {} cannot be opened",
+        door_ranges(doors)
+    )
 }
 
 /// "1–4, 9" for doors 1, 2, 3, 4 and 9 (`doors` ascending).

@@ -280,11 +280,22 @@ pub enum Request {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Observation {
+    /// The controller pulsed the lock of an unlock.
     LockAcknowledged {
         bank: String,
         door: u16,
         #[serde(default)]
         unlock: Option<UnlockId>,
+    },
+    /// The controller's answer to an unlock it did not pulse, or cannot say it pulsed.
+    UnlockNotPulsed {
+        bank: String,
+        door: u16,
+        unlock: UnlockId,
+        report: UnlockReport,
+        /// The controller's words, for the alert and the log.
+        #[serde(default)]
+        reason: String,
     },
     DoorOpened {
         bank: String,
@@ -328,4 +339,16 @@ pub enum Observation {
         #[serde(default)]
         device_alarms: Vec<String>,
     },
+}
+
+/// How an unlock that was not confirmed ended, as its controller tells it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnlockReport {
+    /// The board or controller said it could not pulse.
+    Failed,
+    /// It never went on the wire (its deadline passed first, or the bus was down).
+    NotSent,
+    /// It went on the wire and nobody confirmed: the door may have opened.
+    Unknown,
 }

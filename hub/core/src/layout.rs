@@ -199,10 +199,15 @@ pub struct Policies {
     pub reservation_timeout_ms: u64,
     /// Door open for longer than this raises a "door ajar" alert.
     pub door_ajar_ms: u64,
-    /// An unlock not acknowledged by the controller within this is retried.
+    /// An unlock may go on the wire only this long after it was decided (the person who asked
+    /// is still at the door); later it is dropped and reported not sent.
+    pub unlock_deadline_ms: u64,
+    /// How long after an unlock's deadline the controller's answer may take; with none by
+    /// then the outcome is unknown (never assumed failed, never re-sent).
     pub unlock_ack_timeout_ms: u64,
-    /// Total unlock attempts (first send included) before the compartment is taken out of service.
-    pub unlock_max_attempts: u8,
+    /// Bank offline, doors unreachable and unknown unlocks raise their staff alert only once
+    /// they have lasted this long (what matters to a person at the lockers is told at once).
+    pub alert_grace_ms: u64,
     /// After the lock acknowledged, the door must be seen open within this, or the unlock lapses.
     pub open_window_ms: u64,
     /// Wrong credentials at one bank within `wrong_code_window_ms` that lock its keypad.
@@ -244,8 +249,9 @@ impl Default for Policies {
             max_vacation_hold_ms: 21 * DAY,
             reservation_timeout_ms: 3 * MINUTE,
             door_ajar_ms: 2 * MINUTE,
+            unlock_deadline_ms: 3 * SECOND,
             unlock_ack_timeout_ms: 5 * SECOND,
-            unlock_max_attempts: 3,
+            alert_grace_ms: 30 * SECOND,
             open_window_ms: MINUTE,
             wrong_code_limit: 5,
             wrong_code_window_ms: 10 * MINUTE,

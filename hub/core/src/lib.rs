@@ -59,7 +59,7 @@ pub use crate::ids::{
 };
 pub use crate::input::{
     AuditFinding, Command, Disposition, HoldTarget, Input, Observation, Operator, Recipient,
-    Request,
+    Request, UnlockReport,
 };
 pub use crate::layout::{
     BankLayout, CompartmentLayout, Dimensions, Policies, SensorLayout, SiteLayout, Size, SizeLimit,

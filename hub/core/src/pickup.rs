@@ -23,6 +23,7 @@ use crate::effect::{Effect, NotifyKind, Outcome, RejectCode, Rejection};
 use crate::fact::{Actor, AlertKind, CredentialKind, FactKind, UnlockPurpose};
 use crate::ids::{CodeId, Millis, ParcelId, ResidentId};
 use crate::input::Operator;
+use crate::state::UnlockState;
 
 /// Tries to find a PIN not live at the site before lengthening it; with a million 6-digit PINs
 /// and a few hundred live codes a collision is rare, so this is never reached in practice.
@@ -216,6 +217,8 @@ impl Core {
         code: Option<CodeId>,
     ) -> Result<Outcome> {
         if !self.state.bank_online(bank) {
+            // Someone is turned away by the outage: staff hear of it now, not after the grace.
+            self.alert_outage(tx, bank);
             return reject(
                 RejectCode::BankOffline,
                 format!("bank {bank} is offline; please ask at the front desk"),
@@ -235,12 +238,22 @@ impl Core {
                 }
             }
         }
-        // Doors busy with another unlock cannot be opened for this pickup right now.
+        // Doors busy with another unlock cannot be opened for this pickup right now. An unlock
+        // whose outcome is unknown does not hold the door: the resident standing at the closed
+        // door asking again is the answer (the hub never re-sends it by itself).
         by_door.retain(|door, _| {
             self.state
                 .comps
                 .get(&(bank.to_owned(), *door))
-                .is_none_or(|c| c.active_unlock.is_none() && !c.door_open)
+                .is_none_or(|c| {
+                    !c.door_open
+                        && c.active_unlock.as_ref().is_none_or(|u| {
+                            self.state
+                                .unlocks
+                                .get(u)
+                                .is_none_or(|u| u.state == UnlockState::Unknown)
+                        })
+                })
         });
         if by_door.is_empty() {
             let msg = if elsewhere.is_empty() {
@@ -260,6 +273,7 @@ impl Core {
             .keys()
             .all(|door| self.state.door_unreachable(bank, *door))
         {
+            self.alert_outage(tx, bank);
             return reject(
                 RejectCode::BankOffline,
                 "your compartment cannot be opened right now; please ask at the front desk",

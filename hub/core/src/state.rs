@@ -142,6 +142,8 @@ pub(crate) enum UnlockState {
     Failed,
     Unknown,
     Resolved,
+    /// Never went on the wire.
+    NotSent,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -153,8 +155,10 @@ pub(crate) struct Unlock {
     pub sent_at: Millis,
     pub acked_at: Option<Millis>,
     pub state: UnlockState,
-    /// Hub that sent it; only that hub retries it.
+    /// Hub that sent it; only that hub runs its timers.
     pub origin: String,
+    /// When its outcome became unknown.
+    pub unknown_at: Option<Millis>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -165,6 +169,9 @@ pub(crate) struct Comp {
     pub closed_at: Option<Millis>,
     pub oos_override: Option<bool>,
     pub active_unlock: Option<UnlockId>,
+    /// The latest unlock sent for this door, whatever became of it: a door seen open soon
+    /// after it is that unlock's doing, not tamper.
+    pub last_unlock: Option<UnlockId>,
     pub reservations: BTreeSet<ReservationId>,
     /// Parcels whose location is this compartment (`Compartment` or `Disputed`).
     pub parcels: BTreeSet<ParcelId>,
@@ -181,6 +188,14 @@ pub(crate) struct BankState {
     pub locked_until: Option<Millis>,
     /// Doors whose board does not answer: no deliveries, shown offline.
     pub unreachable: BTreeSet<u16>,
+    /// Offline since (the start of this outage).
+    pub offline_since: Option<Millis>,
+    /// Some doors unreachable since (the set went from empty to not).
+    pub unreachable_since: Option<Millis>,
+    /// Latest "bank offline" and "doors unreachable" alerts raised, so an outage is alerted
+    /// once even after staff acknowledge it.
+    pub offline_alerted: Option<Millis>,
+    pub unreachable_alerted: Option<Millis>,
 }
 
 impl Default for BankState {
@@ -194,6 +209,10 @@ impl Default for BankState {
             lockout_level: 0,
             locked_until: None,
             unreachable: BTreeSet::new(),
+            offline_since: None,
+            unreachable_since: None,
+            offline_alerted: None,
+            unreachable_alerted: None,
         }
     }
 }
@@ -428,9 +447,11 @@ impl State {
                 if let Some(u) = self.unlocks.get_mut(unlock) {
                     if u.state == UnlockState::Pending {
                         u.state = UnlockState::Unknown;
+                        u.unknown_at = Some(f.at);
                     }
                 }
             }
+            FactKind::UnlockNotSent { unlock } => self.unlock_ended(unlock, UnlockState::NotSent),
             FactKind::UnlockResolved { unlock, opened } => {
                 if *opened {
                     self.unlock_opened(f, unlock, UnlockState::Resolved);
@@ -438,10 +459,26 @@ impl State {
                     self.unlock_ended(unlock, UnlockState::Resolved);
                 }
             }
-            FactKind::BankOffline => self.banks.entry(bank).or_default().online = false,
-            FactKind::BankOnline => self.banks.entry(bank).or_default().online = true,
+            FactKind::BankOffline => {
+                let b = self.banks.entry(bank).or_default();
+                if b.online || b.offline_since.is_none() {
+                    b.offline_since = Some(f.at);
+                }
+                b.online = false;
+            }
+            FactKind::BankOnline => {
+                let b = self.banks.entry(bank).or_default();
+                b.online = true;
+                b.offline_since = None;
+            }
             FactKind::DoorsUnreachable { doors } => {
-                self.banks.entry(bank).or_default().unreachable = doors.iter().copied().collect();
+                let b = self.banks.entry(bank).or_default();
+                if doors.is_empty() {
+                    b.unreachable_since = None;
+                } else if b.unreachable.is_empty() || b.unreachable_since.is_none() {
+                    b.unreachable_since = Some(f.at);
+                }
+                b.unreachable = doors.iter().copied().collect();
             }
             FactKind::ServiceChanged { out_of_service, .. } => {
                 self.comp(&(bank, door)).oos_override = Some(*out_of_service);
@@ -526,6 +563,20 @@ impl State {
                 unit,
             } => {
                 let id = AlertId(f.id.to_string());
+                if let Some(b) = f.bank.as_ref().filter(|_| f.door.is_none()) {
+                    let seen = match alert {
+                        AlertKind::BankOffline => {
+                            Some(&mut self.banks.entry(b.clone()).or_default().offline_alerted)
+                        }
+                        AlertKind::DoorsUnreachable => {
+                            Some(&mut self.banks.entry(b.clone()).or_default().unreachable_alerted)
+                        }
+                        _ => None,
+                    };
+                    if let Some(seen) = seen {
+                        *seen = (*seen).max(Some(f.at));
+                    }
+                }
                 self.alerts.insert(
                     id.clone(),
                     Alert {
@@ -651,9 +702,12 @@ impl State {
                 acked_at: None,
                 state: UnlockState::Pending,
                 origin: f.id.hub.clone(),
+                unknown_at: None,
             },
         );
-        self.comp(&(bank.clone(), door)).active_unlock = Some(id.clone());
+        let c = self.comp(&(bank.clone(), door));
+        c.active_unlock = Some(id.clone());
+        c.last_unlock = Some(id.clone());
         match purpose {
             UnlockPurpose::Delivery { reservation } => {
                 if let Some(r) = self.reservations.get_mut(reservation) {
@@ -681,10 +735,9 @@ impl State {
         let Some(u) = self.unlocks.get_mut(id) else {
             return;
         };
-        if matches!(
-            u.state,
-            UnlockState::Opened | UnlockState::Resolved | UnlockState::Failed
-        ) {
+        // A door seen open settles an unlock whatever was said of it before (failed, not
+        // sent, unknown): the door is the truth.
+        if matches!(u.state, UnlockState::Opened | UnlockState::Resolved) {
             return;
         }
         u.state = state;
@@ -695,9 +748,16 @@ impl State {
         }
         match purpose {
             UnlockPurpose::Delivery { reservation } => {
-                if let Some(r) = self.reservations.get_mut(&reservation) {
+                // Not when the reservation has moved on to another door since.
+                if let Some(r) = self
+                    .reservations
+                    .get_mut(&reservation)
+                    .filter(|r| r.bank == key.0 && r.door == key.1)
+                {
                     r.door_opened = true;
-                    r.unlock = None;
+                    if r.unlock.as_ref() == Some(id) {
+                        r.unlock = None;
+                    }
                 }
             }
             UnlockPurpose::Pickup {
@@ -736,7 +796,11 @@ impl State {
         };
         if matches!(
             u.state,
-            UnlockState::Opened | UnlockState::Resolved | UnlockState::Failed | UnlockState::Lapsed
+            UnlockState::Opened
+                | UnlockState::Resolved
+                | UnlockState::Failed
+                | UnlockState::Lapsed
+                | UnlockState::NotSent
         ) {
             return;
         }

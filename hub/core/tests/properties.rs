@@ -29,6 +29,9 @@ enum Act {
     Cancel(u8),
     OpenReservation(u8),
     Ack(bool, u8),
+    /// The controller's answer to the door's unlock, when it did not pulse: failed, not sent,
+    /// unknown.
+    NotPulsed(bool, u8, u8),
     Open(bool, u8),
     Close(bool, u8),
     DoorState(bool, u8, bool, Option<bool>),
@@ -61,6 +64,7 @@ fn act() -> impl Strategy<Value = Act> {
         1 => any::<u8>().prop_map(Act::Cancel),
         1 => any::<u8>().prop_map(Act::OpenReservation),
         3 => (b, d.clone()).prop_map(|(b, d)| Act::Ack(b, d)),
+        2 => (b, d.clone(), 0u8..3).prop_map(|(b, d, k)| Act::NotPulsed(b, d, k)),
         4 => (b, d.clone()).prop_map(|(b, d)| Act::Open(b, d)),
         4 => (b, d.clone()).prop_map(|(b, d)| Act::Close(b, d)),
         1 => (b, d.clone(), any::<bool>(), proptest::option::of(any::<bool>())).prop_map(|(b, d, o, occ)| Act::DoorState(b, d, o, occ)),
@@ -115,6 +119,7 @@ struct Runner {
     requests: Vec<(RequestId, Request, Reply, bool, u32)>,
     seen_unlocks: BTreeSet<UnlockId>,
     before_restart: BTreeSet<UnlockId>,
+
     epoch: u32,
     steps: usize,
 }
@@ -135,6 +140,7 @@ impl Runner {
             requests: Vec::new(),
             seen_unlocks: BTreeSet::new(),
             before_restart: BTreeSet::new(),
+
             epoch: 0,
             steps: 0,
         }
@@ -323,16 +329,42 @@ impl Runner {
             .into_iter()
             .map(|p| (p.id.clone(), p))
             .collect();
+        let unknown = unknown_unlocks(&self.site.core);
         let pending: BTreeSet<(String, u16)> = self
             .site
             .core
             .compartments()
             .into_iter()
-            .filter(|c| c.pending_unlock.is_some())
+            .filter(|c| {
+                c.pending_unlock
+                    .as_ref()
+                    .is_some_and(|u| !unknown.contains(u))
+            })
             .map(|c| (c.bank, c.door))
             .collect();
         let (kind, out) = match a {
             Act::Ack(b, d) => (Kind::Observation, self.site.acked(bank(*b), door(*b, *d))),
+            Act::NotPulsed(b, d, k) => {
+                let (bk, dr) = (bank(*b), door(*b, *d));
+                let Some(unlock) = self.site.compartment(bk, dr).pending_unlock else {
+                    return;
+                };
+                let report = [
+                    UnlockReport::Failed,
+                    UnlockReport::NotSent,
+                    UnlockReport::Unknown,
+                ][usize::from(*k)];
+                (
+                    Kind::Observation,
+                    self.site.obs(Observation::UnlockNotPulsed {
+                        bank: bk.into(),
+                        door: dr,
+                        unlock,
+                        report,
+                        reason: "property test".into(),
+                    }),
+                )
+            }
             Act::Open(b, d) => (Kind::Observation, self.site.opened(bank(*b), door(*b, *d))),
             Act::Close(b, d) => (Kind::Observation, self.site.closed(bank(*b), door(*b, *d))),
             Act::DoorState(b, d, open, occupied) => (
@@ -430,20 +462,35 @@ impl Runner {
         pending: &BTreeSet<(String, u16)>,
     ) {
         let unlocks = unlocks(out);
-        match kind {
-            Kind::Observation => assert!(unlocks.is_empty(), "an observation unlocked a door"),
-            Kind::Tick => {
-                for (_, _, id) in &unlocks {
+        // Every unlock ends in exactly one way. Only its controller can say it failed or was
+        // not sent; time passing can only make it unknown (or lapse an acknowledged one), and
+        // nothing ever re-sends an unlock.
+        for f in &out.facts {
+            match &f.kind {
+                FactKind::UnlockFailed { unlock } | FactKind::UnlockNotSent { unlock } => {
                     assert!(
-                        self.seen_unlocks.contains(id),
-                        "tick sent an unlock nobody requested"
-                    );
-                    assert!(
-                        !self.before_restart.contains(id),
-                        "an unlock from before the restart was re-sent"
+                        matches!(kind, Kind::Observation),
+                        "{unlock} called failed or not sent without its controller saying so"
                     );
                 }
+                FactKind::UnlockSent { attempt, .. } => {
+                    assert_eq!(*attempt, 1, "an unlock was re-sent");
+                }
+                _ => {}
             }
+        }
+        for e in &out.effects {
+            if let Effect::Unlock { deadline, .. } = e {
+                assert_eq!(
+                    *deadline,
+                    self.site.now.plus(self.site.policies.unlock_deadline_ms),
+                    "an unlock without its deadline"
+                );
+            }
+        }
+        match kind {
+            Kind::Observation => assert!(unlocks.is_empty(), "an observation unlocked a door"),
+            Kind::Tick => assert!(unlocks.is_empty(), "time passing sent an unlock"),
             Kind::Replay(i) => {
                 let (_, _, reply, recorded, epoch) = &self.requests[*i];
                 assert!(
@@ -692,4 +739,26 @@ proptest! {
         a.check_refold();
         b.check_refold();
     }
+}
+
+/// Unlocks whose outcome is unknown (the door or a person settles them), from the facts.
+fn unknown_unlocks(core: &Core) -> BTreeSet<UnlockId> {
+    let mut unknown = BTreeSet::new();
+    for f in core.facts() {
+        match &f.kind {
+            FactKind::UnlockOutcomeUnknown { unlock } => {
+                unknown.insert(unlock.clone());
+            }
+            FactKind::UnlockResolved { unlock, .. }
+            | FactKind::UnlockFailed { unlock }
+            | FactKind::UnlockNotSent { unlock }
+            | FactKind::DoorOpened {
+                unlock: Some(unlock),
+            } => {
+                unknown.remove(unlock);
+            }
+            _ => {}
+        }
+    }
+    unknown
 }

@@ -50,6 +50,11 @@ fn assignment_skips_unreachable_doors_and_uses_them_again_once_reachable() {
 fn one_alert_while_doors_are_unreachable_replaced_when_the_set_changes_and_cleared_when_empty() {
     let mut s = Site::new();
     let out = unreachable(&mut s, "A", &[5, 6, 2, 3]);
+    assert!(
+        !raised(&out, AlertKind::DoorsUnreachable),
+        "not before the grace period"
+    );
+    let out = s.advance(s.policies.alert_grace_ms);
     assert!(raised(&out, AlertKind::DoorsUnreachable));
     let open = s.alerts_of(AlertKind::DoorsUnreachable);
     assert_eq!(open.len(), 1);
@@ -79,6 +84,7 @@ fn one_alert_while_doors_are_unreachable_replaced_when_the_set_changes_and_clear
     assert!(s.alerts_of(AlertKind::DoorsUnreachable).is_empty());
     // Bank B was never affected.
     unreachable(&mut s, "B", &[2]);
+    s.advance(s.policies.alert_grace_ms);
     assert_eq!(s.alerts_of(AlertKind::DoorsUnreachable).len(), 1);
     assert_eq!(s.compartment("A", 4).status, CompartmentStatus::Free);
     assert_eq!(s.compartment("B", 2).status, CompartmentStatus::Offline);
@@ -88,17 +94,21 @@ fn one_alert_while_doors_are_unreachable_replaced_when_the_set_changes_and_clear
 fn the_whole_bank_going_offline_takes_over_from_the_door_alert() {
     let mut s = Site::new();
     unreachable(&mut s, "A", &[1, 2]);
-    s.advance(1_000);
-    let out = s.obs(Observation::ControllerOffline { bank: "A".into() });
-    assert!(raised(&out, AlertKind::BankOffline));
+    s.advance(s.policies.alert_grace_ms);
+    assert_eq!(s.alerts_of(AlertKind::DoorsUnreachable).len(), 1);
+    s.obs(Observation::ControllerOffline { bank: "A".into() });
     assert!(s.alerts_of(AlertKind::DoorsUnreachable).is_empty());
+    let out = s.advance(s.policies.alert_grace_ms);
+    assert!(raised(&out, AlertKind::BankOffline));
     assert_eq!(s.alerts_of(AlertKind::BankOffline).len(), 1);
 
-    // Back with one board still silent: online again, and the door alert returns.
+    // Back with one board still silent: online again, and the door alert returns once the
+    // silence has lasted.
     s.advance(1_000);
     let out = unreachable(&mut s, "A", &[2]);
     assert!(has_fact(&out, |k| matches!(k, FactKind::BankOnline)));
     assert!(s.alerts_of(AlertKind::BankOffline).is_empty());
+    s.advance(s.policies.alert_grace_ms);
     assert_eq!(s.alerts_of(AlertKind::DoorsUnreachable).len(), 1);
     assert_eq!(s.compartment("A", 2).status, CompartmentStatus::Offline);
     assert_eq!(s.compartment("A", 1).status, CompartmentStatus::Free);
@@ -133,9 +143,10 @@ fn queried(out: &Output, bank: &str) -> Vec<u16> {
     out.effects
         .iter()
         .filter_map(|e| match e {
-            Effect::QueryDoor { bank: b, door } if b == bank => Some(*door),
+            Effect::QueryDoors { bank: b, doors } if b == bank => Some(doors.clone()),
             _ => None,
         })
+        .flatten()
         .collect()
 }
 
@@ -174,6 +185,8 @@ fn a_pickup_whose_only_door_is_unreachable_is_told_at_once_and_the_pin_stays_liv
         }
         other => panic!("{other:?}"),
     }
+    // Someone was turned away: staff hear of the silent board now, not after the grace.
+    assert!(raised(&out, AlertKind::DoorsUnreachable));
     // Once the board answers, the same PIN opens the door.
     s.advance(60_000);
     unreachable(&mut s, "A", &[]);

@@ -290,6 +290,21 @@ impl Site {
         })
     }
 
+    /// The controller's answer to the door's pending unlock, when it did not pulse.
+    pub fn not_pulsed(&mut self, bank: &str, door: u16, report: UnlockReport) -> Output {
+        let unlock = self
+            .compartment(bank, door)
+            .pending_unlock
+            .expect("an unlock in flight");
+        self.obs(Observation::UnlockNotPulsed {
+            bank: bank.into(),
+            door,
+            unlock,
+            report,
+            reason: "test".into(),
+        })
+    }
+
     pub fn acked(&mut self, bank: &str, door: u16) -> Output {
         self.obs(Observation::LockAcknowledged {
             bank: bank.into(),
@@ -429,7 +444,24 @@ pub fn unlocks(out: &Output) -> Vec<(String, u16, UnlockId)> {
                 bank,
                 door,
                 unlock_id,
+                ..
             } => Some((bank.clone(), *door, unlock_id.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Unlock effects with their deadlines.
+pub fn unlock_effects(out: &Output) -> Vec<(String, u16, UnlockId, Millis)> {
+    out.effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Unlock {
+                bank,
+                door,
+                unlock_id,
+                deadline,
+            } => Some((bank.clone(), *door, unlock_id.clone(), *deadline)),
             _ => None,
         })
         .collect()
