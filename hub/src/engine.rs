@@ -18,7 +18,7 @@ use std::collections::BTreeSet;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use locker_config::Config;
 use locker_core::{
@@ -143,14 +143,10 @@ impl Entropy for OsEntropy {
     }
 }
 
-/// The wall clock as the core reads it (the one clock of the shell).
+/// The time as the core reads it: the hub's clock, which never goes back or jumps
+/// (`clock.rs`).
 pub(crate) fn now() -> Millis {
-    Millis(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-            .unwrap_or(0),
-    )
+    crate::clock::now()
 }
 
 /// Open the store and rebuild the core from its facts.
@@ -187,6 +183,12 @@ pub fn start(
     storage: Arc<StorageHealth>,
 ) -> Result<Engine, StoreError> {
     let (store, core) = load(config)?;
+    // New fact ids must sort after every id this hub has made, even if the system clock went
+    // back while the hub was down.
+    let hub_id = sanitize_hub_id(&config.site.id);
+    if let Some(newest) = core.facts().rev().find(|f| f.id.hub == hub_id) {
+        crate::clock::raise_floor(Millis(newest.id.ms.saturating_add(1)));
+    }
     let (tx, rx) = mpsc::channel();
     let snapshot = Arc::new(RwLock::new(Snapshot::default()));
     // Subscribers only need to know "something changed": a lagging one just re-reads.

@@ -8,6 +8,7 @@ mod bank_certs;
 mod banks;
 mod broker;
 mod bus;
+mod clock;
 mod conn_limit;
 mod daemon;
 mod demo;

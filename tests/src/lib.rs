@@ -127,11 +127,21 @@ impl Hub {
     /// Start `locker-hub run` with a configuration made by `config(dir)`, where `dir` is a fresh
     /// temporary directory (the test may put certificates there), and wait for its ready line.
     pub fn start(config: impl FnOnce(&Path) -> String) -> Hub {
+        Self::start_with_env(config, &[])
+    }
+
+    /// [`Hub::start`] with extra environment variables for the hub process (a preloaded
+    /// library that fakes the system clock, say).
+    pub fn start_with_env(config: impl FnOnce(&Path) -> String, env: &[(&str, String)]) -> Hub {
         let dir = tempfile::tempdir().expect("tempdir");
         let text = config(dir.path());
         let path = dir.path().join("hub.toml");
         std::fs::write(&path, text).expect("write config");
-        Self::spawn(vec!["run".into(), "--config".into(), path.into()], dir)
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect();
+        Self::spawn_env(vec!["run".into(), "--config".into(), path.into()], dir, env)
     }
 
     /// Start `locker-hub demo` with the given extra arguments.
@@ -165,8 +175,17 @@ impl Hub {
     }
 
     fn spawn(args: Vec<std::ffi::OsString>, dir: tempfile::TempDir) -> Hub {
+        Self::spawn_env(args, dir, Vec::new())
+    }
+
+    fn spawn_env(
+        args: Vec<std::ffi::OsString>,
+        dir: tempfile::TempDir,
+        env: Vec<(String, String)>,
+    ) -> Hub {
         let mut cmd = Command::new(hub_binary());
         cmd.args(&args);
+        cmd.envs(env);
         cmd.env(
             "RUST_LOG",
             std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
