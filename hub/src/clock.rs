@@ -364,6 +364,24 @@ mod tests {
                 out
             }
 
+            /// The controller pulsed the unlock `out` sent; its door.
+            fn pulsed(&mut self, out: &Output) -> u16 {
+                let door = out
+                    .effects
+                    .iter()
+                    .find_map(|e| match e {
+                        locker_core::Effect::Unlock { door, .. } => Some(*door),
+                        _ => None,
+                    })
+                    .expect("an unlock");
+                self.obs(Observation::LockAcknowledged {
+                    bank: "A".into(),
+                    door,
+                    unlock: None,
+                });
+                door
+            }
+
             /// Real time passes `secs`, the engine ticking every 10 s.
             fn pass(&mut self, secs: u64) -> Vec<(u64, Output)> {
                 let mut outs = Vec::new();
@@ -410,19 +428,7 @@ mod tests {
             let timeout = hub.policies.reservation_timeout_ms / 1000;
             let out = hub.cmd(drop_off());
             // The lock is pulsed; nobody opens the door.
-            let door = out
-                .effects
-                .iter()
-                .find_map(|e| match e {
-                    locker_core::Effect::Unlock { door, .. } => Some(*door),
-                    _ => None,
-                })
-                .expect("an unlock");
-            hub.obs(Observation::LockAcknowledged {
-                bank: "A".into(),
-                door,
-                unlock: None,
-            });
+            hub.pulsed(&out);
             let start = hub.real;
             hub.pass(10);
             hub.offset = H as i64; // NTP steps the clock forward an hour
@@ -471,23 +477,11 @@ mod tests {
         fn a_step_back_sends_no_reminder_twice_and_keeps_ids_in_order() {
             let mut hub = Hub::new();
             let out = hub.cmd(drop_off());
-            let door = out
-                .effects
-                .iter()
-                .find_map(|e| match e {
-                    locker_core::Effect::Unlock { door, .. } => Some(*door),
-                    _ => None,
-                })
-                .expect("an unlock");
+            let door = hub.pulsed(&out);
             let reservation = match out.reply.map(|r| r.outcome) {
                 Some(locker_core::Outcome::Reserved { reservation, .. }) => reservation,
                 other => panic!("{other:?}"),
             };
-            hub.obs(Observation::LockAcknowledged {
-                bank: "A".into(),
-                door,
-                unlock: None,
-            });
             hub.obs(Observation::DoorOpened {
                 bank: "A".into(),
                 door,

@@ -280,6 +280,46 @@ impl Hub {
         (code, value)
     }
 
+    /// `POST /api/v1/commands` with `body` under `request_id`: the hub's reply (any status).
+    pub fn command(&self, request_id: &str, body: serde_json::Value) -> serde_json::Value {
+        let mut body = body;
+        body["request_id"] = serde_json::json!(request_id);
+        self.api("POST", "/api/v1/commands", Some(&body.to_string()))
+            .1
+    }
+
+    /// Resident `r-7` in unit 7 and carrier `acme` with access code `555777`, through the API.
+    pub fn register_unit_7_and_acme(&self) {
+        for (i, body) in [
+            serde_json::json!({"type": "register_resident", "resident": "r-7", "unit": "7"}),
+            serde_json::json!({"type": "register_carrier", "carrier": "acme", "name": "Acme"}),
+            serde_json::json!({"type": "issue_carrier_code", "carrier": "acme", "code": "555777"}),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let reply = self.command(&format!("setup-{i}"), body);
+            assert_eq!(reply["type"], "accepted", "{reply}");
+        }
+    }
+
+    /// Open alerts of `kind` from `GET /api/v1/alerts`.
+    pub fn alerts_of(&self, kind: &str) -> Vec<serde_json::Value> {
+        let (code, list) = self.api("GET", "/api/v1/alerts", None);
+        assert_eq!(code, 200, "{list}");
+        list.as_array()
+            .map(|l| l.iter().filter(|a| a["kind"] == kind).cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Compartment `door` from `GET /api/v1/compartments` (`Null` if there is none).
+    pub fn compartment(&self, door: u64) -> serde_json::Value {
+        let (_, list) = self.api("GET", "/api/v1/compartments", None);
+        list.as_array()
+            .and_then(|l| l.iter().find(|c| c["door"] == door).cloned())
+            .unwrap_or(serde_json::Value::Null)
+    }
+
     /// `GET /healthz` as JSON.
     pub fn health(&self) -> serde_json::Value {
         let (code, body) = self.get("/healthz");

@@ -21,10 +21,7 @@ compartments = [{ doors = "1-4", size = "S" }]
 }
 
 fn command(hub: &Hub, id: &str, body: Value) -> Value {
-    let mut body = body;
-    body["request_id"] = json!(id);
-    let (_, reply) = hub.api("POST", "/api/v1/commands", Some(&body.to_string()));
-    reply
+    hub.command(id, body)
 }
 
 fn set_offset(file: &Path, offset: &str) {

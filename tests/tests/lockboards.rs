@@ -254,24 +254,11 @@ async fn a_silent_board_shows_on_healthz_and_clears() {
 }
 
 fn open_alerts(hub: &Hub, kind: &str) -> Vec<Value> {
-    let (code, list) = hub.api("GET", "/api/v1/alerts", None);
-    assert_eq!(code, 200, "{list}");
-    list.as_array()
-        .unwrap()
-        .iter()
-        .filter(|a| a["kind"] == kind)
-        .cloned()
-        .collect()
+    hub.alerts_of(kind)
 }
 
 fn compartment_status(hub: &Hub, door: u64) -> Value {
-    let (_, list) = hub.api("GET", "/api/v1/compartments", None);
-    list.as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["door"] == door)
-        .map(|c| c["status"].clone())
-        .unwrap_or(Value::Null)
+    hub.compartment(door)["status"].clone()
 }
 
 /// With one of two boards silent the bank stays online, but the hub stops assigning that board's

@@ -191,19 +191,7 @@ fn start(mib: u32, reserve_mib: u32) -> Option<(SmallDisk, Hub)> {
 }
 
 fn setup(hub: &Hub) {
-    for (i, body) in [
-        json!({"type": "register_resident", "resident": "r-7", "unit": "7"}),
-        json!({"type": "register_carrier", "carrier": "acme", "name": "Acme"}),
-        json!({"type": "issue_carrier_code", "carrier": "acme", "code": "555777"}),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let mut body = body;
-        body["request_id"] = json!(format!("setup-{i}"));
-        let (code, reply) = hub.api("POST", "/api/v1/commands", Some(&body.to_string()));
-        assert_eq!(code, 200, "{reply}");
-    }
+    hub.register_unit_7_and_acme();
 }
 
 fn drop_off(id: &str) -> Value {
@@ -232,13 +220,7 @@ fn wait_health(hub: &Hub, status: &str) -> Value {
 }
 
 fn storage_alerts(hub: &Hub) -> Vec<Value> {
-    let (_, list) = hub.api("GET", "/api/v1/alerts", None);
-    list.as_array()
-        .unwrap()
-        .iter()
-        .filter(|a| a["kind"] == "storage_unavailable")
-        .cloned()
-        .collect()
+    hub.alerts_of("storage_unavailable")
 }
 
 fn reservations(hub: &Hub) -> usize {

@@ -173,7 +173,7 @@ impl Core {
                     FactKind::BankOffline,
                 );
                 // The whole bank is out now: BankOffline says it for every door. Its alert waits
-                // for the grace period (`outage_timers`).
+                // for the grace period (`alert_timers`).
                 self.set_unreachable(tx, &bank, Vec::new());
             }
             Observation::UnitReading {
@@ -462,7 +462,7 @@ impl Core {
         self.delivery_door_closed(tx, bank, door);
     }
 
-    /// A controller's report of a door's state (answer to `QueryDoor`). The door position is a
+    /// A controller's report of a door's state (answer to `QueryDoors`). The door position is a
     /// physical fact and is taken as an open/close event; occupancy is only compared.
     fn door_state(
         &mut self,
@@ -636,15 +636,20 @@ impl Core {
             FactKind::UnlockNotSent { unlock: id.clone() },
         );
         if was_unknown {
-            self.clear_alerts(
-                tx,
-                Actor::System,
-                AlertKind::UnlockOutcomeUnknown,
-                bank,
-                Some(door),
-            );
+            self.clear_unknown_alert(tx, bank, door);
         }
         self.tell_kiosk(tx, u, KioskUpdate::DoorNotOpened { door });
+    }
+
+    /// The controller answered an unlock the hub had called unknown: staff need not look.
+    fn clear_unknown_alert(&mut self, tx: &mut Tx, bank: &str, door: u16) {
+        self.clear_alerts(
+            tx,
+            Actor::System,
+            AlertKind::UnlockOutcomeUnknown,
+            bank,
+            Some(door),
+        );
     }
 
     /// News about an unlock for whoever asked for it at the lockers.
@@ -674,13 +679,7 @@ impl Core {
             FactKind::UnlockFailed { unlock: id.clone() },
         );
         if was_unknown {
-            self.clear_alerts(
-                tx,
-                Actor::System,
-                AlertKind::UnlockOutcomeUnknown,
-                bank,
-                Some(door),
-            );
+            self.clear_unknown_alert(tx, bank, door);
         }
         self.record(
             tx,

@@ -305,7 +305,7 @@ pub enum Observation {
         bank: String,
         door: u16,
     },
-    /// Answer to a `QueryDoor` effect (or a periodic report).
+    /// Answer to a `QueryDoors` effect (or a periodic report).
     DoorState {
         bank: String,
         door: u16,

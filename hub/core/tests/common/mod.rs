@@ -437,17 +437,9 @@ pub fn outcome(out: &Output) -> Outcome {
 }
 
 pub fn unlocks(out: &Output) -> Vec<(String, u16, UnlockId)> {
-    out.effects
-        .iter()
-        .filter_map(|e| match e {
-            Effect::Unlock {
-                bank,
-                door,
-                unlock_id,
-                ..
-            } => Some((bank.clone(), *door, unlock_id.clone())),
-            _ => None,
-        })
+    unlock_effects(out)
+        .into_iter()
+        .map(|(bank, door, id, _)| (bank, door, id))
         .collect()
 }
 
