@@ -323,6 +323,19 @@ impl<R: Record> Store<R> {
             }
         }
 
+        // A process that never lives long enough for `maintain` (a crash loop, a hub restarted
+        // often) would otherwise add chunks at every start until the inline limit, and each one
+        // makes the next load slower. Compact what is over the routine limit now; a failure (a
+        // full disk) only leaves it for later.
+        let live: BTreeSet<DocKey> = store.docs.keys().copied().collect();
+        match store.compact_over(store.opts.compact_after_chunks, &live) {
+            Ok(done) if !done.is_empty() => {
+                tracing::info!(documents = done.len(), "compacted at start");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not compact at start; maintenance will"),
+        }
+
         facts.sort_by(|a, b| a.id().cmp(b.id()));
         release_freed_memory();
         report.elapsed = started.elapsed();

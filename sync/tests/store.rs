@@ -202,6 +202,50 @@ fn compaction_replaces_chunks_with_one_snapshot_and_keeps_every_fact() {
     assert_eq!(loaded, all);
 }
 
+/// A hub that never runs long enough for `maintain` (a crash loop) still loads one snapshot, not
+/// every chunk its short lives wrote: opening compacts what is over the routine limit.
+#[test]
+fn opening_compacts_what_short_lived_processes_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut g = Gen::new("hub-a");
+    let opts = StoreOptions {
+        now_ms: Some(NOV_15),
+        compact_after_chunks: 8,
+        compact_hard_limit: 1_000,
+        ..Default::default()
+    };
+    let key = DocKey::monthly(Family::Parcels, NOV_15);
+    let chunks = |s: &S| {
+        s.documents()
+            .into_iter()
+            .find(|d| d.key == key)
+            .unwrap()
+            .chunks
+    };
+    let mut all = Vec::new();
+    for life in 0..3u64 {
+        let (mut store, _, _) = S::open(dir.path(), "hub-a", opts.clone()).unwrap();
+        for i in 0..5 {
+            let f = g.parcel_life(
+                NOV_15 + (life * 10 + i) * 1000,
+                &format!("p{life}-{i}"),
+                1,
+                false,
+            );
+            store.append(&f).unwrap();
+            all.extend(f);
+        }
+        // Killed before any maintenance.
+    }
+    let (store, loaded, report) = S::open(dir.path(), "hub-a", opts).unwrap();
+    assert!(report.is_clean(), "{report}");
+    // The third life's open found 10 chunks (over 8) and left one snapshot; it added 5. Without
+    // compaction at open there would be all 15.
+    assert_eq!(chunks(&store), 1 + 5);
+    all.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(loaded, all);
+}
+
 #[test]
 fn retention_deletes_old_partitions_except_those_with_open_threads() {
     let dir = tempfile::tempdir().unwrap();
