@@ -417,13 +417,7 @@ impl Core {
         );
         if was_unknown {
             // The door answered the question a person was asked.
-            self.clear_alerts(
-                tx,
-                Actor::System,
-                AlertKind::UnlockOutcomeUnknown,
-                bank,
-                Some(door),
-            );
+            self.clear_unknown_alert(tx, bank, door);
         }
         if let Some(UnlockPurpose::Removal { parcels, .. }) = purpose {
             let expired: Vec<_> = self
@@ -641,7 +635,8 @@ impl Core {
         self.tell_kiosk(tx, u, KioskUpdate::DoorNotOpened { door });
     }
 
-    /// The controller answered an unlock the hub had called unknown: staff need not look.
+    /// An unlock the hub had called unknown is settled (by its controller or its door): staff
+    /// need not look.
     fn clear_unknown_alert(&mut self, tx: &mut Tx, bank: &str, door: u16) {
         self.clear_alerts(
             tx,
