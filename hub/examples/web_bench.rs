@@ -383,6 +383,7 @@ fn generate_year(config: &locker_config::Config) -> Made {
                 resident: ResidentId(format!("r-{u}")),
                 unit: format!("{}", 100 + u),
                 accessible: u % 25 == 0,
+                mode: locker_core::RegisterMode::Upsert,
             },
         );
     }

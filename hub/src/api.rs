@@ -18,13 +18,26 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use locker_core::{Command, Outcome, Request};
+use locker_core::{Command, Outcome, RegisterMode, RejectCode, Request};
 use rand::RngCore;
 use serde_json::{json, Value};
 
 use crate::engine::Job;
 use crate::web::auth::{self, json_error as error, Need, Principal};
+use crate::web::pages::residents::register;
 use crate::web::{ask, Web};
+
+/// The HTTP status of a core refusal, for every JSON answer (one mapping). A request that names
+/// a resource in its URL answers 404 for that resource's `unknown_*` code itself.
+pub fn rejection_status(code: RejectCode) -> StatusCode {
+    match code {
+        RejectCode::InvalidInput => StatusCode::UNPROCESSABLE_ENTITY,
+        RejectCode::NotPermitted => StatusCode::FORBIDDEN,
+        // The hub's disk refuses writes: try again later, nothing about the request.
+        RejectCode::StorageUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::CONFLICT,
+    }
+}
 
 /// Name of the actor recorded for actions taken with the API token.
 pub const API_ACTOR: &str = "api-token";
@@ -86,28 +99,6 @@ pub fn load_or_create_token(data_dir: &Path) -> std::io::Result<String> {
     Ok(token)
 }
 
-/// Who may send a command: kiosk requests any signed-in caller; site-wide and carrier actions
-/// admins; everything else staff.
-fn need_for(request: &Request) -> Need {
-    match request {
-        Request::SuggestSize { .. }
-        | Request::StartDropOff { .. }
-        | Request::ConfirmParcel { .. }
-        | Request::OpenReservation { .. }
-        | Request::CancelDropOff { .. }
-        | Request::PickupByPin { .. }
-        | Request::PickupByQr { .. }
-        | Request::PickupByBadge { .. } => Need::Any,
-        Request::StaffOpenBank { .. }
-        | Request::RegisterCarrier { .. }
-        | Request::IssueCarrierCode { .. }
-        | Request::RevokeCarrierCode { .. }
-        | Request::RevokeCarrierCodeRef { .. }
-        | Request::RevokeCarrier { .. } => Need::Admin,
-        _ => Need::Staff,
-    }
-}
-
 #[allow(clippy::result_large_err)] // see web.rs
 fn who(state: &Web, headers: &HeaderMap, need: Need) -> Result<Principal, Response> {
     auth::api(state, headers, need, false)
@@ -139,17 +130,11 @@ async fn command(State(state): State<Arc<Web>>, headers: HeaderMap, body: String
             )
         }
     };
-    if let Err(r) = auth::api(&state, &headers, need_for(&command.request), true) {
-        return r;
-    }
-    match ask::command(&state.jobs, command).await {
+    // Who may send it is the core's rule, the same for the pages and the kiosks.
+    match ask::command(&state.jobs, caller.role, command).await {
         Ok(reply) => {
             let status = match &reply.outcome {
-                // The hub's disk refuses writes: try again later, nothing about the request.
-                Outcome::Rejected(r) if r.code == locker_core::RejectCode::StorageUnavailable => {
-                    StatusCode::SERVICE_UNAVAILABLE
-                }
-                Outcome::Rejected(_) => StatusCode::CONFLICT,
+                Outcome::Rejected(r) => rejection_status(r.code),
                 _ => StatusCode::OK,
             };
             (status, Json(reply)).into_response()
@@ -305,10 +290,15 @@ async fn add_user(State(state): State<Arc<Web>>, headers: HeaderMap, body: Strin
 
 /// A staff request through the core, answered as JSON: 200 with the reply, 409 with the core's
 /// refusal.
-async fn directory_command(state: &Web, request: Request, ok: StatusCode) -> Response {
-    match ask::command(&state.jobs, ask::new_command("api", request)).await {
+async fn directory_command(
+    state: &Web,
+    caller: &Principal,
+    request: Request,
+    ok: StatusCode,
+) -> Response {
+    match ask::command(&state.jobs, caller.role, ask::new_command("api", request)).await {
         Ok(reply) => match reply.outcome {
-            Outcome::Rejected(r) => error(StatusCode::CONFLICT, r.message),
+            Outcome::Rejected(r) => error(rejection_status(r.code), r.message),
             _ => (ok, Json(reply)).into_response(),
         },
         Err(e) => error(e.status, e.message),
@@ -354,7 +344,7 @@ async fn acknowledge_alert(
         alert: locker_core::AlertId(id),
         note,
     };
-    match ask::command(&state.jobs, ask::new_command("api", request)).await {
+    match ask::command(&state.jobs, caller.role, ask::new_command("api", request)).await {
         Ok(reply) => match reply.outcome {
             Outcome::Rejected(r) if r.code == locker_core::RejectCode::UnknownAlert => {
                 error(StatusCode::NOT_FOUND, r.message)
@@ -423,13 +413,8 @@ async fn add_resident(State(state): State<Arc<Web>>, headers: HeaderMap, body: S
         Err(r) => return r,
     };
     let by = ask::staff(&caller.user);
-    match crate::web::pages::residents::register(&state, by, id.trim(), &unit, accessible, true)
-        .await
-    {
-        Ok(request) => directory_command(&state, request, StatusCode::CREATED).await,
-        Err(e) if e.contains("already exists") => error(StatusCode::CONFLICT, e),
-        Err(e) => error(StatusCode::UNPROCESSABLE_ENTITY, e),
-    }
+    let request = register(by, id.trim(), &unit, accessible, RegisterMode::Add);
+    directory_command(&state, &caller, request, StatusCode::CREATED).await
 }
 
 /// `POST /api/v1/residents/{id}` (staff): `{"unit": "201", "accessible": true}`; reactivates a
@@ -453,10 +438,17 @@ async fn edit_resident(
         Err(r) => return r,
     };
     let by = ask::staff(&caller.user);
-    match crate::web::pages::residents::register(&state, by, &id, &unit, accessible, false).await {
-        Ok(request) => directory_command(&state, request, StatusCode::OK).await,
-        Err(e) if e.starts_with("no resident") => error(StatusCode::NOT_FOUND, e),
-        Err(e) => error(StatusCode::UNPROCESSABLE_ENTITY, e),
+    let request = register(by, &id, &unit, accessible, RegisterMode::Update);
+    // The resident is the resource named by the URL: an unknown one is 404.
+    match ask::command(&state.jobs, caller.role, ask::new_command("api", request)).await {
+        Ok(reply) => match reply.outcome {
+            Outcome::Rejected(r) if r.code == RejectCode::UnknownResident => {
+                error(StatusCode::NOT_FOUND, r.message)
+            }
+            Outcome::Rejected(r) => error(rejection_status(r.code), r.message),
+            _ => Json(reply).into_response(),
+        },
+        Err(e) => error(e.status, e.message),
     }
 }
 
@@ -474,7 +466,7 @@ async fn deactivate_resident(
         by: ask::staff(&caller.user),
         resident: locker_core::ResidentId(id),
     };
-    directory_command(&state, request, StatusCode::OK).await
+    directory_command(&state, &caller, request, StatusCode::OK).await
 }
 
 /// `GET /api/v1/carriers` (staff): carriers and the references of their live codes.
@@ -506,21 +498,12 @@ async fn add_carrier(State(state): State<Arc<Web>>, headers: HeaderMap, body: St
             "carrier and name are required strings",
         );
     };
-    if let Err(e) = crate::web::pages::carriers::check_id(id) {
-        return error(StatusCode::UNPROCESSABLE_ENTITY, e);
-    }
-    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-        return error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "a name has 1 to 100 characters, no control characters",
-        );
-    }
     let request = Request::RegisterCarrier {
         by: ask::staff(&caller.user),
         carrier: locker_core::CarrierId(id.to_owned()),
         name: name.to_owned(),
     };
-    directory_command(&state, request, StatusCode::CREATED).await
+    directory_command(&state, &caller, request, StatusCode::CREATED).await
 }
 
 /// `POST /api/v1/carriers/{id}/deactivate` (admins): its codes stop working.
@@ -537,7 +520,7 @@ async fn deactivate_carrier(
         by: ask::staff(&caller.user),
         carrier: locker_core::CarrierId(id),
     };
-    directory_command(&state, request, StatusCode::OK).await
+    directory_command(&state, &caller, request, StatusCode::OK).await
 }
 
 /// `POST /api/v1/carriers/{id}/codes` (admins): `{"code": "12345678"}` or `{}` to generate one.
@@ -563,7 +546,7 @@ async fn issue_carrier_code(
         Some(_) => return error(StatusCode::UNPROCESSABLE_ENTITY, "code must be a string"),
     };
     use crate::web::pages::carriers::{issue, issue_status, IssueError};
-    match issue(&state, ask::staff(&caller.user), &id, typed).await {
+    match issue(&state, caller.role, ask::staff(&caller.user), &id, typed).await {
         Ok(issued) => {
             tracing::info!(by = %caller.user, carrier = %id, code_ref = %issued.code_ref, "carrier code issued");
             (
@@ -598,7 +581,7 @@ async fn revoke_carrier_code(
         carrier: locker_core::CarrierId(id),
         code_ref,
     };
-    match ask::command(&state.jobs, ask::new_command("api", request)).await {
+    match ask::command(&state.jobs, caller.role, ask::new_command("api", request)).await {
         Ok(reply) => match reply.outcome {
             Outcome::Rejected(r) => error(StatusCode::NOT_FOUND, r.message),
             _ => StatusCode::NO_CONTENT.into_response(),

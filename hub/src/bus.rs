@@ -13,7 +13,7 @@ use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use locker_core::{Input, Observation};
+use locker_core::{Caller, Observation};
 use locker_drivers::bus;
 use rumqttc::v5::mqttbytes::v5::{Packet, Publish, PublishProperties};
 use rumqttc::v5::mqttbytes::QoS;
@@ -183,13 +183,9 @@ async fn on_publish(
     let mut decoded = inbound::decode(&topic, &p.payload, response_topic, |b| {
         status.is_configured(b)
     });
-    if let Inbound::Input {
-        input:
-            Input::Observation(Observation::UnitReading {
-                bank, unit, sensor, ..
-            }),
-        ..
-    } = &decoded
+    if let Inbound::Observe(Observation::UnitReading {
+        bank, unit, sensor, ..
+    }) = &decoded
     {
         if !sensors.contains(&(bank.clone(), unit.clone(), sensor.clone())) {
             decoded = Inbound::Refuse {
@@ -227,13 +223,16 @@ async fn on_publish(
             } else {
                 Observation::ControllerOffline { bank }
             };
-            Job::Input {
-                input: Input::Observation(observation),
-                reply: ReplyTo::Nobody,
-            }
+            Job::Observe(observation)
         }
-        Inbound::Input { input, reply_to } => Job::Input {
-            input,
+        Inbound::Observe(observation) => Job::Observe(observation),
+        Inbound::Request {
+            command,
+            bank,
+            reply_to,
+        } => Job::Command {
+            command,
+            caller: Caller::BankKiosk { bank },
             reply: reply_to.map_or(ReplyTo::Nobody, |topic| ReplyTo::Mqtt {
                 topic,
                 correlation: correlation.map(|c| c.to_vec()),

@@ -302,6 +302,7 @@ mod tests {
                         resident: "r1".into(),
                         unit: "101".into(),
                         accessible: false,
+                        mode: locker_core::RegisterMode::Upsert,
                     },
                     Request::RegisterCarrier {
                         by: by.clone(),

@@ -104,7 +104,7 @@ pub const DEMO_CARRIER_CODE: &str = "246810";
 /// Residents in units 101 to 112 (unit 104 needs accessible compartments) and one carrier, so a
 /// drop-off and a pickup can be tried at once. Request ids are fixed: seeding twice is a no-op.
 pub fn seed_directory(jobs: &std::sync::mpsc::Sender<crate::engine::Job>) {
-    use locker_core::{CarrierId, Command, Input, Operator, Request, RequestId, ResidentId};
+    use locker_core::{CarrierId, Command, Operator, Request, RequestId, ResidentId};
     let mut requests: Vec<(String, Request)> = (101..=112)
         .map(|unit| {
             (
@@ -114,6 +114,7 @@ pub fn seed_directory(jobs: &std::sync::mpsc::Sender<crate::engine::Job>) {
                     resident: ResidentId(format!("r-{unit}")),
                     unit: unit.to_string(),
                     accessible: unit == 104,
+                    mode: locker_core::RegisterMode::Upsert,
                 },
             )
         })
@@ -135,11 +136,13 @@ pub fn seed_directory(jobs: &std::sync::mpsc::Sender<crate::engine::Job>) {
         },
     ));
     for (id, request) in requests {
-        let _ = jobs.send(crate::engine::Job::Input {
-            input: Input::Command(Command {
+        let _ = jobs.send(crate::engine::Job::Command {
+            command: Command {
                 request_id: RequestId(id),
                 request,
-            }),
+            },
+            // The demo's own set-up, with an admin's rights.
+            caller: locker_core::Caller::User(locker_core::Role::Admin),
             reply: crate::engine::ReplyTo::Nobody,
         });
     }

@@ -22,8 +22,8 @@ use std::time::Duration;
 
 use locker_config::Config;
 use locker_core::{
-    sanitize_hub_id, AlertId, AlertKind, BankView, CompartmentView, Core, Effect, Entropy, Input,
-    Millis, Outcome, Output, RejectCode, Rejection, Reply, Request,
+    sanitize_hub_id, AlertId, AlertKind, BankView, Caller, CompartmentView, Core, Effect, Entropy,
+    Input, Millis, Outcome, Output, RejectCode, Rejection, Reply, Request,
 };
 use locker_sync::{Store, StoreError, StoreOptions};
 use rand::RngCore;
@@ -38,8 +38,15 @@ use locker_drivers::bus::{self, BankTopics, Command};
 
 /// Work for the engine.
 pub enum Job {
-    /// A command or an observation, and where its reply goes.
-    Input { input: Input, reply: ReplyTo },
+    /// A request from an authenticated caller, and where its reply goes. The core refuses what
+    /// the caller may not ask (`locker_core::authorize`).
+    Command {
+        command: locker_core::Command,
+        caller: Caller,
+        reply: ReplyTo,
+    },
+    /// What a controller reported.
+    Observe(locker_core::Observation),
     /// List the notifications waiting in the local outbox (with their plaintext codes).
     OutboxList(oneshot::Sender<Result<Vec<(String, serde_json::Value)>, String>>),
     /// A notifier has handed this notification off: erase it, and its plaintext code with it.
@@ -267,7 +274,15 @@ impl Runner {
                 wait = wait.min(STORAGE_RECHECK);
             }
             match jobs.recv_timeout(wait) {
-                Ok(Job::Input { input, reply }) => self.step(Some(input), reply),
+                Ok(Job::Command {
+                    command,
+                    caller,
+                    reply,
+                }) => self.step(Some((Input::Command(command), Some(caller))), reply),
+                // Observations are what controllers report, not a caller's request.
+                Ok(Job::Observe(obs)) => {
+                    self.step(Some((Input::Observation(obs), None)), ReplyTo::Nobody)
+                }
                 Ok(Job::OutboxList(reply)) => {
                     let _ = reply.send(self.outbox_list());
                 }
@@ -321,14 +336,14 @@ impl Runner {
     /// While the storage refuses writes, commands that would record something are refused with
     /// a reply that says why (the core never sees them), timers wait, and observations still go
     /// in: the reserve is kept for them.
-    fn step(&mut self, input: Option<Input>, reply_to: ReplyTo) {
+    fn step(&mut self, input: Option<(Input, Option<Caller>)>, reply_to: ReplyTo) {
         if self.store.is_none() && !self.storage.recently_failed() {
             self.reload();
         }
         let verdict = self.storage.check(None);
         self.storage_changed(&verdict);
         if let Verdict::Refuse(why) = &verdict {
-            match &input {
+            match input.as_ref().map(|(i, _)| i) {
                 Some(Input::Command(cmd)) if !read_only(&cmd.request) => {
                     self.refuse_for_storage(cmd.request_id.clone(), why, reply_to);
                     return;
@@ -345,12 +360,15 @@ impl Runner {
             }
         }
         let request_id = match &input {
-            Some(Input::Command(cmd)) => Some(cmd.request_id.clone()),
+            Some((Input::Command(cmd), _)) => Some(cmd.request_id.clone()),
             _ => None,
         };
         let at = now();
         let out = match input {
-            Some(input) => self.core.handle(at, input, &mut OsEntropy),
+            Some((input, Some(caller))) => {
+                self.core.handle_from(at, &caller, input, &mut OsEntropy)
+            }
+            Some((input, None)) => self.core.handle(at, input, &mut OsEntropy),
             None => self.core.tick(at, &mut OsEntropy),
         };
         match self.commit(&out) {

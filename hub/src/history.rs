@@ -160,6 +160,7 @@ mod tests {
                     resident: ResidentId("r1".into()),
                     unit: "1".into(),
                     accessible: false,
+                    mode: locker_core::RegisterMode::Upsert,
                 },
             ),
             (

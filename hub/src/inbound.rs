@@ -6,8 +6,7 @@
 //! reply topic, and a log line either way.
 
 use locker_core::{
-    Command, Input, Observation, Outcome, RejectCode, Rejection, Reply, Request, RequestId,
-    UnlockReport,
+    Command, Observation, Outcome, RejectCode, Rejection, Reply, RequestId, UnlockReport,
 };
 use locker_drivers::bus::{
     self, BankStatus, CommandAck, DoorObservation, Parsed, UnitReading, UnlockResult,
@@ -17,9 +16,13 @@ use serde::Deserialize;
 /// The meaning of one incoming message.
 #[derive(Debug, PartialEq)]
 pub enum Inbound {
-    /// Feed this to the core; send its reply to `reply_to`, if any.
-    Input {
-        input: Input,
+    /// A controller's report: feed it to the core.
+    Observe(Observation),
+    /// A kiosk's request on bank `bank`'s topic: the core decides whether a kiosk there may send
+    /// it (`locker_core::authorize`); its reply goes to `reply_to`, if any.
+    Request {
+        command: Command,
+        bank: String,
         reply_to: Option<String>,
     },
     /// A bank's controller came or went, or changed which doors it cannot reach.
@@ -77,10 +80,7 @@ pub fn decode(
         reason: format!("malformed {what} on {topic}: {e}"),
         reply_to: None,
     };
-    let observe = |observation| Inbound::Input {
-        input: Input::Observation(observation),
-        reply_to: None,
-    };
+    let observe = Inbound::Observe;
     match parsed {
         Parsed::Status { .. } => match serde_json::from_slice::<BankStatus>(payload) {
             Ok(s) => Inbound::Presence {
@@ -203,28 +203,9 @@ fn kiosk_request(
         Ok(c) => c,
         Err(e) => return refuse(format!("not a valid request: {e}")),
     };
-    // Kiosks are public devices: they may only do what a carrier or a resident does at a bank,
-    // and only at their own bank. Staff actions come through the authenticated web API.
-    let named_bank = match &command.request {
-        Request::StartDropOff { bank, .. }
-        | Request::PickupByPin { bank, .. }
-        | Request::PickupByQr { bank, .. }
-        | Request::PickupByBadge { bank, .. } => Some(bank.as_str()),
-        Request::SuggestSize { .. }
-        | Request::ConfirmParcel { .. }
-        | Request::OpenReservation { .. }
-        | Request::CancelDropOff { .. } => None,
-        _ => return refuse("this request is not allowed from a kiosk".to_owned()),
-    };
-    if let Some(named) = named_bank {
-        if named != bank {
-            return refuse(format!(
-                "request names bank {named:?} but was sent on bank {bank:?}'s kiosk topic"
-            ));
-        }
-    }
-    Inbound::Input {
-        input: Input::Command(command),
+    Inbound::Request {
+        command,
+        bank: bank.to_owned(),
         reply_to,
     }
 }
@@ -273,15 +254,12 @@ mod tests {
         );
         assert_eq!(
             i,
-            Inbound::Input {
-                input: Input::Observation(Observation::DoorState {
-                    bank: "A".into(),
-                    door: 3,
-                    open: true,
-                    occupied: None
-                }),
-                reply_to: None
-            }
+            Inbound::Observe(Observation::DoorState {
+                bank: "A".into(),
+                door: 3,
+                open: true,
+                occupied: None
+            })
         );
         let i = decode(
             "lockerhub/v1/bank/A/ack",
@@ -291,10 +269,7 @@ mod tests {
         );
         assert!(matches!(
             i,
-            Inbound::Input {
-                input: Input::Observation(Observation::LockAcknowledged { door: 3, .. }),
-                ..
-            }
+            Inbound::Observe(Observation::LockAcknowledged { door: 3, .. })
         ));
         let i = decode(
             "lockerhub/v1/bank/A/status",
@@ -354,13 +329,10 @@ mod tests {
                 None,
                 known
             ),
-            Inbound::Input {
-                input: Input::Observation(Observation::UnlockNotPulsed {
-                    report: UnlockReport::Failed,
-                    ..
-                }),
+            Inbound::Observe(Observation::UnlockNotPulsed {
+                report: UnlockReport::Failed,
                 ..
-            }
+            })
         ));
         assert!(matches!(
             decode(
@@ -369,13 +341,10 @@ mod tests {
                 None,
                 known
             ),
-            Inbound::Input {
-                input: Input::Observation(Observation::UnlockNotPulsed {
-                    report: UnlockReport::Unknown,
-                    ..
-                }),
+            Inbound::Observe(Observation::UnlockNotPulsed {
+                report: UnlockReport::Unknown,
                 ..
-            }
+            })
         ));
         assert_eq!(
             decode("lockerhub/v1/bank/A/cmd", b"{}", None, known),
@@ -397,17 +366,14 @@ mod tests {
         );
         assert_eq!(
             i,
-            Inbound::Input {
-                input: Input::Observation(Observation::UnitReading {
-                    bank: "A".into(),
-                    unit: "fridge".into(),
-                    sensor: "cabinet".into(),
-                    decicelsius: 43,
-                    door_open: Some(true),
-                    device_alarms: vec!["high_temp".into()],
-                }),
-                reply_to: None
-            }
+            Inbound::Observe(Observation::UnitReading {
+                bank: "A".into(),
+                unit: "fridge".into(),
+                sensor: "cabinet".into(),
+                decicelsius: 43,
+                door_open: Some(true),
+                device_alarms: vec!["high_temp".into()],
+            })
         );
         for payload in [
             &br#"{"temperature":4.2}"#[..],
@@ -443,10 +409,12 @@ mod tests {
             None, known,
         );
         match i {
-            Inbound::Input {
-                input: Input::Command(c),
+            Inbound::Request {
+                command: c,
+                bank,
                 reply_to,
             } => {
+                assert_eq!(bank, "A");
                 assert_eq!(c.request_id.as_str(), "k-1");
                 assert_eq!(reply_to.as_deref(), Some("kiosk/k1/reply"));
             }
@@ -464,7 +432,7 @@ mod tests {
             known,
         );
         assert!(
-            matches!(&i, Inbound::Input { reply_to: Some(t), .. } if t == "kiosk/rr/1"),
+            matches!(&i, Inbound::Request { reply_to: Some(t), .. } if t == "kiosk/rr/1"),
             "{i:?}"
         );
         // The same checks apply to it as to reply_to.
@@ -484,24 +452,41 @@ mod tests {
             r#"{"request_id":"k-2","reply_to":"kiosk/r","type":"staff_open_bank","by":{"kind":"cloud"},"bank":"A","reason":"x"}"#,
             // Another bank's pickup.
             r#"{"request_id":"k-3","reply_to":"kiosk/r","type":"pickup_by_pin","bank":"B","pin":"123456"}"#,
-            // Not a request at all.
-            r#"{"request_id":"k-4","reply_to":"kiosk/r","type":"fly"}"#,
         ] {
+            // Decoded with the bank whose topic it came on; the core refuses it for that caller.
             match decode(
                 "lockerhub/v1/bank/A/kiosk/request",
                 payload.as_bytes(),
                 None,
                 known,
             ) {
-                Inbound::Refuse {
-                    reply_to: Some((topic, reply)),
-                    ..
-                } => {
-                    assert_eq!(topic, "kiosk/r");
-                    assert!(matches!(reply.outcome, Outcome::Rejected(_)), "{payload}");
+                Inbound::Request { command, bank, .. } => {
+                    let refused = locker_core::authorize(
+                        &locker_core::Caller::BankKiosk { bank },
+                        &command.request,
+                    )
+                    .expect_err(payload);
+                    assert_eq!(refused.code, RejectCode::NotPermitted, "{payload}");
                 }
                 other => panic!("{payload}: {other:?}"),
             }
+        }
+        // Not a request at all: answered on its reply topic without reaching the core.
+        let fly = r#"{"request_id":"k-4","reply_to":"kiosk/r","type":"fly"}"#;
+        match decode(
+            "lockerhub/v1/bank/A/kiosk/request",
+            fly.as_bytes(),
+            None,
+            known,
+        ) {
+            Inbound::Refuse {
+                reply_to: Some((topic, reply)),
+                ..
+            } => {
+                assert_eq!(topic, "kiosk/r");
+                assert!(matches!(reply.outcome, Outcome::Rejected(_)));
+            }
+            other => panic!("{other:?}"),
         }
     }
 
@@ -536,7 +521,7 @@ mod tests {
                 None,
                 known
             ),
-            Inbound::Input { .. }
+            Inbound::Request { .. }
         ));
     }
 }

@@ -154,6 +154,31 @@ impl Core {
         }
     }
 
+    /// [`Core::handle`] for a command from an authenticated `caller`: a command the caller may
+    /// not send (`access::authorize`) is refused with `NotPermitted` and records nothing.
+    /// Observations come from controllers and are not a caller's to send: they pass through.
+    pub fn handle_from(
+        &mut self,
+        now: Millis,
+        caller: &crate::access::Caller,
+        input: Input,
+        entropy: &mut dyn Entropy,
+    ) -> Output {
+        if let Input::Command(cmd) = &input {
+            if let Err(refused) = crate::access::authorize(caller, &cmd.request) {
+                return Output {
+                    facts: Vec::new(),
+                    effects: Vec::new(),
+                    reply: Some(Reply {
+                        request_id: cmd.request_id.clone(),
+                        outcome: Outcome::Rejected(refused),
+                    }),
+                };
+            }
+        }
+        self.handle(now, input, entropy)
+    }
+
     fn handle_command(&mut self, now: Millis, cmd: Command, entropy: &mut dyn Entropy) -> Output {
         let fp = self.keys.fingerprint(&cmd.request);
         let seen = self

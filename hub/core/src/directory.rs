@@ -3,12 +3,75 @@
 //! and carrier codes are credentials, so only their keyed hashes are recorded.
 
 use crate::core::{reject, Core, Result, Subject, Tx};
-use crate::effect::{Outcome, RejectCode};
+use crate::effect::{Outcome, RejectCode, Rejection};
 use crate::fact::FactKind;
-use crate::input::Request;
+use crate::input::{RegisterMode, Request};
 
 /// Carrier codes are typed on a keypad; shorter ones are too easy to guess.
 pub const MIN_CARRIER_CODE: usize = 6;
+/// The longest carrier code: still quick on a keypad.
+pub const MAX_CARRIER_CODE: usize = 16;
+
+fn invalid(message: impl Into<String>) -> Rejection {
+    Rejection::new(RejectCode::InvalidInput, message)
+}
+
+/// An id as the directory keeps it (residents, carriers): what kiosks and integrations send, so
+/// 1 to 64 characters and no spaces.
+fn check_id(what: &str, id: &str) -> std::result::Result<(), Rejection> {
+    if id.is_empty() || id.chars().count() > 64 {
+        return Err(invalid(format!("a {what} id has 1 to 64 characters")));
+    }
+    if id.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(invalid(format!("{what} id {id:?} must not contain spaces")));
+    }
+    Ok(())
+}
+
+/// A resident id: 1 to 64 characters, no spaces.
+pub fn check_resident_id(id: &str) -> std::result::Result<(), Rejection> {
+    check_id("resident", id)
+}
+
+/// A carrier id: 1 to 64 characters, no spaces.
+pub fn check_carrier_id(id: &str) -> std::result::Result<(), Rejection> {
+    check_id("carrier", id)
+}
+
+/// A unit as residents and carriers type it: 1 to 32 characters, no control characters.
+pub fn check_unit(unit: &str) -> std::result::Result<(), Rejection> {
+    if unit.is_empty() || unit.chars().count() > 32 {
+        return Err(invalid("a unit has 1 to 32 characters"));
+    }
+    if unit.chars().any(char::is_control) {
+        return Err(invalid("the unit must not contain control characters"));
+    }
+    Ok(())
+}
+
+/// A carrier's display name: 1 to 100 characters, no control characters.
+pub fn check_carrier_name(name: &str) -> std::result::Result<(), Rejection> {
+    if name.trim().is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err(invalid(
+            "a name has 1 to 100 characters, no control characters",
+        ));
+    }
+    Ok(())
+}
+
+/// A carrier code: digits only (kiosk keypads have nothing else), `MIN_CARRIER_CODE` to
+/// `MAX_CARRIER_CODE` of them.
+pub fn check_carrier_code(code: &str) -> std::result::Result<(), Rejection> {
+    let n = code.chars().count();
+    if !(MIN_CARRIER_CODE..=MAX_CARRIER_CODE).contains(&n)
+        || !code.chars().all(|c| c.is_ascii_digit())
+    {
+        return Err(invalid(format!(
+            "a carrier code is {MIN_CARRIER_CODE} to {MAX_CARRIER_CODE} digits"
+        )));
+    }
+    Ok(())
+}
 
 impl Core {
     pub(crate) fn directory(&mut self, tx: &mut Tx, request: &Request) -> Result<Outcome> {
@@ -18,12 +81,25 @@ impl Core {
                 resident,
                 unit,
                 accessible,
+                mode,
             } => {
-                if resident.as_str().trim().is_empty() || unit.trim().is_empty() {
-                    return reject(
-                        RejectCode::InvalidInput,
-                        "resident id and unit are required",
-                    );
+                check_resident_id(resident.as_str())?;
+                check_unit(unit.trim())?;
+                let known = self.state.residents.contains_key(resident);
+                match mode {
+                    RegisterMode::Add if known => {
+                        return reject(
+                            RejectCode::AlreadyExists,
+                            format!("resident {resident} already exists; edit them in the list"),
+                        )
+                    }
+                    RegisterMode::Update if !known => {
+                        return reject(
+                            RejectCode::UnknownResident,
+                            format!("no resident {resident} in the directory"),
+                        )
+                    }
+                    _ => {}
                 }
                 (
                     by,
@@ -96,14 +172,13 @@ impl Core {
                 (by, FactKind::BadgeRevoked { badge_hash })
             }
             Request::RegisterCarrier { by, carrier, name } => {
-                if carrier.as_str().trim().is_empty() {
-                    return reject(RejectCode::InvalidInput, "carrier id is required");
-                }
+                check_carrier_id(carrier.as_str())?;
+                check_carrier_name(name)?;
                 (
                     by,
                     FactKind::CarrierRegistered {
                         carrier: carrier.clone(),
-                        name: name.clone(),
+                        name: name.trim().to_owned(),
                     },
                 )
             }
@@ -123,16 +198,11 @@ impl Core {
                     }
                     Some(_) => {}
                 }
-                if code.trim().chars().count() < MIN_CARRIER_CODE {
-                    return reject(
-                        RejectCode::InvalidInput,
-                        format!("a carrier code needs at least {MIN_CARRIER_CODE} characters"),
-                    );
-                }
+                check_carrier_code(code)?;
                 let code_hash = self.keys.carrier_code_hash(code);
                 if self.state.carrier_codes.contains_key(&code_hash) {
                     return reject(
-                        RejectCode::NotAllowedNow,
+                        RejectCode::AlreadyExists,
                         "this code is already in use; choose another",
                     );
                 }

@@ -196,6 +196,11 @@ pub enum RejectCode {
     RequestIdReused,
     /// Too many requests of this kind from this carrier (or kiosk) for now.
     RateLimited,
+    /// The caller may not send this request (a kiosk asking for a staff action, a staff account
+    /// for an admin's). Decided by `access::authorize`.
+    NotPermitted,
+    /// Adding something that is already there (a resident id, a carrier code in use).
+    AlreadyExists,
     /// The hub cannot record anything right now (its disk is full or read-only). Never decided
     /// by the core: the shell answers with it while its storage refuses writes.
     StorageUnavailable,

@@ -36,6 +36,20 @@ pub enum Operator {
     Cloud,
 }
 
+/// Whether registering a resident may create one, change one, or either. Checked and applied in
+/// one step, so "add" never overwrites a resident added a moment before.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RegisterMode {
+    /// Create or change.
+    #[default]
+    Upsert,
+    /// Create; refused with `already_exists` if the id is taken.
+    Add,
+    /// Change (and reactivate); refused with `unknown_resident` if there is no such resident.
+    Update,
+}
+
 /// How a carrier names the recipient.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -227,6 +241,9 @@ pub enum Request {
         unit: String,
         #[serde(default)]
         accessible: bool,
+        /// Add only, update only, or either (the default, for integrations that sync a roll).
+        #[serde(default)]
+        mode: RegisterMode,
     },
     /// The resident moved out: no new deliveries, check-ins or reassignments to them. Parcels
     /// already held stay collectable. Registering the resident again reactivates them.

@@ -24,6 +24,7 @@
 //!
 //! See `docs/core.md` for the design note.
 
+mod access;
 mod codes;
 mod cold;
 mod conflict;
@@ -42,10 +43,14 @@ mod staff;
 mod state;
 mod view;
 
+pub use crate::access::{authorize, need_for, Caller, Need, Role};
 pub use crate::codes::Entropy;
 pub use crate::cold::{SensorView, SummaryView, UnitView};
 pub use crate::core::Core;
-pub use crate::directory::MIN_CARRIER_CODE;
+pub use crate::directory::{
+    check_carrier_code, check_carrier_id, check_carrier_name, check_resident_id, check_unit,
+    MAX_CARRIER_CODE, MIN_CARRIER_CODE,
+};
 pub use crate::effect::{
     Effect, KioskUpdate, NotifyKind, Outcome, Output, RejectCode, Rejection, Reply,
 };
@@ -59,7 +64,7 @@ pub use crate::ids::{
 };
 pub use crate::input::{
     AuditFinding, Command, Disposition, HoldTarget, Input, Observation, Operator, Recipient,
-    Request, UnlockReport,
+    RegisterMode, Request, UnlockReport,
 };
 pub use crate::layout::{
     BankLayout, CompartmentLayout, Dimensions, Policies, SensorLayout, SiteLayout, Size, SizeLimit,

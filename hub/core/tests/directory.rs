@@ -91,6 +91,7 @@ fn a_deactivated_resident_gets_no_new_parcels_but_keeps_those_held() {
         resident: "r1".into(),
         unit: "201".into(),
         accessible: true,
+        mode: locker_core::RegisterMode::Upsert,
     });
     s.restart();
     let r1 = s
@@ -233,5 +234,108 @@ fn an_acknowledged_alert_keeps_the_note_bounded_and_clean() {
             alert: AlertId("a1".into()),
             note: None
         }
+    );
+}
+
+fn register(resident: &str, unit: &str, mode: RegisterMode) -> Request {
+    Request::RegisterResident {
+        by: staff(),
+        resident: resident.into(),
+        unit: unit.into(),
+        accessible: false,
+        mode,
+    }
+}
+
+/// Add and update are one atomic request each: "add" never overwrites, "update" never creates,
+/// whoever sends them (the page, the API's resident endpoints, `POST /api/v1/commands`).
+#[test]
+fn adding_never_overwrites_and_updating_never_creates() {
+    let mut s = Site::new();
+    s.refused(
+        register("r1", "999", RegisterMode::Add),
+        RejectCode::AlreadyExists,
+    );
+    s.refused(
+        register("r-new", "5", RegisterMode::Update),
+        RejectCode::UnknownResident,
+    );
+    let unit_of = |s: &Site, r: &str| {
+        s.core
+            .residents()
+            .into_iter()
+            .find(|v| v.resident.as_str() == r)
+            .map(|v| v.unit)
+    };
+    assert_eq!(
+        unit_of(&s, "r1").as_deref(),
+        Some("101"),
+        "the refused add changed nothing"
+    );
+    assert_eq!(
+        unit_of(&s, "r-new"),
+        None,
+        "the refused update created nobody"
+    );
+    s.ok(register("r-new", "5", RegisterMode::Add));
+    s.ok(register("r-new", "6", RegisterMode::Update));
+    s.ok(register("r-new", "7", RegisterMode::Upsert));
+    assert_eq!(unit_of(&s, "r-new").as_deref(), Some("7"));
+}
+
+#[test]
+fn directory_ids_names_units_and_codes_are_checked_by_the_core() {
+    let mut s = Site::new();
+    for (id, unit) in [("", "1"), ("has space", "1"), ("r9", ""), ("r9", "a\u{7}b")] {
+        s.refused(
+            register(id, unit, RegisterMode::Add),
+            RejectCode::InvalidInput,
+        );
+    }
+    s.refused(
+        register(&"x".repeat(65), "1", RegisterMode::Add),
+        RejectCode::InvalidInput,
+    );
+    s.refused(
+        register("r9", &"1".repeat(33), RegisterMode::Add),
+        RejectCode::InvalidInput,
+    );
+    for (carrier, name) in [
+        ("acme", ""),
+        ("acme", "  "),
+        ("ac me", "Acme"),
+        ("acme", "A\nB"),
+    ] {
+        s.refused(
+            Request::RegisterCarrier {
+                by: staff(),
+                carrier: carrier.into(),
+                name: name.into(),
+            },
+            RejectCode::InvalidInput,
+        );
+    }
+    for code in ["12345", "12345678901234567", "12345a", "１２３４５６"] {
+        s.refused(
+            Request::IssueCarrierCode {
+                by: staff(),
+                carrier: "ups".into(),
+                code: code.into(),
+            },
+            RejectCode::InvalidInput,
+        );
+    }
+    s.ok(Request::IssueCarrierCode {
+        by: staff(),
+        carrier: "ups".into(),
+        code: "4455667788".into(),
+    });
+    s.refused(
+        Request::IssueCarrierCode {
+            by: staff(),
+            carrier: "ups".into(),
+            code: "4455667788".into(),
+        },
+        RejectCode::AlreadyExists,
     );
 }

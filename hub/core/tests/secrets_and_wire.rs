@@ -125,7 +125,7 @@ fn commands_and_observations_parse_from_documented_json() {
         })
     );
     let drop: Command = serde_json::from_str(
-        r#"{"request_id":"k1","type":"start_drop_off","bank":"A","carrier_code":"UPS-774411",
+        r#"{"request_id":"k1","type":"start_drop_off","bank":"A","carrier_code":"774411",
             "recipient":{"type":"unit","unit":"101"},"size":"small"}"#,
     )
     .expect("drop-off parses with defaults");

@@ -5,7 +5,7 @@ use std::sync::mpsc::Sender;
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use locker_core::{Command, Input, Operator, Reply, Request, RequestId};
+use locker_core::{Caller, Command, Operator, Reply, Request, RequestId, Role};
 use tokio::sync::oneshot;
 
 use crate::engine::{Job, ReplyTo};
@@ -55,10 +55,16 @@ pub async fn read<T: Send + 'static>(
     .await
 }
 
-/// Run one workflow command through the engine and wait for the core's reply.
-pub async fn command(jobs: &Sender<Job>, command: Command) -> Result<Reply, Unavailable> {
-    job(jobs, |tx| Job::Input {
-        input: Input::Command(command),
+/// Run one workflow command for a caller with `role` through the engine and wait for the
+/// core's reply (the core refuses what the role may not ask).
+pub async fn command(
+    jobs: &Sender<Job>,
+    role: Role,
+    command: Command,
+) -> Result<Reply, Unavailable> {
+    job(jobs, |tx| Job::Command {
+        command,
+        caller: Caller::User(role),
         reply: ReplyTo::Http(tx),
     })
     .await

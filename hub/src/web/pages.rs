@@ -19,7 +19,7 @@ use std::sync::Arc;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use locker_core::{Outcome, Reply, Request};
+use locker_core::{Outcome, RejectCode, Reply, Request};
 
 use super::auth::Principal;
 use super::html::url;
@@ -88,8 +88,29 @@ pub fn bad_form(to: &str, message: String) -> Response {
 
 /// Run a staff action through the core under the signed-in user's name, then go back to `to`
 /// saying what happened (the core's refusal, word for word, if it refused).
-pub async fn run(web: &Web, to: &str, request: Request, done: &str) -> Response {
-    match ask::command(&web.jobs, ask::new_command("web", request)).await {
+pub async fn run(web: &Web, p: &Principal, to: &str, request: Request, done: &str) -> Response {
+    run_form(web, p, to, request, done, &[]).await
+}
+
+/// [`run`], where the core refusing the form's input (`invalid_input`, `already_exists`, or one
+/// of `input_codes`) answers 400 with the reason, as a form that could not be understood.
+pub async fn run_form(
+    web: &Web,
+    p: &Principal,
+    to: &str,
+    request: Request,
+    done: &str,
+    input_codes: &[RejectCode],
+) -> Response {
+    match ask::command(&web.jobs, p.role, ask::new_command("web", request)).await {
+        Ok(Reply {
+            outcome: Outcome::Rejected(r),
+            ..
+        }) if matches!(r.code, RejectCode::InvalidInput | RejectCode::AlreadyExists)
+            || input_codes.contains(&r.code) =>
+        {
+            bad_form(to, r.message)
+        }
         Ok(reply) => back(to, describe(&reply).map(|extra| format!("{done}{extra}"))),
         Err(e) => back(to, Err(e.message)),
     }

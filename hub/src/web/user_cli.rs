@@ -23,7 +23,7 @@ pub fn add(
     role: &str,
 ) -> Result<String, String> {
     super::users::check_name(name)?;
-    super::users::Role::parse(role)?;
+    super::users::Role::parse(role).map_err(|r| r.message)?;
     let config = locker_config::load(config_path).map_err(|p| p.to_string())?;
     let token_path = config.site.data_dir.join("api-token");
     let token = std::fs::read_to_string(&token_path)

@@ -18,41 +18,8 @@ use crate::engine::Job;
 /// The local-table key of the account map.
 const KEY: &str = "web/users";
 
-/// What a user may do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// Users, carriers, configuration views, and everything staff can do.
-    Admin,
-    /// Day-to-day operations: parcels, doors, alerts, residents, audit log.
-    Staff,
-    /// A tablet at a bank: only the kiosk page (carrier drop-off, resident pickup).
-    Kiosk,
-}
-
-impl Role {
-    pub fn parse(s: &str) -> Result<Role, String> {
-        match s {
-            "admin" => Ok(Role::Admin),
-            "staff" => Ok(Role::Staff),
-            "kiosk" => Ok(Role::Kiosk),
-            other => Err(format!("unknown role {other:?}: use admin, staff or kiosk")),
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Admin => "admin",
-            Role::Staff => "staff",
-            Role::Kiosk => "kiosk",
-        }
-    }
-
-    /// Staff pages and actions: admins and staff.
-    pub fn is_staff(self) -> bool {
-        matches!(self, Role::Admin | Role::Staff)
-    }
-}
+/// What a user may do: the core's roles, so one rule says what each may ask.
+pub use locker_core::Role;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct User {

@@ -29,7 +29,7 @@ impl Entropy for Rng {
 }
 
 pub const KEY: [u8; 32] = [42; 32];
-pub const CARRIER_CODE: &str = "UPS-774411";
+pub const CARRIER_CODE: &str = "774411";
 pub const BADGE: &str = "04:A2:19:7F";
 pub const T0: u64 = 1_700_000_000_000;
 pub const MINUTE: u64 = 60_000;
@@ -142,6 +142,7 @@ impl Site {
                 resident: resident.into(),
                 unit: unit.into(),
                 accessible,
+                mode: locker_core::RegisterMode::Upsert,
             });
         }
         self.ok(Request::RegisterCarrier {

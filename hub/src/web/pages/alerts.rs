@@ -105,6 +105,7 @@ async fn acknowledge(
     }
     run(
         &web,
+        &p,
         "/alerts",
         Request::AcknowledgeAlert {
             by: by(&p),

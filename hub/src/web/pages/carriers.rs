@@ -12,7 +12,10 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
-use locker_core::{CarrierId, CarrierView, Operator, Outcome, Request, MIN_CARRIER_CODE};
+use locker_core::{
+    CarrierId, CarrierView, Operator, Outcome, RejectCode, Request, MAX_CARRIER_CODE,
+    MIN_CARRIER_CODE,
+};
 use rand::Rng;
 
 use super::{bad_form, by, field, optional, run};
@@ -31,34 +34,10 @@ pub fn router() -> Router<Arc<Web>> {
 
 /// Generated codes: 8 digits, above the core's minimum, still quick on a keypad.
 const GENERATED_DIGITS: usize = 8;
-/// The longest code an admin may type.
-const MAX_CODE: usize = 16;
 
 /// The directory's carriers with references to their live codes.
 pub async fn list(web: &Web) -> Result<Vec<CarrierView>, ask::Unavailable> {
     ask::read(&web.jobs, |core, _| core.carriers()).await
-}
-
-/// A carrier id: what kiosks and integrations send, so no spaces.
-pub fn check_id(id: &str) -> Result<(), String> {
-    if id.is_empty() || id.chars().count() > 64 {
-        return Err("a carrier id has 1 to 64 characters".into());
-    }
-    if id.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(format!("carrier id {id:?} must not contain spaces"));
-    }
-    Ok(())
-}
-
-/// A code typed by an admin: digits only (kiosk keypads have nothing else).
-pub fn check_code(code: &str) -> Result<(), String> {
-    let n = code.chars().count();
-    if !(MIN_CARRIER_CODE..=MAX_CODE).contains(&n) || !code.chars().all(|c| c.is_ascii_digit()) {
-        return Err(format!(
-            "a carrier code is {MIN_CARRIER_CODE} to {MAX_CODE} digits"
-        ));
-    }
-    Ok(())
 }
 
 /// A fresh code from the OS-seeded generator the hub uses for every secret (`rand::rng()`, as
@@ -86,13 +65,11 @@ pub enum IssueError {
 /// Issue `typed`, or a generated code, to `carrier`.
 pub async fn issue(
     web: &Web,
+    role: Role,
     by: Operator,
     carrier: &str,
     typed: Option<&str>,
 ) -> Result<Issued, IssueError> {
-    if let Some(code) = typed {
-        check_code(code).map_err(IssueError::Input)?;
-    }
     // A generated code that happens to be in use is drawn again; a typed one is the admin's to fix.
     for _ in 0..3 {
         let code = typed.map(str::to_owned).unwrap_or_else(generate);
@@ -101,12 +78,15 @@ pub async fn issue(
             carrier: CarrierId(carrier.to_owned()),
             code: code.clone(),
         };
-        let reply = ask::command(&web.jobs, ask::new_command("web", request))
+        let reply = ask::command(&web.jobs, role, ask::new_command("web", request))
             .await
             .map_err(IssueError::Unavailable)?;
         match reply.outcome {
-            Outcome::Rejected(r) if typed.is_none() && r.message.contains("already in use") => {
+            Outcome::Rejected(r) if typed.is_none() && r.code == RejectCode::AlreadyExists => {
                 continue
+            }
+            Outcome::Rejected(r) if r.code == RejectCode::InvalidInput => {
+                return Err(IssueError::Input(r.message))
             }
             Outcome::Rejected(r) => return Err(IssueError::Refused(r.message)),
             _ => {}
@@ -165,7 +145,7 @@ async fn page(
                 (false, _) => String::new(),
                 (true, false) => format!(
                     "<form method=post action=\"/carriers/{u}/codes\" class=inline>{csrf}\
-                     <input name=code inputmode=numeric pattern=\"[0-9]{{{MIN_CARRIER_CODE},{MAX_CODE}}}\" placeholder=\"code (blank: generate)\" autocomplete=off>\
+                     <input name=code inputmode=numeric pattern=\"[0-9]{{{MIN_CARRIER_CODE},{MAX_CARRIER_CODE}}}\" placeholder=\"code (blank: generate)\" autocomplete=off>\
                      <button>Issue code</button></form>\
                      <form method=post action=\"/carriers/{u}/deactivate\" class=inline data-confirm=\"Deactivate {id}? Its codes stop working.\">{csrf}<button class=danger>Deactivate</button></form>",
                     id = escape(c.carrier.as_str())
@@ -210,21 +190,19 @@ async fn add(
         (Ok(i), Ok(n)) => (i, n),
         (Err(e), _) | (_, Err(e)) => return bad_form("/carriers", e),
     };
-    if let Err(e) = check_id(id) {
-        return bad_form("/carriers", e);
-    }
-    if name.chars().count() > 100 || name.chars().any(char::is_control) {
-        return bad_form(
-            "/carriers",
-            "a name has at most 100 characters, no control characters".into(),
-        );
-    }
     let request = Request::RegisterCarrier {
         by: by(&p),
         carrier: CarrierId(id.to_owned()),
         name: name.to_owned(),
     };
-    run(&web, "/carriers", request, &format!("Saved carrier {id}")).await
+    run(
+        &web,
+        &p,
+        "/carriers",
+        request,
+        &format!("Saved carrier {id}"),
+    )
+    .await
 }
 
 async fn deactivate(
@@ -241,7 +219,7 @@ async fn deactivate(
         by: by(&p),
         carrier: CarrierId(id.clone()),
     };
-    run(&web, "/carriers", request, &format!("Deactivated {id}")).await
+    run(&web, &p, "/carriers", request, &format!("Deactivated {id}")).await
 }
 
 /// Issue a code and show it once. The answer is a page, not a redirect, so the code is in no URL,
@@ -256,7 +234,7 @@ async fn issue_form(
         Ok(p) => p,
         Err(r) => return r,
     };
-    match issue(&web, by(&p), &id, optional(&f, "code")).await {
+    match issue(&web, p.role, by(&p), &id, optional(&f, "code")).await {
         Ok(issued) => {
             tracing::info!(by = %p.user, carrier = %id, code_ref = %issued.code_ref, "carrier code issued");
             let body = format!(
@@ -303,6 +281,7 @@ async fn revoke_form(
     };
     run(
         &web,
+        &p,
         "/carriers",
         request,
         &format!("Revoked a code of {id}"),

@@ -143,7 +143,7 @@ async fn open(
         door,
         reason,
     };
-    run(&web, &to, request, "Door opened").await
+    run(&web, &p, &to, request, "Door opened").await
 }
 
 async fn service(
@@ -180,7 +180,7 @@ async fn service(
         out_of_service: oos,
         reason,
     };
-    run(&web, &to, request, done).await
+    run(&web, &p, &to, request, done).await
 }
 
 async fn remove(
@@ -216,7 +216,7 @@ async fn remove(
         disposition,
         reason,
     };
-    run(&web, &to, request, "Removal started").await
+    run(&web, &p, &to, request, "Removal started").await
 }
 
 async fn open_all(
@@ -242,5 +242,5 @@ async fn open_all(
         bank,
         reason,
     };
-    run(&web, to, request, "Opening every door").await
+    run(&web, &p, to, request, "Opening every door").await
 }

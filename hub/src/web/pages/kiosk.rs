@@ -188,6 +188,7 @@ async fn pickup(
     };
     let reply = match ask::command(
         &web.jobs,
+        p.role,
         ask::new_command(
             "kiosk-web",
             Request::PickupByPin {
@@ -320,7 +321,8 @@ async fn deliver(
         share: false,
         tracking: tracking.clone(),
     };
-    let reply = match ask::command(&web.jobs, ask::new_command("kiosk-web", request)).await {
+    let reply = match ask::command(&web.jobs, p.role, ask::new_command("kiosk-web", request)).await
+    {
         Ok(r) => r,
         Err(e) => {
             return (e.status, Html(deliver_screen(&p, &bank, Some(&e.message)))).into_response()
@@ -382,9 +384,10 @@ async fn confirm(
     Path(bank): Path<String>,
     Form(f): Form<HashMap<String, String>>,
 ) -> Response {
-    if let Err(r) = auth::form(&web, &headers, &f, Need::Any) {
-        return r;
-    }
+    let p = match auth::form(&web, &headers, &f, Need::Any) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
     let reservation = match field(&f, "reservation") {
         Ok(r) => ReservationId(r.to_owned()),
         Err(e) => {
@@ -402,6 +405,7 @@ async fn confirm(
     let tracking = super::optional(&f, "tracking").map(str::to_owned);
     let reply = ask::command(
         &web.jobs,
+        p.role,
         ask::new_command(
             "kiosk-web",
             Request::ConfirmParcel {
@@ -428,9 +432,10 @@ async fn cancel(
     Path(bank): Path<String>,
     Form(f): Form<HashMap<String, String>>,
 ) -> Response {
-    if let Err(r) = auth::form(&web, &headers, &f, Need::Any) {
-        return r;
-    }
+    let p = match auth::form(&web, &headers, &f, Need::Any) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
     let reservation = match field(&f, "reservation") {
         Ok(r) => ReservationId(r.to_owned()),
         Err(e) => {
@@ -447,6 +452,7 @@ async fn cancel(
     };
     let _ = ask::command(
         &web.jobs,
+        p.role,
         ask::new_command("kiosk-web", Request::CancelDropOff { reservation }),
     )
     .await;

@@ -248,7 +248,7 @@ async fn check_in(
         tracking: optional(&f, "tracking").map(str::to_owned),
         carrier: optional(&f, "carrier").map(|c| CarrierId(c.to_owned())),
     };
-    run(&web, "/parcels", request, "Checked in at the desk").await
+    run(&web, &p, "/parcels", request, "Checked in at the desk").await
 }
 
 async fn reassign(
@@ -271,7 +271,7 @@ async fn reassign(
         parcels: vec![ParcelId(id)],
         to: resident,
     };
-    run(&web, &to, request, "Reassigned").await
+    run(&web, &p, &to, request, "Reassigned").await
 }
 
 async fn hold(
@@ -297,7 +297,7 @@ async fn hold(
         },
         until,
     };
-    run(&web, &to, request, "Hold extended").await
+    run(&web, &p, &to, request, "Hold extended").await
 }
 
 async fn desk_pickup(
@@ -315,5 +315,5 @@ async fn desk_pickup(
         by: by(&p),
         parcels: vec![ParcelId(id)],
     };
-    run(&web, &to, request, "Handed over at the desk").await
+    run(&web, &p, &to, request, "Handed over at the desk").await
 }

@@ -10,9 +10,9 @@ use axum::http::HeaderMap;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
-use locker_core::{Operator, Request, ResidentId, ResidentView};
+use locker_core::{Operator, RegisterMode, RejectCode, Request, ResidentId, ResidentView};
 
-use super::{bad_form, by, field, run};
+use super::{bad_form, by, field, run, run_form};
 use crate::web::auth::{self, Need};
 use crate::web::html::{self, escape};
 use crate::web::{ask, Web};
@@ -29,59 +29,22 @@ pub async fn list(web: &Web) -> Result<Vec<ResidentView>, ask::Unavailable> {
     ask::read(&web.jobs, |core, _| core.residents()).await
 }
 
-/// A resident id as the directory keeps it: what kiosks and integrations send, so no spaces.
-pub fn check_id(id: &str) -> Result<(), String> {
-    if id.is_empty() || id.chars().count() > 64 {
-        return Err("a resident id has 1 to 64 characters".into());
-    }
-    if id.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(format!("resident id {id:?} must not contain spaces"));
-    }
-    Ok(())
-}
-
-/// A unit as residents and carriers type it.
-pub fn check_unit(unit: &str) -> Result<(), String> {
-    if unit.is_empty() || unit.chars().count() > 32 {
-        return Err("a unit has 1 to 32 characters".into());
-    }
-    if unit.chars().any(char::is_control) {
-        return Err("the unit must not contain control characters".into());
-    }
-    Ok(())
-}
-
-/// Checked request to add (`new`) or change a resident. Adding an id that exists is refused
-/// here, because the core's register would silently edit it.
-pub async fn register(
-    web: &Web,
+/// Add (`mode: Add`) or change (`Update`) a resident: the core checks the id and unit, and
+/// that an add does not overwrite or an update create, in the same step that records it.
+pub fn register(
     by: Operator,
     id: &str,
     unit: &str,
     accessible: bool,
-    new: bool,
-) -> Result<Request, String> {
-    check_id(id)?;
-    check_unit(unit)?;
-    let known = list(web)
-        .await
-        .map_err(|e| e.message)?
-        .into_iter()
-        .any(|r| r.resident.as_str() == id);
-    if new && known {
-        return Err(format!(
-            "resident {id} already exists; edit them in the list"
-        ));
-    }
-    if !new && !known {
-        return Err(format!("no resident {id} in the directory"));
-    }
-    Ok(Request::RegisterResident {
+    mode: RegisterMode,
+) -> Request {
+    Request::RegisterResident {
         by,
         resident: ResidentId(id.to_owned()),
         unit: unit.to_owned(),
         accessible,
-    })
+        mode,
+    }
 }
 
 /// Does a resident match the search text (id or unit, any case)?
@@ -207,10 +170,8 @@ async fn add(
         (Err(e), _) | (_, Err(e)) => return bad_form("/residents", e),
     };
     let accessible = f.get("accessible").is_some_and(|v| v == "yes");
-    match register(&web, by(&p), id, unit, accessible, true).await {
-        Ok(request) => run(&web, "/residents", request, &format!("Added {id}")).await,
-        Err(e) => bad_form("/residents", e),
-    }
+    let request = register(by(&p), id, unit, accessible, RegisterMode::Add);
+    run(&web, &p, "/residents", request, &format!("Added {id}")).await
 }
 
 async fn edit(
@@ -228,10 +189,17 @@ async fn edit(
         Err(e) => return bad_form("/residents", e),
     };
     let accessible = f.get("accessible").is_some_and(|v| v == "yes");
-    match register(&web, by(&p), &id, unit, accessible, false).await {
-        Ok(request) => run(&web, "/residents", request, &format!("Saved {id}")).await,
-        Err(e) => bad_form("/residents", e),
-    }
+    let request = register(by(&p), &id, unit, accessible, RegisterMode::Update);
+    let saved = format!("Saved {id}");
+    run_form(
+        &web,
+        &p,
+        "/residents",
+        request,
+        &saved,
+        &[RejectCode::UnknownResident],
+    )
+    .await
 }
 
 async fn deactivate(
@@ -248,5 +216,12 @@ async fn deactivate(
         by: by(&p),
         resident: ResidentId(id.clone()),
     };
-    run(&web, "/residents", request, &format!("Deactivated {id}")).await
+    run(
+        &web,
+        &p,
+        "/residents",
+        request,
+        &format!("Deactivated {id}"),
+    )
+    .await
 }

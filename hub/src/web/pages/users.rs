@@ -65,7 +65,7 @@ async fn page(
 /// Validate and store a new account (shared with the JSON API).
 pub async fn create(web: &Web, name: &str, role: &str, password: &str) -> Result<(), String> {
     users::check_name(name)?;
-    let role = Role::parse(role)?;
+    let role = Role::parse(role).map_err(|r| r.message)?;
     users::check_password(password)?;
     if web.users.get(name).is_some() {
         return Err(format!("a user named {name} already exists"));
@@ -117,7 +117,7 @@ async fn change(
     let Some(mut user) = web.users.get(&name) else {
         return bad_form("/users", format!("no user named {name}"));
     };
-    user.role = match field(&f, "role").and_then(Role::parse) {
+    user.role = match field(&f, "role").and_then(|r| Role::parse(r).map_err(|r| r.message)) {
         Ok(r) => r,
         Err(e) => return bad_form("/users", e),
     };
