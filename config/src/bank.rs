@@ -109,16 +109,8 @@ pub enum SizeClass {
     Bulk,
 }
 
-/// Compartment temperature classes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum TemperatureClass {
-    /// Not cooled.
-    Ambient,
-    /// Cooled (groceries).
-    Refrigerated,
-    /// Frozen.
-    Frozen,
-}
+pub(crate) use crate::raw::check_topic_id;
+pub use crate::refrigeration::TemperatureClass;
 
 const SIZES: [(&str, SizeClass); 6] = [
     ("XS", SizeClass::XS),
@@ -143,26 +135,6 @@ pub(crate) struct BankRead {
     pub(crate) id: Option<(String, Loc)>,
     /// Every MQTT username the bank declares (controller and kiosks), checked site-wide.
     pub(crate) usernames: Vec<(String, Loc)>,
-}
-
-/// An identifier that appears in MQTT topics: `[A-Za-z0-9_-]+`, at most 64 characters.
-pub(crate) fn check_topic_id(item: &Item, cx: &mut Ctx) -> Option<String> {
-    let id = item.str(cx)?;
-    let ok = !id.is_empty()
-        && id.len() <= 64
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    if ok {
-        Some(id.to_owned())
-    } else {
-        cx.error(
-            &item.span(),
-            item.key(),
-            format!("`{id}` must be 1-64 letters, digits, '_' or '-' (it is used in MQTT topics)"),
-        );
-        None
-    }
 }
 
 /// A compartment before its unit is known.

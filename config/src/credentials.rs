@@ -7,7 +7,7 @@
 //! so a leaked or shared config file does not leak working passwords. The hash is checked
 //! for shape here; the broker verifies passwords against it.
 
-use crate::bank::check_topic_id;
+use crate::raw::check_topic_id;
 use crate::raw::{Ctx, Item, Loc, Table};
 
 /// A bank controller's broker login.

@@ -63,7 +63,7 @@ pub use refrigeration::{
     ModbusPoint, ModbusPointsSensor, PointsModel, RefrigeratedUnit, RegisterFormat, RegisterType,
     SensorSource, TemperatureSensor, WordOrder,
 };
-pub use site::{Site, DEFAULT_DATA_DIR, DEFAULT_RETENTION_MONTHS, DEFAULT_TIME_ZONE};
+pub use site::{Site, DEFAULT_DATA_DIR, DEFAULT_RETENTION_MONTHS};
 pub use transport::{ModbusTransport, Parity, SerialLine, TcpTarget, Transport};
 
 /// Where the daemon looks for its configuration by default.

@@ -496,3 +496,23 @@ impl<'a, 'i> Table<'a, 'i> {
         }
     }
 }
+
+/// An identifier that appears in MQTT topics: `[A-Za-z0-9_-]+`, at most 64 characters.
+pub(crate) fn check_topic_id(item: &Item, cx: &mut Ctx) -> Option<String> {
+    let id = item.str(cx)?;
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if ok {
+        Some(id.to_owned())
+    } else {
+        cx.error(
+            &item.span(),
+            item.key(),
+            format!("`{id}` must be 1-64 letters, digits, '_' or '-' (it is used in MQTT topics)"),
+        );
+        None
+    }
+}

@@ -40,9 +40,20 @@
 
 use std::time::Duration;
 
-use crate::bank::{check_topic_id, TemperatureClass};
+use crate::raw::check_topic_id;
 use crate::raw::{Ctx, Item, Loc, Table};
 use crate::transport::{self, BusUse, Endpoint, ModbusTransport};
+
+/// Compartment temperature classes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TemperatureClass {
+    /// Not cooled.
+    Ambient,
+    /// Cooled (groceries).
+    Refrigerated,
+    /// Frozen.
+    Frozen,
+}
 
 /// One cooled cabinet and how its temperature is watched.
 #[derive(Debug, Clone, PartialEq)]

@@ -5,7 +5,7 @@
 //! id = "maple-court"                  # required: lowercase letters, digits and '-'
 //! name = "Maple Court Apartments"     # default: the id
 //! data_dir = "/var/lib/locker-hub"    # default shown
-//! time_zone = "America/New_York"      # IANA name; default "UTC"
+//! time_zone = "America/New_York"      # IANA name; default: the system's zone
 //! retention_months = 24               # audit history kept on the hub, 1 to 120; default 24
 //! storage_reserve_mib = 64             # below this much free space, requests are refused; default 64
 //! ```
@@ -17,8 +17,6 @@ use crate::raw::{Ctx, Table};
 
 /// Where state is kept unless `data_dir` says otherwise.
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/locker-hub";
-/// Time zone used unless `time_zone` says otherwise.
-pub const DEFAULT_TIME_ZONE: &str = "UTC";
 /// Months of audit history kept on the hub unless `retention_months` says otherwise.
 pub const DEFAULT_RETENTION_MONTHS: u32 = 24;
 
@@ -31,8 +29,9 @@ pub struct Site {
     pub name: String,
     /// Directory for the redb state store and other durable files.
     pub data_dir: PathBuf,
-    /// IANA time-zone name (`Europe/Berlin`) used for reminders and display.
-    pub time_zone: String,
+    /// IANA time-zone name (`Europe/Berlin`) for the times the web page shows and the days and
+    /// hours analytics buckets by; `None`: the system's zone.
+    pub time_zone: Option<String>,
     /// Months of history (deliveries, pickups, alerts) kept on the hub; older monthly documents
     /// are deleted locally (the cloud may keep more).
     pub retention_months: u32,
@@ -80,9 +79,9 @@ pub(crate) fn read(root: &mut Table, cx: &mut Ctx) -> Option<Site> {
         Some(item) => item.path(cx),
     };
     let time_zone = match t.get("time_zone") {
-        None => Some(DEFAULT_TIME_ZONE.to_owned()),
+        None => Some(None),
         Some(item) => item.str(cx).and_then(|tz| match check_time_zone(tz) {
-            Ok(()) => Some(tz.to_owned()),
+            Ok(()) => Some(Some(tz.to_owned())),
             Err(message) => {
                 cx.error(&item.span(), item.key(), message);
                 None

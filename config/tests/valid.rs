@@ -38,7 +38,7 @@ fn shipped_example_is_valid_and_means_what_its_comments_say() {
         "3 banks, 68 compartments, 1 refrigerated unit"
     );
     assert_eq!(config.site.id, "maple-court");
-    assert_eq!(config.site.time_zone, "America/New_York");
+    assert_eq!(config.site.time_zone.as_deref(), Some("America/New_York"));
     assert_eq!(
         config.mqtt.listener.as_ref().map(|l| l.bind),
         Some(addr("0.0.0.0:1883"))
@@ -206,7 +206,7 @@ compartments = [{ doors = "1-8", size = "S" }]
     let config = ok(text);
     assert_eq!(config.site.name, "maple");
     assert_eq!(config.site.data_dir, PathBuf::from("/var/lib/locker-hub"));
-    assert_eq!(config.site.time_zone, "UTC");
+    assert_eq!(config.site.time_zone, None);
     assert_eq!(config.site.retention_months, 24);
     assert_eq!(
         config.mqtt.listener.as_ref().map(|l| l.bind),

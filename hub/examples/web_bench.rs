@@ -7,7 +7,7 @@
 //! 1. Builds a year of history for a site of 300 compartments: the real workflow core
 //!    (`locker-core`) is driven with simulated time through deliveries and PIN pickups, and every
 //!    step's facts go into the real store (`locker-sync`) in the hub's own document layout
-//!    (`hub/src/facts.rs`, `hub/src/history.rs`, included below), as the engine would have written
+//!    (`locker_app::facts`, `locker_app::history`), as the engine would have written
 //!    them over a year.
 //! 2. Starts the real `locker-hub run` on that data directory (its banks are simulated
 //!    controllers, so they are online) and measures over HTTP on loopback, with the API token:
@@ -33,14 +33,8 @@ use locker_sync::{Store, StoreOptions};
 
 // The hub's own mapping of facts to documents, and its "open since" mark: the same code the
 // daemon runs, so the generated store is the one a hub would have after a year.
-#[allow(dead_code)]
-#[path = "../src/facts.rs"]
-mod facts;
-#[allow(dead_code)]
-#[path = "../src/history.rs"]
-mod history;
-
-use facts::StoredFact;
+use locker_app::facts::{self, StoredFact};
+use locker_app::history;
 
 const BANKS: usize = 6;
 const DOORS_PER_BANK: u16 = 50;

@@ -61,8 +61,8 @@ pub fn ensure_site_ca(data_dir: &Path) -> Result<String, String> {
     let cert = ca_params()
         .self_signed(&key)
         .map_err(|e| format!("cannot make the site CA: {e}"))?;
-    crate::init::write_file(&key_path, key.serialize_pem().as_bytes(), 0o600)?;
-    crate::init::write_file(&cert_path, cert.pem().as_bytes(), 0o644)?;
+    crate::files::write_file(&key_path, key.serialize_pem().as_bytes(), 0o600)?;
+    crate::files::write_file(&cert_path, cert.pem().as_bytes(), 0o644)?;
     Ok(format!(
         "created the site CA for bank certificates: {}",
         cert_path.display()
@@ -110,7 +110,7 @@ impl Registry {
     fn save(&self, path: &Path) -> Result<(), String> {
         let bytes = serde_json::to_vec_pretty(self).map_err(|e| e.to_string())?;
         let tmp = path.with_extension("json.tmp");
-        crate::init::write_file(&tmp, &bytes, 0o644)?;
+        crate::files::write_file(&tmp, &bytes, 0o644)?;
         fs::rename(&tmp, path).map_err(|e| format!("cannot replace {}: {e}", path.display()))
     }
 
@@ -179,8 +179,8 @@ pub fn enroll(config_path: &Path, bank: &str, out: &Path) -> Result<String, Stri
     fs::create_dir_all(out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
     let cert_out = out.join(format!("{bank}.crt"));
     let key_out = out.join(format!("{bank}.key"));
-    crate::init::write_file(&key_out, key.serialize_pem().as_bytes(), 0o600)?;
-    crate::init::write_file(&cert_out, cert.pem().as_bytes(), 0o644)?;
+    crate::files::write_file(&key_out, key.serialize_pem().as_bytes(), 0o600)?;
+    crate::files::write_file(&cert_out, cert.pem().as_bytes(), 0o644)?;
     let ca_out = out.join("site-ca.crt");
     fs::copy(&ca_cert_path, &ca_out)
         .map_err(|e| format!("cannot copy the site CA to {}: {e}", ca_out.display()))?;

@@ -31,7 +31,7 @@ use locker_drivers::modbus::value::{self, Format};
 use locker_drivers::modbus::{ModbusLink, ModbusSettings, ModbusTransport};
 use tracing::info;
 
-use crate::status::{AdapterHealth, BusHealth, DriversHealth, LastError};
+use locker_app::health::{AdapterHealth, BusHealth, DriversHealth, LastError};
 
 /// The running adapters and sensor pollers; dropping this stops them.
 pub struct Drivers {

@@ -21,10 +21,10 @@ use rumqttc::v5::{AsyncClient, Event, MqttOptions};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tracing::{debug, warn};
 
-use crate::engine::{Job, Outgoing, ReplyTo};
 use crate::inbound::{self, Inbound};
 use crate::shutdown::Shutdown;
 use crate::status::HubStatus;
+use locker_app::engine::{Job, Outgoing, ReplyTo};
 
 /// Everything the hub listens to.
 const SUBSCRIPTIONS: [&str; 6] = [

@@ -1,8 +1,11 @@
-//! `locker-hub run`: start everything, wait for a signal, stop in order.
+//! The daemon: start everything ([`Hub::start`]), run until told to stop ([`run`]), stop in
+//! order ([`Hub::stop`]).
 //!
-//! Start-up order: broker (internal listeners) → hub client → public MQTT listeners → drivers
-//! (simulated banks) → web. Shutdown: stop accepting and close client connections, flush state,
-//! return; `main` then exits the process, which also ends rumqttd's threads (rumqttd has no stop).
+//! Start-up order: state (engine) → application → broker (internal listeners) → hub client →
+//! public MQTT listeners → drivers (simulated banks) → web. Shutdown: stop accepting and close
+//! client connections, flush state, return; the binary then exits the process, which also ends
+//! rumqttd's threads (rumqttd has no stop). Tests start a [`Hub`] in-process on ephemeral ports
+//! (`bind` with port 0) and read where it listens from [`Hub::listening`].
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -13,13 +16,17 @@ use locker_config::{Config, Driver, SensorSource};
 use tokio::net::TcpListener;
 use tracing::{error, info, warn};
 
+use locker_app::notify::NotificationSink;
+use locker_app::storage::{StorageHealth, Verdict};
+use locker_app::{engine, App, AppError};
+use locker_gate::acl::Role;
+use locker_web::conn_limit;
+
 use crate::broker::auth::{Authenticator, ConfiguredLogin};
 use crate::broker::{self, front::FrontDoor, probe, Limits};
-use crate::shutdown::Shutdown;
+use crate::shutdown::{Shutdown, Trigger};
 use crate::status::HubStatus;
-use crate::storage::{StorageHealth, Verdict};
-use crate::{api, banks, bus, conn_limit, demo, engine, shutdown, systemd, tls, web};
-use locker_gate::acl::Role;
+use crate::{banks, bus, shutdown, systemd, tls};
 
 /// Where the hub ended up listening (ports given as 0 in the configuration are resolved here).
 #[derive(Debug, Clone)]
@@ -64,7 +71,7 @@ pub enum StartError {
     #[error("cannot prepare the site CA for bank certificates: {0}")]
     SiteCa(String),
     #[error("cannot load the staff accounts: {0}")]
-    Users(String),
+    Users(AppError),
     #[error("cannot read or create the API token in {path}: {source}")]
     Token {
         path: String,
@@ -72,252 +79,300 @@ pub enum StartError {
     },
 }
 
-/// Run the hub until SIGTERM or SIGINT. `on_ready` is called once every listener is bound.
+/// A running hub.
+pub struct Hub {
+    listening: Listening,
+    app: App,
+    engine: engine::Engine,
+    status: Arc<HubStatus>,
+    internal: broker::InternalPorts,
+    trigger: Trigger,
+    shutdown: Shutdown,
+    web_task: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// The in-process bank drivers (kept running while the hub runs).
+    _drivers: Arc<banks::Drivers>,
+}
+
+/// Run the hub until `stop` completes (the binary passes SIGTERM or SIGINT). `on_ready` is
+/// called once every listener is bound, before systemd is told the hub is ready.
 pub async fn run(
     config: Config,
-    demo: bool,
-    on_ready: impl FnOnce(&Listening),
+    notifications: Arc<dyn NotificationSink>,
+    stop: impl std::future::Future<Output = ()>,
+    on_ready: impl FnOnce(&Hub),
 ) -> Result<(), StartError> {
-    fail_stop_on_panic();
-    let (trigger, shutdown) = shutdown::channel();
-    let storage = Arc::new(StorageHealth::new(
-        &config.site.data_dir,
-        u64::from(config.site.storage_reserve_mib) * 1024 * 1024,
-    ));
-    // Say at once whether the disk takes writes: a hub started on a full disk reports it
-    // instead of `ok`.
-    if let Verdict::Refuse(why) = storage.check(None) {
-        tracing::error!(reason = %why, "storage degraded at start: requests that need recording will be refused");
-    }
-    let status = HubStatus::new(config.banks.iter().map(|b| b.id.clone()), storage.clone());
-
-    // State first: if the store cannot be opened there is nothing to serve.
-    let (outgoing_tx, outgoing_rx) = tokio::sync::mpsc::unbounded_channel();
-    let engine = engine::start(&config, outgoing_tx, demo, storage)?;
-    let token =
-        api::load_or_create_token(&config.site.data_dir).map_err(|source| StartError::Token {
-            path: config.site.data_dir.display().to_string(),
-            source,
-        })?;
-    if demo {
-        demo::seed_directory(&engine.jobs);
-    }
-
-    let pool = Arc::new(broker::auth::Argon2Pool::default());
-    let mut authenticator = Authenticator::new(
-        configured_logins(&config),
-        config.mqtt.allow_anonymous,
-        pool.clone(),
-    );
-    // In-process clients get their own logins and roles: a driver or a simulated bank may touch
-    // only its own bank's controller topics, the probe only its probe topics.
-    let mut bank_logins = HashMap::new();
-    for bank in &config.banks {
-        let login = authenticator.add_internal(
-            &format!("locker-hub.bank.{}", bank.id),
-            Role::Bank {
-                bank: bank.id.clone(),
-            },
-        );
-        bank_logins.insert(bank.id.clone(), login);
-    }
-    let probe_login = authenticator.add_internal(probe::USERNAME, Role::Probe);
-    let authenticator = Arc::new(authenticator);
-    let limits = Limits {
-        max_connections: config.mqtt.max_connections,
-        // A driver or simulator and a sensor poller per bank, the probes.
-        internal_clients: 2 * config.banks.len() + 4,
-        max_payload_bytes: config.mqtt.max_payload_bytes,
-    };
-    let internal = broker::start(&limits, authenticator.clone())?;
-    info!(
-        allow_anonymous = config.mqtt.allow_anonymous,
-        "MQTT broker started"
-    );
-
-    // MQTT 5, so that kiosks' response-topic and correlation-data properties reach it.
-    bus::spawn(
-        internal.v5,
-        authenticator.hub_credentials(),
-        status.clone(),
-        engine.jobs.clone(),
-        outgoing_rx,
-        shutdown.clone(),
-        bus::known_sensors(&config),
-    );
-
-    let (hub_user, hub_password) = authenticator.hub_credentials();
-    let front = FrontDoor::new(
-        internal.v5,
-        (hub_user.to_owned(), hub_password.to_owned()),
-        authenticator.clone(),
-        status.clients.clone(),
-        status.refusals.clone(),
-        config.mqtt.max_connections,
-        config.mqtt.max_payload_bytes,
-        shutdown.clone(),
-    );
-    let mut listening = Listening {
-        mqtt: None,
-        mqtts: None,
-        web: config.web.bind,
-        web_tls: config.web.tls.is_some(),
-    };
-    let mut probe_targets = Vec::new();
-    if let Some(l) = &config.mqtt.listener {
-        let listener = bind("MQTT", l.bind).await?;
-        listening.mqtt = listener.local_addr().ok();
-        if let Some(addr) = listening.mqtt {
-            probe_targets.push(probe::Target {
-                name: "mqtt",
-                addr,
-                tls: None,
-            });
-        }
-        tokio::spawn(front.clone().serve_plain(listener, l.allow.clone()));
-    }
-    if let Some(t) = &config.mqtt.tls {
-        if t.bank_certificates {
-            // Made by `locker-hub init`; made here too for a site that turned certificates on
-            // later, so the listener never starts without the CA it checks banks against.
-            crate::bank_certs::ensure_site_ca(&config.site.data_dir).map_err(StartError::SiteCa)?;
-        }
-        let site_ca = crate::bank_certs::site_ca_paths(&config.site.data_dir).0;
-        let acceptor = tls::acceptor_with_clients(
-            &t.cert,
-            &t.key,
-            &[b"mqtt"],
-            t.bank_certificates.then_some(site_ca.as_path()),
-        )?;
-        let listener = bind("MQTT over TLS", t.bind).await?;
-        let listener =
-            tls::TlsListener::new(listener, acceptor).map_err(|source| StartError::Bind {
-                what: "MQTT over TLS",
-                addr: t.bind,
-                source,
-            })?;
-        listening.mqtts = Some(listener.local_addr());
-        match probe::Target::tls("mqtts", listener.local_addr(), &t.cert) {
-            Ok(target) => probe_targets.push(target),
-            Err(e) => warn!(error = %e, "the TLS listener cannot be probed"),
-        }
-        let mut tls_front = front.clone();
-        if t.bank_certificates {
-            tls_front.enrolled = Some(crate::bank_certs::enrolled_path(&config.site.data_dir));
-        }
-        tokio::spawn(tls_front.serve_tls(listener));
-    }
-    // The drivers' own door: loopback only, through the same checks as everyone else.
-    let local = bind(
-        "the drivers' MQTT listener",
-        SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
-    )
-    .await?;
-    let local_addr = local.local_addr().map_err(|source| StartError::Bind {
-        what: "the drivers' MQTT listener",
-        addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
-        source,
-    })?;
-    probe_targets.push(probe::Target {
-        name: "drivers",
-        addr: local_addr,
-        tls: None,
-    });
-    tokio::spawn(front.with_own_limit().serve_plain(local, Vec::new()));
-    probe::spawn(
-        status.probes.clone(),
-        probe_targets,
-        probe_login,
-        shutdown.clone(),
-    );
-
-    start_simulated_banks(&config, &listening, local_addr, &bank_logins);
-    let (drivers, problems) =
-        banks::start(&config, local_addr, |bank| bank_logins.get(bank).cloned());
-    let drivers = Arc::new(drivers);
-    let read = drivers.clone();
-    status.set_drivers(move || read.health());
-    for problem in problems {
-        error!("{problem}; the bank stays offline");
-    }
-
-    let web_listener = bind("the web page", config.web.bind).await?;
-    listening.web = web_listener.local_addr().unwrap_or(config.web.bind);
-    let users = web::users::Users::load(engine.jobs.clone())
-        .await
-        .map_err(StartError::Users)?;
-    let site = Arc::new(web::Web {
-        status: status.clone(),
-        jobs: engine.jobs.clone(),
-        snapshot: engine.snapshot.clone(),
-        changes: engine.changes.clone(),
-        api_token: token,
-        users,
-        sessions: Default::default(),
-        throttle: Default::default(),
-        argon2: pool.clone(),
-        secure: config.web.tls.is_some(),
-        site_name: config.site.name.clone(),
-        banks: web::Web::banks_of(&config),
-        data_dir: config.site.data_dir.clone(),
-    });
-    if demo {
-        web::seed_demo_users(&site)
-            .await
-            .map_err(StartError::Users)?;
-    }
-    let app = web::router(site.clone()).merge(api::router(site));
-    let mut web_shutdown = shutdown.clone();
-    let graceful = async move {
-        web_shutdown.wait().await;
-    };
-    // Before sign-in, a web connection is bounded like an MQTT one: per source and in all, its
-    // first request within WEB_FIRST_BYTES, closed after WEB_IDLE of silence (live pages get a
-    // keep-alive every 15 s).
-    let web_limit = conn_limit::SourceLimit::new(WEB_CONNECTIONS_PER_SOURCE, WEB_CONNECTIONS);
-    let app = app.into_make_service_with_connect_info::<conn_limit::Peer>();
-    let web_task = match &config.web.tls {
-        Some(files) => {
-            let acceptor = tls::acceptor(&files.cert, &files.key, &[b"http/1.1"])?;
-            let listener = tls::TlsListener::new(web_listener, acceptor).map_err(|source| {
-                StartError::Bind {
-                    what: "the web page",
-                    addr: config.web.bind,
-                    source,
-                }
-            })?;
-            serve_web(listener, web_limit, app, graceful)
-        }
-        None => serve_web(web_listener, web_limit, app, graceful),
-    };
-
-    info!(site = %config.site.id, "{}", config.summary());
-    if config.banks.is_empty() {
-        warn!("no locker banks are configured yet: add [[bank]] sections to the configuration");
-    }
-    on_ready(&listening);
+    let hub = Hub::start(config, notifications).await?;
+    on_ready(&hub);
     systemd::notify("READY=1");
     if let Some(every) = systemd::watchdog_interval() {
         tokio::spawn(watchdog(
             every,
-            internal,
-            status.probes.clone(),
-            shutdown.clone(),
+            hub.internal,
+            hub.status.probes.clone(),
+            hub.shutdown.clone(),
         ));
     }
-
-    wait_for_signal().await;
+    stop.await;
     info!("shutting down");
     systemd::notify("STOPPING=1");
-    trigger.fire();
-    // Open web requests get a moment to finish; the process must be gone within 2 s of the
-    // signal, so the wait is bounded.
-    let _ = tokio::time::timeout(Duration::from_millis(800), web_task).await;
-    // The engine finishes its current step (whose facts are committed before anything is
-    // acknowledged), then stops; the store closes with it.
-    let _ = tokio::task::spawn_blocking(move || engine.stop()).await;
+    hub.stop().await;
     info!("stopped");
     Ok(())
+}
+
+impl Hub {
+    /// Where the hub ended up listening.
+    pub fn listening(&self) -> &Listening {
+        &self.listening
+    }
+
+    /// The application's services (to seed accounts and the directory in a demo or a test).
+    pub fn app(&self) -> &App {
+        &self.app
+    }
+
+    /// Stop: close the listeners and client connections, let open web requests finish (bounded),
+    /// then let the engine finish its current step (whose facts are committed before anything is
+    /// acknowledged) and close the store.
+    pub async fn stop(self) {
+        self.trigger.fire();
+        // The process must be gone within 2 s of the signal, so the wait is bounded.
+        let _ = tokio::time::timeout(Duration::from_millis(800), self.web_task).await;
+        let engine = self.engine;
+        let _ = tokio::task::spawn_blocking(move || engine.stop()).await;
+    }
+
+    /// Start every part of the hub for `config`; notifications go to `notifications` once they
+    /// are durable in the outbox.
+    pub async fn start(
+        config: Config,
+        notifications: Arc<dyn NotificationSink>,
+    ) -> Result<Hub, StartError> {
+        let (trigger, shutdown) = shutdown::channel();
+        let storage = Arc::new(StorageHealth::new(
+            &config.site.data_dir,
+            u64::from(config.site.storage_reserve_mib) * 1024 * 1024,
+        ));
+        // Say at once whether the disk takes writes: a hub started on a full disk reports it
+        // instead of `ok`.
+        if let Verdict::Refuse(why) = storage.check(None) {
+            tracing::error!(reason = %why, "storage degraded at start: requests that need recording will be refused");
+        }
+        let status = HubStatus::new(config.banks.iter().map(|b| b.id.clone()), storage.clone());
+
+        // State first: if the store cannot be opened there is nothing to serve.
+        let (outgoing_tx, outgoing_rx) = tokio::sync::mpsc::unbounded_channel();
+        let engine = engine::start(&config, outgoing_tx, notifications, storage)?;
+        let token =
+            locker_web::api::load_or_create_token(&config.site.data_dir).map_err(|source| {
+                StartError::Token {
+                    path: config.site.data_dir.display().to_string(),
+                    source,
+                }
+            })?;
+
+        let pool = Arc::new(broker::auth::Argon2Pool::default());
+        let zone = locker_app::time::site_zone(config.site.time_zone.as_deref());
+        let app = App::new(&engine, pool.clone(), zone)
+            .await
+            .map_err(StartError::Users)?;
+        let mut authenticator = Authenticator::new(
+            configured_logins(&config),
+            config.mqtt.allow_anonymous,
+            pool.clone(),
+        );
+        // In-process clients get their own logins and roles: a driver or a simulated bank may touch
+        // only its own bank's controller topics, the probe only its probe topics.
+        let mut bank_logins = HashMap::new();
+        for bank in &config.banks {
+            let login = authenticator.add_internal(
+                &format!("locker-hub.bank.{}", bank.id),
+                Role::Bank {
+                    bank: bank.id.clone(),
+                },
+            );
+            bank_logins.insert(bank.id.clone(), login);
+        }
+        let probe_login = authenticator.add_internal(probe::USERNAME, Role::Probe);
+        let authenticator = Arc::new(authenticator);
+        let limits = Limits {
+            max_connections: config.mqtt.max_connections,
+            // A driver or simulator and a sensor poller per bank, the probes.
+            internal_clients: 2 * config.banks.len() + 4,
+            max_payload_bytes: config.mqtt.max_payload_bytes,
+        };
+        let internal = broker::start(&limits, authenticator.clone())?;
+        info!(
+            allow_anonymous = config.mqtt.allow_anonymous,
+            "MQTT broker started"
+        );
+
+        // MQTT 5, so that kiosks' response-topic and correlation-data properties reach it.
+        bus::spawn(
+            internal.v5,
+            authenticator.hub_credentials(),
+            status.clone(),
+            engine.jobs.clone(),
+            outgoing_rx,
+            shutdown.clone(),
+            bus::known_sensors(&config),
+        );
+
+        let (hub_user, hub_password) = authenticator.hub_credentials();
+        let front = FrontDoor::new(
+            internal.v5,
+            (hub_user.to_owned(), hub_password.to_owned()),
+            authenticator.clone(),
+            status.clients.clone(),
+            status.refusals.clone(),
+            config.mqtt.max_connections,
+            config.mqtt.max_payload_bytes,
+            shutdown.clone(),
+        );
+        let mut listening = Listening {
+            mqtt: None,
+            mqtts: None,
+            web: config.web.bind,
+            web_tls: config.web.tls.is_some(),
+        };
+        let mut probe_targets = Vec::new();
+        if let Some(l) = &config.mqtt.listener {
+            let listener = bind("MQTT", l.bind).await?;
+            listening.mqtt = listener.local_addr().ok();
+            if let Some(addr) = listening.mqtt {
+                probe_targets.push(probe::Target {
+                    name: "mqtt",
+                    addr,
+                    tls: None,
+                });
+            }
+            tokio::spawn(front.clone().serve_plain(listener, l.allow.clone()));
+        }
+        if let Some(t) = &config.mqtt.tls {
+            if t.bank_certificates {
+                // Made by `locker-hub init`; made here too for a site that turned certificates on
+                // later, so the listener never starts without the CA it checks banks against.
+                crate::bank_certs::ensure_site_ca(&config.site.data_dir)
+                    .map_err(StartError::SiteCa)?;
+            }
+            let site_ca = crate::bank_certs::site_ca_paths(&config.site.data_dir).0;
+            let acceptor = tls::acceptor_with_clients(
+                &t.cert,
+                &t.key,
+                &[b"mqtt"],
+                t.bank_certificates.then_some(site_ca.as_path()),
+            )?;
+            let listener = bind("MQTT over TLS", t.bind).await?;
+            let listener =
+                tls::TlsListener::new(listener, acceptor).map_err(|source| StartError::Bind {
+                    what: "MQTT over TLS",
+                    addr: t.bind,
+                    source,
+                })?;
+            listening.mqtts = Some(listener.local_addr());
+            match probe::Target::tls("mqtts", listener.local_addr(), &t.cert) {
+                Ok(target) => probe_targets.push(target),
+                Err(e) => warn!(error = %e, "the TLS listener cannot be probed"),
+            }
+            let mut tls_front = front.clone();
+            if t.bank_certificates {
+                tls_front.enrolled = Some(crate::bank_certs::enrolled_path(&config.site.data_dir));
+            }
+            tokio::spawn(tls_front.serve_tls(listener));
+        }
+        // The drivers' own door: loopback only, through the same checks as everyone else.
+        let local = bind(
+            "the drivers' MQTT listener",
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+        )
+        .await?;
+        let local_addr = local.local_addr().map_err(|source| StartError::Bind {
+            what: "the drivers' MQTT listener",
+            addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+            source,
+        })?;
+        probe_targets.push(probe::Target {
+            name: "drivers",
+            addr: local_addr,
+            tls: None,
+        });
+        tokio::spawn(front.with_own_limit().serve_plain(local, Vec::new()));
+        probe::spawn(
+            status.probes.clone(),
+            probe_targets,
+            probe_login,
+            shutdown.clone(),
+        );
+
+        start_simulated_banks(&config, &listening, local_addr, &bank_logins);
+        let (drivers, problems) =
+            banks::start(&config, local_addr, |bank| bank_logins.get(bank).cloned());
+        let drivers = Arc::new(drivers);
+        let read = drivers.clone();
+        status.set_drivers(move || read.health());
+        for problem in problems {
+            error!("{problem}; the bank stays offline");
+        }
+
+        let web_listener = bind("the web page", config.web.bind).await?;
+        listening.web = web_listener.local_addr().unwrap_or(config.web.bind);
+        let site = Arc::new(locker_web::Web {
+            app: app.clone(),
+            health: status.clone(),
+            api_token: token,
+            sessions: Default::default(),
+            throttle: Default::default(),
+            secure: config.web.tls.is_some(),
+            site_name: config.site.name.clone(),
+            banks: locker_web::Web::banks_of(&config),
+            data_dir: config.site.data_dir.clone(),
+        });
+        let app_routes = locker_web::router(site);
+        let mut web_shutdown = shutdown.clone();
+        let graceful = async move {
+            web_shutdown.wait().await;
+        };
+        // Before sign-in, a web connection is bounded like an MQTT one: per source and in all, its
+        // first request within WEB_FIRST_BYTES, closed after WEB_IDLE of silence (live pages get a
+        // keep-alive every 15 s).
+        let web_limit = conn_limit::SourceLimit::new(WEB_CONNECTIONS_PER_SOURCE, WEB_CONNECTIONS);
+        let routes = app_routes.into_make_service_with_connect_info::<conn_limit::Peer>();
+        let web_task = match &config.web.tls {
+            Some(files) => {
+                let acceptor = tls::acceptor(&files.cert, &files.key, &[b"http/1.1"])?;
+                let listener = tls::TlsListener::new(web_listener, acceptor).map_err(|source| {
+                    StartError::Bind {
+                        what: "the web page",
+                        addr: config.web.bind,
+                        source,
+                    }
+                })?;
+                serve_web(listener, web_limit, routes, graceful)
+            }
+            None => serve_web(web_listener, web_limit, routes, graceful),
+        };
+
+        info!(site = %config.site.id, "{}", config.summary());
+        if config.banks.is_empty() {
+            warn!("no locker banks are configured yet: add [[bank]] sections to the configuration");
+        }
+        Ok(Hub {
+            listening,
+            app,
+            engine,
+            status,
+            internal,
+            trigger,
+            shutdown,
+            web_task,
+            _drivers: drivers,
+        })
+    }
+}
+
+/// SIGTERM or SIGINT (Ctrl-C), for [`run`].
+pub async fn signal() {
+    wait_for_signal().await
 }
 
 /// Serve the web app on `listener`, within the web's connection bounds, until `graceful`
@@ -507,7 +562,7 @@ fn configured_logins(config: &Config) -> Vec<ConfiguredLogin> {
 /// listener's lock and leave the broker half-working while its port stays open) stops the
 /// process with exit code 70, so systemd restarts it. A half-working hub is worse than a restart:
 /// nothing confirmed is lost (every step is durable before it is acknowledged).
-fn fail_stop_on_panic() {
+pub fn fail_stop_on_panic() {
     // While at it: allocations of 4 MiB and more (an argon2 check holds 19 MiB) always go back
     // to the system when freed. glibc otherwise raises this threshold after the first such free
     // and keeps later blocks in its per-thread arenas, which under a login storm held hundreds

@@ -7,7 +7,12 @@
 
 use std::net::{IpAddr, SocketAddr, TcpListener};
 
+use locker_app::notify::{Notification, NotificationSink};
+use locker_app::{Actor, App, AppError};
 use locker_config::{Config, Listener};
+use locker_core::{
+    CarrierId, Command, Operator, RegisterMode, Request, RequestId, ResidentId, Role,
+};
 
 /// Demo-mode options from the command line.
 #[derive(Debug, Clone, clap::Args)]
@@ -101,10 +106,38 @@ pub const DEMO_ADMIN_PASSWORD: &str = "demo-password";
 /// The demo's carrier access code, printed in the banner.
 pub const DEMO_CARRIER_CODE: &str = "246810";
 
-/// Residents in units 101 to 112 (unit 104 needs accessible compartments) and one carrier, so a
-/// drop-off and a pickup can be tried at once. Request ids are fixed: seeding twice is a no-op.
-pub fn seed_directory(jobs: &std::sync::mpsc::Sender<crate::engine::Job>) {
-    use locker_core::{CarrierId, Command, Operator, Request, RequestId, ResidentId};
+/// The demo's notification sink: each notification printed, codes and all, so the whole flow
+/// can be walked through by hand (the demo's data is thrown away on exit).
+pub struct Printing;
+
+impl NotificationSink for Printing {
+    fn queued(&self, n: &Notification<'_>) {
+        let parcels: Vec<&str> = n.parcels.iter().map(|p| p.as_str()).collect();
+        let line = format!(
+            "demo notification ({:?}) for resident {}: parcels {}, PIN {}, QR {}",
+            n.kind,
+            n.resident,
+            parcels.join(" "),
+            n.pin.unwrap_or("-"),
+            n.qr.unwrap_or("-"),
+        );
+        tracing::info!("{line}");
+        println!("{line}");
+    }
+}
+
+/// Seed the demo site through the application's services, as its admin would: an admin, a staff
+/// and a kiosk account, residents in units 101 to 112 (unit 104 needs accessible compartments)
+/// and one carrier with a code, so a drop-off and a pickup can be tried at once. Request ids
+/// are fixed: seeding twice is a no-op.
+pub async fn seed(app: &App) -> Result<(), AppError> {
+    for (name, role) in [("admin", "admin"), ("staff", "staff"), ("kiosk", "kiosk")] {
+        match app.create_account(name, role, DEMO_ADMIN_PASSWORD).await {
+            Ok(_) | Err(AppError::Conflict(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let admin = Actor::new("demo", Role::Admin);
     let mut requests: Vec<(String, Request)> = (101..=112)
         .map(|unit| {
             (
@@ -114,7 +147,7 @@ pub fn seed_directory(jobs: &std::sync::mpsc::Sender<crate::engine::Job>) {
                     resident: ResidentId(format!("r-{unit}")),
                     unit: unit.to_string(),
                     accessible: unit == 104,
-                    mode: locker_core::RegisterMode::Upsert,
+                    mode: RegisterMode::Upsert,
                 },
             )
         })
@@ -136,14 +169,11 @@ pub fn seed_directory(jobs: &std::sync::mpsc::Sender<crate::engine::Job>) {
         },
     ));
     for (id, request) in requests {
-        let _ = jobs.send(crate::engine::Job::Command {
-            command: Command {
-                request_id: RequestId(id),
-                request,
-            },
-            // The demo's own set-up, with an admin's rights.
-            caller: locker_core::Caller::User(locker_core::Role::Admin),
-            reply: crate::engine::ReplyTo::Nobody,
-        });
+        let command = Command {
+            request_id: RequestId(id),
+            request,
+        };
+        app.command(&admin, command).await?;
     }
+    Ok(())
 }

@@ -6,9 +6,7 @@
 //! certificates (`bank_certs`). Existing files are never overwritten.
 
 use std::fs;
-use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use rcgen::{CertificateParams, DnType, KeyPair, SanType};
@@ -52,26 +50,12 @@ fn server_certificate(data_dir: &Path) -> Result<String, String> {
     let cert = params
         .self_signed(&key)
         .map_err(|e| format!("cannot make a certificate: {e}"))?;
-    write_file(&key_path, key.serialize_pem().as_bytes(), 0o600)?;
-    write_file(&cert_path, cert.pem().as_bytes(), 0o644)?;
+    crate::files::write_file(&key_path, key.serialize_pem().as_bytes(), 0o600)?;
+    crate::files::write_file(&cert_path, cert.pem().as_bytes(), 0o644)?;
     Ok(format!(
         "created a self-signed TLS certificate for {host}: {}",
         cert_path.display()
     ))
-}
-
-/// Write `bytes` to `path` (created or replaced) with permissions `mode`, and sync it.
-pub(crate) fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), String> {
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(path)
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    f.write_all(bytes)
-        .and_then(|()| f.sync_all())
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 fn hostname() -> String {

@@ -1,35 +1,16 @@
-//! `locker-hub`: the on-premises edge hub for smart package lockers.
-//!
-//! Read this crate top-down: `main` parses the command line; [`daemon`] starts the pieces
-//! ([`broker`], [`bus`], [`web`]) and stops them; [`demo`] builds a site that needs no hardware.
+//! `locker-hub`: the command line. Everything it runs is in the library (`lib.rs`): this file
+//! parses arguments, sets up the process (logging, fail-stop on panic, the runtime), and calls
+//! [`daemon::run`] or a one-shot command.
 
-mod api;
-mod bank_certs;
-mod banks;
-mod broker;
-mod bus;
-mod clock;
-mod conn_limit;
-mod daemon;
-mod demo;
-mod engine;
-mod facts;
-mod history;
-mod inbound;
-mod init;
-mod logging;
-mod shutdown;
-mod status;
-mod storage;
-mod systemd;
-mod tls;
-mod web;
+use locker_hub::{bank_certs, daemon, demo, init, logging, user_cli};
 
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
+use locker_app::notify::{NotificationSink, OutboxOnly};
 
 #[derive(Parser)]
 #[command(
@@ -47,7 +28,7 @@ enum Command {
     /// Run the hub with a configuration file.
     Run {
         /// The site configuration.
-        #[arg(long, short, default_value = "/etc/locker-hub/hub.toml")]
+        #[arg(long, short, default_value = locker_config::DEFAULT_PATH)]
         config: PathBuf,
     },
     /// Run a demo site: two simulated banks, no hardware and no configuration needed.
@@ -84,7 +65,7 @@ enum BankCommand {
         #[arg(long, default_value = ".")]
         out: PathBuf,
         /// The site configuration (for the data directory and the bank ids).
-        #[arg(long, short, default_value = "/etc/locker-hub/hub.toml")]
+        #[arg(long, short, default_value = locker_config::DEFAULT_PATH)]
         config: PathBuf,
     },
     /// Revoke every certificate of a bank: its next connection with one is refused.
@@ -92,7 +73,7 @@ enum BankCommand {
         /// The bank id.
         bank: String,
         /// The site configuration.
-        #[arg(long, short, default_value = "/etc/locker-hub/hub.toml")]
+        #[arg(long, short, default_value = locker_config::DEFAULT_PATH)]
         config: PathBuf,
     },
 }
@@ -107,7 +88,7 @@ enum UserCommand {
         #[arg(long)]
         role: String,
         /// The site configuration (for the web address and the data directory).
-        #[arg(long, short, default_value = "/etc/locker-hub/hub.toml")]
+        #[arg(long, short, default_value = locker_config::DEFAULT_PATH)]
         config: PathBuf,
         /// The hub's web address, when it is not the configured `[web] bind` (e.g. port 0).
         #[arg(long)]
@@ -137,7 +118,7 @@ fn main() -> ExitCode {
             role,
             config,
             web,
-        }) => match web::user_cli::add(&config, web, &name, &role) {
+        }) => match user_cli::add(&config, web, &name, &role) {
             Ok(done) => {
                 println!("{done}");
                 ExitCode::SUCCESS
@@ -186,7 +167,9 @@ fn main() -> ExitCode {
                     return ExitCode::from(EXIT_BAD_CONFIG);
                 }
             };
-            serve(config, false, |l| println!("{}", l.ready_line()))
+            serve(config, Arc::new(OutboxOnly), |hub| {
+                println!("{}", hub.listening().ready_line())
+            })
         }
         Command::Demo(args) => {
             logging::init();
@@ -204,12 +187,51 @@ fn main() -> ExitCode {
             for note in notes {
                 println!("{note}");
             }
-            let code = serve(config, true, |l| {
-                println!("{}", l.ready_line());
-                println!("{}", demo::banner(l));
-            });
+            let code = serve_demo(config);
             drop(data);
             code
+        }
+    }
+}
+
+/// A multi-threaded runtime for the daemon.
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        })
+}
+
+/// The demo: the hub with a printing notification sink, its accounts and directory seeded, and
+/// a banner.
+fn serve_demo(config: locker_config::Config) -> ExitCode {
+    daemon::fail_stop_on_panic();
+    let runtime = match runtime() {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let result = runtime.block_on(async {
+        let hub = locker_hub::Hub::start(config, Arc::new(demo::Printing)).await?;
+        if let Err(e) = demo::seed(hub.app()).await {
+            eprintln!("cannot seed the demo: {e}");
+        }
+        println!("{}", hub.listening().ready_line());
+        println!("{}", demo::banner(hub.listening()));
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        daemon::signal().await;
+        hub.stop().await;
+        Ok::<(), locker_hub::StartError>(())
+    });
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("locker-hub: {e}");
+            ExitCode::FAILURE
         }
     }
 }
@@ -218,24 +240,24 @@ fn main() -> ExitCode {
 /// cannot be stopped any other way.
 fn serve(
     config: locker_config::Config,
-    demo: bool,
-    on_ready: impl FnOnce(&daemon::Listening),
+    notifications: Arc<dyn NotificationSink>,
+    on_ready: impl FnOnce(&locker_hub::Hub),
 ) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    daemon::fail_stop_on_panic();
+    let runtime = match runtime() {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
-    let result = runtime.block_on(daemon::run(config, demo, |l| {
-        on_ready(l);
-        use std::io::Write;
-        let _ = std::io::stdout().flush();
-    }));
+    let result = runtime.block_on(daemon::run(
+        config,
+        notifications,
+        daemon::signal(),
+        |hub| {
+            on_ready(hub);
+            use std::io::Write;
+            let _ = std::io::stdout().flush();
+        },
+    ));
     runtime.shutdown_timeout(std::time::Duration::from_millis(200));
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -259,7 +281,7 @@ fn hash_password() -> ExitCode {
         );
         return ExitCode::from(EXIT_BAD_CONFIG);
     }
-    match broker::auth::hash_password(password) {
+    match locker_app::passwords::hash_password(password) {
         Ok(hash) => {
             println!("{hash}");
             ExitCode::SUCCESS

@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
-use serde::Serialize;
+use locker_app::health::{BanksHealth, BrokerHealth, DriversHealth, Health, HealthSource};
 
-use crate::broker::front::{ClientCount, LoginRefusals, Refusals};
-use crate::broker::probe::{ProbeHealth, Probes};
+use crate::broker::front::{ClientCount, Refusals};
+use crate::broker::probe::Probes;
 
 /// Live health of the hub.
 pub struct HubStatus {
@@ -21,103 +21,15 @@ pub struct HubStatus {
     /// Configured bank id → online (its controller or driver reported in, and has not gone away).
     banks: Mutex<BTreeMap<String, bool>>,
     /// Whether the data directory takes writes.
-    pub storage: Arc<crate::storage::StorageHealth>,
+    pub storage: Arc<locker_app::storage::StorageHealth>,
     /// Reads the hub's own drivers (set once they are started).
     drivers: OnceLock<Box<dyn Fn() -> DriversHealth + Send + Sync>>,
-}
-
-/// The JSON answer of `GET /healthz`.
-#[derive(Debug, Serialize)]
-pub struct Health {
-    /// `ok`, or `degraded` with the reasons in `problems`.
-    pub status: &'static str,
-    pub problems: Vec<String>,
-    pub version: &'static str,
-    pub uptime_s: u64,
-    pub broker: BrokerHealth,
-    pub banks: BanksHealth,
-    pub drivers: DriversHealth,
-    pub storage: crate::storage::StorageState,
-}
-
-/// The hub's own drivers: every bus it owns and every bank adapter on one.
-#[derive(Debug, Default, Serialize)]
-pub struct DriversHealth {
-    pub buses: Vec<BusHealth>,
-    pub banks: Vec<AdapterHealth>,
-}
-
-/// Counters of one RS-485 port, TCP gateway or Modbus connection since the hub started.
-#[derive(Debug, Serialize)]
-pub struct BusHealth {
-    /// Serial path or `host:port`.
-    pub bus: String,
-    /// `kerong`, `lockboard-8a` or `modbus`.
-    pub protocol: &'static str,
-    pub port_open: bool,
-    pub requests: u64,
-    pub replies: u64,
-    pub timeouts: u64,
-    pub checksum_errors: u64,
-    pub exceptions: u64,
-    pub retries: u64,
-    pub stray_frames: u64,
-    pub garbage_bytes: u64,
-    pub reopens: u64,
-    pub refused: u64,
-    /// Unlocks dropped unsent because their deadline passed while they waited for the bus.
-    pub expired: u64,
-    /// The most recent problem: Unix milliseconds and what happened.
-    pub last_error: Option<LastError>,
-    /// Devices (board or slave address) that answer, and those that do not.
-    pub devices_online: Vec<u8>,
-    pub devices_offline: Vec<u8>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct LastError {
-    pub at_ms: u64,
-    pub message: String,
-}
-
-/// One bank adapter (a bank without its own controller).
-#[derive(Debug, Serialize)]
-pub struct AdapterHealth {
-    pub bank: String,
-    pub mqtt_connected: bool,
-    /// `None` before the first poll.
-    pub online: Option<bool>,
-    /// Boards that did not answer their last request.
-    pub silent_boards: Vec<u8>,
-    pub poll_cycles: u64,
-    pub last_cycle_ms: Option<f64>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct BrokerHealth {
-    /// MQTT clients connected through the front door (the hub's own client not counted).
-    pub clients_connected: usize,
-    /// The end-to-end probe of each front-door listener.
-    pub probes: Vec<ProbeHealth>,
-    /// What the front door refused, per login (`connect`, `publish`, `subscribe`,
-    /// `rate_limited`).
-    pub refusals: BTreeMap<String, LoginRefusals>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct BanksHealth {
-    pub configured: usize,
-    pub online: usize,
-    /// Ids of the banks that are online.
-    pub online_ids: Vec<String>,
-    /// Ids of the banks that are not.
-    pub offline_ids: Vec<String>,
 }
 
 impl HubStatus {
     pub fn new(
         bank_ids: impl IntoIterator<Item = String>,
-        storage: Arc<crate::storage::StorageHealth>,
+        storage: Arc<locker_app::storage::StorageHealth>,
     ) -> Arc<HubStatus> {
         Arc::new(HubStatus {
             storage,
@@ -155,7 +67,7 @@ impl HubStatus {
         self.banks.lock().is_ok_and(|b| b.contains_key(bank))
     }
 
-    pub fn health(&self) -> Health {
+    fn report(&self) -> Health {
         let banks = self.banks.lock().map(|b| b.clone()).unwrap_or_default();
         let (online, offline): (Vec<_>, Vec<_>) = banks.iter().partition(|(_, on)| **on);
         let mut problems = self.probes.problems();
@@ -175,7 +87,12 @@ impl HubStatus {
             broker: BrokerHealth {
                 clients_connected: self.clients.get(),
                 probes: self.probes.health(),
-                refusals: self.refusals.snapshot().into_iter().collect(),
+                refusals: self
+                    .refusals
+                    .snapshot()
+                    .into_iter()
+                    .map(|(login, r)| (login, r.counts()))
+                    .collect(),
             },
             banks: BanksHealth {
                 configured: banks.len(),
@@ -186,5 +103,11 @@ impl HubStatus {
             drivers: self.drivers.get().map(|read| read()).unwrap_or_default(),
             storage,
         }
+    }
+}
+
+impl HealthSource for HubStatus {
+    fn health(&self) -> Health {
+        self.report()
     }
 }

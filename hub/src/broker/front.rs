@@ -40,11 +40,11 @@ use tracing::{debug, warn};
 
 use super::auth::{Authenticator, Identity, Refused};
 use crate::bank_certs::Lookup;
-use crate::conn_limit::{Slot, SourceLimit};
 use crate::shutdown::Shutdown;
 use crate::tls::TlsListener;
 use locker_config::AddrRange;
 use locker_gate::acl::Role;
+use locker_web::conn_limit::{Slot, SourceLimit};
 
 /// A client that has not sent its CONNECT by then is dropped.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -85,6 +85,18 @@ pub struct LoginRefusals {
     logged_at: Option<Instant>,
     #[serde(skip)]
     held_back: u64,
+}
+
+impl LoginRefusals {
+    /// The counts, as `/healthz` shows them.
+    pub fn counts(&self) -> locker_app::health::RefusalCounts {
+        locker_app::health::RefusalCounts {
+            connect: self.connect,
+            publish: self.publish,
+            subscribe: self.subscribe,
+            rate_limited: self.rate_limited,
+        }
+    }
 }
 
 impl Refusals {

@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use rumqttc::v5::mqttbytes::v5;
 use rumqttc::v5::mqttbytes::QoS;
-use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -82,16 +81,7 @@ struct ProbeState {
     round_trip_ms: Option<f64>,
 }
 
-/// One listener's probe, as `/healthz` shows it.
-#[derive(Debug, Clone, Serialize)]
-pub struct ProbeHealth {
-    pub listener: &'static str,
-    pub ok: bool,
-    /// Seconds since the last successful round trip (`None`: never yet).
-    pub last_ok_s_ago: Option<u64>,
-    pub round_trip_ms: Option<f64>,
-    pub last_error: Option<String>,
-}
+pub use locker_app::health::ProbeHealth;
 
 impl Probes {
     /// Called by the hub's own client for every message on the probe topics.

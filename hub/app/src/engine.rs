@@ -1,0 +1,955 @@
+//! The engine: the one thread that owns the workflow core and the state store.
+//!
+//! Every input (an MQTT message, an HTTP command, a timer) becomes a [`Job`] on one queue, so the
+//! core sees a single ordered stream and needs no locks. For each step:
+//!
+//! 1. the core decides (`handle` or `tick`): facts, effects, reply;
+//! 2. the facts, and the plaintext codes of notifications, are committed to redb in one durable
+//!    transaction (durable before acknowledged);
+//! 3. only then are the effects and the reply handed to the async side to be published.
+//!
+//! If a commit fails because the disk is full or read-only, the engine drops what was not made
+//! durable (it reopens the store and rebuilds the core from disk), refuses the request with a
+//! reply that says why, and goes on with the storage degraded until there is room again
+//! (`storage.rs`). If a commit fails for any other reason, the engine stops the process
+//! (fail-stop): memory would be ahead of disk, and systemd restarts the hub from what is durable.
+
+use std::collections::BTreeSet;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, RwLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use locker_config::Config;
+use locker_core::{
+    sanitize_hub_id, AlertId, AlertKind, BankView, Caller, CompartmentView, Core, Effect, Entropy,
+    Input, Millis, Outcome, Output, RejectCode, Rejection, Reply, Request,
+};
+use locker_sync::{Store, StoreError, StoreOptions};
+use rand::RngCore;
+use serde::Serialize;
+use tokio::sync::{broadcast, mpsc as tokio_mpsc, oneshot};
+use tracing::{error, info, warn};
+
+use crate::error::AppError;
+use crate::facts::{self, StoredFact};
+use crate::history;
+use crate::notify::{Notification, NotificationSink};
+use crate::storage::{self, StorageHealth, Verdict};
+use locker_bus::{self as bus, BankTopics, Command};
+
+/// Work for the engine.
+pub enum Job {
+    /// A request from an authenticated caller, and where its reply goes. The core refuses what
+    /// the caller may not ask (`locker_core::authorize`).
+    Command {
+        command: locker_core::Command,
+        caller: Caller,
+        reply: ReplyTo,
+    },
+    /// What a controller reported.
+    Observe(locker_core::Observation),
+    /// List the notifications waiting in the local outbox (with their plaintext codes).
+    OutboxList(oneshot::Sender<Result<Vec<(String, serde_json::Value)>, AppError>>),
+    /// A notifier has handed this notification off: erase it, and its plaintext code with it.
+    OutboxDone {
+        id: String,
+        done: oneshot::Sender<Result<bool, AppError>>,
+    },
+    /// Every parcel the core knows (the live ones and those finished within the loaded window).
+    Parcels(oneshot::Sender<Vec<locker_core::ParcelView>>),
+    /// Open alerts (for the staff page and the API), the storage alert included.
+    Alerts(oneshot::Sender<Vec<locker_core::Alert>>),
+    /// The directory's residents, by id.
+    Residents(oneshot::Sender<Vec<locker_core::ResidentView>>),
+    /// The directory's carriers with references to their live codes.
+    Carriers(oneshot::Sender<Vec<locker_core::CarrierView>>),
+    /// The reference of a live carrier code (to name it without its plaintext).
+    CarrierCodeRef {
+        code: String,
+        reply: oneshot::Sender<Option<String>>,
+    },
+    /// The audit trail: the newest `limit` facts that `query` matches, newest first.
+    Facts {
+        query: FactQuery,
+        limit: usize,
+        reply: oneshot::Sender<Vec<locker_core::Fact>>,
+    },
+    /// Refrigerated units, with the summaries of each since `since`.
+    Units {
+        since: Option<Millis>,
+        reply: oneshot::Sender<UnitsReport>,
+    },
+    /// One unit and its summaries of the last `hours`.
+    UnitHistory {
+        bank: String,
+        unit: String,
+        hours: u64,
+        reply: oneshot::Sender<Option<UnitHistory>>,
+    },
+    /// The analytics page's numbers, bucketed in `zone`, computed over the window's facts in
+    /// place.
+    Analytics {
+        zone: jiff::tz::TimeZone,
+        reply: oneshot::Sender<crate::analytics::Analytics>,
+    },
+    /// The staff accounts (their JSON map from the local, never-synced table).
+    LoadAccounts(oneshot::Sender<Result<Option<Vec<u8>>, AppError>>),
+    /// Write the staff accounts, durably, before answering.
+    SaveAccounts {
+        value: Vec<u8>,
+        reply: oneshot::Sender<Result<(), AppError>>,
+    },
+    /// Finish the current step and stop.
+    Stop,
+}
+
+/// The local-table key of the staff accounts' map.
+const ACCOUNTS_KEY: &str = "web/users";
+
+/// Which facts the audit trail shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FactQuery {
+    /// Facts at or after this time.
+    pub from: Option<Millis>,
+    /// Facts before this time.
+    pub until: Option<Millis>,
+    /// Facts whose actor, as [`actor_name`] shows it, contains this (any case).
+    pub actor: Option<String>,
+    pub bank: Option<String>,
+    /// Facts whose parcel is this one.
+    pub parcel: Option<String>,
+    /// Facts about this parcel: by their parcel field, or naming it among several parcels
+    /// (a pickup, a reassignment).
+    pub about_parcel: Option<String>,
+    /// Only alerts raised and cleared.
+    pub alerts_only: bool,
+}
+
+impl FactQuery {
+    pub fn matches(&self, f: &locker_core::Fact) -> bool {
+        use locker_core::FactKind;
+        self.from.is_none_or(|t| f.at >= t)
+            && self.until.is_none_or(|t| f.at < t)
+            && self.actor.as_ref().is_none_or(|w| {
+                actor_name(&f.actor)
+                    .to_lowercase()
+                    .contains(&w.to_lowercase())
+            })
+            && self
+                .bank
+                .as_ref()
+                .is_none_or(|b| f.bank.as_deref() == Some(b.as_str()))
+            && self
+                .parcel
+                .as_ref()
+                .is_none_or(|p| f.parcel.as_ref().is_some_and(|x| x.as_str() == p))
+            && self.about_parcel.as_ref().is_none_or(|p| {
+                f.parcel.as_ref().is_some_and(|x| x.as_str() == p)
+                    // Multi-parcel facts list their parcels in the body.
+                    || serde_json::to_string(&f.kind)
+                        .is_ok_and(|k| k.contains(&format!("\"{p}\"")))
+            })
+            && (!self.alerts_only
+                || matches!(
+                    f.kind,
+                    FactKind::AlertRaised { .. } | FactKind::AlertCleared { .. }
+                ))
+    }
+}
+
+/// Who did it, for people: `staff ann`, `carrier ups`, `hub`.
+pub fn actor_name(a: &locker_core::Actor) -> String {
+    use locker_core::Actor;
+    match a {
+        Actor::Carrier { id } => format!("carrier {id}"),
+        Actor::Resident { id } => format!("resident {id}"),
+        Actor::Staff { id } => format!("staff {id}"),
+        Actor::Cloud => "cloud".into(),
+        Actor::Controller => "controller".into(),
+        Actor::System => "hub".into(),
+    }
+}
+
+/// Refrigerated units and the summaries of each, at the time of reading.
+#[derive(Debug, Clone, Default)]
+pub struct UnitsReport {
+    pub units: Vec<locker_core::UnitView>,
+    /// One list per unit, in the order of `units` (empty without `since`).
+    pub history: Vec<Vec<locker_core::SummaryView>>,
+    pub now: Millis,
+}
+
+/// One unit's summaries since `since`.
+#[derive(Debug, Clone)]
+pub struct UnitHistory {
+    pub unit: locker_core::UnitView,
+    pub summaries: Vec<locker_core::SummaryView>,
+    pub since: Millis,
+}
+
+/// Where a reply goes.
+pub enum ReplyTo {
+    /// Observations and fire-and-forget commands.
+    Nobody,
+    /// An MQTT topic named by the requester, and its MQTT 5 correlation data.
+    Mqtt {
+        topic: String,
+        correlation: Option<Vec<u8>>,
+    },
+    /// An HTTP request waiting for its answer.
+    Http(oneshot::Sender<Reply>),
+}
+
+/// A message for the bus task to publish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    pub topic: String,
+    pub payload: Vec<u8>,
+    pub retain: bool,
+    /// MQTT 5 correlation data, echoed from the request this answers.
+    pub correlation: Option<Vec<u8>>,
+}
+
+/// How often the store is compacted and old partitions are unloaded or expired.
+const MAINTENANCE_EVERY: Duration = Duration::from_secs(3600);
+
+/// While the storage refuses writes, how often it is checked again.
+const STORAGE_RECHECK: Duration = Duration::from_secs(2);
+
+/// What the web page may read while the engine runs (updated after every step).
+#[derive(Default, Clone)]
+pub struct Snapshot {
+    pub compartments: Vec<CompartmentView>,
+    pub banks: Vec<BankView>,
+}
+
+/// A running engine.
+pub struct Engine {
+    pub jobs: mpsc::Sender<Job>,
+    pub snapshot: Arc<RwLock<Snapshot>>,
+    /// Fires after every step that refreshed the snapshot (live updates on the web page).
+    pub changes: broadcast::Sender<()>,
+    thread: JoinHandle<()>,
+}
+
+impl Engine {
+    /// Ask the engine to stop and wait for it (its last step's commit included).
+    pub fn stop(self) {
+        let _ = self.jobs.send(Job::Stop);
+        let _ = self.thread.join();
+    }
+}
+
+/// OS randomness for PINs, QR nonces and ids.
+struct OsEntropy;
+
+impl Entropy for OsEntropy {
+    fn fill(&mut self, buf: &mut [u8]) {
+        rand::rng().fill_bytes(buf);
+    }
+}
+
+/// The time as the core reads it: the hub's clock, which never goes back or jumps
+/// (`clock.rs`).
+pub(crate) fn now() -> Millis {
+    crate::clock::now()
+}
+
+/// Open the store and rebuild the core from its facts.
+fn load(config: &Config) -> Result<(Store<StoredFact>, Core), StoreError> {
+    let hub_id = sanitize_hub_id(&config.site.id);
+    let opts = StoreOptions {
+        site_id: Some(config.site.id.clone()),
+        retention_months: config.site.retention_months,
+        ..StoreOptions::default()
+    };
+    let (store, mut stored, report) =
+        Store::<StoredFact>::open(&config.site.data_dir, &hub_id, opts)?;
+    stored.extend(history::older_open_facts(&store, now())?);
+    if report.is_clean() {
+        info!(facts = stored.len(), "state loaded");
+    } else {
+        warn!(report = ?report, "state loaded with damage: the damaged parts are quarantined");
+    }
+    let core = Core::new(
+        facts::site_layout(config),
+        facts::policies(config),
+        store.site_key(),
+        &hub_id,
+        stored.into_iter().map(|s| s.fact),
+    );
+    Ok((store, core))
+}
+
+/// Open the store, rebuild the core from its facts, and start the engine thread.
+pub fn start(
+    config: &Config,
+    publish: tokio_mpsc::UnboundedSender<Outgoing>,
+    notifications: Arc<dyn NotificationSink>,
+    storage: Arc<StorageHealth>,
+) -> Result<Engine, StoreError> {
+    let (store, core) = load(config)?;
+    // New fact ids must sort after every id this hub has made, even if the system clock went
+    // back while the hub was down.
+    let hub_id = sanitize_hub_id(&config.site.id);
+    if let Some(newest) = core.facts().rev().find(|f| f.id.hub == hub_id) {
+        crate::clock::raise_floor(Millis(newest.id.ms.saturating_add(1)));
+    }
+    let (tx, rx) = mpsc::channel();
+    let snapshot = Arc::new(RwLock::new(Snapshot::default()));
+    // Subscribers only need to know "something changed": a lagging one just re-reads.
+    let (changes, _) = broadcast::channel(16);
+    let mut engine = Runner {
+        changes: changes.clone(),
+        core,
+        store: Some(store),
+        publish,
+        notifications,
+        snapshot: snapshot.clone(),
+        banks: config.banks.iter().map(|b| b.id.clone()).collect(),
+        config: config.clone(),
+        storage,
+        storage_alert: None,
+    };
+    let thread = std::thread::Builder::new()
+        .name("engine".into())
+        .spawn(move || engine.run(rx))
+        .map_err(|e| StoreError::Io {
+            path: config.site.data_dir.clone(),
+            source: e,
+        })?;
+    Ok(Engine {
+        jobs: tx,
+        snapshot,
+        changes,
+        thread,
+    })
+}
+
+struct Runner {
+    core: Core,
+    /// Always `Some` between steps; `None` only while it is being reopened.
+    store: Option<Store<StoredFact>>,
+    publish: tokio_mpsc::UnboundedSender<Outgoing>,
+    notifications: Arc<dyn NotificationSink>,
+    snapshot: Arc<RwLock<Snapshot>>,
+    changes: broadcast::Sender<()>,
+    banks: Vec<String>,
+    /// To reopen the store and rebuild the core after a commit the disk refused.
+    config: Config,
+    storage: Arc<StorageHealth>,
+    /// The alert about the storage, while writes are refused (kept in memory: it cannot be
+    /// written).
+    storage_alert: Option<locker_core::Alert>,
+}
+
+impl Runner {
+    fn run(&mut self, jobs: mpsc::Receiver<Job>) {
+        // The broker forgot everything retained when it last stopped: publish every bank's state.
+        for bank in self.banks.clone() {
+            self.publish_bank(&bank);
+        }
+        self.refresh_snapshot();
+        // Anything overdue at start (an unlock in flight when the hub stopped, expired holds).
+        self.step(None, ReplyTo::Nobody);
+        if let Some(store) = self.store.as_mut() {
+            history::refresh_mark(store, &self.core);
+        }
+        let mut next_maintenance = std::time::Instant::now() + MAINTENANCE_EVERY;
+        loop {
+            if std::time::Instant::now() >= next_maintenance {
+                self.maintain();
+                next_maintenance = std::time::Instant::now() + MAINTENANCE_EVERY;
+            }
+            let until_maintenance =
+                next_maintenance.saturating_duration_since(std::time::Instant::now());
+            let mut wait = match self.core.next_deadline() {
+                Some(at) => Duration::from_millis(at.0.saturating_sub(now().0)),
+                None => Duration::from_secs(60),
+            }
+            .min(until_maintenance);
+            if self.storage_alert.is_some() {
+                // Look again soon: the hub resumes by itself once there is room.
+                wait = wait.min(STORAGE_RECHECK);
+            }
+            match jobs.recv_timeout(wait) {
+                Ok(Job::Command {
+                    command,
+                    caller,
+                    reply,
+                }) => self.step(Some((Input::Command(command), Some(caller))), reply),
+                // Observations are what controllers report, not a caller's request.
+                Ok(Job::Observe(obs)) => {
+                    self.step(Some((Input::Observation(obs), None)), ReplyTo::Nobody)
+                }
+                Ok(Job::OutboxList(reply)) => {
+                    let _ = reply.send(self.outbox_list());
+                }
+                Ok(Job::Parcels(reply)) => {
+                    let _ = reply.send(self.core.parcels());
+                }
+                Ok(Job::Alerts(reply)) => {
+                    let mut alerts = self.core.alerts();
+                    alerts.extend(self.storage_alert.clone());
+                    let _ = reply.send(alerts);
+                }
+                Ok(Job::Facts {
+                    query,
+                    limit,
+                    reply,
+                }) => {
+                    let mut found: Vec<locker_core::Fact> = Vec::new();
+                    // Facts are in id (time) order; walk from the newest end, without first
+                    // collecting a year of them.
+                    for f in self.core.facts().rev() {
+                        if found.len() >= limit {
+                            break;
+                        }
+                        if query.matches(f) {
+                            found.push(f.clone());
+                        }
+                    }
+                    let _ = reply.send(found);
+                }
+                Ok(Job::Residents(reply)) => {
+                    let _ = reply.send(self.core.residents());
+                }
+                Ok(Job::Carriers(reply)) => {
+                    let _ = reply.send(self.core.carriers());
+                }
+                Ok(Job::CarrierCodeRef { code, reply }) => {
+                    let _ = reply.send(self.core.carrier_code_ref(&code));
+                }
+                Ok(Job::Units { since, reply }) => {
+                    let units = self.core.units();
+                    let history = units
+                        .iter()
+                        .map(|u| match since {
+                            Some(s) => self.core.unit_summaries(&u.bank, &u.unit, s),
+                            None => Vec::new(),
+                        })
+                        .collect();
+                    let _ = reply.send(UnitsReport {
+                        units,
+                        history,
+                        now: now(),
+                    });
+                }
+                Ok(Job::UnitHistory {
+                    bank,
+                    unit,
+                    hours,
+                    reply,
+                }) => {
+                    let since = Millis(now().0.saturating_sub(hours.saturating_mul(3_600_000)));
+                    let found = self
+                        .core
+                        .units()
+                        .into_iter()
+                        .find(|u| u.bank == bank && u.unit == unit)
+                        .map(|u| UnitHistory {
+                            summaries: self.core.unit_summaries(&u.bank, &u.unit, since),
+                            unit: u,
+                            since,
+                        });
+                    let _ = reply.send(found);
+                }
+                Ok(Job::Analytics { zone, reply }) => {
+                    let at = now();
+                    let compartments = self.core.compartments();
+                    let core = &self.core;
+                    let parcel = |id: &locker_core::ParcelId| {
+                        core.parcel(id).map(|p| (p.delivered_at, p.expired))
+                    };
+                    let _ = reply.send(crate::analytics::compute(
+                        at,
+                        &zone,
+                        core.facts_since(crate::analytics::window_start(at)),
+                        &compartments,
+                        &parcel,
+                    ));
+                }
+                Ok(Job::LoadAccounts(reply)) => {
+                    let _ = reply.send(self.store().and_then(|s| {
+                        s.local_get(ACCOUNTS_KEY)
+                            .map_err(|e| AppError::Storage(e.to_string()))
+                    }));
+                }
+                Ok(Job::SaveAccounts { value, reply }) => {
+                    let _ = reply.send(self.store_mut().and_then(|s| {
+                        s.local_put(ACCOUNTS_KEY, &value)
+                            .map_err(|e| AppError::Storage(e.to_string()))
+                    }));
+                }
+                Ok(Job::OutboxDone { id, done }) => {
+                    let _ = done.send(self.outbox_done(&id));
+                }
+                Ok(Job::Stop) | Err(RecvTimeoutError::Disconnected) => return,
+                Err(RecvTimeoutError::Timeout) => self.step(None, ReplyTo::Nobody),
+            }
+        }
+    }
+
+    /// One step: decide, make durable, then act.
+    ///
+    /// While the storage refuses writes, commands that would record something are refused with
+    /// a reply that says why (the core never sees them), timers wait, and observations still go
+    /// in: the reserve is kept for them.
+    fn step(&mut self, input: Option<(Input, Option<Caller>)>, reply_to: ReplyTo) {
+        if self.store.is_none() && !self.storage.recently_failed() {
+            self.reload();
+        }
+        let verdict = self.storage.check(None);
+        self.storage_changed(&verdict);
+        if let Verdict::Refuse(why) = &verdict {
+            match input.as_ref().map(|(i, _)| i) {
+                Some(Input::Command(cmd)) if !read_only(&cmd.request) => {
+                    self.refuse_for_storage(cmd.request_id.clone(), why, reply_to);
+                    return;
+                }
+                None => return,
+                Some(Input::Observation(obs)) if self.storage.recently_failed() => {
+                    warn!(
+                        ?obs,
+                        "observation not recorded: the disk just refused a write"
+                    );
+                    return;
+                }
+                _ => {}
+            }
+        }
+        let request_id = match &input {
+            Some((Input::Command(cmd), _)) => Some(cmd.request_id.clone()),
+            _ => None,
+        };
+        let at = now();
+        let out = match input {
+            Some((input, Some(caller))) => {
+                self.core.handle_from(at, &caller, input, &mut OsEntropy)
+            }
+            Some((input, None)) => self.core.handle(at, input, &mut OsEntropy),
+            None => self.core.tick(at, &mut OsEntropy),
+        };
+        match self.commit(&out) {
+            Ok(()) => self.act(out, reply_to),
+            Err(why) => {
+                // Nothing of this step was made durable, and nothing of it leaves the process:
+                // rebuild from disk, and tell whoever asked.
+                let verdict = self.storage.check(Some(&why));
+                self.reload();
+                self.storage_changed(&verdict);
+                if let Some(id) = request_id {
+                    self.refuse_for_storage(id, &why, reply_to);
+                } else {
+                    warn!(reason = %why, "an observation or timer step could not be recorded: the disk refused it");
+                }
+            }
+        }
+    }
+
+    /// Answer a request the storage cannot record.
+    fn refuse_for_storage(
+        &mut self,
+        request_id: locker_core::RequestId,
+        why: &str,
+        reply_to: ReplyTo,
+    ) {
+        let reply = Reply {
+            request_id,
+            outcome: Outcome::Rejected(Rejection::new(
+                RejectCode::StorageUnavailable,
+                format!("{why}: nothing can be recorded right now; please ask at the front desk"),
+            )),
+        };
+        self.act(
+            Output {
+                facts: Vec::new(),
+                effects: Vec::new(),
+                reply: Some(reply),
+            },
+            reply_to,
+        );
+    }
+
+    /// Raise or clear the in-memory storage alert when the verdict changes.
+    fn storage_changed(&mut self, verdict: &Verdict) {
+        match (verdict, &self.storage_alert) {
+            (Verdict::Refuse(why), None) => {
+                let message = format!(
+                    "{why}: the hub refuses anything that needs recording (kiosks are told to ask \
+                     at the front desk) until there is room; it resumes by itself"
+                );
+                error!(%message, "storage degraded");
+                let alert = locker_core::Alert {
+                    id: AlertId("storage".into()),
+                    kind: AlertKind::StorageUnavailable,
+                    bank: None,
+                    door: None,
+                    parcel: None,
+                    message: message.clone(),
+                    raised_at: now(),
+                    unit: None,
+                };
+                self.send_json(
+                    bus::ALERTS.to_owned(),
+                    false,
+                    &serde_json::json!({"event": "raised", "alert": alert.id, "kind": alert.kind,
+                        "bank": null, "door": null, "message": message}),
+                );
+                self.storage_alert = Some(alert);
+                self.announce_change();
+            }
+            (Verdict::Ok, Some(alert)) => {
+                info!("storage writable again: resuming");
+                let id = alert.id.clone();
+                self.storage_alert = None;
+                self.send_json(
+                    bus::ALERTS.to_owned(),
+                    false,
+                    &serde_json::json!({"event": "cleared", "alert": id}),
+                );
+                self.announce_change();
+            }
+            _ => {}
+        }
+    }
+
+    /// Reopen the store and rebuild the core from what is on disk, dropping whatever the last
+    /// step decided but could not record. When the disk does not even let the store be opened
+    /// (read-only), the hub goes on without one, refusing everything that needs it and trying
+    /// again at every step; any other failure stops it (fail-stop).
+    fn reload(&mut self) {
+        // redb keeps the file locked while it is open: close it first.
+        self.store = None;
+        match load(&self.config) {
+            Ok((store, core)) => {
+                self.store = Some(store);
+                self.core = core;
+                warn!("state reloaded from disk after a write the disk refused");
+                self.refresh_snapshot();
+            }
+            Err(e) if storage::is_out_of_space(&e) => {
+                error!(error = %e, "cannot reopen the state on this disk yet; refusing everything that needs it until it can");
+                self.storage
+                    .check(Some(&storage::describe(&e, &self.config.site.data_dir)));
+            }
+            Err(e) => {
+                error!(error = %e, "cannot reopen the state after a refused write; stopping");
+                std::process::exit(70);
+            }
+        }
+    }
+
+    fn store(&self) -> Result<&Store<StoredFact>, AppError> {
+        self.store.as_ref().ok_or_else(closed)
+    }
+
+    fn store_mut(&mut self) -> Result<&mut Store<StoredFact>, AppError> {
+        self.store.as_mut().ok_or_else(closed)
+    }
+
+    /// Durable before acknowledged: the facts and the plaintext codes of notifications are on
+    /// disk before anything leaves the process. `Err` (with the reason) when the disk is full or
+    /// read-only; any other failure stops the process.
+    fn commit(&mut self, out: &Output) -> Result<(), String> {
+        if out.facts.is_empty() {
+            return Ok(());
+        }
+        let stored: Vec<StoredFact> = out.facts.iter().cloned().map(StoredFact::from).collect();
+        let first = stored
+            .first()
+            .map(|f| f.fact.id.to_string())
+            .unwrap_or_default();
+        let outbox: Vec<(String, Vec<u8>)> = out
+            .effects
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| matches!(e, Effect::Notify { .. }))
+            .filter_map(|(i, e)| Some((format!("{first}-notify-{i}"), serde_json::to_vec(e).ok()?)))
+            .collect();
+        let outbox_refs: Vec<(&str, &[u8])> = outbox
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_slice()))
+            .collect();
+        let store = self.store_mut().map_err(|e| e.to_string())?;
+        if let Err(e) = store.append_with_outbox(&stored, &outbox_refs) {
+            if storage::is_out_of_space(&e) || self.storage.check(None) != Verdict::Ok {
+                error!(error = %e, "the disk refused a write; nothing of this step is confirmed");
+                return Err(match self.storage.check(None) {
+                    Verdict::Refuse(why) => why,
+                    Verdict::Ok => storage::describe(&e, &self.config.site.data_dir),
+                });
+            }
+            error!(error = %e, "cannot make facts durable; stopping so that nothing unrecorded is confirmed");
+            // Fail-stop: the process manager restarts the hub from what is on disk.
+            std::process::exit(70);
+        }
+        Ok(())
+    }
+
+    fn act(&mut self, out: Output, reply_to: ReplyTo) {
+        let mut banks_changed = BTreeSet::new();
+        for effect in out.effects {
+            match effect {
+                Effect::Unlock {
+                    bank,
+                    door,
+                    unlock_id,
+                    deadline,
+                } => {
+                    let valid = deadline.0.saturating_sub(now().0);
+                    self.send_command(
+                        &bank,
+                        &Command::Unlock {
+                            unlock_id: unlock_id.to_string(),
+                            door,
+                            pulse_ms: None,
+                            deadline_ms: Some(deadline.0),
+                            valid_ms: Some(u32::try_from(valid).unwrap_or(u32::MAX)),
+                        },
+                    )
+                }
+                // One command per bank: the controller reads each board once for all of them.
+                Effect::QueryDoors { bank, doors } => {
+                    self.send_command(&bank, &Command::Query { door: None, doors })
+                }
+                Effect::Notify {
+                    resident,
+                    parcels,
+                    pin,
+                    qr,
+                    kind,
+                } => {
+                    // Durable in the local outbox by now (`commit`); the sink says so, or shows it.
+                    self.notifications.queued(&Notification {
+                        resident: &resident,
+                        parcels: &parcels,
+                        pin: pin.as_deref(),
+                        qr: qr.as_deref(),
+                        kind,
+                    });
+                }
+                Effect::RaiseAlert {
+                    alert,
+                    kind,
+                    bank,
+                    door,
+                    message,
+                } => {
+                    warn!(%alert, ?kind, bank = bank.as_deref(), door, "alert: {message}");
+                    // A refrigerated unit's alarm also names its unit and sensor.
+                    let unit = self
+                        .core
+                        .alerts()
+                        .into_iter()
+                        .find(|a| a.id == alert)
+                        .and_then(|a| a.unit);
+                    let mut event = serde_json::json!({
+                        "event": "raised", "alert": alert, "kind": kind,
+                        "bank": bank, "door": door, "message": message,
+                    });
+                    if let Some(u) = unit {
+                        event["unit"] = serde_json::json!(u.unit);
+                        event["sensor"] = serde_json::json!(u.sensor);
+                    }
+                    self.send_json(bus::ALERTS.to_owned(), false, &event);
+                }
+                Effect::ClearAlert { alert } => {
+                    info!(%alert, "alert cleared");
+                    self.send_json(
+                        bus::ALERTS.to_owned(),
+                        false,
+                        &serde_json::json!({"event": "cleared", "alert": alert}),
+                    );
+                }
+                Effect::PublishCompartment { bank, .. } | Effect::PublishBank { bank } => {
+                    banks_changed.insert(bank);
+                }
+                Effect::Kiosk {
+                    bank,
+                    reservation,
+                    update,
+                } => {
+                    let topic = BankTopics::new(&bank).kiosk_update();
+                    self.send_json(
+                        topic,
+                        false,
+                        &serde_json::json!({"reservation": reservation, "update": update}),
+                    );
+                }
+            }
+        }
+        for bank in &banks_changed {
+            self.publish_bank(bank);
+        }
+        // New facts (a delivery, an alert) or a changed compartment: open pages update.
+        if self.refresh_snapshot() || !out.facts.is_empty() {
+            self.announce_change();
+        }
+        match (reply_to, out.reply) {
+            (ReplyTo::Mqtt { topic, correlation }, Some(reply)) => {
+                if let Ok(payload) = serde_json::to_vec(&reply) {
+                    let _ = self.publish.send(Outgoing {
+                        topic,
+                        payload,
+                        retain: false,
+                        correlation,
+                    });
+                }
+            }
+            (ReplyTo::Http(tx), Some(reply)) => {
+                let _ = tx.send(reply);
+            }
+            (ReplyTo::Http(_), None) => {
+                warn!("a command produced no reply");
+            }
+            (ReplyTo::Nobody, Some(reply)) => {
+                if let locker_core::Outcome::Rejected(r) = &reply.outcome {
+                    warn!(request = %reply.request_id, "request refused: {r}");
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Compact documents, unload those that left the live window, drop partitions past retention.
+    fn maintain(&mut self) {
+        if let Some(store) = self.store.as_mut() {
+            history::refresh_mark(store, &self.core);
+        }
+        let Some(store) = self.store.as_mut() else {
+            return;
+        };
+        match store.maintain(now().0) {
+            Ok(done) => {
+                if !(done.compacted.is_empty()
+                    && done.unloaded.is_empty()
+                    && done.expired.is_empty())
+                {
+                    info!(
+                        compacted = done.compacted.len(),
+                        unloaded = done.unloaded.len(),
+                        expired = done.expired.len(),
+                        "state maintenance"
+                    );
+                }
+            }
+            Err(e) => warn!(error = %e, "state maintenance failed; will try again"),
+        }
+    }
+
+    fn outbox_list(&self) -> Result<Vec<(String, serde_json::Value)>, AppError> {
+        let pending = self
+            .store()?
+            .outbox_pending()
+            .map_err(|e| AppError::Storage(e.to_string()))?;
+        Ok(pending
+            .into_iter()
+            .map(|(id, bytes)| {
+                let value = serde_json::from_slice(&bytes)
+                    .unwrap_or_else(|e| serde_json::json!({"undecodable": e.to_string()}));
+                (id, value)
+            })
+            .collect())
+    }
+
+    fn outbox_done(&mut self, id: &str) -> Result<bool, AppError> {
+        let pending = self
+            .store()?
+            .outbox_pending()
+            .map_err(|e| AppError::Storage(e.to_string()))?;
+        if !pending.iter().any(|(k, _)| k == id) {
+            return Ok(false);
+        }
+        self.store_mut()?
+            .outbox_erase(id)
+            .map_err(|e| AppError::Storage(e.to_string()))?;
+        Ok(true)
+    }
+
+    fn send_command(&self, bank: &str, command: &Command) {
+        self.send_json(BankTopics::new(bank).command(), false, command);
+    }
+
+    fn send_json<T: Serialize>(&self, topic: String, retain: bool, value: &T) {
+        match serde_json::to_vec(value) {
+            Ok(payload) => {
+                let _ = self.publish.send(Outgoing {
+                    topic,
+                    payload,
+                    retain,
+                    correlation: None,
+                });
+            }
+            Err(e) => error!(error = %e, "cannot encode an outgoing message"),
+        }
+    }
+
+    /// The bank's public, retained state. It says what each compartment is doing, never who it
+    /// holds parcels for: every client on the bus can read it.
+    fn publish_bank(&self, bank: &str) {
+        let at = now();
+        let online = self
+            .core
+            .banks(at)
+            .into_iter()
+            .find(|b| b.bank == bank)
+            .map(|b| (b.online, b.keypad_locked_until));
+        let compartments: Vec<serde_json::Value> = self
+            .core
+            .compartments()
+            .into_iter()
+            .filter(|c| c.bank == bank)
+            .map(|c| {
+                serde_json::json!({
+                    "door": c.door, "size": c.size, "temperature": c.temperature,
+                    "accessible": c.accessible, "status": c.status, "door_open": c.door_open,
+                })
+            })
+            .collect();
+        self.send_json(
+            BankTopics::new(bank).state(),
+            true,
+            &serde_json::json!({
+                "bank": bank,
+                "online": online.map(|o| o.0),
+                "keypad_locked_until": online.and_then(|o| o.1),
+                "compartments": compartments,
+                "at": at,
+            }),
+        );
+    }
+
+    /// Refresh what the web page reads. Returns whether anything in it changed.
+    fn refresh_snapshot(&self) -> bool {
+        let compartments = self.core.compartments();
+        let banks = self.core.banks(now());
+        match self.snapshot.write() {
+            Ok(mut snap) => {
+                let changed = snap.compartments != compartments || snap.banks != banks;
+                snap.compartments = compartments;
+                snap.banks = banks;
+                changed
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Tell open web pages that something changed (no subscriber is fine: no page is open).
+    fn announce_change(&self) {
+        let _ = self.changes.send(());
+    }
+}
+
+/// Requests that record nothing, so they can be answered while the storage refuses writes.
+fn read_only(request: &Request) -> bool {
+    matches!(
+        request,
+        Request::SuggestSize { .. } | Request::AuditList { .. }
+    )
+}
+
+fn closed() -> AppError {
+    AppError::Storage("the state store is closed: the disk refused it (see /healthz)".into())
+}

@@ -1,0 +1,494 @@
+//! The JSON API under `/api/v1/`: commands, compartments, banks, parcels, alerts, the audit
+//! trail, staff accounts and the notification outbox (`docs/http-api.md`).
+//!
+//! Every call needs a signed-in session (the web page; state-changing calls then also need the
+//! session's `X-CSRF-Token`) or `Authorization: Bearer <token>`, the integration token made at
+//! first start in `DATA_DIR/api-token` (mode 0600). Commands go to the same engine as MQTT kiosk
+//! requests, with the caller recorded as the actor of every staff action.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::extract::Path as UrlPath;
+use axum::extract::{Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use locker_app::AppError;
+use locker_core::{
+    AlertId, CarrierId, Command, Outcome, RegisterMode, RejectCode, Reply, Request, ResidentId,
+};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::auth::{Admin, Any, Api, Staff};
+use crate::error::{json_error as error, rejection_status, ApiError};
+use crate::Web;
+
+/// Every JSON answer: the value, or the error with its one status.
+type ApiResult<T> = Result<T, ApiError>;
+
+pub fn router() -> Router<Arc<Web>> {
+    Router::new()
+        .route("/api/v1/commands", post(command))
+        .route("/api/v1/compartments", get(compartments))
+        .route("/api/v1/banks", get(banks))
+        .route("/api/v1/parcels", get(parcels))
+        .route("/api/v1/alerts", get(alerts))
+        .route("/api/v1/alerts/{id}/acknowledge", post(acknowledge_alert))
+        .route("/api/v1/units", get(crate::pages::units::api_units))
+        .route(
+            "/api/v1/units/{bank}/{unit}/history",
+            get(crate::pages::units::api_history),
+        )
+        .route("/api/v1/residents", get(residents).post(add_resident))
+        .route("/api/v1/residents/{id}", post(edit_resident))
+        .route(
+            "/api/v1/residents/{id}/deactivate",
+            post(deactivate_resident),
+        )
+        .route("/api/v1/carriers", get(carriers).post(add_carrier))
+        .route("/api/v1/carriers/{id}/deactivate", post(deactivate_carrier))
+        .route("/api/v1/carriers/{id}/codes", post(issue_carrier_code))
+        .route(
+            "/api/v1/carriers/{id}/codes/{code_ref}",
+            delete(revoke_carrier_code),
+        )
+        .route("/api/v1/audit", get(audit))
+        .route("/api/v1/users", get(users).post(add_user))
+        .route("/api/v1/outbox", get(outbox))
+        .route("/api/v1/outbox/{id}", delete(outbox_done))
+}
+
+/// The API token in `data_dir/api-token`, created (random, 0600) if missing.
+pub fn load_or_create_token(data_dir: &Path) -> std::io::Result<String> {
+    let path = data_dir.join("api-token");
+    match std::fs::read_to_string(&path) {
+        Ok(t) if !t.trim().is_empty() => return Ok(t.trim().to_owned()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    std::fs::create_dir_all(data_dir)?;
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)?;
+    f.write_all(token.as_bytes())?;
+    f.sync_all()?;
+    Ok(token)
+}
+
+/// The body as `T`: `400` for a body that is not JSON, `422` for JSON of the wrong shape (the
+/// message names the field). An empty body is `{}`.
+#[allow(clippy::result_large_err)] // see lib.rs
+fn body<T: serde::de::DeserializeOwned>(body: &str) -> Result<T, Response> {
+    let body = if body.trim().is_empty() { "{}" } else { body };
+    let value: Value = serde_json::from_str(body)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, format!("body is not JSON: {e}")))?;
+    if !value.is_object() {
+        return Err(error(StatusCode::BAD_REQUEST, "body must be a JSON object"));
+    }
+    serde_json::from_value(value)
+        .map_err(|e| error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))
+}
+
+/// `POST /api/v1/commands`: one core command, e.g.
+/// `{"request_id":"r1","type":"desk_check_in","resident":"r-101","tracking":"1Z..."}`.
+/// The actor (`by`) is always the caller's, whatever the body says; who may send which command
+/// is the core's rule (the pages and kiosks are held to the same).
+async fn command(State(web): State<Arc<Web>>, Api(caller, ..): Api<Any>, body: String) -> Response {
+    let mut value: Value = match serde_json::from_str(&body) {
+        Ok(v) => v,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("body is not JSON: {e}")),
+    };
+    let Some(object) = value.as_object_mut() else {
+        return error(StatusCode::BAD_REQUEST, "body must be a JSON object");
+    };
+    let who = caller.actor();
+    let by = match serde_json::to_value(who.operator()) {
+        Ok(by) => by,
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    object.insert("by".into(), by);
+    let command: Command = match serde_json::from_value(value) {
+        Ok(c) => c,
+        Err(e) => {
+            return error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("not a valid command: {e}"),
+            )
+        }
+    };
+    let request_id = command.request_id.clone();
+    match web.app.command(&who, command).await {
+        Ok(reply) => Json(reply).into_response(),
+        // The core's refusal, as the kiosks get it, with its one status.
+        Err(AppError::Rejected(r)) => (
+            rejection_status(r.code),
+            Json(Reply {
+                request_id,
+                outcome: Outcome::Rejected(r),
+            }),
+        )
+            .into_response(),
+        Err(e) => ApiError(e).into_response(),
+    }
+}
+
+async fn compartments(
+    State(web): State<Arc<Web>>,
+    Api(who, ..): Api<Staff>,
+) -> ApiResult<Response> {
+    Ok(Json(web.app.snapshot(&who.actor())?.compartments).into_response())
+}
+
+async fn banks(State(web): State<Arc<Web>>, Api(who, ..): Api<Staff>) -> ApiResult<Response> {
+    Ok(Json(web.app.snapshot(&who.actor())?.banks).into_response())
+}
+
+/// One notification waiting in the outbox.
+#[derive(Serialize)]
+struct OutboxItem {
+    id: String,
+    notification: Value,
+}
+
+/// `GET /api/v1/outbox`: notifications waiting to be sent, with their plaintext codes. This is
+/// the hand-off point for a notifier (email, SMS, the cloud): it sends each one, then deletes it.
+/// Plaintext pickup codes: the integration token and admins only.
+async fn outbox(State(web): State<Arc<Web>>, Api(who, ..): Api<Admin>) -> ApiResult<Response> {
+    let items: Vec<OutboxItem> = web
+        .app
+        .outbox(&who.actor())
+        .await?
+        .into_iter()
+        .map(|(id, notification)| OutboxItem { id, notification })
+        .collect();
+    Ok(Json(items).into_response())
+}
+
+/// `DELETE /api/v1/outbox/{id}`: the notification was handed off; its plaintext code is erased.
+async fn outbox_done(
+    State(web): State<Arc<Web>>,
+    Api(who, ..): Api<Admin>,
+    UrlPath(id): UrlPath<String>,
+) -> ApiResult<StatusCode> {
+    web.app.outbox_done(&who.actor(), &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /api/v1/parcels`: every parcel the hub has loaded, with where it is.
+async fn parcels(State(web): State<Arc<Web>>, Api(who, ..): Api<Staff>) -> ApiResult<Response> {
+    Ok(Json(web.app.parcels(&who.actor()).await?).into_response())
+}
+
+/// `GET /api/v1/alerts`: the open alerts.
+async fn alerts(State(web): State<Arc<Web>>, Api(who, ..): Api<Staff>) -> ApiResult<Response> {
+    Ok(Json(web.app.alerts(&who.actor()).await?).into_response())
+}
+
+/// `GET /api/v1/audit?from=&to=&actor=&bank=&parcel=`: facts, newest first (as the audit page).
+async fn audit(
+    State(web): State<Arc<Web>>,
+    Api(who, ..): Api<Staff>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let query = match crate::pages::audit::query(&web, &q) {
+        Ok(query) => query,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    match web
+        .app
+        .facts(&who.actor(), query, crate::pages::audit::LIMIT)
+        .await
+    {
+        Ok(list) => Json(list).into_response(),
+        Err(e) => ApiError(e).into_response(),
+    }
+}
+
+/// `GET /api/v1/users` (admins): names, roles and whether active; never the hashes.
+async fn users(State(web): State<Arc<Web>>, Api(who, ..): Api<Admin>) -> ApiResult<Response> {
+    Ok(Json(web.app.accounts(&who.actor())?).into_response())
+}
+
+/// The body of `POST /api/v1/users`.
+#[derive(Deserialize)]
+struct NewUser {
+    name: String,
+    role: String,
+    password: String,
+}
+
+/// `POST /api/v1/users` (admins): `{"name": "ann", "role": "staff", "password": "..."}`.
+/// This is what `locker-hub user add` calls on the running hub.
+async fn add_user(State(web): State<Arc<Web>>, Api(who, ..): Api<Admin>, raw: String) -> Response {
+    let new: NewUser = match body(&raw) {
+        Ok(n) => n,
+        Err(r) => return r,
+    };
+    match web
+        .app
+        .add_account(&who.actor(), &new.name, &new.role, &new.password)
+        .await
+    {
+        Ok(view) => (StatusCode::CREATED, Json(view)).into_response(),
+        Err(e) => ApiError(e).into_response(),
+    }
+}
+
+/// A request through the core, answered with `ok` and the reply, or the refusal's status.
+async fn run(web: &Web, who: &locker_app::Actor, request: Request, ok: StatusCode) -> Response {
+    match web.app.request(who, "api", request).await {
+        Ok(reply) => (ok, Json(reply)).into_response(),
+        Err(e) => ApiError(e).into_response(),
+    }
+}
+
+/// The body of an acknowledgement.
+#[derive(Deserialize)]
+struct Acknowledgement {
+    #[serde(default)]
+    note: Option<String>,
+}
+
+/// `POST /api/v1/alerts/{id}/acknowledge` (staff): `{"note": "..."}`, the note optional.
+async fn acknowledge_alert(
+    State(web): State<Arc<Web>>,
+    Api(caller, ..): Api<Staff>,
+    UrlPath(id): UrlPath<String>,
+    raw: String,
+) -> Response {
+    let ack: Acknowledgement = match body(&raw) {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let who = caller.actor();
+    let request = Request::AcknowledgeAlert {
+        by: who.operator(),
+        alert: AlertId(id),
+        note: ack.note,
+    };
+    // The alert is the resource the URL names: an unknown one is 404.
+    match web.app.request(&who, "api", request).await {
+        Ok(reply) => Json(reply).into_response(),
+        Err(e) => ApiError(e.not_found_if(RejectCode::UnknownAlert)).into_response(),
+    }
+}
+
+/// `GET /api/v1/residents` (staff): the directory's residents, deactivated ones included.
+async fn residents(State(web): State<Arc<Web>>, Api(who, ..): Api<Staff>) -> ApiResult<Response> {
+    Ok(Json(web.app.residents(&who.actor()).await?).into_response())
+}
+
+/// The body of `POST /api/v1/residents` and `/residents/{id}`.
+#[derive(Deserialize)]
+struct ResidentBody {
+    #[serde(default)]
+    resident: Option<String>,
+    unit: String,
+    #[serde(default)]
+    accessible: bool,
+}
+
+/// `POST /api/v1/residents` (staff): `{"resident": "r-101", "unit": "101", "accessible": false}`.
+async fn add_resident(
+    State(web): State<Arc<Web>>,
+    Api(caller, ..): Api<Staff>,
+    raw: String,
+) -> Response {
+    let b: ResidentBody = match body(&raw) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let Some(id) = b.resident else {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "resident is a required string",
+        );
+    };
+    match web
+        .app
+        .register_resident(
+            &caller.actor(),
+            id.trim(),
+            &b.unit,
+            b.accessible,
+            RegisterMode::Add,
+        )
+        .await
+    {
+        Ok(reply) => (StatusCode::CREATED, Json(reply)).into_response(),
+        Err(e) => ApiError(e).into_response(),
+    }
+}
+
+/// `POST /api/v1/residents/{id}` (staff): `{"unit": "201", "accessible": true}`; reactivates a
+/// deactivated resident.
+async fn edit_resident(
+    State(web): State<Arc<Web>>,
+    Api(caller, ..): Api<Staff>,
+    UrlPath(id): UrlPath<String>,
+    raw: String,
+) -> Response {
+    let b: ResidentBody = match body(&raw) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    // The resident is the resource the URL names: an unknown one is 404.
+    match web
+        .app
+        .register_resident(
+            &caller.actor(),
+            &id,
+            &b.unit,
+            b.accessible,
+            RegisterMode::Update,
+        )
+        .await
+    {
+        Ok(reply) => Json(reply).into_response(),
+        Err(e) => ApiError(e.not_found_if(RejectCode::UnknownResident)).into_response(),
+    }
+}
+
+/// `POST /api/v1/residents/{id}/deactivate` (staff).
+async fn deactivate_resident(
+    State(web): State<Arc<Web>>,
+    Api(caller, ..): Api<Staff>,
+    UrlPath(id): UrlPath<String>,
+) -> Response {
+    let who = caller.actor();
+    let request = Request::DeactivateResident {
+        by: who.operator(),
+        resident: ResidentId(id),
+    };
+    run(&web, &who, request, StatusCode::OK).await
+}
+
+/// `GET /api/v1/carriers` (staff): carriers and the references of their live codes.
+async fn carriers(State(web): State<Arc<Web>>, Api(who, ..): Api<Staff>) -> ApiResult<Response> {
+    Ok(Json(web.app.carriers(&who.actor()).await?).into_response())
+}
+
+/// The body of `POST /api/v1/carriers`.
+#[derive(Deserialize)]
+struct CarrierBody {
+    carrier: String,
+    name: String,
+}
+
+/// `POST /api/v1/carriers` (admins): `{"carrier": "ups", "name": "UPS"}`; reinstates a
+/// deactivated carrier.
+async fn add_carrier(
+    State(web): State<Arc<Web>>,
+    Api(caller, ..): Api<Admin>,
+    raw: String,
+) -> Response {
+    let b: CarrierBody = match body(&raw) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let who = caller.actor();
+    let request = Request::RegisterCarrier {
+        by: who.operator(),
+        carrier: CarrierId(b.carrier.trim().to_owned()),
+        name: b.name,
+    };
+    run(&web, &who, request, StatusCode::CREATED).await
+}
+
+/// `POST /api/v1/carriers/{id}/deactivate` (admins): its codes stop working.
+async fn deactivate_carrier(
+    State(web): State<Arc<Web>>,
+    Api(caller, ..): Api<Admin>,
+    UrlPath(id): UrlPath<String>,
+) -> Response {
+    let who = caller.actor();
+    let request = Request::RevokeCarrier {
+        by: who.operator(),
+        carrier: CarrierId(id),
+    };
+    run(&web, &who, request, StatusCode::OK).await
+}
+
+/// The body of `POST /api/v1/carriers/{id}/codes`.
+#[derive(Deserialize)]
+struct CodeBody {
+    #[serde(default)]
+    code: Option<String>,
+}
+
+/// The answer to issuing a code: the only time the plaintext is given out.
+#[derive(Serialize)]
+struct IssuedCode {
+    carrier: String,
+    code: String,
+    code_ref: String,
+}
+
+/// `POST /api/v1/carriers/{id}/codes` (admins): `{"code": "12345678"}` or `{}` to generate one.
+/// Answers 201 `{"carrier", "code", "code_ref"}`: the only time the plaintext is given out.
+async fn issue_carrier_code(
+    State(web): State<Arc<Web>>,
+    Api(caller, ..): Api<Admin>,
+    UrlPath(id): UrlPath<String>,
+    raw: String,
+) -> Response {
+    let b: CodeBody = match body(&raw) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let typed = b.code.as_deref().map(str::trim);
+    match web
+        .app
+        .issue_carrier_code(&caller.actor(), &id, typed)
+        .await
+    {
+        Ok(issued) => {
+            tracing::info!(by = %caller.user, carrier = %id, code_ref = %issued.code_ref, "carrier code issued");
+            (
+                StatusCode::CREATED,
+                [(header::CACHE_CONTROL, "no-store")],
+                Json(IssuedCode {
+                    carrier: id,
+                    code: issued.code,
+                    code_ref: issued.code_ref,
+                }),
+            )
+                .into_response()
+        }
+        Err(e) => ApiError(e).into_response(),
+    }
+}
+
+/// `DELETE /api/v1/carriers/{id}/codes/{code_ref}` (admins): revoke a code by its reference.
+async fn revoke_carrier_code(
+    State(web): State<Arc<Web>>,
+    Api(caller, ..): Api<Admin>,
+    UrlPath((id, code_ref)): UrlPath<(String, String)>,
+) -> Response {
+    let who = caller.actor();
+    let request = Request::RevokeCarrierCodeRef {
+        by: who.operator(),
+        carrier: CarrierId(id),
+        code_ref,
+    };
+    // The code is the resource the URL names: any refusal means there is no such live code.
+    match web.app.request(&who, "api", request).await {
+        Ok(_) => StatusCode::NO_CONTENT.into_response(),
+        Err(AppError::Rejected(r)) => error(StatusCode::NOT_FOUND, r.message),
+        Err(e) => ApiError(e).into_response(),
+    }
+}

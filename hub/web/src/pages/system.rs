@@ -1,0 +1,130 @@
+//! System: version, uptime, MQTT clients, banks and their drivers' health, storage size, sync.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+
+use crate::auth::{Page, Staff};
+use crate::html::{self, escape};
+use crate::Web;
+
+pub fn router() -> Router<Arc<Web>> {
+    Router::new().route("/system", get(page))
+}
+
+/// Bytes used by the data directory (the redb file and the token), walked one level deep.
+pub fn storage_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter_map(|e| e.metadata().ok())
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+async fn page(
+    State(web): State<Arc<Web>>,
+    Page(p, ..): Page<Staff>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let h = web.health.health();
+    let banks: String = h
+        .banks
+        .online_ids
+        .iter()
+        .map(|b| (b, "online"))
+        .chain(h.banks.offline_ids.iter().map(|b| (b, "offline")))
+        .map(|(b, s)| format!("<tr><td>{}</td><td class={s}>{s}</td></tr>", escape(b)))
+        .collect();
+    let adapters: String = h
+        .drivers
+        .banks
+        .iter()
+        .map(|a| {
+            let state = match a.online {
+                Some(true) if a.silent_boards.is_empty() => "online".to_owned(),
+                Some(true) => format!(
+                    "online; silent boards: {}",
+                    a.silent_boards
+                        .iter()
+                        .map(u8::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                Some(false) => "every board silent".to_owned(),
+                None => "starting".to_owned(),
+            };
+            format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(&a.bank),
+                escape(&state),
+                a.poll_cycles,
+                a.last_cycle_ms
+                    .map(|ms| format!("{ms:.1} ms"))
+                    .unwrap_or_default()
+            )
+        })
+        .collect();
+    let buses: String = h
+        .drivers
+        .buses
+        .iter()
+        .map(|b| {
+            format!(
+                "<tr><td>{}</td><td>{}</td><td class={}>{}</td><td>{}</td><td>{}</td><td>{}</td>\
+                 <td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(&b.bus),
+                b.protocol,
+                if b.port_open { "online" } else { "offline" },
+                if b.port_open { "open" } else { "closed" },
+                b.requests,
+                b.timeouts,
+                b.checksum_errors,
+                b.exceptions,
+                b.retries,
+                b.reopens,
+                escape(
+                    &b.last_error
+                        .as_ref()
+                        .map(|e| format!(
+                            "{} ({})",
+                            e.message,
+                            web.time(locker_core::Millis(e.at_ms))
+                        ))
+                        .unwrap_or_default()
+                ),
+            )
+        })
+        .collect();
+    let drivers = if buses.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "<h2>Buses</h2><table><tr><th>Bus</th><th>Protocol</th><th>Port</th><th>Requests</th>\
+             <th>Timeouts</th><th>Checksum errors</th><th>Exceptions</th><th>Retries</th>\
+             <th>Reopens</th><th>Last error</th></tr>{buses}</table>\
+             <h2>Bank adapters</h2><table><tr><th>Bank</th><th>Boards</th><th>Poll cycles</th>\
+             <th>Last cycle</th></tr>{adapters}</table>"
+        )
+    };
+    let body = format!(
+        "<table><tr><th>Version</th><td>{}</td></tr><tr><th>Up</th><td>{} s</td></tr>\
+         <tr><th>MQTT clients</th><td>{}</td></tr><tr><th>Storage</th><td>{:.1} MiB in {}</td></tr>\
+         <tr><th>Sync peers</th><td>none configured</td></tr></table>\
+         <h2>Banks and drivers</h2><table><tr><th>Bank</th><th>Controller / driver</th></tr>{banks}</table>{drivers}",
+        h.version,
+        h.uptime_s,
+        h.broker.clients_connected,
+        storage_bytes(&web.data_dir) as f64 / 1_048_576.0,
+        escape(&web.data_dir.display().to_string()),
+    );
+    Html(html::page(&p, "/system", "System", &q, &body)).into_response()
+}
