@@ -420,6 +420,82 @@ async fn lockboard_8a_bank_with_unsolicited_door_changes() {
     hub.expect("door/26", |v| *v == door(false)).await;
 }
 
+/// The truth about doors on an 8A/80 bank: the board pulses the lock but its reply is lost.
+/// The frame may have reached the board (here it did), so it is never sent again (a second
+/// frame is a second pulse, on a door the person may have walked away from) and the
+/// acknowledgement says `unknown`: neither pulsed nor failed.
+#[tokio::test]
+async fn lockboard_8a_unlock_whose_reply_is_lost_is_sent_once_and_unknown() {
+    let broker = start_broker();
+    let bus = pty_bus(SimSettings::lockboard8a(&[1]));
+    let mut hub = Hub::connect(broker, "lost-8a").await;
+    let map = DoorMap::new(
+        (1..=24u16).map(|d| {
+            (
+                d,
+                BoardLock {
+                    board: 1,
+                    lock: d as u8,
+                },
+            )
+        }),
+        lockboard8a::LIMITS,
+    )
+    .unwrap();
+    // The default of one retry: what a lost reply used to trigger.
+    let link_settings = fast_link(&bus.path, 9_600);
+    assert_eq!(link_settings.retries, 1);
+    let link = Link::spawn(Lockboard8a::default(), link_settings);
+    // A long poll interval: after the first cycle the unlock is alone on the wire, so the
+    // injected fault is certain to hit its reply.
+    let bank = adapter::spawn(
+        Lockboard8a::default(),
+        link.clone(),
+        map,
+        settings("lost-8a", broker, Duration::from_secs(30)),
+    )
+    .expect("adapter");
+    hub.expect("status", |v| v["online"] == true).await;
+    bank.wait_for(|h| h.cycles >= 1).await;
+    hub.collect(Duration::from_millis(100)).await;
+
+    let skip = bus.sim.received_count();
+    // The board carries out the next request and its reply never comes.
+    bus.sim.inject(Fault::Silence);
+    hub.send(serde_json::json!({"type": "unlock", "unlock_id": "lost-7", "door": 7}))
+        .await;
+    let a = ack(&hub.expect("ack", |v| v["unlock_id"] == "lost-7").await);
+    // Anything a retry would have sent has been sent by the time the ack is out; give a late
+    // one a moment anyway.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let unlock_frames: Vec<_> = bus
+        .sim
+        .received_after(skip)
+        .into_iter()
+        .filter(|r| {
+            matches!(
+                r.request,
+                AnyRequest::Lockboard8a(lockboard8a::Request::Unlock { board: 1, lock: 7 })
+            )
+        })
+        .collect();
+    assert_eq!(
+        unlock_frames.len(),
+        1,
+        "an unlock whose reply was lost went on the wire again: {unlock_frames:?}"
+    );
+    assert_eq!(bus.sim.pulses(1, 7), 1, "the door was pulsed twice");
+    assert!(bus.sim.is_open(1, 7), "the first frame did reach the board");
+    assert_eq!(a.outcome(), UnlockResult::Unknown, "{a:?}");
+    assert!(!a.ok, "{a:?}");
+    let error = a.error.unwrap_or_default();
+    assert!(
+        error.contains("board 1") && error.contains("did not answer"),
+        "{error}"
+    );
+    assert_eq!(link.stats().retries, 0);
+}
+
 fn unix_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -372,20 +372,105 @@ async fn lockboard_8a_query_unlock_and_unsolicited_changes() {
     );
 }
 
+/// The 8A frames that open doors (unlock, unlock-all, multi-unlock) received after the first `skip`.
+fn unlock_frames(bus: &SimBus, skip: usize) -> Vec<lockboard8a::Request> {
+    bus.received_after(skip)
+        .into_iter()
+        .filter_map(|r| match r.request {
+            AnyRequest::Lockboard8a(
+                req @ (lockboard8a::Request::Unlock { .. }
+                | lockboard8a::Request::UnlockAll { .. }
+                | lockboard8a::Request::MultiUnlock { .. }),
+            ) => Some(req),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A lost or garbled reply to a frame that opens doors does not mean the frame was lost: the
+/// board may have pulsed. Such frames go on the wire once, whatever `retries` says; reads are
+/// still repeated.
 #[tokio::test]
-async fn lockboard_8a_lost_unlock_reply_is_retried() {
+async fn lockboard_8a_door_opening_frames_are_never_resent() {
     let bus = pty_bus(SimSettings::lockboard8a(&[3]));
-    let link = Link::spawn(Lockboard8a::default(), fast_link(&bus.path, 9_600));
+    let mut settings = fast_link(&bus.path, 9_600);
+    settings.retries = 2;
+    let protocol = Lockboard8a {
+        unlock_all_timeout: Duration::from_millis(300),
+        ..Lockboard8a::default()
+    };
+    let link = Link::spawn(protocol, settings);
+
+    // A status query whose reply is lost is simply asked again.
     bus.sim.inject(Fault::Silence);
-    let reply = link
+    let all = link
+        .request(
+            lockboard8a::Request::query_all(3).unwrap(),
+            Priority::Routine,
+        )
+        .await
+        .expect("the retry of a read gets through");
+    assert!(matches!(
+        all,
+        Some(lockboard8a::Reply::All { board: 3, .. })
+    ));
+    assert_eq!(link.stats().retries, 1);
+
+    // The board pulses, its reply is lost.
+    let skip = bus.sim.received_count();
+    bus.sim.inject(Fault::Silence);
+    let err = link
         .request(
             lockboard8a::Request::unlock(3, 2).unwrap(),
             Priority::Urgent,
         )
         .await
-        .expect("second try");
-    assert!(reply.is_some());
-    assert_eq!(bus.sim.pulses(3, 2), 2, "the retry pulses again (harmless)");
+        .unwrap_err();
+    assert!(
+        matches!(err, LinkError::Timeout { tries: 1, .. }),
+        "{err:?}"
+    );
+    assert!(!err.never_sent(), "it did go on the wire");
+    assert_eq!(
+        unlock_frames(&bus.sim, skip),
+        [lockboard8a::Request::Unlock { board: 3, lock: 2 }]
+    );
+    assert_eq!(bus.sim.pulses(3, 2), 1);
+
+    // The board pulses, its reply arrives garbled.
+    let skip = bus.sim.received_count();
+    bus.sim.inject(Fault::BadChecksum);
+    let err = link
+        .request(
+            lockboard8a::Request::unlock(3, 5).unwrap(),
+            Priority::Urgent,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, LinkError::BadReply { tries: 1, .. }),
+        "{err:?}"
+    );
+    assert_eq!(unlock_frames(&bus.sim, skip).len(), 1);
+    assert_eq!(bus.sim.pulses(3, 5), 1);
+
+    // Unlock-all: every lock pulsed once.
+    let skip = bus.sim.received_count();
+    bus.sim.inject(Fault::Silence);
+    let err = link
+        .request(
+            lockboard8a::Request::unlock_all(3).unwrap(),
+            Priority::Urgent,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, LinkError::Timeout { tries: 1, .. }),
+        "{err:?}"
+    );
+    assert_eq!(unlock_frames(&bus.sim, skip).len(), 1);
+    assert_eq!(bus.sim.pulses(3, 9), 1);
+    // Not one retry beyond the read's.
     assert_eq!(link.stats().retries, 1);
 }
 

@@ -1,15 +1,89 @@
-//! The worked examples of `hardware-protocols.md` §1.1 (checksums verified there), round trips,
-//! and framing of split, noisy input.
+//! The test vectors of `docs/protocols/lock-boards.md` §1, read from that file byte for byte
+//! (worked examples from the sources, checksums verified, and frames derived from the documented
+//! layout), round trips, and framing of split, noisy input.
 
 use proptest::prelude::*;
 
 use super::*;
 use crate::codec::{Event, FrameBuffer};
 
+/// The protocol facts the codec relies on, with their sources and test vectors. The vectors
+/// come from the sources, not from our simulator, which runs on this very codec.
+const DOC: &str = include_str!("../../../docs/protocols/lock-boards.md");
+const DOC_PATH: &str = "docs/protocols/lock-boards.md";
+
 fn hex(s: &str) -> Vec<u8> {
     s.split_whitespace()
         .map(|b| u8::from_str_radix(b, 16).expect("test hex"))
         .collect()
+}
+
+/// Rows `| `id` | kind | `frame` | meaning | source |` of the document's test-vector tables
+/// whose id starts with `prefix`.
+fn doc_vectors(prefix: &str) -> Vec<(&'static str, &'static str, Vec<u8>)> {
+    DOC.lines()
+        .filter_map(|line| {
+            let cells: Vec<&'static str> = line.split('|').map(str::trim).collect();
+            let &[_, id, kind, frame, ..] = cells.as_slice() else {
+                return None;
+            };
+            let id = id.strip_prefix('`')?.strip_suffix('`')?;
+            let frame = frame.strip_prefix('`')?.strip_suffix('`')?;
+            id.starts_with(prefix).then(|| (id, kind, hex(frame)))
+        })
+        .collect()
+}
+
+/// The frame of the documented test vector `id`, byte for byte.
+fn doc(id: &str) -> Vec<u8> {
+    let found: Vec<Vec<u8>> = doc_vectors(id)
+        .into_iter()
+        .filter(|(i, ..)| *i == id)
+        .map(|(.., frame)| frame)
+        .collect();
+    match found.as_slice() {
+        [frame] => frame.clone(),
+        _ => panic!(
+            "{DOC_PATH} has {} test vectors `{id}`, expected one",
+            found.len()
+        ),
+    }
+}
+
+#[test]
+fn every_documented_vector_decodes_and_encodes_byte_for_byte() {
+    let vectors = doc_vectors("kerong-");
+    assert!(
+        vectors.len() >= 11,
+        "{DOC_PATH}: only {} Kerong test vectors found",
+        vectors.len()
+    );
+    for (id, kind, wire) in vectors {
+        let whole = |len: usize| assert_eq!(len, wire.len(), "{id}: frame length");
+        match kind {
+            "request" | "request-alias" => {
+                let Decoded::Frame { value, len } = Request::decode(&wire) else {
+                    panic!("{id}: not a request frame: {:?}", Request::decode(&wire));
+                };
+                whole(len);
+                if kind == "request" {
+                    assert_eq!(value.encode(), wire, "{id}: encodes differently");
+                }
+            }
+            "reply" => {
+                let Decoded::Frame { value, len } = Reply::decode(&wire) else {
+                    panic!("{id}: not a reply frame: {:?}", Reply::decode(&wire));
+                };
+                whole(len);
+                assert_eq!(value.encode(), wire, "{id}: encodes differently");
+            }
+            "bad-sum" => {
+                assert_eq!(Request::decode(&wire), Decoded::BadChecksum(1), "{id}");
+                assert_eq!(Reply::decode(&wire), Decoded::BadChecksum(1), "{id}");
+            }
+            other => panic!("{id}: unknown kind {other:?} in {DOC_PATH}"),
+        }
+    }
 }
 
 fn frame_of<T>(d: Decoded<T>) -> T {
@@ -21,32 +95,32 @@ fn frame_of<T>(d: Decoded<T>) -> T {
 
 #[test]
 fn worked_example_unlocks() {
-    for (board, lock, wire) in [
-        (0, 1, "02 00 31 03 36"),
-        (0, 16, "02 0F 31 03 45"),
-        (1, 1, "02 10 31 03 46"),
+    for (board, lock, id) in [
+        (0, 1, "kerong-unlock-b0-l1"),
+        (0, 16, "kerong-unlock-b0-l16"),
+        (1, 1, "kerong-unlock-b1-l1"),
     ] {
         let req = Request::unlock(board, lock).unwrap();
-        assert_eq!(req.encode(), hex(wire), "board {board} lock {lock}");
-        assert_eq!(frame_of(Request::decode(&hex(wire))), req);
+        assert_eq!(req.encode(), doc(id), "board {board} lock {lock}");
+        assert_eq!(frame_of(Request::decode(&doc(id))), req);
     }
 }
 
 #[test]
 fn worked_example_status_queries() {
-    for (board, wire) in [(0, "02 00 30 03 35"), (1, "02 10 30 03 45")] {
+    for (board, id) in [(0, "kerong-status-b0"), (1, "kerong-status-b1")] {
         let req = Request::status(board).unwrap();
-        assert_eq!(req.encode(), hex(wire));
-        assert_eq!(frame_of(Request::decode(&hex(wire))), req);
+        assert_eq!(req.encode(), doc(id));
+        assert_eq!(frame_of(Request::decode(&doc(id))), req);
     }
 }
 
 #[test]
 fn worked_example_status_all_in_both_dialects() {
-    assert_eq!(Request::StatusAll.encode(), hex("02 00 32 03 37"));
+    assert_eq!(Request::StatusAll.encode(), doc("kerong-status-all"));
     // CartWise's broadcast address decodes to the same request.
     assert_eq!(
-        frame_of(Request::decode(&hex("02 F0 32 03 27"))),
+        frame_of(Request::decode(&doc("kerong-status-all-broadcast"))),
         Request::StatusAll
     );
 }
@@ -55,7 +129,7 @@ fn worked_example_status_all_in_both_dialects() {
 fn the_published_wrong_checksum_is_rejected() {
     // xaleel/locker's constant for "status of board 1" has a wrong sum (0x3E, not 0x45).
     assert_eq!(
-        Request::decode(&hex("02 10 30 03 3E")),
+        Request::decode(&doc("kerong-status-b1-wrong-sum")),
         Decoded::BadChecksum(1)
     );
 }
@@ -70,8 +144,7 @@ fn pulse_time_frame() {
             tens_of_ms: 50
         }
     );
-    // 02 20 37 00 32 03 SUM, SUM = 0x02+0x20+0x37+0x00+0x32+0x03 = 0x8E
-    assert_eq!(req.encode(), hex("02 20 37 00 32 03 8E"));
+    assert_eq!(req.encode(), doc("kerong-pulse-b2-500ms"));
     assert_eq!(
         Request::set_pulse(0, 655_360),
         Err(AddressError::Pulse(655_360))
@@ -92,8 +165,7 @@ fn out_of_range_addresses_are_refused() {
 #[test]
 fn status_reply_bits_and_polarity() {
     // Board 1; locks 1 and 10 bits set; sensor of lock 2 set.
-    // 02 10 35 01 02 02 00 03 SUM, SUM = 0x02+0x10+0x35+0x01+0x02+0x02+0x00+0x03 = 0x4F
-    let wire = hex("02 10 35 01 02 02 00 03 4F");
+    let wire = doc("kerong-status-reply-b1");
     let Reply::Status(s) = frame_of(Reply::decode(&wire)) else {
         panic!("not a status");
     };
@@ -111,7 +183,7 @@ fn status_reply_bits_and_polarity() {
 
 #[test]
 fn unlock_echo_answers_only_its_own_lock() {
-    let echo = frame_of(Reply::decode(&hex("02 0F 31 03 45")));
+    let echo = frame_of(Reply::decode(&doc("kerong-unlock-b0-l16-echo")));
     assert_eq!(
         echo,
         Reply::Echo {

@@ -64,14 +64,19 @@ impl Protocol for Lockboard8a {
         matches!(reply, Reply::Changed { .. })
     }
 
-    /// A single unlock is repeated when its reply is lost: a second pulse on a door that has
-    /// already sprung open is harmless, a door that stays shut because one frame was garbled
-    /// is not. Unlock-all takes seconds and is not repeated.
+    /// Only reads are repeated. A lost or garbled reply to an unlock does not say the frame
+    /// was lost: the board may have pulsed the lock, and a second frame is a second pulse, on
+    /// a door the person may already have opened, used and left. So every frame that opens a
+    /// door (unlock, unlock-all, multi-unlock) goes on the wire once, and an unconfirmed one is
+    /// reported as such (the adapter's `unknown`), as on Kerong and Modbus banks. Listed by
+    /// what may be repeated, so that a request added later is sent once until shown harmless.
     fn retry_safe(&self, request: &Request) -> bool {
-        !matches!(
-            request,
-            Request::UnlockAll { .. } | Request::MultiUnlock { .. }
-        )
+        match request {
+            Request::Query { .. } | Request::QueryAll { .. } => true,
+            Request::Unlock { .. } | Request::UnlockAll { .. } | Request::MultiUnlock { .. } => {
+                false
+            }
+        }
     }
 }
 

@@ -1,10 +1,16 @@
-//! The worked examples of `hardware-protocols.md` §1.3 (XOR verified there), round trips, and
-//! framing of split, noisy input.
+//! The test vectors of `docs/protocols/lock-boards.md` §2, read from that file byte for byte
+//! (worked examples from the sources, XOR verified, and frames derived from the documented
+//! layout), round trips, and framing of split, noisy input.
 
 use proptest::prelude::*;
 
 use super::*;
 use crate::codec::{Event, FrameBuffer};
+
+/// The protocol facts the codec relies on, with their sources and test vectors. The vectors
+/// come from the sources, not from our simulator, which runs on this very codec.
+const DOC: &str = include_str!("../../../docs/protocols/lock-boards.md");
+const DOC_PATH: &str = "docs/protocols/lock-boards.md";
 
 fn hex(s: &str) -> Vec<u8> {
     s.split_whitespace()
@@ -12,22 +18,86 @@ fn hex(s: &str) -> Vec<u8> {
         .collect()
 }
 
+/// Rows `| `id` | kind | `frame` | meaning | source |` of the document's test-vector tables
+/// whose id starts with `prefix`.
+fn doc_vectors(prefix: &str) -> Vec<(&'static str, &'static str, Vec<u8>)> {
+    DOC.lines()
+        .filter_map(|line| {
+            let cells: Vec<&'static str> = line.split('|').map(str::trim).collect();
+            let &[_, id, kind, frame, ..] = cells.as_slice() else {
+                return None;
+            };
+            let id = id.strip_prefix('`')?.strip_suffix('`')?;
+            let frame = frame.strip_prefix('`')?.strip_suffix('`')?;
+            id.starts_with(prefix).then(|| (id, kind, hex(frame)))
+        })
+        .collect()
+}
+
+/// The frame of the documented test vector `id`, byte for byte.
+fn doc(id: &str) -> Vec<u8> {
+    let found: Vec<Vec<u8>> = doc_vectors(id)
+        .into_iter()
+        .filter(|(i, ..)| *i == id)
+        .map(|(.., frame)| frame)
+        .collect();
+    match found.as_slice() {
+        [frame] => frame.clone(),
+        _ => panic!(
+            "{DOC_PATH} has {} test vectors `{id}`, expected one",
+            found.len()
+        ),
+    }
+}
+
+#[test]
+fn every_documented_vector_decodes_and_encodes_byte_for_byte() {
+    let vectors = doc_vectors("8a-");
+    assert!(
+        vectors.len() >= 9,
+        "{DOC_PATH}: only {} 8A test vectors found",
+        vectors.len()
+    );
+    for (id, kind, wire) in vectors {
+        let (decoded, encoded) = match kind {
+            "request" => match Request::decode(&wire) {
+                Decoded::Frame { value, len } => (len, value.encode()),
+                other => panic!("{id}: not a request frame: {other:?}"),
+            },
+            "reply" | "reply-all" => {
+                let shape = if kind == "reply" {
+                    Shape::Short
+                } else {
+                    Shape::AllStates
+                };
+                match Reply::decode(&wire, shape) {
+                    Decoded::Frame { value, len } => (len, value.encode()),
+                    other => panic!("{id}: not a reply frame: {other:?}"),
+                }
+            }
+            other => panic!("{id}: unknown kind {other:?} in {DOC_PATH}"),
+        };
+        assert_eq!(decoded, wire.len(), "{id}: frame length");
+        assert_eq!(encoded, wire, "{id}: encodes differently");
+    }
+}
+
 #[test]
 fn worked_example_requests() {
-    for (req, wire) in [
-        (Request::unlock(1, 1).unwrap(), "8A 01 01 11 9B"),
-        (Request::unlock_all(1).unwrap(), "8A 01 00 11 9A"),
-        (Request::query(1, 1).unwrap(), "80 01 01 33 B3"),
-        (Request::query_all(1).unwrap(), "80 01 00 33 B2"),
+    for (req, id) in [
+        (Request::unlock(1, 1).unwrap(), "8a-unlock-b1-l1"),
+        (Request::unlock_all(1).unwrap(), "8a-unlock-all-b1"),
+        (Request::query(1, 1).unwrap(), "8a-query-b1-l1"),
+        (Request::query_all(1).unwrap(), "8a-query-all-b1"),
         (
             Request::MultiUnlock {
                 board: 1,
                 locks: 1 << 1 | 1 << 9 | 1 << 17,
             },
-            "90 01 02 02 02 93",
+            "8a-multi-unlock-b1",
         ),
     ] {
-        let wire = hex(wire);
+        let wire = doc(id);
         assert_eq!(req.encode(), wire, "{req:?}");
         assert_eq!(
             Request::decode(&wire),
@@ -42,7 +112,7 @@ fn worked_example_requests() {
 #[test]
 fn worked_example_unlock_reply() {
     // Seen in the C# implementation: board 1 lock 1 opened.
-    let reply = Reply::decode(&hex("8A 01 01 00 8A"), Shape::Short);
+    let reply = Reply::decode(&doc("8a-unlock-reply-b1-l1-open"), Shape::Short);
     let value = Reply::Unlock {
         board: 1,
         lock: 1,
@@ -56,7 +126,7 @@ fn worked_example_unlock_reply() {
 
 #[test]
 fn worked_example_query_all_reply() {
-    let wire = hex("80 01 01 01 01 33 B3");
+    let wire = doc("8a-query-all-reply-b1");
     let Decoded::Frame {
         value: Reply::All { board, bits },
         len: 7,
@@ -79,24 +149,43 @@ fn worked_example_query_all_reply() {
 }
 
 #[test]
+fn query_all_reply_groups_are_highest_first() {
+    // S3 S2 S1 = 80 04 03: lock 24, lock 11, locks 1 and 2 closed (the documented order).
+    let Decoded::Frame {
+        value: Reply::All { board, bits },
+        ..
+    } = Reply::decode(&doc("8a-query-all-reply-b2"), Shape::AllStates)
+    else {
+        panic!("not a query-all reply");
+    };
+    assert_eq!(board, 2);
+    let closed: Vec<u8> = (1..=24)
+        .filter(|&lock| !is_open(bits, lock, Polarity::OneIsClosed))
+        .collect();
+    assert_eq!(closed, vec![1, 2, 11, 24]);
+}
+
+#[test]
 fn the_expected_shape_decides_between_short_and_long_0x80_frames() {
     let short = Reply::Lock {
         board: 3,
         lock: 4,
         status: CLOSED,
     };
+    let wire = doc("8a-query-reply-b3-l4-closed");
+    assert_eq!(short.encode(), wire);
     assert_eq!(
-        Reply::decode(&short.encode(), Shape::Short),
+        Reply::decode(&wire, Shape::Short),
         Decoded::Frame {
             value: short,
             len: 5
         }
     );
+    assert!(short.answers(&Request::Query { board: 3, lock: 4 }));
+    assert!(!short.answers(&Request::Query { board: 4, lock: 3 }));
+    assert_eq!(status_open(CLOSED), Some(false));
     // The same five bytes while a query-all is outstanding: wait for the two more it needs.
-    assert_eq!(
-        Reply::decode(&short.encode(), Shape::AllStates),
-        Decoded::Incomplete
-    );
+    assert_eq!(Reply::decode(&wire, Shape::AllStates), Decoded::Incomplete);
 }
 
 #[test]

@@ -93,7 +93,7 @@ mod tests {
 
     #[test]
     fn the_documented_xy_md02_frames_decode() {
-        // Reply 01 04 02 01 31 -> 305 -> 30.5 °C; 0xFF33 -> -20.5 °C (hardware-protocols §2.1).
+        // Reply 01 04 02 01 31 -> 305 -> 30.5 °C; 0xFF33 -> -20.5 °C (docs/protocols/modbus.md §2).
         assert_eq!(decode(Format::S16, &[0x0131], 0.1), Ok(30.5));
         assert_eq!(decode(Format::S16, &[0xFF33], 0.1), Ok(-20.5));
         assert_eq!(decode(Format::U16, &[0xFF33], 1.0), Ok(65331.0));
