@@ -245,7 +245,7 @@ async fn on_publish(
                 warn!(%topic, held_back = held, "{reason}");
             }
             if let Some((reply_topic, reply)) = reply_to {
-                if let Ok(payload) = serde_json::to_vec(&reply) {
+                if let Ok(payload) = serde_json::to_vec(&locker_app::wire::kiosk_reply(&reply)) {
                     let props = PublishProperties {
                         correlation_data: correlation,
                         ..Default::default()

@@ -6,7 +6,7 @@
 //! reply topic, and a log line either way.
 
 use locker_core::{
-    Command, Observation, Outcome, RejectCode, Rejection, Reply, RequestId, UnlockReport,
+    Caller, Command, Observation, Outcome, RejectCode, Rejection, Reply, RequestId, UnlockReport,
 };
 use locker_drivers::bus::{
     self, BankStatus, CommandAck, DoorObservation, Parsed, UnitReading, UnlockResult,
@@ -186,10 +186,10 @@ fn kiosk_request(
         },
         None => None,
     };
-    let refuse = |message: String| {
+    let refuse_as = |code: RejectCode, message: String| {
         let reply = Reply {
             request_id: RequestId(envelope.request_id.clone()),
-            outcome: Outcome::Rejected(Rejection::new(RejectCode::InvalidInput, message.clone())),
+            outcome: Outcome::Rejected(Rejection::new(code, message.clone())),
         };
         Inbound::Refuse {
             reason: format!(
@@ -199,9 +199,23 @@ fn kiosk_request(
             reply_to: reply_to.clone().map(|t| (t, reply)),
         }
     };
-    let command: Command = match serde_json::from_slice(payload) {
-        Ok(c) => c,
-        Err(e) => return refuse(format!("not a valid request: {e}")),
+    let refuse = |message: String| refuse_as(RejectCode::InvalidInput, message);
+    // The kiosk's wire type has only what a carrier or a resident may ask.
+    let command: Command = match serde_json::from_slice::<bus::KioskRequest>(payload) {
+        Ok(r) => locker_app::wire::kiosk_command(r),
+        Err(e) => {
+            // A staff or directory action is a valid request, only not a kiosk's: the core's
+            // rule says why, with its code.
+            if let Ok(c) = serde_json::from_slice::<Command>(payload) {
+                let kiosk = Caller::BankKiosk {
+                    bank: bank.to_owned(),
+                };
+                if let Err(r) = locker_core::authorize(&kiosk, &c.request) {
+                    return refuse_as(r.code, r.message);
+                }
+            }
+            return refuse(format!("not a valid request: {e}"));
+        }
     };
     Inbound::Request {
         command,
@@ -447,9 +461,27 @@ mod tests {
 
     #[test]
     fn kiosks_cannot_do_staff_actions_or_act_for_another_bank() {
+        // A staff action: refused before the core, with the core's rule and code.
+        let staff = r#"{"request_id":"k-2","reply_to":"kiosk/r","type":"staff_open_bank","by":{"kind":"cloud"},"bank":"A","reason":"x"}"#;
+        match decode(
+            "lockerhub/v1/bank/A/kiosk/request",
+            staff.as_bytes(),
+            None,
+            known,
+        ) {
+            Inbound::Refuse {
+                reply_to: Some((topic, reply)),
+                ..
+            } => {
+                assert_eq!(topic, "kiosk/r");
+                assert!(
+                    matches!(&reply.outcome, Outcome::Rejected(r) if r.code == RejectCode::NotPermitted),
+                    "{reply:?}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
         for payload in [
-            // A staff action.
-            r#"{"request_id":"k-2","reply_to":"kiosk/r","type":"staff_open_bank","by":{"kind":"cloud"},"bank":"A","reason":"x"}"#,
             // Another bank's pickup.
             r#"{"request_id":"k-3","reply_to":"kiosk/r","type":"pickup_by_pin","bank":"B","pin":"123456"}"#,
         ] {

@@ -30,7 +30,12 @@ pub fn add(
         .map_err(|e| format!("cannot read {}: {e} (run as the hub's service user, e.g. `sudo -u locker-hub locker-hub user add ...`, after the hub has started once)", token_path.display()))?;
     let password = read_password()?;
     locker_app::accounts::check_password(&password)?;
-    let body = serde_json::json!({"name": name, "role": role, "password": password}).to_string();
+    let body = serde_json::to_string(&NewUser {
+        name,
+        role,
+        password: &password,
+    })
+    .map_err(|e| e.to_string())?;
     let mut addr = web.unwrap_or(config.web.bind);
     if addr.ip().is_unspecified() {
         addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), addr.port());
@@ -142,4 +147,12 @@ impl Drop for NoEcho {
             libc::tcsetattr(0, libc::TCSANOW, &self.0);
         }
     }
+}
+
+/// The body of `POST /api/v1/users` (`docs/http-api.md`).
+#[derive(serde::Serialize)]
+struct NewUser<'a> {
+    name: &'a str,
+    role: &'a str,
+    password: &'a str,
 }

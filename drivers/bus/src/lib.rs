@@ -7,6 +7,12 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod hub;
+pub use hub::{
+    AlertEvent, BankState, CompartmentState, KioskOutcome, KioskReply, KioskRequest, KioskUpdate,
+    KioskUpdateMessage,
+};
+
 /// First segments of every topic of this schema version.
 pub const ROOT: &str = "lockerhub/v1";
 

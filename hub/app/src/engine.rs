@@ -36,7 +36,8 @@ use crate::facts::{self, StoredFact};
 use crate::history;
 use crate::notify::{Notification, NotificationSink};
 use crate::storage::{self, StorageHealth, Verdict};
-use locker_bus::{self as bus, BankTopics, Command};
+use crate::wire;
+use locker_bus::{self as bus, AlertEvent, BankTopics, Command};
 
 /// Work for the engine.
 pub enum Job {
@@ -50,7 +51,7 @@ pub enum Job {
     /// What a controller reported.
     Observe(locker_core::Observation),
     /// List the notifications waiting in the local outbox (with their plaintext codes).
-    OutboxList(oneshot::Sender<Result<Vec<(String, serde_json::Value)>, AppError>>),
+    OutboxList(oneshot::Sender<Result<Vec<(String, Pending)>, AppError>>),
     /// A notifier has handed this notification off: erase it, and its plaintext code with it.
     OutboxDone {
         id: String,
@@ -102,6 +103,15 @@ pub enum Job {
     },
     /// Finish the current step and stop.
     Stop,
+}
+
+/// A notification waiting in the outbox, as the notifier gets it: the core's `notify` effect
+/// (plaintext code included), or why it could not be read back.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Pending {
+    Notification(serde_json::Value),
+    Undecodable { undecodable: String },
 }
 
 /// The local-table key of the staff accounts' map.
@@ -591,12 +601,7 @@ impl Runner {
                     raised_at: now(),
                     unit: None,
                 };
-                self.send_json(
-                    bus::ALERTS.to_owned(),
-                    false,
-                    &serde_json::json!({"event": "raised", "alert": alert.id, "kind": alert.kind,
-                        "bank": null, "door": null, "message": message}),
-                );
+                self.send_json(bus::ALERTS.to_owned(), false, &wire::alert_raised(&alert));
                 self.storage_alert = Some(alert);
                 self.announce_change();
             }
@@ -607,7 +612,9 @@ impl Runner {
                 self.send_json(
                     bus::ALERTS.to_owned(),
                     false,
-                    &serde_json::json!({"event": "cleared", "alert": id}),
+                    &AlertEvent::Cleared {
+                        alert: id.to_string(),
+                    },
                 );
                 self.announce_change();
             }
@@ -745,14 +752,15 @@ impl Runner {
                         .into_iter()
                         .find(|a| a.id == alert)
                         .and_then(|a| a.unit);
-                    let mut event = serde_json::json!({
-                        "event": "raised", "alert": alert, "kind": kind,
-                        "bank": bank, "door": door, "message": message,
-                    });
-                    if let Some(u) = unit {
-                        event["unit"] = serde_json::json!(u.unit);
-                        event["sensor"] = serde_json::json!(u.sensor);
-                    }
+                    let event = AlertEvent::Raised {
+                        alert: alert.to_string(),
+                        kind: wire::alert_kind(&kind),
+                        bank,
+                        door,
+                        message,
+                        unit: unit.as_ref().map(|u| u.unit.clone()),
+                        sensor: unit.and_then(|u| u.sensor),
+                    };
                     self.send_json(bus::ALERTS.to_owned(), false, &event);
                 }
                 Effect::ClearAlert { alert } => {
@@ -760,7 +768,9 @@ impl Runner {
                     self.send_json(
                         bus::ALERTS.to_owned(),
                         false,
-                        &serde_json::json!({"event": "cleared", "alert": alert}),
+                        &AlertEvent::Cleared {
+                            alert: alert.to_string(),
+                        },
                     );
                 }
                 Effect::PublishCompartment { bank, .. } | Effect::PublishBank { bank } => {
@@ -772,11 +782,8 @@ impl Runner {
                     update,
                 } => {
                     let topic = BankTopics::new(&bank).kiosk_update();
-                    self.send_json(
-                        topic,
-                        false,
-                        &serde_json::json!({"reservation": reservation, "update": update}),
-                    );
+                    let reservation = reservation.map(|r| r.to_string());
+                    self.send_json(topic, false, &wire::kiosk_update(reservation, &update));
                 }
             }
         }
@@ -789,7 +796,7 @@ impl Runner {
         }
         match (reply_to, out.reply) {
             (ReplyTo::Mqtt { topic, correlation }, Some(reply)) => {
-                if let Ok(payload) = serde_json::to_vec(&reply) {
+                if let Ok(payload) = serde_json::to_vec(&wire::kiosk_reply(&reply)) {
                     let _ = self.publish.send(Outgoing {
                         topic,
                         payload,
@@ -839,7 +846,7 @@ impl Runner {
         }
     }
 
-    fn outbox_list(&self) -> Result<Vec<(String, serde_json::Value)>, AppError> {
+    fn outbox_list(&self) -> Result<Vec<(String, Pending)>, AppError> {
         let pending = self
             .store()?
             .outbox_pending()
@@ -847,8 +854,12 @@ impl Runner {
         Ok(pending
             .into_iter()
             .map(|(id, bytes)| {
-                let value = serde_json::from_slice(&bytes)
-                    .unwrap_or_else(|e| serde_json::json!({"undecodable": e.to_string()}));
+                let value = match serde_json::from_slice(&bytes) {
+                    Ok(v) => Pending::Notification(v),
+                    Err(e) => Pending::Undecodable {
+                        undecodable: e.to_string(),
+                    },
+                };
                 (id, value)
             })
             .collect())
@@ -896,29 +907,15 @@ impl Runner {
             .into_iter()
             .find(|b| b.bank == bank)
             .map(|b| (b.online, b.keypad_locked_until));
-        let compartments: Vec<serde_json::Value> = self
-            .core
-            .compartments()
-            .into_iter()
-            .filter(|c| c.bank == bank)
-            .map(|c| {
-                serde_json::json!({
-                    "door": c.door, "size": c.size, "temperature": c.temperature,
-                    "accessible": c.accessible, "status": c.status, "door_open": c.door_open,
-                })
-            })
-            .collect();
-        self.send_json(
-            BankTopics::new(bank).state(),
-            true,
-            &serde_json::json!({
-                "bank": bank,
-                "online": online.map(|o| o.0),
-                "keypad_locked_until": online.and_then(|o| o.1),
-                "compartments": compartments,
-                "at": at,
-            }),
+        let compartments = self.core.compartments();
+        let state = wire::bank_state(
+            bank,
+            online.map(|o| o.0),
+            online.and_then(|o| o.1).map(|t| t.0),
+            compartments.iter().filter(|c| c.bank == bank),
+            at.0,
         );
+        self.send_json(BankTopics::new(bank).state(), true, &state);
     }
 
     /// Refresh what the web page reads. Returns whether anything in it changed.

@@ -23,6 +23,7 @@ pub mod passwords;
 pub mod services;
 pub mod storage;
 pub mod time;
+pub mod wire;
 
 pub use error::AppError;
 pub use services::{Actor, App, Issued};

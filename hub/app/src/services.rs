@@ -20,7 +20,7 @@ use tokio::sync::{broadcast, oneshot};
 
 use crate::accounts::{self, AccountView, Accounts, User};
 use crate::analytics::Analytics;
-use crate::engine::{FactQuery, Job, ReplyTo, Snapshot, UnitHistory, UnitsReport};
+use crate::engine::{FactQuery, Job, Pending, ReplyTo, Snapshot, UnitHistory, UnitsReport};
 use crate::error::AppError;
 use crate::passwords::{Argon2Pool, Busy};
 
@@ -313,7 +313,7 @@ impl App {
     // --- the outbox -------------------------------------------------------------------------
 
     /// Notifications waiting to be sent, with their plaintext codes (admins and the API token).
-    pub async fn outbox(&self, who: &Actor) -> Result<Vec<(String, serde_json::Value)>, AppError> {
+    pub async fn outbox(&self, who: &Actor) -> Result<Vec<(String, Pending)>, AppError> {
         who.need(Need::Admin)?;
         self.ask(Job::OutboxList).await?
     }

@@ -161,7 +161,7 @@ async fn banks(State(web): State<Arc<Web>>, Api(who, ..): Api<Staff>) -> ApiResu
 #[derive(Serialize)]
 struct OutboxItem {
     id: String,
-    notification: Value,
+    notification: locker_app::engine::Pending,
 }
 
 /// `GET /api/v1/outbox`: notifications waiting to be sent, with their plaintext codes. This is

@@ -14,7 +14,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use locker_core::{Millis, SummaryView, UnitView};
-use serde_json::json;
+use serde::Serialize;
 
 use jiff::tz::TimeZone;
 use locker_app::engine::UnitHistory;
@@ -322,32 +322,107 @@ pub fn chart(zone: &TimeZone, u: &UnitView, history: &[SummaryView], now: Millis
 
 // --- JSON ---
 
-fn unit_json(u: &UnitView) -> serde_json::Value {
-    let c = |dc: i32| f64::from(dc) / 10.0;
-    json!({
-        "bank": u.bank,
-        "unit": u.unit,
-        "name": u.name,
-        "doors": u.doors,
-        "band": { "min_c": c(u.min_decicelsius), "max_c": c(u.max_decicelsius),
-                  "hysteresis_c": c(u.hysteresis_decicelsius) },
-        "alarm_after_ms": u.alarm_after_ms,
-        "door_grace_ms": u.door_grace_ms,
-        "excursion_limit_ms": u.excursion_limit_ms,
-        "summary_interval_ms": u.summary_interval_ms,
-        "door_open": u.door_open,
-        "excursion_since": u.excursion_since,
-        "alarm": !u.alerts.is_empty(),
-        "alerts": u.alerts,
-        "sensors": u.sensors.iter().map(|s| json!({
-            "sensor": s.sensor,
-            "temperature_c": s.decicelsius.map(c),
-            "last_reading_at": s.last_reading_at,
-            "interval_ms": s.interval_ms,
-            "silent_after_ms": s.silent_after_ms,
-            "device_alarms": s.device_alarms,
-        })).collect::<Vec<_>>(),
-    })
+/// A unit's alarm band in °C.
+#[derive(Serialize)]
+struct Band {
+    min_c: f64,
+    max_c: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hysteresis_c: Option<f64>,
+}
+
+/// One sensor of a unit in `GET /api/v1/units`.
+#[derive(Serialize)]
+struct SensorJson<'a> {
+    sensor: &'a str,
+    temperature_c: Option<f64>,
+    last_reading_at: Option<Millis>,
+    interval_ms: u64,
+    silent_after_ms: u64,
+    device_alarms: &'a [String],
+}
+
+/// One unit in `GET /api/v1/units`.
+#[derive(Serialize)]
+struct UnitJson<'a> {
+    bank: &'a str,
+    unit: &'a str,
+    name: &'a str,
+    doors: &'a [u16],
+    band: Band,
+    alarm_after_ms: u64,
+    door_grace_ms: u64,
+    excursion_limit_ms: u64,
+    summary_interval_ms: u64,
+    door_open: bool,
+    excursion_since: Option<Millis>,
+    alarm: bool,
+    alerts: &'a [locker_core::Alert],
+    sensors: Vec<SensorJson<'a>>,
+}
+
+/// One summary in `GET /api/v1/units/{bank}/{unit}/history`.
+#[derive(Serialize)]
+struct SummaryJson<'a> {
+    sensor: &'a str,
+    from: Millis,
+    to: Millis,
+    count: u32,
+    min_c: f64,
+    max_c: f64,
+    mean_c: f64,
+    /// The interval left the band.
+    excursion: bool,
+}
+
+/// The answer of `GET /api/v1/units/{bank}/{unit}/history`.
+#[derive(Serialize)]
+struct HistoryJson<'a> {
+    bank: &'a str,
+    unit: &'a str,
+    since: Millis,
+    band: Band,
+    summary_interval_ms: u64,
+    summaries: Vec<SummaryJson<'a>>,
+}
+
+fn celsius_of(dc: i32) -> f64 {
+    f64::from(dc) / 10.0
+}
+
+fn unit_json(u: &UnitView) -> UnitJson<'_> {
+    let c = celsius_of;
+    UnitJson {
+        bank: &u.bank,
+        unit: &u.unit,
+        name: &u.name,
+        doors: &u.doors,
+        band: Band {
+            min_c: c(u.min_decicelsius),
+            max_c: c(u.max_decicelsius),
+            hysteresis_c: Some(c(u.hysteresis_decicelsius)),
+        },
+        alarm_after_ms: u.alarm_after_ms,
+        door_grace_ms: u.door_grace_ms,
+        excursion_limit_ms: u.excursion_limit_ms,
+        summary_interval_ms: u.summary_interval_ms,
+        door_open: u.door_open,
+        excursion_since: u.excursion_since,
+        alarm: !u.alerts.is_empty(),
+        alerts: &u.alerts,
+        sensors: u
+            .sensors
+            .iter()
+            .map(|s| SensorJson {
+                sensor: &s.sensor,
+                temperature_c: s.decicelsius.map(c),
+                last_reading_at: s.last_reading_at,
+                interval_ms: s.interval_ms,
+                silent_after_ms: s.silent_after_ms,
+                device_alarms: &s.device_alarms,
+            })
+            .collect(),
+    }
 }
 
 /// `GET /api/v1/units`
@@ -379,31 +454,40 @@ pub async fn api_history(
         .app
         .unit_history(&who.actor(), &bank, &unit, hours)
         .await;
-    let c = |dc: i32| f64::from(dc) / 10.0;
     match answer {
         Ok(UnitHistory {
             unit: u,
             summaries,
             since,
-        }) => Json(json!({
-            "bank": u.bank,
-            "unit": u.unit,
-            "since": since,
-            "band": { "min_c": c(u.min_decicelsius), "max_c": c(u.max_decicelsius) },
-            "summary_interval_ms": u.summary_interval_ms,
-            "summaries": summaries.iter().map(|s| json!({
-                "sensor": s.sensor,
-                "from": s.from,
-                "to": s.to,
-                "count": s.count,
-                "min_c": c(s.min_decicelsius),
-                "max_c": c(s.max_decicelsius),
-                "mean_c": c(s.mean_decicelsius),
-                "excursion": s.max_decicelsius > u.max_decicelsius
-                    || s.min_decicelsius < u.min_decicelsius,
-            })).collect::<Vec<_>>(),
-        }))
-        .into_response(),
+        }) => {
+            let c = celsius_of;
+            Json(HistoryJson {
+                bank: &u.bank,
+                unit: &u.unit,
+                since,
+                band: Band {
+                    min_c: c(u.min_decicelsius),
+                    max_c: c(u.max_decicelsius),
+                    hysteresis_c: None,
+                },
+                summary_interval_ms: u.summary_interval_ms,
+                summaries: summaries
+                    .iter()
+                    .map(|s| SummaryJson {
+                        sensor: &s.sensor,
+                        from: s.from,
+                        to: s.to,
+                        count: s.count,
+                        min_c: c(s.min_decicelsius),
+                        max_c: c(s.max_decicelsius),
+                        mean_c: c(s.mean_decicelsius),
+                        excursion: s.max_decicelsius > u.max_decicelsius
+                            || s.min_decicelsius < u.min_decicelsius,
+                    })
+                    .collect(),
+            })
+            .into_response()
+        }
         Err(e) => ApiError(e).into_response(),
     }
 }
