@@ -90,7 +90,7 @@ fn bus_health(protocol: &'static str, s: LinkStats) -> BusHealth {
     let (online, offline): (Vec<_>, Vec<_>) = s.devices.iter().partition(|(_, d)| d.online);
     BusHealth {
         bus: s.bus,
-        protocol,
+        protocol: protocol.to_owned(),
         port_open: s.port_open,
         requests: s.requests,
         replies: s.replies,

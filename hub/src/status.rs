@@ -80,9 +80,10 @@ impl HubStatus {
                 "ok"
             } else {
                 "degraded"
-            },
+            }
+            .to_owned(),
             problems,
-            version: env!("CARGO_PKG_VERSION"),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
             uptime_s: self.started.elapsed().as_secs(),
             broker: BrokerHealth {
                 clients_connected: self.clients.get(),

@@ -41,11 +41,11 @@ fn rust_files(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// A file's code without its unit tests (`#[cfg(test)] mod tests` to the end of the file, as
-/// this codebase writes them) and without comments.
+/// A file's code without its unit tests (from the first `#[cfg(test)] mod …` to the end of the
+/// file, where this codebase writes them) and without comments.
 fn code(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let text = match text.find("#[cfg(test)]\nmod tests") {
+    let text = match text.find("#[cfg(test)]\nmod ") {
         Some(i) => &text[..i],
         None => &text[..],
     };

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Where the current health is read from.
 pub trait HealthSource: Send + Sync {
@@ -12,12 +12,12 @@ pub trait HealthSource: Send + Sync {
 }
 
 /// The JSON answer of `GET /healthz`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Health {
     /// `ok`, or `degraded` with the reasons in `problems`.
-    pub status: &'static str,
+    pub status: String,
     pub problems: Vec<String>,
-    pub version: &'static str,
+    pub version: String,
     pub uptime_s: u64,
     pub broker: BrokerHealth,
     pub banks: BanksHealth,
@@ -26,19 +26,19 @@ pub struct Health {
 }
 
 /// The hub's own drivers: every bus it owns and every bank adapter on one.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct DriversHealth {
     pub buses: Vec<BusHealth>,
     pub banks: Vec<AdapterHealth>,
 }
 
 /// Counters of one RS-485 port, TCP gateway or Modbus connection since the hub started.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct BusHealth {
     /// Serial path or `host:port`.
     pub bus: String,
     /// `kerong`, `lockboard-8a` or `modbus`.
-    pub protocol: &'static str,
+    pub protocol: String,
     pub port_open: bool,
     pub requests: u64,
     pub replies: u64,
@@ -59,14 +59,14 @@ pub struct BusHealth {
     pub devices_offline: Vec<u8>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct LastError {
     pub at_ms: u64,
     pub message: String,
 }
 
 /// One bank adapter (a bank without its own controller).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct AdapterHealth {
     pub bank: String,
     pub mqtt_connected: bool,
@@ -78,7 +78,7 @@ pub struct AdapterHealth {
     pub last_cycle_ms: Option<f64>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct BrokerHealth {
     /// MQTT clients connected through the front door (the hub's own client not counted).
     pub clients_connected: usize,
@@ -89,7 +89,7 @@ pub struct BrokerHealth {
     pub refusals: BTreeMap<String, RefusalCounts>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct BanksHealth {
     pub configured: usize,
     pub online: usize,
@@ -100,9 +100,9 @@ pub struct BanksHealth {
 }
 
 /// One listener's end-to-end probe.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProbeHealth {
-    pub listener: &'static str,
+    pub listener: String,
     pub ok: bool,
     /// Seconds since the last successful round trip (`None`: never yet).
     pub last_ok_s_ago: Option<u64>,
@@ -111,7 +111,7 @@ pub struct ProbeHealth {
 }
 
 /// What the front door refused to one login.
-#[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct RefusalCounts {
     pub connect: u64,
     pub publish: u64,

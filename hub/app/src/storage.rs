@@ -39,7 +39,7 @@ pub struct StorageHealth {
 const HOLD_AFTER_FAILURE: Duration = Duration::from_secs(2);
 
 /// The last check.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct StorageState {
     /// Bytes free for the hub in the data directory's filesystem (`None`: not measured yet or
     /// not measurable).

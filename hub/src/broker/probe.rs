@@ -107,7 +107,7 @@ impl Probes {
             .map(|s| {
                 s.iter()
                     .map(|(name, p)| ProbeHealth {
-                        listener: name,
+                        listener: (*name).to_owned(),
                         ok: p.failures < FAILURES_BEFORE_DEGRADED,
                         last_ok_s_ago: p.last_ok.map(|t| (now - t).as_secs()),
                         round_trip_ms: p.round_trip_ms,

@@ -224,7 +224,7 @@ async fn users(State(web): State<Arc<Web>>, Api(who, ..): Api<Admin>) -> ApiResu
 }
 
 /// The body of `POST /api/v1/users`.
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 struct NewUser {
     name: String,
     role: String,
@@ -257,7 +257,7 @@ async fn run(web: &Web, who: &locker_app::Actor, request: Request, ok: StatusCod
 }
 
 /// The body of an acknowledgement.
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 struct Acknowledgement {
     #[serde(default)]
     note: Option<String>,
@@ -293,7 +293,7 @@ async fn residents(State(web): State<Arc<Web>>, Api(who, ..): Api<Staff>) -> Api
 }
 
 /// The body of `POST /api/v1/residents` and `/residents/{id}`.
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 struct ResidentBody {
     #[serde(default)]
     resident: Option<String>,
@@ -383,7 +383,7 @@ async fn carriers(State(web): State<Arc<Web>>, Api(who, ..): Api<Staff>) -> ApiR
 }
 
 /// The body of `POST /api/v1/carriers`.
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 struct CarrierBody {
     carrier: String,
     name: String,
@@ -424,7 +424,7 @@ async fn deactivate_carrier(
 }
 
 /// The body of `POST /api/v1/carriers/{id}/codes`.
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 struct CodeBody {
     #[serde(default)]
     code: Option<String>,
@@ -490,5 +490,143 @@ async fn revoke_carrier_code(
         Ok(_) => StatusCode::NO_CONTENT.into_response(),
         Err(AppError::Rejected(r)) => error(StatusCode::NOT_FOUND, r.message),
         Err(e) => ApiError(e).into_response(),
+    }
+}
+
+/// Every JSON example in `docs/http-api.md` parses as the type it shows and survives a round
+/// trip: request bodies as the handlers read them, answers as the hub writes them.
+#[cfg(test)]
+mod doc_examples {
+    use super::*;
+    use serde::de::DeserializeOwned;
+
+    fn kept(example: &Value, back: &Value, path: &str) -> Result<(), String> {
+        match (example, back) {
+            (Value::Object(e), Value::Object(b)) => e.iter().try_for_each(|(k, v)| {
+                let w = b
+                    .get(k)
+                    .ok_or_else(|| format!("{path}.{k} is dropped by the type"))?;
+                kept(v, w, &format!("{path}.{k}"))
+            }),
+            (Value::Array(e), Value::Array(b)) if e.len() == b.len() => e
+                .iter()
+                .zip(b)
+                .try_for_each(|(v, w)| kept(v, w, &format!("{path}[]"))),
+            (e, b) if e == b => Ok(()),
+            (e, b) => Err(format!("{path} was {e} and came back as {b}")),
+        }
+    }
+
+    fn round_trip<T: DeserializeOwned + Serialize>(example: &Value) -> Result<(), String> {
+        let typed: T = serde_json::from_value(example.clone()).map_err(|e| e.to_string())?;
+        let back = serde_json::to_value(&typed).map_err(|e| e.to_string())?;
+        kept(example, &back, "$")
+    }
+
+    /// What an example is, by what it says.
+    fn check(example: &Value) -> Result<&'static str, String> {
+        let has = |k: &str| example.get(k).is_some();
+        let kind = |t: &str| example.get("type").and_then(Value::as_str) == Some(t);
+        let location = [
+            "compartment",
+            "desk",
+            "picked_up",
+            "returned",
+            "missing",
+            "disputed",
+        ];
+        if location.iter().any(|t| kind(t)) && !has("request_id") {
+            round_trip::<locker_core::Location>(example).map(|()| "Location")
+        } else if has("request_id") && kind("accepted") {
+            round_trip::<Reply>(example).map(|()| "Reply")
+        } else if has("request_id") {
+            // The body of POST /api/v1/commands: the hub adds `by` itself.
+            let mut body = example.clone();
+            if let Some(o) = body.as_object_mut() {
+                o.insert("by".into(), serde_json::json!({"kind": "cloud"}));
+            }
+            round_trip::<Command>(&body).map(|()| "Command")
+        } else if has("error") {
+            round_trip::<crate::error::ErrorBody>(example).map(|()| "ErrorBody")
+        } else if has("note") {
+            round_trip::<Acknowledgement>(example).map(|()| "Acknowledgement")
+        } else if has("name") && has("role") {
+            round_trip::<NewUser>(example).map(|()| "NewUser")
+        } else if has("carrier") && has("name") {
+            round_trip::<CarrierBody>(example).map(|()| "CarrierBody")
+        } else if has("unit") {
+            round_trip::<ResidentBody>(example).map(|()| "ResidentBody")
+        } else if has("code") || example.as_object().is_some_and(|o| o.is_empty()) {
+            round_trip::<CodeBody>(example).map(|()| "CodeBody")
+        } else {
+            Err("no type for this example: say in this test what it shows".into())
+        }
+    }
+
+    #[test]
+    fn every_example_parses_as_its_type_and_round_trips() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/http-api.md");
+        let doc = std::fs::read_to_string(path).expect("docs/http-api.md");
+        let mut problems = Vec::new();
+        let mut checked = Vec::new();
+        let mut lines = doc.lines().enumerate();
+        let mut annotated: Option<String> = None;
+        while let Some((i, line)) = lines.next() {
+            if let Some(k) = line
+                .trim()
+                .strip_prefix("<!-- example: ")
+                .and_then(|r| r.strip_suffix(" -->"))
+            {
+                annotated = Some(k.to_owned());
+                continue;
+            }
+            if line.trim() == "```json" {
+                let text: String = lines
+                    .by_ref()
+                    .map(|(_, l)| l)
+                    .take_while(|l| l.trim() != "```")
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                let result = serde_json::from_str::<Value>(&text)
+                    .map_err(|e| e.to_string())
+                    .and_then(|v| match annotated.take().as_deref() {
+                        Some("Health") => round_trip::<locker_app::health::Health>(&v),
+                        Some("ParcelView") => round_trip::<locker_core::ParcelView>(&v),
+                        other => Err(format!("no example type {other:?} before the block")),
+                    });
+                match result {
+                    Ok(()) => checked.push("block"),
+                    Err(e) => problems.push(format!("docs/http-api.md:{}: {e}", i + 1)),
+                }
+                continue;
+            }
+            annotated = None;
+            // Inline examples: `{…}` in backticks, and `-d '{…}'` in a curl line.
+            let spans = line.split('`').skip(1).step_by(2).chain(
+                line.split("-d '")
+                    .skip(1)
+                    .filter_map(|r| r.split('\'').next()),
+            );
+            for span in spans {
+                let span = span.trim();
+                if !span.starts_with('{') {
+                    continue;
+                }
+                // Schematic shapes (`{"bank","unit"}`, `…`) are prose, not examples.
+                let Ok(v) = serde_json::from_str::<Value>(span) else {
+                    continue;
+                };
+                match check(&v) {
+                    Ok(kind) => checked.push(kind),
+                    Err(e) => problems.push(format!("docs/http-api.md:{}: {span}: {e}", i + 1)),
+                }
+            }
+        }
+        assert!(problems.is_empty(), "{}", problems.join("\n"));
+        assert!(
+            checked.len() >= 12,
+            "only {} examples found: {checked:?}",
+            checked.len()
+        );
     }
 }

@@ -53,7 +53,7 @@ pub fn status(e: &AppError) -> StatusCode {
 
 /// The JSON body of every error answer: `{"error": "...", "code": "..."}` (`code` for a core
 /// refusal only).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, serde::Deserialize)]
 pub struct ErrorBody {
     pub error: String,
     #[serde(skip_serializing_if = "Option::is_none")]
