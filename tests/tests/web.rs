@@ -115,73 +115,8 @@ fn login(hub: &Hub, user: &str, password: &str) -> Result<(String, String), u16>
     Ok((cookie, csrf))
 }
 
-#[test]
-fn nothing_but_login_and_healthz_answers_without_a_session() {
-    let hub = start();
-    assert_eq!(req(hub.web, "GET", "/healthz", None, None, "").0, 200);
-    assert_eq!(req(hub.web, "GET", "/login", None, None, "").0, 200);
-    for path in [
-        "/",
-        "/parcels",
-        "/alerts",
-        "/units",
-        "/audit",
-        "/system",
-        "/users",
-        "/kiosk",
-        "/compartments/A/1",
-        "/parcels/x",
-        "/residents",
-        "/carriers",
-        "/analytics",
-        "/analytics/deliveries.csv",
-    ] {
-        let (code, h, _) = req(hub.web, "GET", path, None, None, "");
-        assert_eq!(code, 303, "{path}");
-        assert!(h.contains("location: /login"), "{path}: {h}");
-    }
-    for path in [
-        "/api/v1/banks",
-        "/api/v1/parcels",
-        "/api/v1/alerts",
-        "/api/v1/units",
-        "/api/v1/units/A/fridge/history?hours=24",
-        "/api/v1/audit",
-        "/api/v1/users",
-        "/api/v1/residents",
-        "/api/v1/carriers",
-        "/events",
-        "/dashboard/live",
-        "/audit.csv",
-    ] {
-        let (code, _, body) = req(hub.web, "GET", path, None, None, "");
-        assert_eq!(code, 401, "{path}: {body}");
-    }
-    let (code, _, _) = req(
-        hub.web,
-        "POST",
-        "/compartments/A/1/open",
-        None,
-        Some("reason=x"),
-        "",
-    );
-    assert_eq!(code, 401);
-    for path in [
-        "/residents",
-        "/residents/r-1",
-        "/residents/r-1/deactivate",
-        "/carriers",
-        "/carriers/ups/codes",
-        "/carriers/ups/codes/x/revoke",
-        "/carriers/ups/deactivate",
-        "/alerts/a1/acknowledge",
-    ] {
-        let (code, _, _) = req(hub.web, "POST", path, None, Some("unit=1"), "");
-        assert_eq!(code, 401, "{path}");
-    }
-    let (code, _, _) = req(hub.web, "GET", "/", Some("lh_session=forged"), None, "");
-    assert_eq!(code, 303, "a made-up session is no session");
-}
+// `nothing_but_login_and_healthz_answers_without_a_session` runs in-process:
+// `hub/tests/in_process.rs` (it needs no outside peer).
 
 #[test]
 fn user_add_on_the_running_hub_then_roles_csrf_and_bad_input() {

@@ -348,28 +348,8 @@ fn scan_for_secrets(hub: &Hub, needles: &[&str]) {
     );
 }
 
-#[test]
-fn the_api_refuses_callers_without_the_token_and_explains_bad_bodies() {
-    let hub = Hub::start(site);
-    let (code, body) = locker_tests::http(hub.web, "GET", "/api/v1/compartments", None, None);
-    assert_eq!(code, 401, "{body}");
-    let (code, body) =
-        locker_tests::http(hub.web, "GET", "/api/v1/compartments", Some("wrong"), None);
-    assert_eq!(code, 401, "{body}");
-    let (code, body) = hub.api("POST", "/api/v1/commands", Some("{not json"));
-    assert_eq!(code, 400);
-    assert!(body["error"].as_str().unwrap().contains("not JSON"));
-    let (code, body) = hub.api(
-        "POST",
-        "/api/v1/commands",
-        Some(r#"{"request_id":"x","type":"teleport"}"#),
-    );
-    assert_eq!(code, 422);
-    assert!(
-        body["error"].as_str().unwrap().contains("teleport"),
-        "{body}"
-    );
-}
+// `the_api_refuses_callers_without_the_token_and_explains_bad_bodies` runs in-process:
+// `hub/tests/in_process.rs` (it needs no outside peer).
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mqtt5_requests_are_answered_on_their_response_topic_with_their_correlation_data() {

@@ -1,0 +1,265 @@
+//! The real hub, in-process, as tokio's mini-redis tests its server: `Hub::start` on ephemeral
+//! loopback ports, HTTP from the test, `Hub::stop`. For checks that need no outside peer; the
+//! end-to-end suite (`tests/`) runs the binary against peers we did not write.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use locker_app::notify::OutboxOnly;
+use locker_hub::Hub;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// One bank with its own controller, loopback listeners on ephemeral ports, data in `dir/data`.
+fn config(dir: &Path, extra_site: &str) -> locker_config::Config {
+    let text = format!(
+        r#"[site]
+id = "test-site"
+data_dir = "{}/data"
+{extra_site}
+
+[mqtt]
+listener = {{ bind = "127.0.0.1:0" }}
+
+[web]
+bind = "127.0.0.1:0"
+
+[[bank]]
+id = "A"
+driver = {{ kind = "mqtt" }}
+compartments = [ {{ doors = "1-4", size = "S" }} ]
+"#,
+        dir.display()
+    );
+    let path = dir.join("hub.toml");
+    std::fs::write(&path, text).expect("write hub.toml");
+    locker_config::load(&path).unwrap_or_else(|e| panic!("{e}"))
+}
+
+async fn start(dir: &Path, extra_site: &str) -> Hub {
+    Hub::start(config(dir, extra_site), Arc::new(OutboxOnly))
+        .await
+        .unwrap_or_else(|e| panic!("the hub did not start: {e}"))
+}
+
+fn token(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("data/api-token"))
+        .expect("the API token in the data directory")
+        .trim()
+        .to_owned()
+}
+
+/// One raw HTTP/1.1 request: (status, headers, body).
+async fn http(
+    hub: &Hub,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<(&str, &str)>,
+) -> (u16, String, String) {
+    let addr = hub.listening().web;
+    let mut s = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr))
+        .await
+        .expect("connect in time")
+        .expect("connect");
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        head += &format!("{k}: {v}\r\n");
+    }
+    let body = match body {
+        Some((content_type, text)) => {
+            head += &format!(
+                "Content-Type: {content_type}\r\nContent-Length: {}\r\n",
+                text.len()
+            );
+            text
+        }
+        None => "",
+    };
+    s.write_all(format!("{head}\r\n{body}").as_bytes())
+        .await
+        .expect("send");
+    let mut raw = String::new();
+    tokio::time::timeout(Duration::from_secs(15), s.read_to_string(&mut raw))
+        .await
+        .expect("an answer in time")
+        .expect("read");
+    let code = raw
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("status");
+    let (h, b) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    (code, h.to_lowercase(), b.to_owned())
+}
+
+/// The JSON API with a bearer token: (status, parsed body).
+async fn api(
+    hub: &Hub,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> (u16, serde_json::Value) {
+    let auth = format!("Bearer {token}");
+    let (code, _, text) = http(
+        hub,
+        method,
+        path,
+        &[("Authorization", &auth)],
+        body.map(|b| ("application/json", b)),
+    )
+    .await;
+    let value = if text.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{method} {path}: {e}: {text}"))
+    };
+    (code, value)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_but_login_and_healthz_answers_without_a_session() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hub = start(dir.path(), "").await;
+    assert_eq!(http(&hub, "GET", "/healthz", &[], None).await.0, 200);
+    assert_eq!(http(&hub, "GET", "/login", &[], None).await.0, 200);
+    for path in [
+        "/",
+        "/parcels",
+        "/alerts",
+        "/units",
+        "/audit",
+        "/system",
+        "/users",
+        "/kiosk",
+        "/compartments/A/1",
+        "/parcels/x",
+        "/residents",
+        "/carriers",
+        "/analytics",
+        "/analytics/deliveries.csv",
+    ] {
+        let (code, h, _) = http(&hub, "GET", path, &[], None).await;
+        assert_eq!(code, 303, "{path}");
+        assert!(h.contains("location: /login"), "{path}: {h}");
+    }
+    for path in [
+        "/api/v1/banks",
+        "/api/v1/parcels",
+        "/api/v1/alerts",
+        "/api/v1/units",
+        "/api/v1/units/A/fridge/history?hours=24",
+        "/api/v1/audit",
+        "/api/v1/users",
+        "/api/v1/residents",
+        "/api/v1/carriers",
+        "/events",
+        "/dashboard/live",
+        "/audit.csv",
+    ] {
+        let (code, _, body) = http(&hub, "GET", path, &[], None).await;
+        assert_eq!(code, 401, "{path}: {body}");
+    }
+    let form = Some(("application/x-www-form-urlencoded", "reason=x"));
+    let (code, _, _) = http(&hub, "POST", "/compartments/A/1/open", &[], form).await;
+    assert_eq!(code, 401);
+    for path in [
+        "/residents",
+        "/residents/r-1",
+        "/residents/r-1/deactivate",
+        "/carriers",
+        "/carriers/ups/codes",
+        "/carriers/ups/codes/x/revoke",
+        "/carriers/ups/deactivate",
+        "/alerts/a1/acknowledge",
+    ] {
+        let form = Some(("application/x-www-form-urlencoded", "unit=1"));
+        let (code, _, _) = http(&hub, "POST", path, &[], form).await;
+        assert_eq!(code, 401, "{path}");
+    }
+    let forged = [("Cookie", "lh_session=forged")];
+    let (code, _, _) = http(&hub, "GET", "/", &forged, None).await;
+    assert_eq!(code, 303, "a made-up session is no session");
+    hub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_refuses_callers_without_the_token_and_explains_bad_bodies() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hub = start(dir.path(), "").await;
+    let (code, _, body) = http(&hub, "GET", "/api/v1/compartments", &[], None).await;
+    assert_eq!(code, 401, "{body}");
+    let wrong = [("Authorization", "Bearer wrong")];
+    let (code, _, body) = http(&hub, "GET", "/api/v1/compartments", &wrong, None).await;
+    assert_eq!(code, 401, "{body}");
+    let token = token(dir.path());
+    let (code, body) = api(&hub, &token, "POST", "/api/v1/commands", Some("{not json")).await;
+    assert_eq!(code, 400);
+    assert!(body["error"].as_str().unwrap_or("").contains("not JSON"));
+    let teleport = r#"{"request_id":"x","type":"teleport"}"#;
+    let (code, body) = api(&hub, &token, "POST", "/api/v1/commands", Some(teleport)).await;
+    assert_eq!(code, 422);
+    assert!(
+        body["error"].as_str().unwrap_or("").contains("teleport"),
+        "{body}"
+    );
+    hub.stop().await;
+}
+
+/// What was acknowledged is there after a stop and a start on the same data, and a request
+/// that names a resident the directory has is then answered from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_was_acknowledged_is_there_after_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hub = start(dir.path(), "").await;
+    let token = token(dir.path());
+    let add = r#"{"resident": "r-1", "unit": "101"}"#;
+    let (code, body) = api(&hub, &token, "POST", "/api/v1/residents", Some(add)).await;
+    assert_eq!(code, 201, "{body}");
+    // Adding it again is refused by the core's rule, whoever asks.
+    let (code, body) = api(&hub, &token, "POST", "/api/v1/residents", Some(add)).await;
+    assert_eq!(code, 409, "{body}");
+    assert_eq!(body["code"], "already_exists", "{body}");
+    let command = r#"{"request_id":"c1","type":"register_resident","resident":"r-1","unit":"9","mode":"add"}"#;
+    let (code, body) = api(&hub, &token, "POST", "/api/v1/commands", Some(command)).await;
+    assert_eq!(
+        code, 409,
+        "POST /commands checks what the pages check: {body}"
+    );
+    assert_eq!(body["code"], "already_exists", "{body}");
+    hub.stop().await;
+
+    let hub = start(dir.path(), "").await;
+    let (code, list) = api(&hub, &token, "GET", "/api/v1/residents", None).await;
+    assert_eq!(code, 200);
+    let r1 = list
+        .as_array()
+        .and_then(|l| l.iter().find(|r| r["resident"] == "r-1"))
+        .unwrap_or_else(|| panic!("r-1 is gone after the restart: {list}"));
+    assert_eq!(r1["unit"], "101", "the refused add changed nothing");
+    hub.stop().await;
+}
+
+/// A data directory below its reserve: the hub starts and says so, and a request that would be
+/// recorded is answered 503 `storage_unavailable` with nothing recorded. (A reserve larger than
+/// any disk stands in for a full one, so this needs no root; `tests/tests/storage.rs` fills a
+/// real filesystem.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn below_the_storage_reserve_a_request_is_refused_and_health_says_why() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hub = start(dir.path(), "storage_reserve_mib = 100000").await;
+    let (code, _, health) = http(&hub, "GET", "/healthz", &[], None).await;
+    assert_eq!(code, 200);
+    let health: serde_json::Value = serde_json::from_str(&health).expect("health JSON");
+    assert_eq!(health["status"], "degraded", "{health}");
+    let token = token(dir.path());
+    let command = r#"{"request_id":"c1","type":"register_resident","resident":"r-1","unit":"1"}"#;
+    let (code, body) = api(&hub, &token, "POST", "/api/v1/commands", Some(command)).await;
+    assert_eq!(code, 503, "{body}");
+    assert_eq!(body["code"], "storage_unavailable", "{body}");
+    let (_, list) = api(&hub, &token, "GET", "/api/v1/residents", None).await;
+    assert_eq!(list, serde_json::json!([]), "nothing was recorded");
+    hub.stop().await;
+}
