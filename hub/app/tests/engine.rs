@@ -1,0 +1,145 @@
+//! The engine's promises, tested on the engine itself (no broker, no web):
+//! - durable before acknowledged: a process that dies the instant a command is acknowledged
+//!   has the command's facts on disk (the child process exits at the acknowledgement; the
+//!   parent reopens the data);
+//! - a command from a caller who may not send it records nothing;
+//! - the closed set of jobs answers reads from the same state.
+
+use std::path::Path;
+use std::process::Command as Process;
+use std::sync::Arc;
+
+use locker_app::engine::{self, Job, ReplyTo};
+use locker_app::notify::OutboxOnly;
+use locker_app::storage::StorageHealth;
+use locker_core::{
+    Caller, Command, Operator, Outcome, RegisterMode, RejectCode, Request, RequestId, ResidentId,
+    Role,
+};
+
+const CHILD: &str = "LOCKER_ENGINE_TEST_CHILD";
+
+fn config(dir: &Path) -> locker_config::Config {
+    let path = dir.join("hub.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[site]\nid = \"engine-test\"\ndata_dir = \"{}/data\"\nstorage_reserve_mib = 0\n",
+            dir.display()
+        ),
+    )
+    .expect("write hub.toml");
+    locker_config::load(&path).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn start(dir: &Path) -> engine::Engine {
+    let config = config(dir);
+    let storage = Arc::new(StorageHealth::new(&config.site.data_dir, 0));
+    let (publish, _published) = tokio::sync::mpsc::unbounded_channel();
+    // The receiver is dropped: nothing published matters here, and sending to it just fails.
+    engine::start(&config, publish, Arc::new(OutboxOnly), storage).expect("engine starts")
+}
+
+fn register(id: &str, caller: Caller) -> (Job, tokio::sync::oneshot::Receiver<locker_core::Reply>) {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let job = Job::Command {
+        command: Command {
+            request_id: RequestId(format!("req-{id}")),
+            request: Request::RegisterResident {
+                by: Operator::Cloud,
+                resident: ResidentId(id.to_owned()),
+                unit: "101".into(),
+                accessible: false,
+                mode: RegisterMode::Add,
+            },
+        },
+        caller,
+        reply: ReplyTo::Http(tx),
+    };
+    (job, rx)
+}
+
+fn residents(engine: &engine::Engine) -> Vec<String> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    engine
+        .jobs
+        .send(Job::Residents(tx))
+        .expect("engine running");
+    rx.blocking_recv()
+        .expect("an answer")
+        .into_iter()
+        .map(|r| r.resident.to_string())
+        .collect()
+}
+
+/// In the child: register one resident and exit the very moment the reply arrives, with no
+/// shutdown of anything (as a power cut right after the acknowledgement would).
+fn child(dir: &str) -> ! {
+    let engine = start(Path::new(dir));
+    let (job, rx) = register("r-acked", Caller::User(Role::Staff));
+    engine.jobs.send(job).expect("engine running");
+    let reply = rx.blocking_recv().expect("a reply");
+    if matches!(reply.outcome, Outcome::Accepted) {
+        std::process::exit(42);
+    }
+    eprintln!("unexpected reply: {reply:?}");
+    std::process::exit(1);
+}
+
+#[test]
+fn a_command_is_on_disk_the_moment_it_is_acknowledged() {
+    if let Ok(dir) = std::env::var(CHILD) {
+        child(&dir);
+    }
+    for round in 0..3 {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = Process::new(std::env::current_exe().expect("this test binary"))
+            .args([
+                "a_command_is_on_disk_the_moment_it_is_acknowledged",
+                "--exact",
+                "--nocapture",
+            ])
+            .env(CHILD, dir.path())
+            .output()
+            .expect("run the child");
+        assert_eq!(
+            out.status.code(),
+            Some(42),
+            "round {round}: the child did not exit at the acknowledgement: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let engine = start(dir.path());
+        assert_eq!(
+            residents(&engine),
+            vec!["r-acked".to_owned()],
+            "round {round}: acknowledged, then lost"
+        );
+        engine.stop();
+    }
+}
+
+#[test]
+fn a_kiosk_asking_for_a_staff_action_is_refused_and_nothing_is_recorded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = start(dir.path());
+    let (job, rx) = register("r-kiosk", Caller::BankKiosk { bank: "A".into() });
+    engine.jobs.send(job).expect("engine running");
+    let reply = rx.blocking_recv().expect("a reply");
+    assert!(
+        matches!(&reply.outcome, Outcome::Rejected(r) if r.code == RejectCode::NotPermitted),
+        "{reply:?}"
+    );
+    let (job, rx) = register("r-tablet", Caller::User(Role::Kiosk));
+    engine.jobs.send(job).expect("engine running");
+    let reply = rx.blocking_recv().expect("a reply");
+    assert!(
+        matches!(&reply.outcome, Outcome::Rejected(r) if r.code == RejectCode::NotPermitted),
+        "{reply:?}"
+    );
+    assert!(residents(&engine).is_empty());
+    engine.stop();
+    // And not on disk either.
+    let engine = start(dir.path());
+    assert!(residents(&engine).is_empty());
+    engine.stop();
+}
