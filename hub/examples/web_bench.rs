@@ -546,7 +546,8 @@ fn generate_year(config: &locker_config::Config) -> Made {
         if next_hour >= month_end {
             // What the engine's hourly maintenance does, once a simulated month.
             history::refresh_mark(&mut store, &sim.core);
-            store.maintain(next_hour).expect("maintain");
+            let keep_from = history::read_mark(&store).expect("mark");
+            store.maintain(next_hour, keep_from).expect("maintain");
             month_end += 30 * DAY;
         }
         hour = next_hour;

@@ -138,12 +138,12 @@ fn generate(dir: &Path) {
     for batch in facts.chunks(500) {
         let m = Month::of_ms(batch[0].at_ms);
         if m != month {
-            store.maintain(NOW).expect("maintain");
+            store.maintain(NOW, None).expect("maintain");
             month = m;
         }
         store.append(batch).expect("append");
     }
-    store.maintain(NOW).expect("maintain");
+    store.maintain(NOW, None).expect("maintain");
     // The daemon compacts when idle; leave the live documents as it would (one snapshot each).
     for d in store.documents().into_iter().filter(|d| d.loaded) {
         store.compact(&d.key).expect("compact");
@@ -248,7 +248,7 @@ fn measure(dir: &Path) {
         store.outbox_erase(&parcel).expect("erase");
         if i % 256 == 255 {
             let t = Instant::now();
-            store.maintain(NOW).expect("maintain");
+            store.maintain(NOW, None).expect("maintain");
             maintain_times.push(t.elapsed());
         }
     }

@@ -131,14 +131,10 @@ impl<R: Record> Store<R> {
                 }
             }
         }
-        let applied: Vec<(&R, Vec<u8>)> = facts
-            .iter()
-            .map(|f| (f, serde_json::to_vec(f).unwrap_or_default()))
-            .collect();
         let live = self.doc_mut(key)?;
         live.facts += added;
         let touched = BTreeSet::from([*key]);
-        self.persist(&touched, &applied, &[])?;
+        self.persist(&touched, &[])?;
         Ok(facts)
     }
 

@@ -37,8 +37,6 @@ pub struct Undecodable {
 pub struct LoadReport {
     /// Documents loaded at start: name and fact count.
     pub loaded: Vec<(String, usize)>,
-    /// Facts returned from the open-thread index because their document is not live.
-    pub open_thread_facts: usize,
     pub quarantined: Vec<Quarantined>,
     pub undecodable: Vec<Undecodable>,
     /// Documents that hold changes whose dependencies are missing (their facts are not visible
@@ -64,9 +62,8 @@ impl fmt::Display for LoadReport {
         let facts: usize = self.loaded.iter().map(|(_, n)| n).sum();
         write!(
             f,
-            "loaded {} documents ({facts} facts, {} from open threads) in {:?}",
+            "loaded {} documents ({facts} facts) in {:?}",
             self.loaded.len(),
-            self.open_thread_facts,
             self.elapsed
         )?;
         if let Some((aside, reason)) = &self.database_replaced {

@@ -15,9 +15,4 @@ pub trait Record: Serialize + DeserializeOwned + Clone + Send {
     fn at_ms(&self) -> u64;
     /// Which document it belongs in (see `DocKey`).
     fn document(&self) -> DocKey;
-    /// The workflow thread it belongs to (e.g. the parcel id). Facts of a thread that is still
-    /// open are returned at start even when their document is older than the live window.
-    fn thread(&self) -> Option<&str>;
-    /// True for the fact that finishes its thread (pickup, return to carrier, ...).
-    fn closes_thread(&self) -> bool;
 }

@@ -28,12 +28,11 @@ pub(crate) const CHUNKS: TableDefinition<&str, &[u8]> = TableDefinition::new("ch
 pub(crate) const OUTBOX: TableDefinition<&str, &[u8]> = TableDefinition::new("outbox");
 /// Small local key-value settings and secrets (staff password hashes, MQTT credentials).
 pub(crate) const LOCAL: TableDefinition<&str, &[u8]> = TableDefinition::new("local");
-/// Facts (JSON) of threads that are still open, keyed (thread, fact id): lets start-up return
-/// an open parcel's facts without loading the old month it started in.
+/// Tables of the open-thread index of earlier versions, deleted at open: the hub keeps old open
+/// parcels in view with its own "open since" mark, and tells `maintain` which months to keep.
 pub(crate) const THREAD_FACTS: TableDefinition<(&str, &str), &[u8]> =
     TableDefinition::new("thread_facts");
-/// Threads that are finished -> the document of their closing fact (pruned with that document),
-/// so that a late fact of a finished thread does not reopen it.
+/// See [`THREAD_FACTS`].
 pub(crate) const CLOSED_THREADS: TableDefinition<&str, &str> =
     TableDefinition::new("closed_threads");
 /// Damaged rows moved out of the way: seq -> (JSON description, original bytes).

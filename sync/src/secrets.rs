@@ -8,7 +8,7 @@ use sha2::Sha256;
 
 use crate::error::{RedbContext, StoreError};
 use crate::record::Record;
-use crate::redb_store::{CHUNKS, DOCS, QUARANTINE, THREAD_FACTS};
+use crate::redb_store::{CHUNKS, DOCS, QUARANTINE};
 use crate::store::Store;
 
 /// HMAC-SHA256 of a pickup code under the site key, hex. Documents hold this, never the code: a
@@ -96,12 +96,6 @@ impl<R: Record> Store<R> {
         let quarantine = tx.open_table(QUARANTINE).ctx("open quarantine")?;
         for (q, bytes) in crate::quarantine::list(&quarantine)? {
             check(&format!("quarantine/{}", q.key), &bytes);
-        }
-        let threads = tx.open_table(THREAD_FACTS).ctx("open thread_facts")?;
-        for row in threads.iter().ctx("read thread_facts")? {
-            let (k, v) = row.ctx("read thread fact")?;
-            let (thread, id) = k.value();
-            check(&format!("thread_facts/{thread}/{id}"), v.value());
         }
         Ok(hits)
     }

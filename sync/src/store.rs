@@ -2,14 +2,14 @@
 //! compaction and retention. Outbox/local tables, secrets and sync access are further `impl`
 //! blocks in their own files.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use automerge::{ActorId, AutoCommit, AutomergeError, OnPartialLoad, ReadDoc, VerificationMode};
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, WriteTransaction};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable};
 use serde_json::{Map, Value};
 
 use crate::codec;
@@ -226,22 +226,6 @@ impl<R: Record> Store<R> {
         });
         decoded.sort_by_key(|(key, ..)| *key);
 
-        // The open-thread index (a few hundred entries): whatever of it the live documents do
-        // not hold is returned from here.
-        let mut thread_index: BTreeMap<String, (String, Vec<u8>)> = BTreeMap::new();
-        {
-            let tx = store.db.begin_read().ctx("begin read")?;
-            let table = tx.open_table(THREAD_FACTS).ctx("open thread_facts")?;
-            for row in table.iter().ctx("read thread_facts")? {
-                let (k, v) = row.ctx("read thread fact")?;
-                let (thread, fact_id) = k.value();
-                thread_index.insert(
-                    fact_id.to_string(),
-                    (thread.to_string(), v.value().to_vec()),
-                );
-            }
-        }
-
         let mut facts: Vec<R> = Vec::new();
         let mut damaged_rows = Vec::new();
         for (key, id, loaded, doc_facts) in decoded {
@@ -267,9 +251,6 @@ impl<R: Record> Store<R> {
             for fact in doc_facts {
                 match fact {
                     Ok(fact) => {
-                        if !thread_index.is_empty() && fact.thread().is_some() {
-                            thread_index.remove(fact.id());
-                        }
                         facts.push(fact);
                         count += 1;
                     }
@@ -305,22 +286,6 @@ impl<R: Record> Store<R> {
             }
             tx.commit().ctx("commit quarantine")?;
             report.quarantined = damaged_rows.into_iter().map(|(q, _)| q).collect();
-        }
-
-        // Facts of open threads that no live document holds (older months, or lost with a
-        // quarantined chunk).
-        for (fact_id, (thread, json)) in thread_index {
-            match serde_json::from_slice::<R>(&json) {
-                Ok(fact) => {
-                    facts.push(fact);
-                    report.open_thread_facts += 1;
-                }
-                Err(e) => report.undecodable.push(Undecodable {
-                    document: format!("thread_facts/{thread}"),
-                    fact_id,
-                    reason: e.to_string(),
-                }),
-            }
         }
 
         // A process that never lives long enough for `maintain` (a crash loop, a hub restarted
@@ -395,7 +360,6 @@ impl<R: Record> Store<R> {
         }
 
         let mut touched: BTreeSet<DocKey> = BTreeSet::new();
-        let mut applied: Vec<(&R, &Map<String, Value>)> = Vec::new();
         for (fact, key, map) in &encoded {
             let Some(live) = self.docs.get_mut(key) else {
                 continue; // ensure_loaded put it there
@@ -413,13 +377,8 @@ impl<R: Record> Store<R> {
             }
             live.facts += 1;
             touched.insert(*key);
-            applied.push((*fact, map));
         }
-        let applied: Vec<(&R, Vec<u8>)> = applied
-            .into_iter()
-            .map(|(f, map)| (f, serde_json::to_vec(map).unwrap_or_default()))
-            .collect();
-        self.persist(&touched, &applied, outbox)?;
+        self.persist(&touched, outbox)?;
         self.compact_over(self.opts.compact_hard_limit, &touched)?;
         Ok(())
     }
@@ -506,8 +465,13 @@ impl<R: Record> Store<R> {
 
     /// Housekeeping for an idle moment (the daemon calls it from a timer): compact documents with
     /// many incremental chunks, unload documents that left the live window, and delete partitions
-    /// past the retention period (unless an open thread still has facts in them).
-    pub fn maintain(&mut self, now_ms: u64) -> Result<Maintenance, StoreError> {
+    /// past the retention period, except those of `keep_from_ms`'s month and later (the caller's
+    /// oldest open parcel or alert began then: its facts must outlive the retention period).
+    pub fn maintain(
+        &mut self,
+        now_ms: u64,
+        keep_from_ms: Option<u64>,
+    ) -> Result<Maintenance, StoreError> {
         self.check_writable()?;
         self.now_ms = now_ms;
         let mut done = Maintenance::default();
@@ -528,7 +492,7 @@ impl<R: Record> Store<R> {
                 done.unloaded.push(key);
             }
         }
-        done.expired = self.expire(now_ms)?;
+        done.expired = self.expire(now_ms, keep_from_ms)?;
         Ok(done)
     }
 
@@ -584,12 +548,11 @@ impl<R: Record> Store<R> {
     }
 
     /// Commits, durably and in one transaction, the new incremental chunk of every touched
-    /// document, the thread index for the applied facts, and outbox items. On failure the store
-    /// is poisoned: memory holds changes that are not on disk.
+    /// document and outbox items. On failure the store is poisoned: memory holds changes that
+    /// are not on disk.
     pub(crate) fn persist(
         &mut self,
         touched: &BTreeSet<DocKey>,
-        applied: &[(&R, Vec<u8>)],
         outbox: &[(&str, &[u8])],
     ) -> Result<(), StoreError> {
         let mut writes: Vec<(DocKey, String, Vec<u8>)> = Vec::new();
@@ -620,7 +583,6 @@ impl<R: Record> Store<R> {
                     }
                 }
             }
-            index_threads(&tx, applied)?;
             if !outbox.is_empty() {
                 let mut table = tx.open_table(OUTBOX).ctx("open outbox")?;
                 for (id, payload) in outbox {
@@ -766,12 +728,21 @@ impl<R: Record> Store<R> {
         Ok(())
     }
 
-    fn expire(&mut self, now_ms: u64) -> Result<Vec<DocKey>, StoreError> {
+    fn expire(
+        &mut self,
+        now_ms: u64,
+        keep_from_ms: Option<u64>,
+    ) -> Result<Vec<DocKey>, StoreError> {
         let index = self.read_index()?;
+        let keep_from = keep_from_ms.map(|ms| crate::docs::Month::of_ms(ms).index());
         let candidates: Vec<DocKey> = index
             .iter()
             .filter_map(|(name, _)| name.parse::<DocKey>().ok())
             .filter(|k| k.is_expired(now_ms, self.opts.retention_months))
+            .filter(|k| match (k, keep_from) {
+                (DocKey::Monthly(_, month), Some(first)) => month.index() < first,
+                _ => true,
+            })
             .collect();
         if candidates.is_empty() {
             return Ok(Vec::new());
@@ -779,22 +750,9 @@ impl<R: Record> Store<R> {
         let tx = self.db.begin_write().ctx("begin write")?;
         let mut expired = Vec::new();
         {
-            // Documents an open thread still has facts in are kept until the thread closes.
-            let mut pinned: HashSet<DocKey> = HashSet::new();
-            let threads = tx.open_table(THREAD_FACTS).ctx("open thread_facts")?;
-            for row in threads.iter().ctx("read thread_facts")? {
-                let (_, v) = row.ctx("read thread fact")?;
-                if let Ok(fact) = serde_json::from_slice::<R>(v.value()) {
-                    pinned.insert(fact.document());
-                }
-            }
             let mut chunks = tx.open_table(CHUNKS).ctx("open chunks")?;
             let mut docs = tx.open_table(DOCS).ctx("open docs")?;
-            let mut closed = tx.open_table(CLOSED_THREADS).ctx("open closed_threads")?;
             for key in candidates {
-                if pinned.contains(&key) {
-                    continue;
-                }
                 let name = key.to_string();
                 let id = self.doc_id(&key);
                 let rows: Vec<String> = read_chunks(&chunks, &id)?
@@ -805,9 +763,6 @@ impl<R: Record> Store<R> {
                     chunks.remove(row.as_str()).ctx("remove expired chunk")?;
                 }
                 docs.remove(name.as_str()).ctx("remove expired doc")?;
-                closed
-                    .retain(|_, doc| doc != name)
-                    .ctx("prune closed_threads")?;
                 self.docs.remove(&key);
                 expired.push(key);
             }
@@ -834,49 +789,6 @@ fn live_rollback(live: Option<&mut LiveDoc>) {
         live.doc.rollback();
         live.facts = live.doc.length(automerge::ROOT) as u64;
     }
-}
-
-/// Keeps the open-thread index in step with newly stored facts (same transaction).
-pub(crate) fn index_threads<R: Record>(
-    tx: &WriteTransaction,
-    applied: &[(&R, Vec<u8>)],
-) -> Result<(), StoreError> {
-    if applied.iter().all(|(f, _)| f.thread().is_none()) {
-        return Ok(());
-    }
-    let mut open = tx.open_table(THREAD_FACTS).ctx("open thread_facts")?;
-    let mut closed = tx.open_table(CLOSED_THREADS).ctx("open closed_threads")?;
-    for (fact, json) in applied {
-        let Some(thread) = fact.thread() else {
-            continue;
-        };
-        if fact.closes_thread() {
-            let doc = fact.document().to_string();
-            closed
-                .insert(thread, doc.as_str())
-                .ctx("write closed_threads")?;
-            let ids: Vec<String> = {
-                let mut ids = Vec::new();
-                for row in open.range((thread, "")..).ctx("read thread_facts")? {
-                    let (k, _) = row.ctx("read thread fact")?;
-                    let (t, id) = k.value();
-                    if t != thread {
-                        break;
-                    }
-                    ids.push(id.to_string());
-                }
-                ids
-            };
-            for id in ids {
-                open.remove((thread, id.as_str()))
-                    .ctx("remove thread fact")?;
-            }
-        } else if closed.get(thread).ctx("read closed_threads")?.is_none() {
-            open.insert((thread, fact.id()), json.as_slice())
-                .ctx("write thread fact")?;
-        }
-    }
-    Ok(())
 }
 
 /// First open: create the tables, check format version and hub id, create the site key.
@@ -959,8 +871,10 @@ fn init_meta(
         tx.open_table(CHUNKS).ctx("create chunks")?;
         tx.open_table(OUTBOX).ctx("create outbox")?;
         tx.open_table(LOCAL).ctx("create local")?;
-        tx.open_table(THREAD_FACTS).ctx("create thread_facts")?;
-        tx.open_table(CLOSED_THREADS).ctx("create closed_threads")?;
+        // The open-thread index of earlier versions: nothing reads it any more.
+        tx.delete_table(THREAD_FACTS).ctx("delete thread_facts")?;
+        tx.delete_table(CLOSED_THREADS)
+            .ctx("delete closed_threads")?;
         tx.open_table(QUARANTINE).ctx("create quarantine")?;
     }
     tx.commit().ctx("commit init")?;

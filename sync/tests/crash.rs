@@ -212,7 +212,7 @@ fn crash_child() {
                 }
             }
             _ => {
-                store.maintain(NOV_15).unwrap();
+                store.maintain(NOV_15, None).unwrap();
             }
         }
     }

@@ -90,7 +90,7 @@ fn append_is_idempotent_on_fact_id() {
 }
 
 #[test]
-fn only_live_partitions_load_but_open_threads_come_back_from_older_months() {
+fn only_live_partitions_load_and_older_ones_come_on_demand() {
     let dir = tempfile::tempdir().unwrap();
     let mut g = Gen::new("hub-a");
     let sep = NOV_15 - 61 * DAY; // 2026-09-15
@@ -118,10 +118,10 @@ fn only_live_partitions_load_but_open_threads_come_back_from_older_months() {
         loaded.iter().filter_map(|f| f.parcel.clone()).collect();
     assert_eq!(
         parcels.into_iter().collect::<Vec<_>>(),
-        ["held-since-sep", "nov", "oct"],
-        "September's finished parcel stays on disk; its open one comes back"
+        ["nov", "oct"],
+        "September stays on disk (the hub loads the months it still needs by its own mark)"
     );
-    assert_eq!(report.open_thread_facts, 3);
+    assert!(report.is_clean(), "{report}");
     let loaded_docs: Vec<String> = store
         .documents()
         .into_iter()
@@ -141,28 +141,6 @@ fn only_live_partitions_load_but_open_threads_come_back_from_older_months() {
         },
     );
     assert_eq!(store.facts_in(&sep_doc).unwrap().len(), 4 + 3 + 1);
-}
-
-#[test]
-fn closing_a_thread_drops_it_from_the_open_index() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut g = Gen::new("hub-a");
-    let sep = NOV_15 - 61 * DAY;
-    let mut life = g.parcel_life(sep, "p", 1, true);
-    let pickup = life.pop().unwrap();
-    {
-        let (mut store, _, _) = S::open(dir.path(), "hub-a", opts_at(NOV_15)).unwrap();
-        store.append(&life).unwrap();
-    }
-    let (mut store, loaded, _) = S::open(dir.path(), "hub-a", opts_at(NOV_15)).unwrap();
-    assert_eq!(loaded.len(), 3);
-    // Picked up in November (the fact lands in November's document).
-    let mut pickup = pickup;
-    pickup.at_ms = NOV_15;
-    store.append(&[pickup.clone()]).unwrap();
-    drop(store);
-    let (_, loaded, _) = S::open(dir.path(), "hub-a", opts_at(NOV_15)).unwrap();
-    assert_eq!(loaded, vec![pickup]);
 }
 
 #[test]
@@ -192,7 +170,7 @@ fn compaction_replaces_chunks_with_one_snapshot_and_keeps_every_fact() {
     };
     // The hard limit compacted inline once (at 21 chunks), then 9 more appends.
     assert_eq!(chunks(&store), 1 + 9);
-    let done = store.maintain(NOV_15).unwrap();
+    let done = store.maintain(NOV_15, None).unwrap();
     assert_eq!(done.compacted, vec![key]);
     assert_eq!(chunks(&store), 1);
     drop(store);
@@ -247,7 +225,7 @@ fn opening_compacts_what_short_lived_processes_left() {
 }
 
 #[test]
-fn retention_deletes_old_partitions_except_those_with_open_threads() {
+fn retention_deletes_old_partitions_except_those_the_caller_keeps() {
     let dir = tempfile::tempdir().unwrap();
     let mut g = Gen::new("hub-a");
     let three_years_ago = NOV_15 - 3 * 365 * DAY;
@@ -269,7 +247,8 @@ fn retention_deletes_old_partitions_except_those_with_open_threads() {
     store
         .append(&g.parcel_life(NOV_15, "recent", 3, true))
         .unwrap();
-    let done = store.maintain(NOV_15).unwrap();
+    // The caller's oldest open parcel began with "still-held": its month and later are kept.
+    let done = store.maintain(NOV_15, Some(held)).unwrap();
     let expired: Vec<String> = done.expired.iter().map(|k| k.to_string()).collect();
     assert_eq!(expired, ["alerts-2023-11", "parcels-2023-11"]);
     let names: Vec<String> = store
@@ -290,9 +269,17 @@ fn retention_deletes_old_partitions_except_those_with_open_threads() {
     };
     let (mut store, _, _) = S::open(dir.path(), "hub-a", opts).unwrap();
     assert!(
-        store.maintain(NOV_15).unwrap().expired.is_empty(),
-        "open thread pins 2023-12"
+        store
+            .maintain(NOV_15, Some(held))
+            .unwrap()
+            .expired
+            .is_empty(),
+        "the kept month 2023-12 survives a retention of 0"
     );
+    // Without anything to keep, retention takes it.
+    let done = store.maintain(NOV_15, None).unwrap();
+    let expired: Vec<String> = done.expired.iter().map(|k| k.to_string()).collect();
+    assert_eq!(expired, ["parcels-2023-12"]);
 }
 
 #[test]
@@ -346,12 +333,6 @@ fn a_bad_fact_is_rejected_whole_with_its_id() {
         }
         fn document(&self) -> DocKey {
             DocKey::Site
-        }
-        fn thread(&self) -> Option<&str> {
-            None
-        }
-        fn closes_thread(&self) -> bool {
-            false
         }
     }
     let dir = tempfile::tempdir().unwrap();

@@ -315,12 +315,6 @@ impl locker_sync::Record for AnyFact {
     fn document(&self) -> locker_sync::DocKey {
         locker_sync::DocKey::Site
     }
-    fn thread(&self) -> Option<&str> {
-        None
-    }
-    fn closes_thread(&self) -> bool {
-        false
-    }
 }
 
 fn scan_for_secrets(hub: &Hub, needles: &[&str]) {

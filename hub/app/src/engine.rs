@@ -828,7 +828,10 @@ impl Runner {
         let Some(store) = self.store.as_mut() else {
             return;
         };
-        match store.maintain(now().0) {
+        // Retention never deletes the month of the oldest open parcel or alert, or later ones:
+        // the same mark that brings them back at start (`history.rs`).
+        let keep_from = history::read_mark(store).ok().flatten();
+        match store.maintain(now().0, keep_from) {
             Ok(done) => {
                 if !(done.compacted.is_empty()
                     && done.unloaded.is_empty()

@@ -78,17 +78,6 @@ impl Record for StoredFact {
             _ => DocKey::monthly(Family::Parcels, self.at_ms()),
         }
     }
-
-    fn thread(&self) -> Option<&str> {
-        // The hub keeps old open parcels in view by its own mark instead (`history.rs`): a
-        // parcel's story is spread over facts that name it in different ways, so no single
-        // fact can say "this thread is finished".
-        None
-    }
-
-    fn closes_thread(&self) -> bool {
-        false
-    }
 }
 
 /// The core's view of the site's banks, compartments and refrigerated units.

@@ -7,6 +7,9 @@
 //! local (never synced) table, when the oldest open thing began ("open since"), and at start loads
 //! the parcel and alert documents from that month up to the live window as well.
 //!
+//! The same mark keeps the store's retention from deleting those months (`Store::maintain`).
+//! This is the one mechanism for old open parcels: the store knows nothing of parcels.
+//!
 //! The mark is refreshed on the maintenance timer. Between refreshes it can only be older than
 //! necessary (old parcels finish, new ones are newer), which loads a little more than needed and
 //! never less. Facts merged in from another replica may reveal an older open parcel; the next
@@ -77,7 +80,9 @@ pub fn refresh_mark(store: &mut Store<StoredFact>, core: &Core) {
     }
 }
 
-fn read_mark(store: &Store<StoredFact>) -> Result<Option<u64>, StoreError> {
+/// When the oldest open parcel or alert began, as last marked (Unix ms): the month the store's
+/// retention must keep, and older documents must be loaded from at start.
+pub fn read_mark(store: &Store<StoredFact>) -> Result<Option<u64>, StoreError> {
     Ok(store
         .local_get(OPEN_SINCE)?
         .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())

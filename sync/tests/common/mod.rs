@@ -71,12 +71,6 @@ impl Record for Fact {
             _ => DocKey::monthly(Family::Parcels, self.at_ms),
         }
     }
-    fn thread(&self) -> Option<&str> {
-        self.parcel.as_deref()
-    }
-    fn closes_thread(&self) -> bool {
-        matches!(self.kind, Kind::PickedUp { .. } | Kind::Returned)
-    }
 }
 
 pub fn fact_id(at_ms: u64, hub: &str, counter: u64) -> String {
