@@ -120,3 +120,51 @@ mod tests {
         assert_eq!(fb.len(), MAX_BUFFERED - 1);
     }
 }
+
+/// The lock-board test vectors of `docs/protocols/lock-boards.md`, shared by the Kerong and 8A/80
+/// codec tests.
+#[cfg(test)]
+pub(crate) mod vectors {
+    /// The protocol facts the codec relies on, with their sources and test vectors. The vectors
+    /// come from the sources, not from our simulator, which runs on this very codec.
+    pub(crate) const DOC: &str = include_str!("../../docs/protocols/lock-boards.md");
+    pub(crate) const DOC_PATH: &str = "docs/protocols/lock-boards.md";
+
+    pub(crate) fn hex(s: &str) -> Vec<u8> {
+        s.split_whitespace()
+            .map(|b| u8::from_str_radix(b, 16).expect("test hex"))
+            .collect()
+    }
+
+    /// Rows `| `id` | kind | `frame` | meaning | source |` of the document's test-vector tables
+    /// whose id starts with `prefix`.
+    pub(crate) fn doc_vectors(prefix: &str) -> Vec<(&'static str, &'static str, Vec<u8>)> {
+        DOC.lines()
+            .filter_map(|line| {
+                let cells: Vec<&'static str> = line.split('|').map(str::trim).collect();
+                let &[_, id, kind, frame, ..] = cells.as_slice() else {
+                    return None;
+                };
+                let id = id.strip_prefix('`')?.strip_suffix('`')?;
+                let frame = frame.strip_prefix('`')?.strip_suffix('`')?;
+                id.starts_with(prefix).then(|| (id, kind, hex(frame)))
+            })
+            .collect()
+    }
+
+    /// The frame of the documented test vector `id`, byte for byte.
+    pub(crate) fn doc(id: &str) -> Vec<u8> {
+        let found: Vec<Vec<u8>> = doc_vectors(id)
+            .into_iter()
+            .filter(|(i, ..)| *i == id)
+            .map(|(.., frame)| frame)
+            .collect();
+        match found.as_slice() {
+            [frame] => frame.clone(),
+            _ => panic!(
+                "{DOC_PATH} has {} test vectors `{id}`, expected one",
+                found.len()
+            ),
+        }
+    }
+}

@@ -7,48 +7,7 @@ use proptest::prelude::*;
 use super::*;
 use crate::codec::{Event, FrameBuffer};
 
-/// The protocol facts the codec relies on, with their sources and test vectors. The vectors
-/// come from the sources, not from our simulator, which runs on this very codec.
-const DOC: &str = include_str!("../../../docs/protocols/lock-boards.md");
-const DOC_PATH: &str = "docs/protocols/lock-boards.md";
-
-fn hex(s: &str) -> Vec<u8> {
-    s.split_whitespace()
-        .map(|b| u8::from_str_radix(b, 16).expect("test hex"))
-        .collect()
-}
-
-/// Rows `| `id` | kind | `frame` | meaning | source |` of the document's test-vector tables
-/// whose id starts with `prefix`.
-fn doc_vectors(prefix: &str) -> Vec<(&'static str, &'static str, Vec<u8>)> {
-    DOC.lines()
-        .filter_map(|line| {
-            let cells: Vec<&'static str> = line.split('|').map(str::trim).collect();
-            let &[_, id, kind, frame, ..] = cells.as_slice() else {
-                return None;
-            };
-            let id = id.strip_prefix('`')?.strip_suffix('`')?;
-            let frame = frame.strip_prefix('`')?.strip_suffix('`')?;
-            id.starts_with(prefix).then(|| (id, kind, hex(frame)))
-        })
-        .collect()
-}
-
-/// The frame of the documented test vector `id`, byte for byte.
-fn doc(id: &str) -> Vec<u8> {
-    let found: Vec<Vec<u8>> = doc_vectors(id)
-        .into_iter()
-        .filter(|(i, ..)| *i == id)
-        .map(|(.., frame)| frame)
-        .collect();
-    match found.as_slice() {
-        [frame] => frame.clone(),
-        _ => panic!(
-            "{DOC_PATH} has {} test vectors `{id}`, expected one",
-            found.len()
-        ),
-    }
-}
+use crate::codec::vectors::{doc, doc_vectors, hex, DOC_PATH};
 
 #[test]
 fn every_documented_vector_decodes_and_encodes_byte_for_byte() {
