@@ -28,6 +28,9 @@ use serde_json::Value;
 
 use crate::auth::{Admin, Any, Api, Staff};
 use crate::error::{json_error as error, rejection_status, ApiError};
+use crate::wire::{
+    self, AlertJson, BankJson, CarrierJson, CompartmentJson, ParcelJson, ResidentJson,
+};
 use crate::Web;
 
 /// Every JSON answer: the value, or the error with its one status.
@@ -150,11 +153,13 @@ async fn compartments(
     State(web): State<Arc<Web>>,
     Api(who, ..): Api<Staff>,
 ) -> ApiResult<Response> {
-    Ok(Json(web.app.snapshot(&who.actor())?.compartments).into_response())
+    let snapshot = web.app.snapshot(&who.actor())?;
+    Ok(Json(wire::list::<_, CompartmentJson>(&snapshot.compartments)).into_response())
 }
 
 async fn banks(State(web): State<Arc<Web>>, Api(who, ..): Api<Staff>) -> ApiResult<Response> {
-    Ok(Json(web.app.snapshot(&who.actor())?.banks).into_response())
+    let snapshot = web.app.snapshot(&who.actor())?;
+    Ok(Json(wire::list::<_, BankJson>(&snapshot.banks)).into_response())
 }
 
 /// One notification waiting in the outbox.
@@ -190,12 +195,14 @@ async fn outbox_done(
 
 /// `GET /api/v1/parcels`: every parcel the hub has loaded, with where it is.
 async fn parcels(State(web): State<Arc<Web>>, Api(who, ..): Api<Staff>) -> ApiResult<Response> {
-    Ok(Json(web.app.parcels(&who.actor()).await?).into_response())
+    let parcels = web.app.parcels(&who.actor()).await?;
+    Ok(Json(wire::list::<_, ParcelJson>(&parcels)).into_response())
 }
 
 /// `GET /api/v1/alerts`: the open alerts.
 async fn alerts(State(web): State<Arc<Web>>, Api(who, ..): Api<Staff>) -> ApiResult<Response> {
-    Ok(Json(web.app.alerts(&who.actor()).await?).into_response())
+    let alerts = web.app.alerts(&who.actor()).await?;
+    Ok(Json(wire::list::<_, AlertJson>(&alerts)).into_response())
 }
 
 /// `GET /api/v1/audit?from=&to=&actor=&bank=&parcel=`: facts, newest first (as the audit page).
@@ -289,7 +296,8 @@ async fn acknowledge_alert(
 
 /// `GET /api/v1/residents` (staff): the directory's residents, deactivated ones included.
 async fn residents(State(web): State<Arc<Web>>, Api(who, ..): Api<Staff>) -> ApiResult<Response> {
-    Ok(Json(web.app.residents(&who.actor()).await?).into_response())
+    let residents = web.app.residents(&who.actor()).await?;
+    Ok(Json(wire::list::<_, ResidentJson>(&residents)).into_response())
 }
 
 /// The body of `POST /api/v1/residents` and `/residents/{id}`.
@@ -379,7 +387,8 @@ async fn deactivate_resident(
 
 /// `GET /api/v1/carriers` (staff): carriers and the references of their live codes.
 async fn carriers(State(web): State<Arc<Web>>, Api(who, ..): Api<Staff>) -> ApiResult<Response> {
-    Ok(Json(web.app.carriers(&who.actor()).await?).into_response())
+    let carriers = web.app.carriers(&who.actor()).await?;
+    Ok(Json(wire::list::<_, CarrierJson>(&carriers)).into_response())
 }
 
 /// The body of `POST /api/v1/carriers`.
@@ -536,7 +545,7 @@ mod doc_examples {
             "disputed",
         ];
         if location.iter().any(|t| kind(t)) && !has("request_id") {
-            round_trip::<locker_core::Location>(example).map(|()| "Location")
+            round_trip::<crate::wire::LocationJson>(example).map(|()| "Location")
         } else if has("request_id") && kind("accepted") {
             round_trip::<Reply>(example).map(|()| "Reply")
         } else if has("request_id") {
@@ -591,7 +600,7 @@ mod doc_examples {
                     .map_err(|e| e.to_string())
                     .and_then(|v| match annotated.take().as_deref() {
                         Some("Health") => round_trip::<locker_app::health::Health>(&v),
-                        Some("ParcelView") => round_trip::<locker_core::ParcelView>(&v),
+                        Some("ParcelJson") => round_trip::<crate::wire::ParcelJson>(&v),
                         other => Err(format!("no example type {other:?} before the block")),
                     });
                 match result {

@@ -25,6 +25,7 @@ pub mod live;
 pub mod pages;
 pub mod session;
 pub mod throttle;
+pub mod wire;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -357,7 +357,7 @@ struct UnitJson<'a> {
     door_open: bool,
     excursion_since: Option<Millis>,
     alarm: bool,
-    alerts: &'a [locker_core::Alert],
+    alerts: Vec<crate::wire::AlertJson>,
     sensors: Vec<SensorJson<'a>>,
 }
 
@@ -409,7 +409,7 @@ fn unit_json(u: &UnitView) -> UnitJson<'_> {
         door_open: u.door_open,
         excursion_since: u.excursion_since,
         alarm: !u.alerts.is_empty(),
-        alerts: &u.alerts,
+        alerts: crate::wire::list(&u.alerts),
         sensors: u
             .sensors
             .iter()

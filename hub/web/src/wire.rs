@@ -1,0 +1,368 @@
+//! The JSON API's response types (`docs/http-api.md`): what integrations read. They are
+//! converted from the core's views here, so a refactor inside the core cannot change an answer;
+//! the shared vocabulary (sizes, temperature classes, compartment states) is the bus schema's
+//! (`locker_bus::hub`), converted by `locker_app::wire`. A unit test checks that each answer is
+//! the same JSON the core's view would have been.
+
+use locker_app::wire;
+use locker_bus::hub::{CompartmentStatus, Size, Temperature};
+use locker_core::{
+    Alert, BankView, CarrierView, CompartmentView, Location, ParcelView, ResidentView,
+};
+use serde::{Deserialize, Serialize};
+
+/// One compartment in `GET /api/v1/compartments`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompartmentJson {
+    pub bank: String,
+    pub door: u16,
+    pub size: Size,
+    pub temperature: Temperature,
+    pub accessible: bool,
+    pub status: CompartmentStatus,
+    pub out_of_service: bool,
+    pub door_open: bool,
+    /// Whose parcels are inside (staff only: this answer needs a staff login).
+    pub resident: Option<String>,
+    pub parcels: Vec<String>,
+    pub reservation: Option<String>,
+    pub pending_unlock: Option<String>,
+}
+
+impl From<&CompartmentView> for CompartmentJson {
+    fn from(c: &CompartmentView) -> Self {
+        CompartmentJson {
+            bank: c.bank.clone(),
+            door: c.door,
+            size: wire::size(c.size),
+            temperature: wire::temperature(c.temperature),
+            accessible: c.accessible,
+            status: wire::status(c.status),
+            out_of_service: c.out_of_service,
+            door_open: c.door_open,
+            resident: c.resident.as_ref().map(|r| r.to_string()),
+            parcels: c.parcels.iter().map(|p| p.to_string()).collect(),
+            reservation: c.reservation.as_ref().map(|r| r.to_string()),
+            pending_unlock: c.pending_unlock.as_ref().map(|u| u.to_string()),
+        }
+    }
+}
+
+/// One bank in `GET /api/v1/banks`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BankJson {
+    pub bank: String,
+    pub online: bool,
+    /// Unix ms until which the keypad refuses codes.
+    pub keypad_locked_until: Option<u64>,
+}
+
+impl From<&BankView> for BankJson {
+    fn from(b: &BankView) -> Self {
+        BankJson {
+            bank: b.bank.clone(),
+            online: b.online,
+            keypad_locked_until: b.keypad_locked_until.map(|t| t.0),
+        }
+    }
+}
+
+/// Where a parcel is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum LocationJson {
+    Compartment { bank: String, door: u16 },
+    Desk,
+    PickedUp,
+    Returned,
+    Missing,
+    Disputed { bank: String, door: u16 },
+}
+
+impl From<&Location> for LocationJson {
+    fn from(l: &Location) -> Self {
+        match l {
+            Location::Compartment { bank, door } => LocationJson::Compartment {
+                bank: bank.clone(),
+                door: *door,
+            },
+            Location::Desk => LocationJson::Desk,
+            Location::PickedUp => LocationJson::PickedUp,
+            Location::Returned => LocationJson::Returned,
+            Location::Missing => LocationJson::Missing,
+            Location::Disputed { bank, door } => LocationJson::Disputed {
+                bank: bank.clone(),
+                door: *door,
+            },
+        }
+    }
+}
+
+/// Why a parcel is flagged after a temperature excursion.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PerishableJson {
+    pub unit: String,
+    pub since: u64,
+}
+
+/// One parcel in `GET /api/v1/parcels`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParcelJson {
+    pub id: String,
+    pub resident: Option<String>,
+    pub carrier: Option<String>,
+    pub tracking: Option<String>,
+    pub size: Option<Size>,
+    pub temperature: Temperature,
+    pub location: LocationJson,
+    pub depositing: bool,
+    pub delivered_at: u64,
+    pub expires_at: Option<u64>,
+    pub hold_until: Option<u64>,
+    pub expired: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub perishable: Option<PerishableJson>,
+}
+
+impl From<&ParcelView> for ParcelJson {
+    fn from(p: &ParcelView) -> Self {
+        ParcelJson {
+            id: p.id.to_string(),
+            resident: p.resident.as_ref().map(|r| r.to_string()),
+            carrier: p.carrier.as_ref().map(|c| c.to_string()),
+            tracking: p.tracking.clone(),
+            size: p.size.map(wire::size),
+            temperature: wire::temperature(p.temperature),
+            location: (&p.location).into(),
+            depositing: p.depositing,
+            delivered_at: p.delivered_at.0,
+            expires_at: p.expires_at.map(|t| t.0),
+            hold_until: p.hold_until.map(|t| t.0),
+            expired: p.expired,
+            perishable: p.perishable.as_ref().map(|f| PerishableJson {
+                unit: f.unit.clone(),
+                since: f.since.0,
+            }),
+        }
+    }
+}
+
+/// A refrigerated unit's alarm: its unit, sensor, and when the condition began.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnitRefJson {
+    pub unit: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sensor: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<u64>,
+}
+
+/// One open alert in `GET /api/v1/alerts` (and a unit's alarms in `GET /api/v1/units`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertJson {
+    pub id: String,
+    /// `door_ajar`, `forced_open`, ... (`docs/mqtt-api.md`, "Alerts").
+    pub kind: String,
+    pub bank: Option<String>,
+    pub door: Option<u16>,
+    pub parcel: Option<String>,
+    pub message: String,
+    pub raised_at: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<UnitRefJson>,
+}
+
+impl From<&Alert> for AlertJson {
+    fn from(a: &Alert) -> Self {
+        AlertJson {
+            id: a.id.to_string(),
+            kind: wire::alert_kind(&a.kind),
+            bank: a.bank.clone(),
+            door: a.door,
+            parcel: a.parcel.as_ref().map(|p| p.to_string()),
+            message: a.message.clone(),
+            raised_at: a.raised_at.0,
+            unit: a.unit.as_ref().map(|u| UnitRefJson {
+                unit: u.unit.clone(),
+                sensor: u.sensor.clone(),
+                since: u.since.map(|t| t.0),
+            }),
+        }
+    }
+}
+
+/// One resident in `GET /api/v1/residents`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResidentJson {
+    pub resident: String,
+    pub unit: String,
+    pub accessible: bool,
+    /// False once deactivated (moved out).
+    pub active: bool,
+    pub hold_until: Option<u64>,
+    /// How many badges are registered to them (never the badge ids).
+    pub badges: usize,
+}
+
+impl From<&ResidentView> for ResidentJson {
+    fn from(r: &ResidentView) -> Self {
+        ResidentJson {
+            resident: r.resident.to_string(),
+            unit: r.unit.clone(),
+            accessible: r.accessible,
+            active: r.active,
+            hold_until: r.hold_until.map(|t| t.0),
+            badges: r.badges,
+        }
+    }
+}
+
+/// A live carrier code, named by its reference (never the code).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CodeJson {
+    pub code_ref: String,
+    pub issued_at: u64,
+}
+
+/// One carrier in `GET /api/v1/carriers`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CarrierJson {
+    pub carrier: String,
+    pub name: String,
+    /// Deactivated: its codes no longer open anything.
+    pub revoked: bool,
+    pub codes: Vec<CodeJson>,
+}
+
+impl From<&CarrierView> for CarrierJson {
+    fn from(c: &CarrierView) -> Self {
+        CarrierJson {
+            carrier: c.carrier.to_string(),
+            name: c.name.clone(),
+            revoked: c.revoked,
+            codes: c
+                .codes
+                .iter()
+                .map(|k| CodeJson {
+                    code_ref: k.code_ref.clone(),
+                    issued_at: k.issued_at.0,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Convert a list of views.
+pub fn list<'a, V: 'a, J: From<&'a V>>(views: &'a [V]) -> Vec<J> {
+    views.iter().map(J::from).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use locker_core::{
+        AlertId, AlertKind, CarrierCodeView, CarrierId, CompartmentStatus as CoreStatus, Millis,
+        ParcelId, PerishableFlag, ResidentId, Size as CoreSize, TempClass, UnitRef,
+    };
+
+    /// The answer is the JSON the core's view was before these types existed.
+    fn same<C: Serialize, J: Serialize>(core: &C, json: &J) {
+        assert_eq!(
+            serde_json::to_value(core).expect("core json"),
+            serde_json::to_value(json).expect("http json")
+        );
+    }
+
+    #[test]
+    fn each_answer_is_the_json_the_core_view_was() {
+        let c = CompartmentView {
+            bank: "A".into(),
+            door: 3,
+            size: CoreSize::Large,
+            temperature: TempClass::Frozen,
+            accessible: true,
+            status: CoreStatus::OutOfService,
+            out_of_service: true,
+            door_open: false,
+            resident: Some(ResidentId("r-1".into())),
+            parcels: vec![ParcelId("p-1".into())],
+            reservation: None,
+            pending_unlock: None,
+        };
+        same(&c, &CompartmentJson::from(&c));
+        let b = BankView {
+            bank: "A".into(),
+            online: true,
+            keypad_locked_until: Some(Millis(5)),
+        };
+        same(&b, &BankJson::from(&b));
+        for location in [
+            Location::Compartment {
+                bank: "A".into(),
+                door: 1,
+            },
+            Location::Desk,
+            Location::PickedUp,
+            Location::Returned,
+            Location::Missing,
+            Location::Disputed {
+                bank: "A".into(),
+                door: 2,
+            },
+        ] {
+            let p = ParcelView {
+                id: ParcelId("p-1".into()),
+                resident: Some(ResidentId("r-1".into())),
+                carrier: Some(CarrierId("acme".into())),
+                tracking: Some("1Z".into()),
+                size: Some(CoreSize::Small),
+                temperature: TempClass::Refrigerated,
+                location,
+                depositing: false,
+                delivered_at: Millis(1),
+                expires_at: Some(Millis(2)),
+                hold_until: None,
+                expired: false,
+                perishable: Some(PerishableFlag {
+                    unit: "fridge".into(),
+                    since: Millis(3),
+                }),
+            };
+            same(&p, &ParcelJson::from(&p));
+        }
+        let a = Alert {
+            id: AlertId("a-1".into()),
+            kind: AlertKind::DoorAjar,
+            bank: Some("A".into()),
+            door: Some(1),
+            parcel: None,
+            message: "ajar".into(),
+            raised_at: Millis(9),
+            unit: Some(UnitRef {
+                unit: "fridge".into(),
+                sensor: Some("s1".into()),
+                since: None,
+            }),
+        };
+        same(&a, &AlertJson::from(&a));
+        let r = ResidentView {
+            resident: ResidentId("r-1".into()),
+            unit: "101".into(),
+            accessible: false,
+            active: true,
+            hold_until: Some(Millis(4)),
+            badges: 2,
+        };
+        same(&r, &ResidentJson::from(&r));
+        let k = CarrierView {
+            carrier: CarrierId("acme".into()),
+            name: "Acme".into(),
+            revoked: false,
+            codes: vec![CarrierCodeView {
+                code_ref: "ref".into(),
+                issued_at: Millis(7),
+            }],
+        };
+        same(&k, &CarrierJson::from(&k));
+    }
+}
