@@ -35,10 +35,6 @@ lintian --fail-on error --suppress-tags-from-file packaging/lintian-accepted "$v
   || fail "lintian reports errors"
 step "lintian: no errors"
 
-systemd-analyze verify packaging/locker-hub.service 2>&1 | grep -v -e 'is not executable' -e "Command 'man" \
-  && fail "systemd-analyze verify complains" || true
-step "systemd-analyze verify: clean"
-
 $SUDO apt-get install -y -qq "$v1" >/dev/null
 step "installed $(basename "$v1")"
 getent passwd locker-hub >/dev/null || fail "no locker-hub user"
@@ -57,6 +53,18 @@ for f in /usr/share/doc/locker-hub/copyright /usr/share/doc/locker-hub/changelog
 done
 grep -qx /etc/locker-hub/hub.toml /var/lib/dpkg/info/locker-hub.conffiles || fail "hub.toml is not a conffile"
 step "files, owners, modes, user and conffile as expected"
+
+# systemd-analyze verify, on the unit as installed: only now do the binary that ExecStart names and
+# the man page that Documentation= names exist, so nothing it could say is noise and nothing is
+# filtered out. Both its exit status and its output count: it exits 0 after some complaints (an
+# unknown key is only a warning, printed), and on a clean unit it prints nothing at all.
+unit=/lib/systemd/system/locker-hub.service
+verify_status=0
+verify_out=$(systemd-analyze verify "$unit" 2>&1) || verify_status=$?
+if [ "$verify_status" -ne 0 ] || [ -n "$verify_out" ]; then
+  fail "systemd-analyze verify $unit exited $verify_status and said: ${verify_out:-nothing}"
+fi
+step "systemd-analyze verify: clean (the installed unit, with its binary and man page in place)"
 
 # Run it as the unit does: same user, same command line.
 exec_start=$(sed -n 's/^ExecStart=//p' /lib/systemd/system/locker-hub.service)

@@ -1,7 +1,8 @@
 // The staff page and the kiosk page in real headless Chromium (Debian's), against the real
 // `locker-hub demo`: sign-in, both banks, a delivery over MQTT arriving live, desk check-in, a
 // door opened with a reason and found in the audit log, a kiosk pickup with the delivered PIN, a
-// carrier drop-off on the kiosk page, and the kiosk lockout after wrong PINs. Every request any
+// carrier drop-off on the kiosk page, the kiosk lockout after wrong PINs, and the analytics page
+// (both charts, the size table, each CSV export with its header). Every request any
 // page makes must go to the hub.
 //
 // Run: `npm ci && npm test` in tests/browser (tests/run does it inside a network namespace with
@@ -225,16 +226,62 @@ test('wrong PINs lock the kiosk', async () => {
   await page.close();
 });
 
-test('analytics page screenshot (when the hub has it)', async (t) => {
-  // Another part of the hub; until it exists, say so rather than fail.
-  const status = (await admin.request.get(hub.origin + '/analytics')).status();
-  if (status !== 200) {
-    t.diagnostic(`/analytics answered ${status}: the page is missing, no screenshot`);
-    return;
-  }
+test('analytics: both charts, the size table, and every CSV export with its header', async () => {
+  // The page is part of the hub: anything but a 200 fails (Chromium reports an empty error page
+  // only as a navigation error, so the status is asked first, with the answer in the message).
+  const answer = await admin.request.get(hub.origin + '/analytics');
+  assert.equal(answer.status(), 200,
+    `/analytics answers 200 to a signed-in admin, not ${answer.status()}: ${(await answer.text()).slice(0, 300)}`);
   const page = await admin.newPage();
-  await page.goto(hub.origin + '/analytics');
+  const resp = await page.goto(hub.origin + '/analytics');
+  assert.equal(resp.status(), 200, '/analytics answers 200 in the browser too');
+  assert.equal(new URL(page.url()).pathname, '/analytics', 'no redirect away from the page');
+  assert.equal(await page.locator('main h1').innerText(), 'Analytics');
+  // Parcels per day: one bar per day of the 30-day window.
+  const perDay = page.locator('svg.chart[aria-label="parcels received per day"]');
+  assert.equal(await perDay.count(), 1, 'the parcels-per-day chart');
+  assert.equal(await perDay.locator('rect.bar').count(), 30, 'one bar per day');
+  // Busiest hours: a 7 × 24 grid.
+  const heat = page.locator('svg.chart.heat[aria-label="parcels received by weekday and hour"]');
+  assert.equal(await heat.count(), 1, 'the weekday × hour heatmap');
+  assert.equal(await heat.locator('rect').count(), 7 * 24, 'one cell per weekday and hour');
+  // Utilisation per size class: a header row and at least one size.
+  const sizes = page.locator('h2:has-text("Utilisation per size class") + table tr');
+  assert.ok(await sizes.count() >= 2, `the size table has rows (${await sizes.count()})`);
+  assert.equal(await page.locator('.tiles > div').count(), 2, 'the pickup-time and overdue tiles');
   await page.screenshot({ path: path.join(shots, 'analytics.png'), fullPage: true });
+
+  // Each chart's CSV link, followed as the browser would: 200, text/csv, its header line first,
+  // then data rows of the same width.
+  const headers = {
+    '/analytics/deliveries.csv': 'date,parcels',
+    '/analytics/heatmap.csv': ['weekday', ...Array.from({ length: 24 }, (_, h) => String(h).padStart(2, '0'))].join(','),
+    '/analytics/utilisation.csv': 'size,compartments,occupied_now,average_30d',
+    '/analytics/pickup.csv': 'median_minutes_delivery_to_pickup,pickups_30d,overdue_now',
+  };
+  const hrefs = await page.locator('a[download]').evaluateAll((as) => as.map((a) => a.getAttribute('href')));
+  assert.deepEqual([...hrefs].sort(), Object.keys(headers).sort(), 'one CSV link per chart');
+  const rows = {};
+  for (const href of hrefs) {
+    const r = await admin.request.get(new URL(href, hub.origin).href);
+    assert.equal(r.status(), 200, `${href} answers 200`);
+    assert.match(r.headers()['content-type'] ?? '', /^text\/csv\b/, `${href} is text/csv`);
+    const lines = (await r.text()).split('\r\n');
+    assert.equal(lines.pop(), '', `${href} ends with a line break`);
+    assert.equal(lines[0], headers[href], `${href} header line`);
+    assert.ok(lines.length >= 2, `${href} has data under its header: ${lines.join(' | ')}`);
+    const width = headers[href].split(',').length;
+    for (const line of lines.slice(1)) {
+      assert.equal(line.split(',').length, width, `${href}: a row as wide as the header: ${line}`);
+    }
+    rows[href] = lines.slice(1).map((l) => l.split(','));
+  }
+  assert.equal(rows['/analytics/deliveries.csv'].length, 30, 'deliveries: one row per day');
+  assert.equal(rows['/analytics/heatmap.csv'].length, 7, 'heatmap: one row per weekday');
+  assert.equal(rows['/analytics/pickup.csv'].length, 1, 'pickup: one row');
+  // The parcels the tests above delivered are counted.
+  const received = rows['/analytics/deliveries.csv'].reduce((n, [, c]) => n + Number(c), 0);
+  assert.ok(received >= 1, `deliveries.csv counts the parcels delivered above (${received})`);
   await page.close();
 });
 

@@ -347,14 +347,37 @@ async fn too_warm_clears_with_hysteresis_flags_the_parcel_and_silence_alarms() {
     }))
     .await;
 
-    // Back inside the band but within the hysteresis margin: still alarmed.
+    // Back inside the band but within the hysteresis margin: still alarmed, while 4.8 °C
+    // readings keep arriving (a stalled sensor would keep the alarm on trivially). The window
+    // starts at the hub's first 4.8 °C reading, and the hub must have taken newer readings by
+    // its end: the probe publishes every 500 ms, so 2 s hold about four.
     probe.set(48);
+    let first = run(Box::new(|hub| {
+        wait_until("the hub to take a 4.8 °C reading", hub, 10, || {
+            fridge(hub)["sensors"][0]["temperature_c"] == json!(4.8)
+        });
+        fridge(hub)["sensors"][0]["last_reading_at"].clone()
+    }))
+    .await;
+    let first = first
+        .as_u64()
+        .unwrap_or_else(|| panic!("last_reading_at of the first 4.8 °C reading: {first}"));
     tokio::time::sleep(Duration::from_secs(2)).await;
-    run(Box::new(|hub| {
+    run(Box::new(move |hub| {
         assert_eq!(
             open_alerts(hub, "too_warm").len(),
             1,
             "4.8 °C is within 0.5 °C of 5 °C"
+        );
+        let sensor = fridge(hub)["sensors"][0].clone();
+        assert_eq!(sensor["temperature_c"], json!(4.8), "{sensor}");
+        let last = sensor["last_reading_at"].as_u64().unwrap_or(0);
+        assert!(
+            last >= first + 1000,
+            "readings stopped during the hysteresis window: the last one is {} ms after the \
+             first 4.8 °C reading, 2 s into the window (the probe publishes every 500 ms), so \
+             the alarm staying on proves nothing\n{sensor}",
+            last.saturating_sub(first)
         );
         Value::Null
     }))

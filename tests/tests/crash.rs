@@ -257,28 +257,51 @@ async fn confirmed_facts_survive_sigkill_at_random_moments() {
         auto_close_after: Some(Duration::from_millis(250)),
         sensors: Vec::new(),
     });
-    bank.wait_connected().await;
+    // The bank's controller connects within moments; one that never does fails the test here
+    // instead of hanging it.
+    if tokio::time::timeout(Duration::from_secs(15), bank.wait_connected())
+        .await
+        .is_err()
+    {
+        panic!(
+            "the simulated bank A never connected within 15 s\nhub:\n{}",
+            hub.output()
+        );
+    }
     let kiosk = Arc::new(Kiosk::connect_configured(addr, "A", "crash-kiosk").await);
     let ledger = Arc::new(Mutex::new(Ledger::default()));
     let mut restart_ms = Vec::new();
     let mut replayed = 0;
     for cycle in 0..kills {
         // Work only starts once the bank's controller is back: a drop-off at an offline bank is
-        // refused, and a cycle of refusals proves nothing.
+        // refused, and a cycle of refusals proves nothing. A bank that is not back within the
+        // deadline fails the test here (with the last /healthz answer), not quietly later.
         let w = web.clone();
-        tokio::task::spawn_blocking(move || {
+        let waited = tokio::task::spawn_blocking(move || {
             let addr = *w.lock().unwrap();
             let start = std::time::Instant::now();
+            let mut last = (0, String::new());
             while start.elapsed() < Duration::from_secs(15) {
-                let (code, body) = locker_tests::http_get(addr, "/healthz");
-                if code == 200 && body.contains(r#""online_ids":["A"]"#) {
-                    return;
+                last = locker_tests::http_get(addr, "/healthz");
+                if last.0 == 200 && last.1.contains(r#""online_ids":["A"]"#) {
+                    return Ok(());
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
+            Err(last)
         })
         .await
         .unwrap();
+        if let Err((code, body)) = waited {
+            let output = hub.output();
+            let mut tail: Vec<&str> = output.lines().rev().take(40).collect();
+            tail.reverse();
+            panic!(
+                "cycle {cycle}: bank A was not online within 15 s of the hub's (re)start; \
+                 last /healthz answer: {code} {body}\nthe hub's last lines:\n{}",
+                tail.join("\n")
+            );
+        }
         let task = tokio::spawn(workload(
             kiosk.clone(),
             web.clone(),

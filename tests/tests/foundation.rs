@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use locker_tests::certs::{write_test_pki, TestPki};
 use locker_tests::{base_config, hash_password, have, hub_binary, Hub, OBSERVER};
 use rumqttc::{
-    AsyncClient, ConnectReturnCode, Event, MqttOptions, Packet, QoS, TlsConfiguration, Transport,
+    AsyncClient, ConnectReturnCode, Event, MqttOptions, Packet, QoS, SubscribeReasonCode,
+    TlsConfiguration, Transport,
 };
 
 const BANK_USER: &str = "bank-lobby";
@@ -95,6 +96,32 @@ async fn next_publish(events: &mut rumqttc::EventLoop) -> (String, Vec<u8>) {
             Ok(Ok(Event::Incoming(Packet::Publish(p)))) => return (p.topic, p.payload.to_vec()),
             Ok(Ok(_)) => {}
             Ok(Err(e)) => panic!("connection failed: {e}"),
+        }
+    }
+}
+
+/// Wait for the SUBACK of a subscription to `topic` (the only one in flight), within 10 s like
+/// [`next_publish`], and require the broker to have granted it: a subscription that is never
+/// acknowledged, or that is refused, fails here rather than hanging or failing later on a
+/// message that cannot arrive.
+async fn wait_suback(events: &mut rumqttc::EventLoop, topic: &str, tag: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match tokio::time::timeout_at(deadline, events.poll()).await {
+            Err(_) => panic!("no SUBACK for {topic} over {tag} within 10 s"),
+            Ok(Ok(Event::Incoming(Packet::SubAck(ack)))) => {
+                assert!(
+                    ack.return_codes
+                        .iter()
+                        .all(|c| matches!(c, SubscribeReasonCode::Success(_))),
+                    "the broker refused the subscription to {topic} over {tag}: {ack:?}"
+                );
+                return;
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                panic!("connection failed while waiting for the SUBACK for {topic} over {tag}: {e}")
+            }
         }
     }
 }
@@ -206,11 +233,7 @@ async fn exchange(hub: &Hub, addr: SocketAddr, tls: Option<&TestPki>, tag: &str)
     let (client, mut events) = connect(opts).await.expect("subscriber connects");
     let topic = format!("lockerhub/v1/bank/lobby/door/{}", door + 2);
     client.subscribe(&topic, QoS::AtLeastOnce).await.unwrap();
-    loop {
-        if let Ok(Event::Incoming(Packet::SubAck(_))) = events.poll().await {
-            break;
-        }
-    }
+    wait_suback(&mut events, &topic, tag).await;
     mosquitto_pub(addr, &topic, "hello from mosquitto", &mosq_tls);
     let (t, payload) = next_publish(&mut events).await;
     assert_eq!(t, topic);
