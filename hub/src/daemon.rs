@@ -72,6 +72,8 @@ pub enum StartError {
     SiteCa(String),
     #[error("cannot load the staff accounts: {0}")]
     Users(AppError),
+    #[error("cannot seed the demo's accounts and directory: {0}")]
+    Demo(AppError),
     #[error("cannot read or create the API token in {path}: {source}")]
     Token {
         path: String,

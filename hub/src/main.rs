@@ -216,14 +216,18 @@ fn serve_demo(config: locker_config::Config) -> ExitCode {
     let result = runtime.block_on(async {
         let hub = locker_hub::Hub::start(config, Arc::new(demo::Printing)).await?;
         if let Err(e) = demo::seed(hub.app()).await {
-            eprintln!("cannot seed the demo: {e}");
+            // The banner would advertise accounts and residents that are not there.
+            hub.stop().await;
+            return Err(locker_hub::StartError::Demo(e));
         }
         println!("{}", hub.listening().ready_line());
         println!("{}", demo::banner(hub.listening()));
         use std::io::Write;
         let _ = std::io::stdout().flush();
         daemon::signal().await;
+        tracing::info!("shutting down");
         hub.stop().await;
+        tracing::info!("stopped");
         Ok::<(), locker_hub::StartError>(())
     });
     runtime.shutdown_timeout(std::time::Duration::from_millis(200));

@@ -30,10 +30,10 @@ pub fn add(
         .map_err(|e| format!("cannot read {}: {e} (run as the hub's service user, e.g. `sudo -u locker-hub locker-hub user add ...`, after the hub has started once)", token_path.display()))?;
     let password = read_password()?;
     locker_app::accounts::check_password(&password)?;
-    let body = serde_json::to_string(&NewUser {
-        name,
-        role,
-        password: &password,
+    let body = serde_json::to_string(&locker_web::api::NewUser {
+        name: name.to_owned(),
+        role: role.to_owned(),
+        password,
     })
     .map_err(|e| e.to_string())?;
     let mut addr = web.unwrap_or(config.web.bind);
@@ -147,12 +147,4 @@ impl Drop for NoEcho {
             libc::tcsetattr(0, libc::TCSANOW, &self.0);
         }
     }
-}
-
-/// The body of `POST /api/v1/users` (`docs/http-api.md`).
-#[derive(serde::Serialize)]
-struct NewUser<'a> {
-    name: &'a str,
-    role: &'a str,
-    password: &'a str,
 }

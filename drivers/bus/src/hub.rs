@@ -87,15 +87,29 @@ pub enum AlertEvent {
         bank: Option<String>,
         door: Option<u16>,
         message: String,
-        /// For a refrigerated unit's alarm: its unit and sensor.
+        /// For a refrigerated unit's alarm: its unit, and its sensor (`null` for an alarm of
+        /// the whole unit). Both are absent for any other alert.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         unit: Option<String>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        sensor: Option<String>,
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            deserialize_with = "present"
+        )]
+        sensor: Option<Option<String>>,
     },
     Cleared {
         alert: String,
     },
+}
+
+/// A field that may be absent (`None`), `null` (`Some(None)`) or a value.
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
 }
 
 /// Why a reservation ended without a delivery.
@@ -328,6 +342,33 @@ mod tests {
                 bank: "A".into(),
                 pin: "1".into()
             }
+        );
+    }
+
+    #[test]
+    fn a_unit_alarm_always_names_its_sensor_even_when_it_has_none() {
+        let whole_unit = AlertEvent::Raised {
+            alert: "a".into(),
+            kind: "unit_door_open".into(),
+            bank: Some("B".into()),
+            door: None,
+            message: "m".into(),
+            unit: Some("fridge".into()),
+            sensor: Some(None),
+        };
+        let json = serde_json::to_value(&whole_unit).expect("json");
+        assert_eq!(json["sensor"], serde_json::Value::Null);
+        assert!(json.as_object().is_some_and(|o| o.contains_key("sensor")));
+        assert_eq!(
+            serde_json::from_value::<AlertEvent>(json).expect("parses back"),
+            whole_unit
+        );
+        let door = r#"{"event":"raised","alert":"a","kind":"door_ajar","bank":"A","door":1,"message":"m"}"#;
+        let parsed: AlertEvent = serde_json::from_str(door).expect("an alert");
+        assert_eq!(
+            serde_json::to_value(&parsed).expect("json"),
+            serde_json::from_str::<serde_json::Value>(door).expect("json"),
+            "no unit, no sensor"
         );
     }
 

@@ -513,13 +513,18 @@ impl Runner {
         let verdict = self.storage.check(None);
         self.storage_changed(&verdict);
         if let Verdict::Refuse(why) = &verdict {
-            match input.as_ref().map(|(i, _)| i) {
-                Some(Input::Command(cmd)) if !read_only(&cmd.request) => {
+            match input.as_ref() {
+                // A caller who may not send it is told so (the core refuses it below, recording
+                // nothing), not that the disk is full.
+                Some((Input::Command(cmd), Some(caller)))
+                    if !read_only(&cmd.request)
+                        && locker_core::authorize(caller, &cmd.request).is_ok() =>
+                {
                     self.refuse_for_storage(cmd.request_id.clone(), why, reply_to);
                     return;
                 }
                 None => return,
-                Some(Input::Observation(obs)) if self.storage.recently_failed() => {
+                Some((Input::Observation(obs), _)) if self.storage.recently_failed() => {
                     warn!(
                         ?obs,
                         "observation not recorded: the disk just refused a write"
@@ -745,21 +750,19 @@ impl Runner {
                     message,
                 } => {
                     warn!(%alert, ?kind, bank = bank.as_deref(), door, "alert: {message}");
-                    // A refrigerated unit's alarm also names its unit and sensor.
-                    let unit = self
-                        .core
-                        .alerts()
-                        .into_iter()
-                        .find(|a| a.id == alert)
-                        .and_then(|a| a.unit);
-                    let event = AlertEvent::Raised {
-                        alert: alert.to_string(),
-                        kind: wire::alert_kind(&kind),
-                        bank,
-                        door,
-                        message,
-                        unit: unit.as_ref().map(|u| u.unit.clone()),
-                        sensor: unit.and_then(|u| u.sensor),
+                    // The open alert as the core keeps it (a refrigerated unit's alarm names its
+                    // unit and sensor there); the effect's own fields if it is already gone.
+                    let event = match self.core.alerts().into_iter().find(|a| a.id == alert) {
+                        Some(open) => wire::alert_raised(&open),
+                        None => AlertEvent::Raised {
+                            alert: alert.to_string(),
+                            kind: wire::alert_kind(&kind),
+                            bank,
+                            door,
+                            message,
+                            unit: None,
+                            sensor: None,
+                        },
                     };
                     self.send_json(bus::ALERTS.to_owned(), false, &event);
                 }
@@ -830,7 +833,14 @@ impl Runner {
         };
         // Retention never deletes the month of the oldest open parcel or alert, or later ones:
         // the same mark that brings them back at start (`history.rs`).
-        let keep_from = history::read_mark(store).ok().flatten();
+        let keep_from = match history::read_mark(store) {
+            Ok(mark) => mark,
+            Err(e) => {
+                // Without the mark, retention could take an open parcel's month: not now.
+                warn!(error = %e, "cannot read the open-since mark; maintenance waits");
+                return;
+            }
+        };
         match store.maintain(now().0, keep_from) {
             Ok(done) => {
                 if !(done.compacted.is_empty()

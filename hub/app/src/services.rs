@@ -125,7 +125,9 @@ impl App {
         }
         match tokio::time::timeout(ENGINE_TIMEOUT, rx).await {
             Ok(Ok(v)) => Ok(v),
-            _ => Err(AppError::Timeout),
+            // The engine dropped the job unanswered: it is stopping.
+            Ok(Err(_)) => Err(AppError::Stopping),
+            Err(_) => Err(AppError::Timeout),
         }
     }
 

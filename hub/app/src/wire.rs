@@ -139,7 +139,7 @@ pub fn alert_raised(alert: &Alert) -> bus::AlertEvent {
         door: alert.door,
         message: alert.message.clone(),
         unit: alert.unit.as_ref().map(|u| u.unit.clone()),
-        sensor: alert.unit.as_ref().and_then(|u| u.sensor.clone()),
+        sensor: alert.unit.as_ref().map(|u| u.sensor.clone()),
     }
 }
 

@@ -47,10 +47,7 @@ pub use crate::access::{authorize, need_for, Caller, Need, Role};
 pub use crate::codes::Entropy;
 pub use crate::cold::{SensorView, SummaryView, UnitView};
 pub use crate::core::Core;
-pub use crate::directory::{
-    check_carrier_code, check_carrier_id, check_carrier_name, check_resident_id, check_unit,
-    MAX_CARRIER_CODE, MIN_CARRIER_CODE,
-};
+pub use crate::directory::{MAX_CARRIER_CODE, MIN_CARRIER_CODE};
 pub use crate::effect::{
     Effect, KioskUpdate, NotifyKind, Outcome, Output, RejectCode, Rejection, Reply,
 };

@@ -230,12 +230,12 @@ async fn users(State(web): State<Arc<Web>>, Api(who, ..): Api<Admin>) -> ApiResu
     Ok(Json(web.app.accounts(&who.actor())?).into_response())
 }
 
-/// The body of `POST /api/v1/users`.
-#[derive(Deserialize, Serialize)]
-struct NewUser {
-    name: String,
-    role: String,
-    password: String,
+/// The body of `POST /api/v1/users` (also what `locker-hub user add` sends).
+#[derive(Debug, Deserialize, Serialize)]
+pub struct NewUser {
+    pub name: String,
+    pub role: String,
+    pub password: String,
 }
 
 /// `POST /api/v1/users` (admins): `{"name": "ann", "role": "staff", "password": "..."}`.
@@ -494,11 +494,14 @@ async fn revoke_carrier_code(
         carrier: CarrierId(id),
         code_ref,
     };
-    // The code is the resource the URL names: any refusal means there is no such live code.
+    // The code (and its carrier) is the resource the URL names: unknown is 404.
     match web.app.request(&who, "api", request).await {
         Ok(_) => StatusCode::NO_CONTENT.into_response(),
-        Err(AppError::Rejected(r)) => error(StatusCode::NOT_FOUND, r.message),
-        Err(e) => ApiError(e).into_response(),
+        Err(e) => ApiError(
+            e.not_found_if(RejectCode::UnknownCarrier)
+                .not_found_if(RejectCode::InvalidInput),
+        )
+        .into_response(),
     }
 }
 

@@ -90,20 +90,20 @@ pub fn bad_form(to: &str, message: String) -> Response {
 /// Run a staff action through the core under the signed-in user's name, then go back to `to`
 /// saying what happened (the core's refusal, word for word, if it refused).
 pub async fn run(web: &Web, p: &Principal, to: &str, request: Request, done: &str) -> Response {
-    run_form(web, p, to, request, done, &[]).await
+    let answer = web.app.request(&p.actor(), "web", request).await;
+    respond(to, answer, done, &[])
 }
 
-/// [`run`], where the core refusing the form's input (`invalid_input`, `already_exists`, or one
-/// of `input_codes`) answers 400 with the reason, as a form that could not be understood.
-pub async fn run_form(
-    web: &Web,
-    p: &Principal,
+/// A page's answer to a core request's result: 400 with the reason when the core refused the
+/// form's input (`invalid_input`, `already_exists`, or one of `input_codes`), otherwise back to
+/// `to` saying what happened.
+pub fn respond(
     to: &str,
-    request: Request,
+    answer: Result<locker_core::Reply, AppError>,
     done: &str,
     input_codes: &[RejectCode],
 ) -> Response {
-    match web.app.request(&p.actor(), "web", request).await {
+    match answer {
         Err(AppError::Rejected(r))
             if matches!(r.code, RejectCode::InvalidInput | RejectCode::AlreadyExists)
                 || input_codes.contains(&r.code) =>

@@ -1,6 +1,6 @@
 //! Residents: list and search, add, edit (unit, accessible reach) and deactivate (moved out).
-//! Every change is a core request recorded under the signed-in user's name; the JSON API
-//! (`/api/v1/residents`) shares the validation here.
+//! Every change is a core request recorded under the signed-in user's name, through the same
+//! service as the JSON API (`/api/v1/residents`); the core checks it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -9,9 +9,9 @@ use axum::extract::{Path, Query, State};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use locker_core::{Operator, RegisterMode, RejectCode, Request, ResidentId, ResidentView};
+use locker_core::{RegisterMode, RejectCode, Request, ResidentId, ResidentView};
 
-use super::{bad_form, by, error_page, field, run, run_form};
+use super::{bad_form, by, error_page, field, respond, run};
 use crate::auth::{FormPost, Page, Staff};
 use crate::html::{self, escape};
 use crate::Web;
@@ -21,18 +21,6 @@ pub fn router() -> Router<Arc<Web>> {
         .route("/residents", get(page).post(add))
         .route("/residents/{id}", post(edit))
         .route("/residents/{id}/deactivate", post(deactivate))
-}
-
-/// Add (`mode: Add`) or change (`Update`) a resident: the core checks the id and unit, and
-/// that an add does not overwrite or an update create, in the same step that records it.
-fn register(by: Operator, id: &str, unit: &str, accessible: bool, mode: RegisterMode) -> Request {
-    Request::RegisterResident {
-        by,
-        resident: ResidentId(id.to_owned()),
-        unit: unit.to_owned(),
-        accessible,
-        mode,
-    }
 }
 
 /// Does a resident match the search text (id or unit, any case)?
@@ -147,8 +135,11 @@ async fn add(State(web): State<Arc<Web>>, post: FormPost<Staff>) -> Response {
         (Err(e), _) | (_, Err(e)) => return bad_form("/residents", e),
     };
     let accessible = f.get("accessible").is_some_and(|v| v == "yes");
-    let request = register(by(&p), id, unit, accessible, RegisterMode::Add);
-    run(&web, &p, "/residents", request, &format!("Added {id}")).await
+    let answer = web
+        .app
+        .register_resident(&p.actor(), id, unit, accessible, RegisterMode::Add)
+        .await;
+    respond("/residents", answer, &format!("Added {id}"), &[])
 }
 
 async fn edit(
@@ -162,17 +153,12 @@ async fn edit(
         Err(e) => return bad_form("/residents", e),
     };
     let accessible = f.get("accessible").is_some_and(|v| v == "yes");
-    let request = register(by(&p), &id, unit, accessible, RegisterMode::Update);
+    let answer = web
+        .app
+        .register_resident(&p.actor(), &id, unit, accessible, RegisterMode::Update)
+        .await;
     let saved = format!("Saved {id}");
-    run_form(
-        &web,
-        &p,
-        "/residents",
-        request,
-        &saved,
-        &[RejectCode::UnknownResident],
-    )
-    .await
+    respond("/residents", answer, &saved, &[RejectCode::UnknownResident])
 }
 
 async fn deactivate(
