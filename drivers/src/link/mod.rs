@@ -68,9 +68,11 @@ pub trait Protocol: Send + Sync + 'static {
     fn unsolicited(&self, _reply: &Self::Reply) -> bool {
         false
     }
-    /// Whether sending `request` twice is harmless (queries are; some unlocks are not).
+    /// Whether sending `request` twice is harmless. Queries are; a frame that opens a door
+    /// never is (the first may have reached the board and only its reply been lost). A protocol
+    /// lists what may be repeated: by default nothing is.
     fn retry_safe(&self, _request: &Self::Request) -> bool {
-        true
+        false
     }
 }
 

@@ -165,7 +165,9 @@ impl Core {
         entropy: &mut dyn Entropy,
     ) -> Output {
         if let Input::Command(cmd) = &input {
-            if let Err(refused) = crate::access::authorize(caller, &cmd.request) {
+            let allowed = crate::access::authorize(caller, &cmd.request)
+                .and_then(|()| self.reservation_at_callers_bank(caller, &cmd.request));
+            if let Err(refused) = allowed {
                 return Output {
                     facts: Vec::new(),
                     effects: Vec::new(),
@@ -177,6 +179,35 @@ impl Core {
             }
         }
         self.handle(now, input, entropy)
+    }
+
+    /// A bank's kiosk may act on a drop-off only at its own bank: a request that names a
+    /// reservation (confirm, open again, cancel) names no bank, so the reservation's says.
+    /// An unknown reservation passes here and is refused by the workflow as unknown.
+    fn reservation_at_callers_bank(
+        &self,
+        caller: &crate::access::Caller,
+        request: &Request,
+    ) -> Result<()> {
+        let crate::access::Caller::BankKiosk { bank } = caller else {
+            return Ok(());
+        };
+        let reservation = match request {
+            Request::ConfirmParcel { reservation, .. }
+            | Request::OpenReservation { reservation }
+            | Request::CancelDropOff { reservation } => reservation,
+            _ => return Ok(()),
+        };
+        match self.state.reservations.get(reservation) {
+            Some(r) if &r.bank != bank => reject(
+                RejectCode::NotPermitted,
+                format!(
+                    "reservation {reservation} is at bank {:?}, not this kiosk's",
+                    r.bank
+                ),
+            ),
+            _ => Ok(()),
+        }
     }
 
     fn handle_command(&mut self, now: Millis, cmd: Command, entropy: &mut dyn Entropy) -> Output {
