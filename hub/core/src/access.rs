@@ -7,8 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::effect::{RejectCode, Rejection};
 use crate::input::Request;
+use crate::reply::{RejectCode, Rejection};
 
 /// A staff account's role on the web page and the API.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -4,11 +4,12 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::codes::{Entropy, Keys};
-use crate::effect::{Effect, Outcome, Output, RejectCode, Rejection, Reply};
+use crate::effect::{Effect, Output};
 use crate::fact::{Actor, AlertKind, Fact, FactKind};
 use crate::ids::{sanitize_hub_id, AlertId, FactId, Millis, ParcelId, RequestId, UnlockId};
 use crate::input::{Command, Input, Request};
 use crate::layout::{Policies, SiteLayout};
+use crate::reply::{Outcome, RejectCode, Rejection, Reply};
 use crate::state::{Alert, Ctx, State, UnlockState};
 use crate::view::{BankView, CarrierView, CompartmentView, ParcelView, ResidentView};
 

@@ -3,9 +3,9 @@
 //! and carrier codes are credentials, so only their keyed hashes are recorded.
 
 use crate::core::{reject, Core, Result, Subject, Tx};
-use crate::effect::{Outcome, RejectCode, Rejection};
 use crate::fact::FactKind;
 use crate::input::{RegisterMode, Request};
+use crate::reply::{Outcome, RejectCode, Rejection};
 
 /// Carrier codes are typed on a keypad; shorter ones are too easy to guess.
 pub const MIN_CARRIER_CODE: usize = 6;

@@ -8,13 +8,14 @@
 
 use crate::codes::random_id;
 use crate::core::{reject, Core, Result, Subject, Tx};
-use crate::effect::{Effect, KioskUpdate, NotifyKind, Outcome, RejectCode};
+use crate::effect::{Effect, KioskUpdate, NotifyKind};
 use crate::fact::{
     Actor, AlertKind, CredentialKind, DeskReason, FactKind, ReleaseReason, UnlockPurpose,
 };
 use crate::ids::{CarrierId, Millis, ParcelId, ReservationId, ResidentId};
 use crate::input::{Recipient, Request};
 use crate::layout::{Dimensions, Size, TempClass};
+use crate::reply::{Outcome, RejectCode};
 
 /// What a compartment must offer for a parcel.
 #[derive(Clone, Debug)]

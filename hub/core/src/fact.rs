@@ -6,13 +6,13 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::effect::Reply;
 use crate::ids::{
     AlertId, CarrierId, CodeId, FactId, Millis, ParcelId, RequestId, ReservationId, ResidentId,
     StaffId, UnlockId,
 };
 use crate::input::{Disposition, HoldTarget, Operator};
 use crate::layout::{Size, TempClass};
+use crate::reply::Reply;
 
 /// One recorded fact. `bank`, `door` and `parcel` say where and what it is about (for audit
 /// queries); multi-parcel facts list their parcels in `kind`.

@@ -10,10 +10,11 @@
 use std::collections::BTreeMap;
 
 use crate::core::{reject, Core, Result, Subject, Tx};
-use crate::effect::{Effect, NotifyKind, Outcome, RejectCode};
+use crate::effect::{Effect, NotifyKind};
 use crate::fact::{Actor, AlertKind, FactKind, UnlockPurpose};
 use crate::ids::{Millis, ParcelId, ResidentId};
 use crate::input::{Disposition, HoldTarget, Operator};
+use crate::reply::{Outcome, RejectCode};
 use crate::state::{Location, Parcel};
 
 /// What the hold clock of one parcel asks for next.

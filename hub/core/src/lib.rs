@@ -39,6 +39,8 @@ mod ids;
 mod input;
 mod layout;
 mod pickup;
+mod project;
+mod reply;
 mod staff;
 mod state;
 mod view;
@@ -48,9 +50,7 @@ pub use crate::codes::Entropy;
 pub use crate::cold::{SensorView, SummaryView, UnitView};
 pub use crate::core::Core;
 pub use crate::directory::{MAX_CARRIER_CODE, MIN_CARRIER_CODE};
-pub use crate::effect::{
-    Effect, KioskUpdate, NotifyKind, Outcome, Output, RejectCode, Rejection, Reply,
-};
+pub use crate::effect::{Effect, KioskUpdate, NotifyKind, Output};
 pub use crate::fact::{
     Actor, AlertKind, CredentialKind, DeskReason, Fact, FactKind, ReleaseReason, UnitRef,
     UnlockPurpose, VoidReason,
@@ -67,6 +67,7 @@ pub use crate::layout::{
     BankLayout, CompartmentLayout, Dimensions, Policies, SensorLayout, SiteLayout, Size, SizeLimit,
     TempClass, TempRange, UnitLayout,
 };
+pub use crate::reply::{Outcome, RejectCode, Rejection, Reply};
 pub use crate::staff::ALERT_NOTE_MAX;
 pub use crate::state::{Alert, Location};
 pub use crate::view::{

@@ -19,10 +19,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::codes::{random_id, random_pin, QrError, QrToken};
 use crate::core::{reject, Core, Result, Subject, Tx};
-use crate::effect::{Effect, NotifyKind, Outcome, RejectCode, Rejection};
+use crate::effect::{Effect, NotifyKind};
 use crate::fact::{Actor, AlertKind, CredentialKind, FactKind, UnlockPurpose};
 use crate::ids::{CodeId, Millis, ParcelId, ResidentId};
 use crate::input::Operator;
+use crate::reply::{Outcome, RejectCode, Rejection};
 use crate::state::UnlockState;
 
 /// Tries to find a PIN not live at the site before lengthening it; with a million 6-digit PINs

@@ -5,10 +5,11 @@ use std::collections::BTreeSet;
 
 use crate::codes::random_id;
 use crate::core::{reject, Core, Result, Subject, Tx};
-use crate::effect::{Effect, NotifyKind, Outcome, RejectCode};
+use crate::effect::{Effect, NotifyKind};
 use crate::fact::{Actor, AlertKind, DeskReason, FactKind, UnlockPurpose, VoidReason};
 use crate::ids::{AlertId, CarrierId, CodeId, ParcelId, ResidentId, UnlockId};
 use crate::input::{AuditFinding, Operator};
+use crate::reply::{Outcome, RejectCode};
 use crate::state::{Location, UnlockState};
 
 /// The longest note a person may leave when acknowledging an alert, in characters: enough for

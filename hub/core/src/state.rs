@@ -11,7 +11,6 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::effect::Reply;
 use crate::fact::{AlertKind, DeskReason, Fact, FactKind, UnitRef, UnlockPurpose};
 use crate::ids::{
     AlertId, CarrierId, CodeId, FactId, Millis, ParcelId, RequestId, ReservationId, ResidentId,
@@ -19,6 +18,8 @@ use crate::ids::{
 };
 use crate::input::HoldTarget;
 use crate::layout::{Policies, SiteLayout, Size, TempClass};
+use crate::reply::Reply;
+pub use crate::view::Location;
 
 /// The window of the per-carrier overflow limit (`Policies::carrier_overflows_per_hour`).
 pub(crate) const OVERFLOW_WINDOW_MS: u64 = 3_600_000;
@@ -28,29 +29,6 @@ pub(crate) const OVERFLOW_WINDOW_MS: u64 = 3_600_000;
 pub(crate) struct Ctx {
     pub site: SiteLayout,
     pub policies: Policies,
-}
-
-/// Where a parcel is. Every parcel is in exactly one of these.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum Location {
-    Compartment {
-        bank: String,
-        door: u16,
-    },
-    /// Front desk or package room.
-    Desk,
-    PickedUp,
-    /// Returned to sender (or taken back by the carrier before the delivery completed).
-    Returned,
-    /// Recorded in a compartment that an audit walk found empty.
-    Missing,
-    /// Physically in a compartment that a concurrent delivery for another resident also claims;
-    /// staff must sort it out (audit walk or removal).
-    Disputed {
-        bank: String,
-        door: u16,
-    },
 }
 
 /// An open alert.
