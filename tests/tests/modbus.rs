@@ -113,11 +113,23 @@ impl Peer {
         }
     }
 
-    /// Send a control command and wait for the peer to have carried it out.
+    /// Send a control command and wait for the peer to have carried it out: for this sending's
+    /// own "ok" line, not one left by the same command sent earlier (which raced the next
+    /// request past a command not yet applied, under load).
     fn send(&self, command: &str) {
-        writeln!(self.stdin.lock().unwrap(), "{command}").expect("peer stdin");
         let done = format!("ok {command}");
-        self.wait_line(|l| l == done, Duration::from_secs(10));
+        let count = |lines: &Vec<String>| lines.iter().filter(|l| **l == done).count();
+        let before = count(&self.lines.lock().unwrap());
+        writeln!(self.stdin.lock().unwrap(), "{command}").expect("peer stdin");
+        let start = Instant::now();
+        while count(&self.lines.lock().unwrap()) <= before {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "the peer never carried out {command:?}; it printed {:?}",
+                self.lines.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// Coil writes to `slave` at `address` so far, in order (`true` = on).
