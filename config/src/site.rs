@@ -39,6 +39,9 @@ pub struct Site {
     /// that need recording are refused with a clear reply (the reserve takes the observations and
     /// unlocks already under way); 0 turns the check off.
     pub storage_reserve_mib: u32,
+    /// This hub's own id, in every fact id it makes. `None`: the id its data directory was made
+    /// with, or a new random one (`<site>_<8 hex>`) for a new data directory.
+    pub hub_id: Option<String>,
 }
 
 /// Top-level areas of IANA zone names, plus the legacy aliases tzdata still ships.
@@ -74,6 +77,16 @@ pub(crate) fn read(root: &mut Table, cx: &mut Ctx) -> Option<Site> {
         }
     });
     let name = t.opt_string(cx, "name");
+    let hub_id = match t.get("hub_id") {
+        None => Some(None),
+        Some(item) => item.str(cx).and_then(|h| match check_hub_id(h) {
+            Ok(()) => Some(Some(h.to_owned())),
+            Err(message) => {
+                cx.error(&item.span(), item.key(), message);
+                None
+            }
+        }),
+    };
     let data_dir = match t.get("data_dir") {
         None => Some(PathBuf::from(DEFAULT_DATA_DIR)),
         Some(item) => item.path(cx),
@@ -104,6 +117,7 @@ pub(crate) fn read(root: &mut Table, cx: &mut Ctx) -> Option<Site> {
         id,
         data_dir: data_dir?,
         time_zone: time_zone?,
+        hub_id: hub_id?,
     })
 }
 
@@ -121,6 +135,21 @@ fn check_site_id(id: &str) -> Result<(), String> {
         Err(format!(
             "site id `{id}` must be 1-63 lowercase letters, digits or '-' (not at either end), \
              e.g. `maple-court`"
+        ))
+    }
+}
+
+/// A hub id is part of every fact id (`<ms>-<hub>-<seq>`): 1 to 40 letters, digits, `_` or `.`.
+fn check_hub_id(h: &str) -> Result<(), String> {
+    let ok = !h.is_empty()
+        && h.len() <= 40
+        && h.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{h}` must be 1 to 40 letters, digits, '_' or '.' (it is part of every fact id)"
         ))
     }
 }

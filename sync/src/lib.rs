@@ -25,4 +25,4 @@ pub use quarantine::{LoadReport, Quarantined, Undecodable};
 pub use record::Record;
 pub use redb_store::{ChunkStore, FORMAT_VERSION};
 pub use secrets::{code_hash, SecretHit};
-pub use store::{DocInfo, Maintenance, Store, StoreOptions};
+pub use store::{stored_hub_id, DocInfo, Maintenance, Store, StoreOptions};

@@ -791,6 +791,27 @@ fn live_rollback(live: Option<&mut LiveDoc>) {
     }
 }
 
+/// The hub id recorded in the store in `data_dir`, without opening the store: `None` when there
+/// is no store yet (or it has no hub id). The daemon keeps using the id a store was made with,
+/// so its facts, old and new, carry one id.
+pub fn stored_hub_id(data_dir: &Path) -> Result<Option<String>, StoreError> {
+    let path = data_dir.join("state.redb");
+    if !path.exists() {
+        return Ok(None);
+    }
+    let db = Database::open(&path).ctx("open state.redb")?;
+    let tx = db.begin_read().ctx("begin read")?;
+    let meta = match tx.open_table(META) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+        Err(e) => return Err(e).ctx("open meta"),
+    };
+    Ok(meta
+        .get("hub_id")
+        .ctx("read hub_id")?
+        .map(|v| String::from_utf8_lossy(v.value()).into_owned()))
+}
+
 /// First open: create the tables, check format version and hub id, create the site key.
 fn init_meta(
     db: &Database,

@@ -320,8 +320,10 @@ impl locker_sync::Record for AnyFact {
 fn scan_for_secrets(hub: &Hub, needles: &[&str]) {
     let (store, facts, _) = locker_sync::Store::<AnyFact>::open(
         &hub.dir.path().join("data"),
-        // The hub's id: the site id with '-' made '_' (locker_core::sanitize_hub_id).
-        "test_site",
+        // The hub's own id, as its store recorded it.
+        &locker_sync::stored_hub_id(&hub.dir.path().join("data"))
+            .expect("read the store")
+            .expect("the hub recorded its id"),
         locker_sync::StoreOptions {
             site_id: Some("test-site".into()),
             ..Default::default()

@@ -266,9 +266,26 @@ pub(crate) fn now() -> Millis {
     crate::clock::now()
 }
 
+/// This hub's id, part of every fact id it makes: `[site] hub_id` if set; otherwise the id its
+/// data directory was made with (a store from before hub ids keeps its site-derived id, so its
+/// old facts and new ones carry one id); otherwise, for a new data directory, a new random one,
+/// so two hubs of one site never make the same fact id. The store records it at first open.
+pub fn hub_id(config: &Config) -> Result<String, StoreError> {
+    if let Some(id) = &config.site.hub_id {
+        return Ok(id.clone());
+    }
+    if let Some(stored) = locker_sync::stored_hub_id(&config.site.data_dir)? {
+        return Ok(stored);
+    }
+    let mut bytes = [0u8; 4];
+    rand::rng().fill_bytes(&mut bytes);
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    Ok(format!("{}_{hex}", sanitize_hub_id(&config.site.id)))
+}
+
 /// Open the store and rebuild the core from its facts.
 fn load(config: &Config) -> Result<(Store<StoredFact>, Core), StoreError> {
-    let hub_id = sanitize_hub_id(&config.site.id);
+    let hub_id = hub_id(config)?;
     let opts = StoreOptions {
         site_id: Some(config.site.id.clone()),
         retention_months: config.site.retention_months,
@@ -302,7 +319,8 @@ pub fn start(
     let (store, core) = load(config)?;
     // New fact ids must sort after every id this hub has made, even if the system clock went
     // back while the hub was down.
-    let hub_id = sanitize_hub_id(&config.site.id);
+    let hub_id = store.hub_id().to_owned();
+    info!(hub = %hub_id, "this hub's id");
     if let Some(newest) = core.facts().rev().find(|f| f.id.hub == hub_id) {
         crate::clock::raise_floor(Millis(newest.id.ms.saturating_add(1)));
     }

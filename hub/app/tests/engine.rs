@@ -19,12 +19,12 @@ use locker_core::{
 
 const CHILD: &str = "LOCKER_ENGINE_TEST_CHILD";
 
-fn config(dir: &Path) -> locker_config::Config {
+fn config(dir: &Path, extra: &str) -> locker_config::Config {
     let path = dir.join("hub.toml");
     std::fs::write(
         &path,
         format!(
-            "[site]\nid = \"engine-test\"\ndata_dir = \"{}/data\"\nstorage_reserve_mib = 0\n",
+            "[site]\nid = \"engine-test\"\ndata_dir = \"{}/data\"\nstorage_reserve_mib = 0\n{extra}\n",
             dir.display()
         ),
     )
@@ -33,11 +33,15 @@ fn config(dir: &Path) -> locker_config::Config {
 }
 
 fn start(dir: &Path) -> engine::Engine {
-    let config = config(dir);
+    start_with(dir, "").expect("engine starts")
+}
+
+fn start_with(dir: &Path, extra: &str) -> Result<engine::Engine, locker_sync::StoreError> {
+    let config = config(dir, extra);
     let storage = Arc::new(StorageHealth::new(&config.site.data_dir, 0));
     let (publish, _published) = tokio::sync::mpsc::unbounded_channel();
     // The receiver is dropped: nothing published matters here, and sending to it just fails.
-    engine::start(&config, publish, Arc::new(OutboxOnly), storage).expect("engine starts")
+    engine::start(&config, publish, Arc::new(OutboxOnly), storage)
 }
 
 fn register(id: &str, caller: Caller) -> (Job, tokio::sync::oneshot::Receiver<locker_core::Reply>) {
@@ -142,4 +146,86 @@ fn a_kiosk_asking_for_a_staff_action_is_refused_and_nothing_is_recorded() {
     let engine = start(dir.path());
     assert!(residents(&engine).is_empty());
     engine.stop();
+}
+
+/// The hub id in the fact ids of the directory's residents' registrations.
+fn fact_hubs(engine: &engine::Engine) -> Vec<String> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    engine
+        .jobs
+        .send(Job::Facts {
+            query: engine::FactQuery::default(),
+            limit: 100,
+            reply: tx,
+        })
+        .expect("engine running");
+    rx.blocking_recv()
+        .expect("an answer")
+        .into_iter()
+        .map(|f| f.id.hub)
+        .collect()
+}
+
+#[test]
+fn a_store_made_before_hub_ids_keeps_its_id_and_a_new_one_gets_its_own() {
+    // A store as earlier versions made it: recorded under the site-derived id.
+    let old = tempfile::tempdir().expect("tempdir");
+    let engine = start_with(old.path(), "hub_id = \"engine_test\"").expect("engine starts");
+    let (job, rx) = register("r-before", Caller::User(Role::Staff));
+    engine.jobs.send(job).expect("engine running");
+    assert!(matches!(
+        rx.blocking_recv().expect("a reply").outcome,
+        Outcome::Accepted
+    ));
+    engine.stop();
+    // Upgraded, with no hub id configured: the same id, old facts and new.
+    let engine = start(old.path());
+    let (job, rx) = register("r-after", Caller::User(Role::Staff));
+    engine.jobs.send(job).expect("engine running");
+    assert!(matches!(
+        rx.blocking_recv().expect("a reply").outcome,
+        Outcome::Accepted
+    ));
+    assert_eq!(residents(&engine), ["r-after", "r-before"]);
+    let hubs = fact_hubs(&engine);
+    assert!(
+        !hubs.is_empty() && hubs.iter().all(|h| h == "engine_test"),
+        "{hubs:?}"
+    );
+    engine.stop();
+    // Naming another id for that data is refused, with both ids named.
+    let refused = start_with(old.path(), "hub_id = \"someone_else\"")
+        .err()
+        .expect("refused");
+    let text = refused.to_string();
+    assert!(
+        text.contains("engine_test") && text.contains("someone_else"),
+        "{text}"
+    );
+
+    // Two new data directories of the same site: two ids, kept across restarts.
+    let (a, b) = (
+        tempfile::tempdir().expect("tempdir"),
+        tempfile::tempdir().expect("tempdir"),
+    );
+    let ids: Vec<String> = [a.path(), b.path()]
+        .iter()
+        .map(|dir| {
+            let engine = start(dir);
+            let (job, rx) = register("r-1", Caller::User(Role::Staff));
+            engine.jobs.send(job).expect("engine running");
+            rx.blocking_recv().expect("a reply");
+            let hubs = fact_hubs(&engine);
+            engine.stop();
+            let again = start(dir);
+            assert_eq!(fact_hubs(&again), hubs, "the id is kept across a restart");
+            again.stop();
+            hubs[0].clone()
+        })
+        .collect();
+    assert!(
+        ids.iter().all(|id| id.starts_with("engine_test_")),
+        "{ids:?}"
+    );
+    assert_ne!(ids[0], ids[1], "two hubs of one site share no fact ids");
 }
