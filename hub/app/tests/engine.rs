@@ -2,6 +2,8 @@
 //! - durable before acknowledged: a process that dies the instant a command is acknowledged
 //!   has the command's facts on disk (the child process exits at the acknowledgement; the
 //!   parent reopens the data);
+//! - fail-stop: a write error that is not a full disk (a file-size limit in a child) stops the
+//!   process with exit 70, and everything acknowledged before is on disk;
 //! - a command from a caller who may not send it records nothing;
 //! - the closed set of jobs answers reads from the same state.
 
@@ -228,4 +230,81 @@ fn a_store_made_before_hub_ids_keeps_its_id_and_a_new_one_gets_its_own() {
         "{ids:?}"
     );
     assert_ne!(ids[0], ids[1], "two hubs of one site share no fact ids");
+}
+
+const FAIL_STOP_CHILD: &str = "LOCKER_ENGINE_FAIL_STOP_CHILD";
+
+/// In the child: the data file may not grow past its size at start (RLIMIT_FSIZE, with SIGXFSZ
+/// ignored, so a write past it fails with EFBIG: a write error that is not a full disk). Register
+/// residents, printing each one acknowledged, until the engine stops the process.
+fn fail_stop_child(dir: &str) -> ! {
+    let engine = start(Path::new(dir));
+    let file = Path::new(dir).join("data/state.redb");
+    let size = std::fs::metadata(&file).expect("the store's file").len();
+    // SAFETY: setrlimit and signal only change this process's limits and signal disposition.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+        let limit = libc::rlimit {
+            rlim_cur: size,
+            rlim_max: size,
+        };
+        assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &limit), 0);
+    }
+    for n in 0..5000 {
+        let id = format!("r-{n}");
+        let (job, rx) = register(&id, Caller::User(Role::Staff));
+        engine.jobs.send(job).expect("engine running");
+        match rx.blocking_recv() {
+            Ok(reply) if matches!(reply.outcome, Outcome::Accepted) => println!("acked {id}"),
+            other => {
+                eprintln!("unexpected answer to {id}: {other:?}");
+                std::process::exit(1);
+            }
+        }
+    }
+    eprintln!("the file never had to grow");
+    std::process::exit(2);
+}
+
+/// Fail-stop: a commit that fails for any reason but a full or read-only disk stops the process
+/// (exit 70), so memory is never ahead of disk; everything acknowledged before is on disk.
+#[test]
+fn a_write_error_that_is_not_a_full_disk_stops_the_process_and_loses_nothing_acknowledged() {
+    if let Ok(dir) = std::env::var(FAIL_STOP_CHILD) {
+        fail_stop_child(&dir);
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = Process::new(std::env::current_exe().expect("this test binary"))
+        .args([
+            "a_write_error_that_is_not_a_full_disk_stops_the_process_and_loses_nothing_acknowledged",
+            "--exact",
+            "--nocapture",
+        ])
+        .env(FAIL_STOP_CHILD, dir.path())
+        .output()
+        .expect("run the child");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(70),
+        "the engine did not stop the process on a write error: {stderr}"
+    );
+    let acked: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix("acked ").map(str::to_owned))
+        .collect();
+    let engine = start(dir.path());
+    let on_disk = residents(&engine);
+    engine.stop();
+    assert!(
+        !acked.is_empty(),
+        "nothing was acknowledged before the error: {stderr}"
+    );
+    for id in &acked {
+        assert!(on_disk.contains(id), "{id} was acknowledged, then lost");
+    }
+    println!(
+        "{} acknowledged before the write error, all on disk; the process exited 70",
+        acked.len()
+    );
 }
