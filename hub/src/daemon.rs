@@ -20,7 +20,7 @@ use locker_app::notify::NotificationSink;
 use locker_app::storage::{StorageHealth, Verdict};
 use locker_app::{engine, App, AppError};
 use locker_gate::acl::Role;
-use locker_web::conn_limit;
+use locker_net as conn_limit;
 
 use crate::broker::auth::{Authenticator, ConfiguredLogin};
 use crate::broker::{self, front::FrontDoor, probe, Limits};

@@ -11,10 +11,11 @@ fn root() -> PathBuf {
 }
 
 /// The crates whose sources the checks read: (manifest directory, source directory).
-const CRATES: [&str; 9] = [
+const CRATES: [&str; 10] = [
     "hub",
     "hub/app",
     "hub/web",
+    "hub/net",
     "hub/core",
     "hub/gate",
     "config",

@@ -44,7 +44,7 @@ use crate::shutdown::Shutdown;
 use crate::tls::TlsListener;
 use locker_config::AddrRange;
 use locker_gate::acl::Role;
-use locker_web::conn_limit::{Slot, SourceLimit};
+use locker_net::{Slot, SourceLimit};
 
 /// A client that has not sent its CONNECT by then is dropped.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);

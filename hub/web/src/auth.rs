@@ -264,7 +264,7 @@ fn login_form(web: &Web, error: Option<&str>, status: StatusCode) -> Response {
 /// `POST /login`: throttled; a good password starts a session.
 pub async fn login(
     State(web): State<Arc<Web>>,
-    ConnectInfo(crate::conn_limit::Peer(peer)): ConnectInfo<crate::conn_limit::Peer>,
+    ConnectInfo(locker_net::Peer(peer)): ConnectInfo<locker_net::Peer>,
     headers: HeaderMap,
     Form(fields): Form<HashMap<String, String>>,
 ) -> Response {

@@ -8,8 +8,8 @@
 //! `Api<N>`, the sign-in page), [`error`] (the one mapping of application errors to HTTP
 //! statuses), [`html`] (escaping and the page frame), then one file per page under [`pages`],
 //! [`api`], and [`live`] (server-sent events). Every asset is embedded in the binary
-//! ([`assets`]): the page needs nothing from the internet. [`conn_limit`] bounds connections
-//! before sign-in (the daemon uses it for MQTT too).
+//! ([`assets`]): the page needs nothing from the internet. Connections are bounded before
+//! sign-in by `locker-net`, which the daemon uses for MQTT too.
 
 // Handlers return `Result<_, Response>` so a refusal is an early return; axum's Response is
 // large, and boxing it would only add noise on every route.
@@ -18,7 +18,6 @@
 pub mod api;
 pub mod assets;
 pub mod auth;
-pub mod conn_limit;
 pub mod error;
 pub mod html;
 pub mod live;

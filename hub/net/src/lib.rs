@@ -1,6 +1,6 @@
-//! Bounds on connections before anyone has logged in, for the MQTT front door and the web
-//! listener: how many one source address may hold, how many there may be in all, and how long a
-//! connection may sit idle. A neighbour on the LAN opening a thousand idle sockets then holds a
+//! `locker-net`: bounds on connections before anyone has logged in, for the MQTT front door and
+//! the web listener: how many one source address may hold, how many there may be in all, and how
+//! long a connection may sit idle. A neighbour on the LAN opening a thousand idle sockets then holds a
 //! few dozen of them for a few seconds, and a real bank or browser from another address still
 //! gets in.
 
