@@ -116,6 +116,11 @@ fn cases(existing_file: &str) -> Vec<Case> {
             3, "site.time_zone", "not an IANA time-zone name",
         ),
         case(
+            "hub id that cannot be part of a fact id",
+            file(&[&SITE, &["hub_id = \"hub-2 west\""], &BANK]),
+            3, "site.hub_id", "must be 1 to 40 letters, digits",
+        ),
+        case(
             "retention out of range",
             file(&[&SITE, &["retention_months = 0"], &BANK]),
             3, "site.retention_months", "out of range",

@@ -132,6 +132,15 @@ async fn pickup_form(
     Html(pin_screen(&p, &bank, None)).into_response()
 }
 
+/// The status of a kiosk screen that shows a refusal: a locked keypad is "too many requests".
+fn refused_status(code: RejectCode) -> StatusCode {
+    if code == RejectCode::KeypadLocked {
+        StatusCode::TOO_MANY_REQUESTS
+    } else {
+        StatusCode::CONFLICT
+    }
+}
+
 /// A refusal in words for the person at the kiosk.
 fn refusal(code: RejectCode, message: &str, until: Option<locker_core::Millis>) -> String {
     match (code, until) {
@@ -202,11 +211,7 @@ async fn pickup(
             ))).into_response()
         }
         Outcome::Rejected(r) => {
-            let status = if r.code == RejectCode::KeypadLocked {
-                StatusCode::TOO_MANY_REQUESTS
-            } else {
-                StatusCode::CONFLICT
-            };
+            let status = refused_status(r.code);
             (
                 status,
                 Html(pin_screen(
@@ -336,11 +341,7 @@ async fn deliver(
         ))
         .into_response(),
         Outcome::Rejected(r) => {
-            let status = if r.code == RejectCode::KeypadLocked {
-                StatusCode::TOO_MANY_REQUESTS
-            } else {
-                StatusCode::CONFLICT
-            };
+            let status = refused_status(r.code);
             (
                 status,
                 Html(deliver_screen(
