@@ -1,24 +1,39 @@
-//! Optional link to a cloud sync service (`[sync]`). The hub works fully without it.
+//! Optional sync with a cloud service and with a second hub of the site (`[sync]`). The hub works
+//! fully without it.
 //!
 //! ```toml
 //! [sync]
-//! endpoint = "wss://sync.example.org/v1"
+//! endpoints = ["wss://sync.example.org/sites/maple-court", "wss://sync2.example.org/sites/maple-court"]
 //! token_file = "/etc/locker-hub/sync.token"   # the token itself never goes in this file
 //! ```
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
-use crate::raw::{Ctx, Table};
+use crate::raw::{Ctx, Item, Table};
 
-/// Where and how to sync state with a cloud service.
+/// Where and how to sync state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sync {
-    /// WebSocket URL (`ws://` or `wss://`).
-    pub endpoint: String,
-    /// File holding the access token. Kept out of the config (and out of synced documents)
-    /// because it is a secret; it may be written later by pairing, so it is not required
-    /// to exist yet.
+    /// Cloud sync servers (`wss://`, or `ws://` with `allow_plaintext`), tried in order: the hub
+    /// keeps one cloud connection, and moves to the next URL when one fails.
+    pub endpoints: Vec<String>,
+    /// Other hubs of this site to connect to (each one connection, at the same time as the
+    /// cloud's).
+    pub hubs: Vec<String>,
+    /// Where this hub accepts a second hub's connection.
+    pub listen: Option<SocketAddr>,
+    /// File holding the access token, sent as `Authorization: Bearer` (and required of a hub that
+    /// connects to `listen`). Kept out of the config (and out of synced documents) because it is
+    /// a secret; it may be written later by pairing, so it need not exist yet.
     pub token_file: PathBuf,
+    /// Extra certificate authorities (PEM) trusted for `wss://`, besides the system's.
+    pub ca_file: Option<PathBuf>,
+    /// `ws://` (no TLS) is refused unless this is true: for a LAN you trust, and for tests.
+    pub allow_plaintext: bool,
+    /// How long a document being synced waits for the peer's answer before the next goes.
+    pub reply_timeout: Duration,
 }
 
 pub(crate) fn read(root: &mut Table, cx: &mut Ctx) -> Option<Option<Sync>> {
@@ -26,31 +41,132 @@ pub(crate) fn read(root: &mut Table, cx: &mut Ctx) -> Option<Option<Sync>> {
         return Some(None);
     };
     let mut t = item.table(cx)?;
-    let endpoint = t.require(cx, "endpoint").and_then(|e| {
-        let url = e.str(cx)?;
-        match check_endpoint(url) {
-            Ok(()) => Some(url.to_owned()),
-            Err(message) => {
-                cx.error(&e.span(), e.key(), message);
-                None
+    let allow_plaintext = t.bool_or(cx, "allow_plaintext", false);
+    let single = t.get("endpoint");
+    let list = t.get("endpoints");
+    let endpoints = match (single, list) {
+        (Some(one), Some(_)) => {
+            if one.str(cx).is_some() {
+                cx.error(
+                    &one.span(),
+                    one.key(),
+                    "give either `endpoint` or `endpoints`, not both",
+                );
+            }
+            None
+        }
+        (Some(one), None) => {
+            one.str(cx)
+                .and_then(|url| match check_endpoint(url, allow_plaintext) {
+                    Ok(()) => Some(vec![url.to_owned()]),
+                    Err(message) => {
+                        cx.error(&one.span(), one.key(), message);
+                        None
+                    }
+                })
+        }
+        (None, Some(list)) => urls(cx, list, allow_plaintext),
+        (None, None) => Some(Vec::new()),
+    };
+    let hubs = match t.get("hubs") {
+        Some(list) => urls(cx, list, allow_plaintext),
+        None => Some(Vec::new()),
+    };
+    let listen = match t.get("listen") {
+        Some(item) => {
+            let text = item.str(cx);
+            match text.map(str::parse::<SocketAddr>) {
+                Some(Ok(addr)) if allow_plaintext => Some(Some(addr)),
+                Some(Ok(_)) => {
+                    cx.error(
+                        &item.span(),
+                        item.key(),
+                        "a second hub connects over plain WebSocket on the LAN until pairing \
+                         with certificates lands: set `allow_plaintext = true` to accept it",
+                    );
+                    None
+                }
+                Some(Err(e)) => {
+                    cx.error(
+                        &item.span(),
+                        item.key(),
+                        format!("not an address and port such as `0.0.0.0:7300`: {e}"),
+                    );
+                    None
+                }
+                None => None,
             }
         }
-    });
+        None => Some(None),
+    };
     let token_file = t.require(cx, "token_file").and_then(|f| f.path(cx));
+    let ca_file = match t.get("ca_file") {
+        Some(f) => f.readable_file(cx).map(Some),
+        None => Some(None),
+    };
+    let reply_timeout = t.duration_within(
+        cx,
+        "reply_timeout",
+        Duration::from_secs(10),
+        Duration::from_secs(1),
+        Duration::from_secs(600),
+    );
+    let section = t.loc();
     t.finish(cx);
-    Some(Some(Sync {
-        endpoint: endpoint?,
+    let sync = Sync {
+        endpoints: endpoints?,
+        hubs: hubs?,
+        listen: listen?,
         token_file: token_file?,
-    }))
+        ca_file: ca_file?,
+        allow_plaintext,
+        reply_timeout,
+    };
+    if sync.endpoints.is_empty() && sync.hubs.is_empty() && sync.listen.is_none() {
+        cx.error_at(
+            &section,
+            "`[sync]` names nothing to sync with: give `endpoints` (the cloud), `hubs` or `listen` \
+             (a second hub), or remove the section",
+        );
+        return None;
+    }
+    Some(Some(sync))
 }
 
-fn check_endpoint(url: &str) -> Result<(), String> {
-    let rest = url
-        .strip_prefix("wss://")
-        .or_else(|| url.strip_prefix("ws://"))
-        .ok_or_else(|| {
-            format!("`{url}` must be a WebSocket URL starting with `wss://` (or `ws://` on a trusted LAN)")
-        })?;
+fn urls(cx: &mut Ctx, item: Item<'_, '_>, allow_plaintext: bool) -> Option<Vec<String>> {
+    let mut out = Vec::new();
+    let mut ok = true;
+    for u in item.array(cx)? {
+        let Some(url) = u.str(cx) else {
+            ok = false;
+            continue;
+        };
+        match check_endpoint(url, allow_plaintext) {
+            Ok(()) => out.push(url.to_owned()),
+            Err(message) => {
+                cx.error(&u.span(), u.key(), message);
+                ok = false;
+            }
+        }
+    }
+    ok.then_some(out)
+}
+
+fn check_endpoint(url: &str, allow_plaintext: bool) -> Result<(), String> {
+    let rest = match (url.strip_prefix("wss://"), url.strip_prefix("ws://")) {
+        (Some(rest), _) => rest,
+        (None, Some(rest)) if allow_plaintext => rest,
+        (None, Some(_)) => {
+            return Err(format!(
+                "`{url}` is plain WebSocket: the token and every document would cross the \
+                 network unencrypted; use `wss://`, or set `allow_plaintext = true` for a LAN \
+                 you trust"
+            ))
+        }
+        (None, None) => return Err(format!(
+            "`{url}` must be a WebSocket URL starting with `wss://` (or `ws://` on a trusted LAN)"
+        )),
+    };
     let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
     if host.is_empty() || host.contains(char::is_whitespace) {
         return Err(format!("`{url}` has no host name"));
@@ -64,9 +180,10 @@ mod tests {
 
     #[test]
     fn endpoints() {
-        assert!(check_endpoint("wss://sync.example.org/v1").is_ok());
-        assert!(check_endpoint("ws://10.0.0.2:9000").is_ok());
-        assert!(check_endpoint("https://sync.example.org").is_err());
-        assert!(check_endpoint("wss:///v1").is_err());
+        assert!(check_endpoint("wss://sync.example.org/v1", false).is_ok());
+        assert!(check_endpoint("ws://10.0.0.2:9000", true).is_ok());
+        assert!(check_endpoint("ws://10.0.0.2:9000", false).is_err());
+        assert!(check_endpoint("https://sync.example.org", true).is_err());
+        assert!(check_endpoint("wss:///v1", false).is_err());
     }
 }

@@ -77,8 +77,13 @@ carrier_open_reservations = 2
 carrier_overflows_per_hour = 10
 
 [sync]
-endpoint = "wss://sync.example.org/v1"
+endpoints = ["wss://sync.example.org/v1", "ws://10.0.0.9:3030"]
+hubs = ["ws://10.0.0.3:7300"]
+listen = "0.0.0.0:7300"
 token_file = "sync.token"
+ca_file = '@CERT@'
+allow_plaintext = true
+reply_timeout = "30s"
 
 # Its own controller, logins, a refrigerated unit with an MQTT sensor, a frozen one with a
 # simulated sensor.

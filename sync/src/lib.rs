@@ -15,7 +15,9 @@ pub mod quarantine;
 pub mod record;
 pub mod redb_store;
 pub mod secrets;
+pub mod session;
 mod store;
+pub mod wire;
 
 pub use automerge::sync::State as SyncState;
 pub use automerge::ChangeHash;
@@ -25,4 +27,5 @@ pub use quarantine::{LoadReport, Quarantined, Undecodable};
 pub use record::Record;
 pub use redb_store::{ChunkStore, FORMAT_VERSION};
 pub use secrets::{code_hash, SecretHit};
+pub use session::{PeerRole, Session, SessionConfig, SessionError, SessionStatus, Step};
 pub use store::{stored_hub_id, DocInfo, Maintenance, Store, StoreOptions};

@@ -11,6 +11,10 @@ use crate::codec;
 use crate::docs::DocKey;
 use crate::error::StoreError;
 use crate::record::Record;
+use redb::ReadableDatabase;
+
+use crate::error::RedbContext;
+use crate::redb_store::SYNC_STATES;
 use crate::store::{check_chunk, Store};
 
 impl<R: Record> Store<R> {
@@ -53,7 +57,7 @@ impl<R: Record> Store<R> {
                 doc: key.to_string(),
                 message: e.to_string(),
             })?;
-        self.after_merge(key, &before)
+        self.after_merge(key, &before, None)
     }
 
     /// Produces the next sync message for a peer (automerge sync protocol), if any.
@@ -80,6 +84,29 @@ impl<R: Record> Store<R> {
         state: &mut SyncState,
         message: &[u8],
     ) -> Result<Vec<R>, StoreError> {
+        self.receive_from(None, key, state, message)
+    }
+
+    /// `receive_sync_message` from the peer whose storage id is `peer`: its sync state for this
+    /// document is saved in the transaction that stores the changes the message brought (or on
+    /// its own when it brought none), so a restart resumes from the heads both sides share.
+    pub fn receive_from_peer(
+        &mut self,
+        peer: &str,
+        key: &DocKey,
+        state: &mut SyncState,
+        message: &[u8],
+    ) -> Result<Vec<R>, StoreError> {
+        self.receive_from(Some(peer), key, state, message)
+    }
+
+    fn receive_from(
+        &mut self,
+        peer: Option<&str>,
+        key: &DocKey,
+        state: &mut SyncState,
+        message: &[u8],
+    ) -> Result<Vec<R>, StoreError> {
         self.check_writable()?;
         let bad = |message: String| StoreError::BadChanges {
             doc: key.to_string(),
@@ -89,19 +116,65 @@ impl<R: Record> Store<R> {
         self.ensure_loaded(key)?;
         let live = self.doc_mut(key)?;
         let before = live.doc.get_heads();
+        let shared_before = state.shared_heads.clone();
         live.doc
             .sync()
             .receive_sync_message(state, message)
             .map_err(|e| bad(e.to_string()))?;
-        self.after_merge(key, &before)
+        let row = peer
+            .filter(|_| state.shared_heads != shared_before || live.doc.get_heads() != before)
+            .map(|p| (p, key.to_string(), state.encode()));
+        self.after_merge(key, &before, row)
+    }
+
+    /// The sync state saved for `peer` and this document, or a fresh one.
+    pub fn sync_state(&self, peer: &str, key: &DocKey) -> Result<SyncState, StoreError> {
+        let tx = self.db.begin_read().ctx("begin read")?;
+        let table = tx.open_table(SYNC_STATES).ctx("open sync_states")?;
+        let row = table
+            .get((peer, key.to_string().as_str()))
+            .ctx("read sync state")?;
+        Ok(match row {
+            Some(bytes) => SyncState::decode(bytes.value()).unwrap_or_else(|e| {
+                tracing::warn!(%peer, document = %key, error = %e,
+                    "saved sync state unreadable; starting this document's sync afresh");
+                SyncState::new()
+            }),
+            None => SyncState::new(),
+        })
+    }
+
+    /// True when this document's heads are all among those `peer` is known to have (from the
+    /// saved sync state): nothing of it would be lost if it were deleted here.
+    pub fn peer_has(&mut self, peer: &str, key: &DocKey) -> Result<bool, StoreError> {
+        let shared = self.sync_state(peer, key)?.shared_heads;
+        let heads = self.heads(key)?;
+        Ok(heads.iter().all(|h| shared.contains(h)))
+    }
+
+    /// Drops a document from memory if it is outside the live window (after a peer caught up
+    /// on an old month): everything of it is on disk already.
+    pub fn unload_if_cold(&mut self, key: &DocKey) {
+        if !key.is_live(self.now_ms) {
+            self.docs.remove(key);
+        }
     }
 
     /// Finds the facts that appeared since `before`, persists the merged changes (with the
     /// thread index) in one durable commit, and returns the new facts.
-    fn after_merge(&mut self, key: &DocKey, before: &[ChangeHash]) -> Result<Vec<R>, StoreError> {
+    fn after_merge(
+        &mut self,
+        key: &DocKey,
+        before: &[ChangeHash],
+        sync_state: Option<(&str, String, Vec<u8>)>,
+    ) -> Result<Vec<R>, StoreError> {
+        let rows: Vec<_> = sync_state.into_iter().collect();
         let live = self.doc_mut(key)?;
         let after = live.doc.get_heads();
         if after == before {
+            if !rows.is_empty() {
+                self.persist_with(&BTreeSet::new(), &[], &rows)?;
+            }
             return Ok(Vec::new());
         }
         let mut new_ids: BTreeSet<String> = BTreeSet::new();
@@ -134,7 +207,7 @@ impl<R: Record> Store<R> {
         let live = self.doc_mut(key)?;
         live.facts += added;
         let touched = BTreeSet::from([*key]);
-        self.persist(&touched, &[])?;
+        self.persist_with(&touched, &[], &rows)?;
         Ok(facts)
     }
 

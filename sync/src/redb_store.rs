@@ -28,6 +28,10 @@ pub(crate) const CHUNKS: TableDefinition<&str, &[u8]> = TableDefinition::new("ch
 pub(crate) const OUTBOX: TableDefinition<&str, &[u8]> = TableDefinition::new("outbox");
 /// Small local key-value settings and secrets (staff password hashes, MQTT credentials).
 pub(crate) const LOCAL: TableDefinition<&str, &[u8]> = TableDefinition::new("local");
+/// Sync state per (peer storage id, document name): automerge's encoded `sync::State` (the heads
+/// both sides are known to share), written in the transaction that stores what it describes.
+pub(crate) const SYNC_STATES: TableDefinition<(&str, &str), &[u8]> =
+    TableDefinition::new("sync_states");
 /// Tables of the open-thread index of earlier versions, deleted at open: the hub keeps old open
 /// parcels in view with its own "open since" mark, and tells `maintain` which months to keep.
 pub(crate) const THREAD_FACTS: TableDefinition<(&str, &str), &[u8]> =

@@ -19,7 +19,8 @@ use crate::quarantine::{quarantine_chunk, LoadReport, Quarantined, Undecodable};
 use crate::record::Record;
 use crate::redb_store::{
     incremental_key, open_database, read_chunks, snapshot_key, ChunkStore, CHUNKS, CHUNKS_NAME,
-    CLOSED_THREADS, DOCS, FORMAT_VERSION, LOCAL, META, OUTBOX, QUARANTINE, THREAD_FACTS,
+    CLOSED_THREADS, DOCS, FORMAT_VERSION, LOCAL, META, OUTBOX, QUARANTINE, SYNC_STATES,
+    THREAD_FACTS,
 };
 
 #[derive(Clone, Debug)]
@@ -516,6 +517,17 @@ impl<R: Record> Store<R> {
         }
     }
 
+    /// True when this hub has the document: in the index on disk, or in memory with facts.
+    pub fn holds(&self, key: &DocKey) -> bool {
+        match self.docs.get(key) {
+            Some(live) => live.registered || live.facts > 0,
+            None => self
+                .read_index()
+                .map(|index| index.iter().any(|(name, _)| *name == key.to_string()))
+                .unwrap_or(false),
+        }
+    }
+
     /// The stored data-format version of this file.
     pub fn format_version(&self) -> u32 {
         FORMAT_VERSION
@@ -555,6 +567,17 @@ impl<R: Record> Store<R> {
         touched: &BTreeSet<DocKey>,
         outbox: &[(&str, &[u8])],
     ) -> Result<(), StoreError> {
+        self.persist_with(touched, outbox, &[])
+    }
+
+    /// `persist`, with rows of the sync-state table (peer, document name, encoded state) in the
+    /// same transaction.
+    pub(crate) fn persist_with(
+        &mut self,
+        touched: &BTreeSet<DocKey>,
+        outbox: &[(&str, &[u8])],
+        sync_states: &[(&str, String, Vec<u8>)],
+    ) -> Result<(), StoreError> {
         let mut writes: Vec<(DocKey, String, Vec<u8>)> = Vec::new();
         for key in touched {
             if let Some(live) = self.docs.get_mut(key) {
@@ -581,6 +604,14 @@ impl<R: Record> Store<R> {
                         docs.insert(key.to_string().as_str(), (live.id.as_str(), live.facts))
                             .ctx("write docs")?;
                     }
+                }
+            }
+            if !sync_states.is_empty() {
+                let mut table = tx.open_table(SYNC_STATES).ctx("open sync_states")?;
+                for (peer, doc, state) in sync_states {
+                    table
+                        .insert((*peer, doc.as_str()), state.as_slice())
+                        .ctx("write sync state")?;
                 }
             }
             if !outbox.is_empty() {
@@ -892,6 +923,7 @@ fn init_meta(
         tx.open_table(CHUNKS).ctx("create chunks")?;
         tx.open_table(OUTBOX).ctx("create outbox")?;
         tx.open_table(LOCAL).ctx("create local")?;
+        tx.open_table(SYNC_STATES).ctx("create sync_states")?;
         // The open-thread index of earlier versions: nothing reads it any more.
         tx.delete_table(THREAD_FACTS).ctx("delete thread_facts")?;
         tx.delete_table(CLOSED_THREADS)
