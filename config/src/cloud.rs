@@ -34,6 +34,8 @@ pub struct Sync {
     pub allow_plaintext: bool,
     /// How long a document being synced waits for the peer's answer before the next goes.
     pub reply_timeout: Duration,
+    /// The longest wait between attempts to reach a peer (the waits double from 1 s up to it).
+    pub max_backoff: Duration,
 }
 
 pub(crate) fn read(root: &mut Table, cx: &mut Ctx) -> Option<Option<Sync>> {
@@ -111,6 +113,13 @@ pub(crate) fn read(root: &mut Table, cx: &mut Ctx) -> Option<Option<Sync>> {
         Duration::from_secs(1),
         Duration::from_secs(600),
     );
+    let max_backoff = t.duration_within(
+        cx,
+        "max_backoff",
+        Duration::from_secs(60),
+        Duration::from_secs(1),
+        Duration::from_secs(3600),
+    );
     let section = t.loc();
     t.finish(cx);
     let sync = Sync {
@@ -121,6 +130,7 @@ pub(crate) fn read(root: &mut Table, cx: &mut Ctx) -> Option<Option<Sync>> {
         ca_file: ca_file?,
         allow_plaintext,
         reply_timeout,
+        max_backoff,
     };
     if sync.endpoints.is_empty() && sync.hubs.is_empty() && sync.listen.is_none() {
         cx.error_at(
@@ -163,9 +173,11 @@ fn check_endpoint(url: &str, allow_plaintext: bool) -> Result<(), String> {
                  you trust"
             ))
         }
-        (None, None) => return Err(format!(
+        (None, None) => {
+            return Err(format!(
             "`{url}` must be a WebSocket URL starting with `wss://` (or `ws://` on a trusted LAN)"
-        )),
+        ))
+        }
     };
     let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
     if host.is_empty() || host.contains(char::is_whitespace) {

@@ -84,6 +84,7 @@ token_file = "sync.token"
 ca_file = '@CERT@'
 allow_plaintext = true
 reply_timeout = "30s"
+max_backoff = "5m"
 
 # Its own controller, logins, a refrigerated unit with an MQTT sensor, a frozen one with a
 # simulated sensor.

@@ -35,6 +35,8 @@ pub struct Listening {
     pub mqtts: Option<SocketAddr>,
     pub web: SocketAddr,
     pub web_tls: bool,
+    /// Where a second hub connects (`[sync] listen`).
+    pub sync: Option<SocketAddr>,
 }
 
 impl Listening {
@@ -49,6 +51,9 @@ impl Listening {
         }
         let scheme = if self.web_tls { "https" } else { "http" };
         line += &format!(" web={scheme}://{}", self.web);
+        if let Some(a) = self.sync {
+            line += &format!(" sync={a}");
+        }
         line
     }
 }
@@ -74,6 +79,8 @@ pub enum StartError {
     Users(AppError),
     #[error("cannot seed the demo's accounts and directory: {0}")]
     Demo(AppError),
+    #[error("cannot start sync: {0}")]
+    Sync(String),
     #[error("cannot read or create the API token in {path}: {source}")]
     Token {
         path: String,
@@ -164,7 +171,14 @@ impl Hub {
 
         // State first: if the store cannot be opened there is nothing to serve.
         let (outgoing_tx, outgoing_rx) = tokio::sync::mpsc::unbounded_channel();
-        let engine = engine::start(&config, outgoing_tx, notifications, storage)?;
+        let sync_board = Arc::new(locker_app::sync::SyncBoard::default());
+        let engine = engine::start(
+            &config,
+            outgoing_tx,
+            notifications,
+            storage,
+            sync_board.clone(),
+        )?;
         let token =
             locker_web::api::load_or_create_token(&config.site.data_dir).map_err(|source| {
                 StartError::Token {
@@ -236,6 +250,7 @@ impl Hub {
             mqtts: None,
             web: config.web.bind,
             web_tls: config.web.tls.is_some(),
+            sync: None,
         };
         let mut probe_targets = Vec::new();
         if let Some(l) = &config.mqtt.listener {
@@ -353,6 +368,19 @@ impl Hub {
             }
             None => serve_web(web_listener, web_limit, routes, graceful),
         };
+
+        // Sync last: the engine, the store and the web page work whatever the links do.
+        if let Some(sync) = &config.sync {
+            status.set_sync(sync_board.clone());
+            listening.sync = crate::link::start(
+                sync,
+                engine.jobs.clone(),
+                sync_board.clone(),
+                shutdown.clone(),
+            )
+            .await
+            .map_err(StartError::Sync)?;
+        }
 
         info!(site = %config.site.id, "{}", config.summary());
         if config.banks.is_empty() {

@@ -2,7 +2,7 @@
 //! (`main.rs`) and the tests drive.
 //!
 //! Read it top-down: [`daemon`] starts the pieces ([`broker`], [`bus`], the drivers in [`banks`],
-//! the web page from `locker-web`) around the application (`locker-app`) and stops them;
+//! the web page from `locker-web`, the sync links in [`link`]) around the application (`locker-app`) and stops them;
 //! [`demo`] builds a site that needs no hardware. [`daemon::Hub::start`] takes a configuration
 //! and a notification sink, so a test runs the real hub in-process on ephemeral ports.
 
@@ -15,6 +15,7 @@ pub mod demo;
 pub mod files;
 pub mod inbound;
 pub mod init;
+pub mod link;
 pub mod logging;
 pub mod shutdown;
 pub mod status;

@@ -24,6 +24,8 @@ pub struct HubStatus {
     pub storage: Arc<locker_app::storage::StorageHealth>,
     /// Reads the hub's own drivers (set once they are started).
     drivers: OnceLock<Box<dyn Fn() -> DriversHealth + Send + Sync>>,
+    /// Sync links and documents, when `[sync]` is configured.
+    sync: OnceLock<Arc<locker_app::sync::SyncBoard>>,
 }
 
 impl HubStatus {
@@ -39,12 +41,18 @@ impl HubStatus {
             probes: Arc::default(),
             banks: Mutex::new(bank_ids.into_iter().map(|b| (b, false)).collect()),
             drivers: OnceLock::new(),
+            sync: OnceLock::new(),
         })
     }
 
     /// Where `/healthz` reads the drivers' counters from (set once, when they start).
     pub fn set_drivers(&self, read: impl Fn() -> DriversHealth + Send + Sync + 'static) {
         let _ = self.drivers.set(Box::new(read));
+    }
+
+    /// Where `/healthz` reads the sync links from (set once, when sync is configured).
+    pub fn set_sync(&self, board: Arc<locker_app::sync::SyncBoard>) {
+        let _ = self.sync.set(board);
     }
 
     /// Record a bank's reported presence. Banks that are not configured are ignored (and logged
@@ -75,6 +83,9 @@ impl HubStatus {
         if let Some(p) = &storage.problem {
             problems.push(format!("{p}: requests that need recording are refused"));
         }
+        if let Some(board) = self.sync.get() {
+            problems.extend(board.problems());
+        }
         Health {
             status: if problems.is_empty() {
                 "ok"
@@ -103,6 +114,7 @@ impl HubStatus {
             },
             drivers: self.drivers.get().map(|read| read()).unwrap_or_default(),
             storage,
+            sync: self.sync.get().map(|b| b.health()),
         }
     }
 }

@@ -116,6 +116,8 @@ pub struct Session {
     in_flight: Option<(DocKey, u64)>,
     /// Changed while in flight: goes again once settled.
     again: BTreeSet<DocKey>,
+    /// When the connection opened: the handshake must be done within the reply timeout.
+    opened_ms: u64,
     status: SessionStatus,
 }
 
@@ -135,8 +137,8 @@ fn priority(key: &DocKey, now_ms: u64) -> Priority {
 }
 
 impl Session {
-    /// A session we opened: returns it and the `join` frame to send first.
-    pub fn dial(cfg: SessionConfig) -> (Session, Vec<u8>) {
+    /// A session we opened at `now_ms`: returns it and the `join` frame to send first.
+    pub fn dial(cfg: SessionConfig, now_ms: u64) -> (Session, Vec<u8>) {
         let join = Message::Join {
             sender_id: cfg.peer_id.clone(),
             metadata: Some(PeerMetadata {
@@ -146,17 +148,17 @@ impl Session {
             supported_protocol_versions: vec![PROTOCOL_VERSION.to_owned()],
         }
         .encode();
-        let mut s = Session::new(cfg, Phase::AwaitingPeer);
+        let mut s = Session::new(cfg, Phase::AwaitingPeer, now_ms);
         s.status.bytes_out += join.len() as u64;
         (s, join)
     }
 
-    /// A session the peer opened: it speaks first.
-    pub fn accept(cfg: SessionConfig) -> Session {
-        Session::new(cfg, Phase::AwaitingJoin)
+    /// A session the peer opened at `now_ms`: it speaks first.
+    pub fn accept(cfg: SessionConfig, now_ms: u64) -> Session {
+        Session::new(cfg, Phase::AwaitingJoin, now_ms)
     }
 
-    fn new(cfg: SessionConfig, phase: Phase) -> Session {
+    fn new(cfg: SessionConfig, phase: Phase, now_ms: u64) -> Session {
         let peer_key = cfg.name.clone();
         Session {
             cfg,
@@ -169,6 +171,7 @@ impl Session {
             queue: BTreeSet::new(),
             in_flight: None,
             again: BTreeSet::new(),
+            opened_ms: now_ms,
             status: SessionStatus::default(),
         }
     }
@@ -341,13 +344,25 @@ impl Session {
         Ok(step.send)
     }
 
-    /// Time passed: a document whose answer is overdue settles, and the next one goes.
+    /// Time passed: a document whose answer is overdue settles, and the next one goes; a
+    /// handshake not done within the reply timeout ends the session (a server that took the
+    /// connection before it was ready to speak: the caller reconnects).
     pub fn poll<R: Record>(
         &mut self,
         store: &mut Store<R>,
         now_ms: u64,
-    ) -> Result<Vec<Vec<u8>>, SessionError> {
+    ) -> Result<Step<R>, SessionError> {
         let mut step = Step::<R>::default();
+        if matches!(self.phase, Phase::AwaitingPeer | Phase::AwaitingJoin)
+            && now_ms.saturating_sub(self.opened_ms) >= self.cfg.reply_timeout_ms
+        {
+            self.phase = Phase::Closed;
+            step.close = Some(format!(
+                "no handshake within {} ms",
+                self.cfg.reply_timeout_ms
+            ));
+            return Ok(step);
+        }
         if let Some((key, sent)) = self.in_flight {
             if now_ms.saturating_sub(sent) >= self.cfg.reply_timeout_ms {
                 tracing::info!(peer = %self.cfg.name, document = %key,
@@ -357,13 +372,20 @@ impl Session {
             }
         }
         self.pump(store, now_ms, &mut step)?;
-        Ok(step.send)
+        Ok(step)
     }
 
     /// When `poll` next has something to do.
     pub fn next_poll_ms(&self) -> Option<u64> {
-        self.in_flight
-            .map(|(_, sent)| sent + self.cfg.reply_timeout_ms)
+        match self.phase {
+            Phase::AwaitingPeer | Phase::AwaitingJoin => {
+                Some(self.opened_ms + self.cfg.reply_timeout_ms)
+            }
+            Phase::Closed => None,
+            Phase::Ready => self
+                .in_flight
+                .map(|(_, sent)| sent + self.cfg.reply_timeout_ms),
+        }
     }
 
     /// The `leave` frame to send before closing on purpose.

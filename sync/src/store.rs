@@ -39,6 +39,9 @@ pub struct StoreOptions {
     pub compact_hard_limit: usize,
     /// redb page cache size; `None` keeps redb's default.
     pub cache_bytes: Option<usize>,
+    /// The hub syncs with peers: retention deletes a partition only once every peer this store
+    /// has synced with has all of it (and keeps everything until some peer has synced).
+    pub keep_unsynced: bool,
 }
 
 impl Default for StoreOptions {
@@ -50,6 +53,7 @@ impl Default for StoreOptions {
             compact_after_chunks: 64,
             compact_hard_limit: 1024,
             cache_bytes: Some(16 << 20),
+            keep_unsynced: false,
         }
     }
 }
@@ -775,6 +779,11 @@ impl<R: Record> Store<R> {
                 _ => true,
             })
             .collect();
+        let candidates = if self.opts.keep_unsynced {
+            self.acknowledged_by_every_peer(candidates)?
+        } else {
+            candidates
+        };
         if candidates.is_empty() {
             return Ok(Vec::new());
         }
@@ -800,6 +809,43 @@ impl<R: Record> Store<R> {
         }
         tx.commit().ctx("commit expiry")?;
         Ok(expired)
+    }
+
+    /// The partitions every peer with a saved sync state has all of (none while no peer has
+    /// synced). Loads each candidate once, to compare its heads.
+    fn acknowledged_by_every_peer(
+        &mut self,
+        candidates: Vec<DocKey>,
+    ) -> Result<Vec<DocKey>, StoreError> {
+        let peers: BTreeSet<String> = {
+            let tx = self.db.begin_read().ctx("begin read")?;
+            let table = tx.open_table(SYNC_STATES).ctx("open sync_states")?;
+            let mut peers = BTreeSet::new();
+            for row in table.iter().ctx("read sync_states")? {
+                let (k, _) = row.ctx("read sync_states row")?;
+                peers.insert(k.value().0.to_owned());
+            }
+            peers
+        };
+        if peers.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::new();
+        for key in candidates {
+            let mut all = true;
+            for peer in &peers {
+                if !self.peer_has(peer, &key)? {
+                    tracing::info!(document = %key, %peer, "past retention but not yet synced to this peer: kept");
+                    all = false;
+                    break;
+                }
+            }
+            self.unload_if_cold(&key);
+            if all {
+                out.push(key);
+            }
+        }
+        Ok(out)
     }
 
     pub(crate) fn read_index(&self) -> Result<Vec<(String, String)>, StoreError> {

@@ -43,14 +43,17 @@ async fn session_with(
     let _conn = acceptor.accept(transport).unwrap();
     let mut to_samod = to_samod;
 
-    let (mut session, join) = Session::dial(SessionConfig {
-        peer_id: "hub-a-peer".into(),
-        storage_id: "hub-a".into(),
-        name: "samod".into(),
-        reply_timeout_ms: 2_000,
-        wanted: Vec::new(),
-        months_back: 24,
-    });
+    let (mut session, join) = Session::dial(
+        SessionConfig {
+            peer_id: "hub-a-peer".into(),
+            storage_id: "hub-a".into(),
+            name: "samod".into(),
+            reply_timeout_ms: 2_000,
+            wanted: Vec::new(),
+            months_back: 24,
+        },
+        NOV_15,
+    );
     to_samod.send(join).await.unwrap();
     let mut learnt = Vec::new();
     let started = std::time::Instant::now();
@@ -72,7 +75,7 @@ async fn session_with(
             }
             Ok(None) => panic!("samod closed the connection"),
             Err(_) => {
-                for f in session.poll(store, now).unwrap() {
+                for f in session.poll(store, now).unwrap().send {
                     to_samod.send(f).await.unwrap();
                 }
             }

@@ -45,8 +45,8 @@ struct Link {
 }
 
 fn connect(a: &mut S, b: &mut S, now: u64) -> Link {
-    let (sa, join) = Session::dial(cfg("hub-a", "hub-b"));
-    let sb = Session::accept(cfg("hub-b", "hub-a"));
+    let (sa, join) = Session::dial(cfg("hub-a", "hub-b"), now);
+    let sb = Session::accept(cfg("hub-b", "hub-a"), now);
     let mut link = Link {
         a: sa,
         b: sb,
@@ -214,7 +214,7 @@ fn a_peer_that_never_answers_does_not_stall_catch_up() {
     a.append(&g.parcel_life(NOV_15, "p1", 1, false)).unwrap();
     a.append(&[g.fact(NOV_15, None, None, Kind::Alert { what: "x".into() })])
         .unwrap();
-    let (mut s, _join) = Session::dial(cfg("hub-a", "silent"));
+    let (mut s, _join) = Session::dial(cfg("hub-a", "silent"), NOV_15);
     let peer = Message::Peer {
         sender_id: "silent".into(),
         target_id: "peer-hub-a".into(),
@@ -225,16 +225,29 @@ fn a_peer_that_never_answers_does_not_stall_catch_up() {
     assert_eq!(step.send.len(), 1, "one document in flight at a time");
     assert_eq!(s.status().pending, 2);
     let due = s.next_poll_ms().unwrap();
-    assert!(
-        s.poll(&mut a, due - 1).unwrap().is_empty(),
-        "not before the timeout"
+    let step: Step<Fact> = s.poll(&mut a, due - 1).unwrap();
+    assert!(step.send.is_empty(), "not before the timeout");
+    let next: Step<Fact> = s.poll(&mut a, due).unwrap();
+    assert_eq!(
+        next.send.len(),
+        1,
+        "the next document goes after the timeout"
     );
-    let next = s.poll(&mut a, due).unwrap();
-    assert_eq!(next.len(), 1, "the next document goes after the timeout");
     let due = s.next_poll_ms().unwrap();
-    assert!(s.poll(&mut a, due).unwrap().is_empty());
+    let last: Step<Fact> = s.poll(&mut a, due).unwrap();
+    assert!(last.send.is_empty() && last.close.is_none());
     assert!(s.status().caught_up);
     assert_eq!(s.status().unanswered, 2);
+
+    // A server that takes the connection but never answers `join` (the JS server does this to
+    // a connection that arrives before its repository is ready): the session ends after the
+    // reply timeout, so the link reconnects instead of waiting for ever.
+    let (mut s, _join) = Session::dial(cfg("hub-a", "mute"), NOV_15);
+    let due = s.next_poll_ms().unwrap();
+    assert_eq!(due, NOV_15 + 5_000);
+    let step: Step<Fact> = s.poll(&mut a, due).unwrap();
+    assert!(step.close.unwrap().contains("no handshake"));
+    assert!(s.is_closed());
 }
 
 #[test]
@@ -244,7 +257,7 @@ fn bad_peers_get_an_error_and_the_connection_closes_with_nothing_applied() {
     let before = a.documents();
 
     // Garbage instead of a handshake.
-    let mut s = Session::accept(cfg("hub-a", "x"));
+    let mut s = Session::accept(cfg("hub-a", "x"), NOV_15);
     let step: Step<Fact> = s.receive(&mut a, NOV_15, b"\xff\x00garbage").unwrap();
     assert!(step.close.is_some() && s.is_closed());
     assert!(matches!(
@@ -253,7 +266,7 @@ fn bad_peers_get_an_error_and_the_connection_closes_with_nothing_applied() {
     ));
 
     // A version we do not speak.
-    let mut s = Session::accept(cfg("hub-a", "x"));
+    let mut s = Session::accept(cfg("hub-a", "x"), NOV_15);
     let join = Message::Join {
         sender_id: "x".into(),
         metadata: None,
@@ -263,7 +276,7 @@ fn bad_peers_get_an_error_and_the_connection_closes_with_nothing_applied() {
     assert!(step.close.unwrap().contains("unsupported protocol"));
 
     // Sync before the handshake.
-    let mut s = Session::accept(cfg("hub-a", "x"));
+    let mut s = Session::accept(cfg("hub-a", "x"), NOV_15);
     let sync = Message::Sync {
         sender_id: "x".into(),
         target_id: "peer-hub-a".into(),
@@ -274,7 +287,7 @@ fn bad_peers_get_an_error_and_the_connection_closes_with_nothing_applied() {
     assert!(step.close.is_some());
 
     // A broken automerge message after a good handshake: refused, nothing stored.
-    let mut s = Session::accept(cfg("hub-a", "x"));
+    let mut s = Session::accept(cfg("hub-a", "x"), NOV_15);
     let join = Message::Join {
         sender_id: "x".into(),
         metadata: None,
@@ -286,7 +299,7 @@ fn bad_peers_get_an_error_and_the_connection_closes_with_nothing_applied() {
     assert_eq!(a.documents(), before);
 
     // A document of another site: unavailable, and the session goes on.
-    let mut s = Session::accept(cfg("hub-a", "x"));
+    let mut s = Session::accept(cfg("hub-a", "x"), NOV_15);
     let _: Step<Fact> = s.receive(&mut a, NOV_15, &join.encode()).unwrap();
     let foreign = Message::Request {
         sender_id: "x".into(),

@@ -25,7 +25,7 @@ use locker_core::{
     sanitize_hub_id, AlertId, AlertKind, BankView, Caller, CompartmentView, Core, Effect, Entropy,
     Input, Millis, Outcome, Output, RejectCode, Rejection, Reply, Request,
 };
-use locker_sync::{Store, StoreError, StoreOptions};
+use locker_sync::{DocKey, Store, StoreError, StoreOptions};
 use rand::RngCore;
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc as tokio_mpsc, oneshot};
@@ -36,6 +36,7 @@ use crate::facts::{self, StoredFact};
 use crate::history;
 use crate::notify::{Notification, NotificationSink};
 use crate::storage::{self, StorageHealth, Verdict};
+use crate::sync::{Links, SyncBoard, SyncEvent, SyncSettings};
 use crate::wire;
 use locker_bus::{self as bus, AlertEvent, BankTopics, Command};
 
@@ -101,6 +102,8 @@ pub enum Job {
         value: Vec<u8>,
         reply: oneshot::Sender<Result<(), AppError>>,
     },
+    /// A sync link opened, sent a frame, or closed (`crate::sync`).
+    Sync(crate::sync::SyncEvent),
     /// Finish the current step and stop.
     Stop,
 }
@@ -289,6 +292,7 @@ fn load(config: &Config) -> Result<(Store<StoredFact>, Core), StoreError> {
     let opts = StoreOptions {
         site_id: Some(config.site.id.clone()),
         retention_months: config.site.retention_months,
+        keep_unsynced: config.sync.is_some(),
         ..StoreOptions::default()
     };
     let (store, mut stored, report) =
@@ -315,6 +319,7 @@ pub fn start(
     publish: tokio_mpsc::UnboundedSender<Outgoing>,
     notifications: Arc<dyn NotificationSink>,
     storage: Arc<StorageHealth>,
+    sync_board: Arc<SyncBoard>,
 ) -> Result<Engine, StoreError> {
     let (store, core) = load(config)?;
     // New fact ids must sort after every id this hub has made, even if the system clock went
@@ -324,6 +329,12 @@ pub fn start(
     if let Some(newest) = core.facts().rev().find(|f| f.id.hub == hub_id) {
         crate::clock::raise_floor(Millis(newest.id.ms.saturating_add(1)));
     }
+    let sync_settings = config.sync.as_ref().map(|sync| SyncSettings {
+        peer_id: format!("locker-hub-{hub_id}"),
+        storage_id: hub_id.clone(),
+        reply_timeout_ms: sync.reply_timeout.as_millis() as u64,
+        months_back: config.site.retention_months,
+    });
     let (tx, rx) = mpsc::channel();
     let snapshot = Arc::new(RwLock::new(Snapshot::default()));
     // Subscribers only need to know "something changed": a lagging one just re-reads.
@@ -339,6 +350,7 @@ pub fn start(
         config: config.clone(),
         storage,
         storage_alert: None,
+        links: Links::new(sync_settings, sync_board),
     };
     let thread = std::thread::Builder::new()
         .name("engine".into())
@@ -370,6 +382,8 @@ struct Runner {
     /// The alert about the storage, while writes are refused (kept in memory: it cannot be
     /// written).
     storage_alert: Option<locker_core::Alert>,
+    /// Open sync links (`crate::sync`).
+    links: Links,
 }
 
 impl Runner {
@@ -384,6 +398,7 @@ impl Runner {
         if let Some(store) = self.store.as_mut() {
             history::refresh_mark(store, &self.core);
         }
+        self.links.publish_documents(self.store.as_ref());
         let mut next_maintenance = std::time::Instant::now() + MAINTENANCE_EVERY;
         loop {
             if std::time::Instant::now() >= next_maintenance {
@@ -397,6 +412,9 @@ impl Runner {
                 None => Duration::from_secs(60),
             }
             .min(until_maintenance);
+            if let Some(at) = self.links.next_poll_ms() {
+                wait = wait.min(Duration::from_millis(at.saturating_sub(now().0)));
+            }
             if self.storage_alert.is_some() {
                 // Look again soon: the hub resumes by itself once there is room.
                 wait = wait.min(STORAGE_RECHECK);
@@ -513,10 +531,98 @@ impl Runner {
                 Ok(Job::OutboxDone { id, done }) => {
                     let _ = done.send(self.outbox_done(&id));
                 }
+                Ok(Job::Sync(event)) => self.sync_event(event),
                 Ok(Job::Stop) | Err(RecvTimeoutError::Disconnected) => return,
-                Err(RecvTimeoutError::Timeout) => self.step(None, ReplyTo::Nobody),
+                Err(RecvTimeoutError::Timeout) => {
+                    self.step(None, ReplyTo::Nobody);
+                    self.sync_poll();
+                }
             }
         }
+    }
+
+    /// A sync link's event. Facts that arrived are durable (the session committed them with
+    /// the peer's sync state); the core folds them, their effects go out, and only then are they
+    /// offered to the other links.
+    fn sync_event(&mut self, event: SyncEvent) {
+        let at = now();
+        let Some(store) = self.store.as_mut() else {
+            // The store is being reopened after a refused write: the link will sync again.
+            if let SyncEvent::Opened { out, .. } = event {
+                let _ = out.send(crate::sync::SyncOut::Close("storage unavailable".into()));
+            }
+            return;
+        };
+        let arrived = match self.links.event(store, at.0, event) {
+            Ok(arrived) => arrived,
+            Err(e) => return self.sync_store_failed(e),
+        };
+        let Some(arrived) = arrived else {
+            return;
+        };
+        let docs: BTreeSet<DocKey> = arrived.merged.iter().map(|(k, _)| *k).collect();
+        let facts: Vec<locker_core::Fact> = arrived
+            .merged
+            .into_iter()
+            .flat_map(|(_, facts)| facts.into_iter().map(|s| s.fact))
+            .collect();
+        info!(
+            facts = facts.len(),
+            documents = docs.len(),
+            "merged from a sync peer"
+        );
+        let out = self.core.merge(at, facts);
+        // Whatever the merge decided (an alert about a foreign write) is committed like any step.
+        match self.commit(&out) {
+            Ok(()) => self.act(out, ReplyTo::Nobody),
+            Err(why) => warn!(reason = %why, "the disk refused what a merge decided"),
+        }
+        self.refresh_snapshot();
+        self.announce_change();
+        if let Some(store) = self.store.as_mut() {
+            if let Err(e) = self.links.changed(store, at.0, &docs, Some(arrived.conn)) {
+                self.sync_store_failed(e);
+            }
+        }
+    }
+
+    /// Offer documents changed by a local step to every link.
+    fn sync_local(&mut self, docs: BTreeSet<DocKey>) {
+        if docs.is_empty() {
+            return;
+        }
+        let at = now().0;
+        if let Some(store) = self.store.as_mut() {
+            if let Err(e) = self.links.changed(store, at, &docs, None) {
+                self.sync_store_failed(e);
+            }
+        }
+    }
+
+    fn sync_poll(&mut self) {
+        let at = now().0;
+        if let Some(store) = self.store.as_mut() {
+            if let Err(e) = self.links.poll(store, at) {
+                self.sync_store_failed(e);
+            }
+        }
+    }
+
+    /// The store failed under a sync step. Nothing of it was relayed or folded. A full or
+    /// read-only disk closes the links and degrades as a refused commit does (the peers send it
+    /// again later); any other failure stops the process (fail-stop), as for any commit.
+    fn sync_store_failed(&mut self, e: locker_sync::SessionError) {
+        let locker_sync::SessionError::Store(inner) = &e;
+        if storage::is_out_of_space(inner) || self.storage.check(None) != Verdict::Ok {
+            warn!(error = %e, "the disk refused what a sync peer sent; closing the links until there is room");
+            self.links.close_all("storage unavailable");
+            let verdict = self.storage.check(Some(&e.to_string()));
+            self.reload();
+            self.storage_changed(&verdict);
+            return;
+        }
+        error!(error = %e, "cannot make synced changes durable; stopping so that nothing unrecorded is relayed");
+        std::process::exit(70);
     }
 
     /// One step: decide, make durable, then act.
@@ -565,7 +671,11 @@ impl Runner {
             None => self.core.tick(at, &mut OsEntropy),
         };
         match self.commit(&out) {
-            Ok(()) => self.act(out, reply_to),
+            Ok(()) => {
+                let docs: BTreeSet<DocKey> = out.facts.iter().map(facts::document_of).collect();
+                self.act(out, reply_to);
+                self.sync_local(docs);
+            }
             Err(why) => {
                 // Nothing of this step was made durable, and nothing of it leaves the process:
                 // rebuild from disk, and tell whoever asked.
@@ -875,6 +985,7 @@ impl Runner {
             }
             Err(e) => warn!(error = %e, "state maintenance failed; will try again"),
         }
+        self.links.publish_documents(self.store.as_ref());
     }
 
     fn outbox_list(&self) -> Result<Vec<(String, Pending)>, AppError> {

@@ -50,8 +50,15 @@ impl Record for StoredFact {
     }
 
     fn document(&self) -> DocKey {
+        document_of(&self.fact)
+    }
+}
+
+/// The document a fact lives in.
+pub fn document_of(fact: &Fact) -> DocKey {
+    {
         use FactKind::*;
-        match &self.fact.kind {
+        match &fact.kind {
             // Who lives here and who delivers: slowly changing, never partitioned.
             ResidentRegistered { .. }
             | ResidentDeactivated { .. }
@@ -68,14 +75,12 @@ impl Record for StoredFact {
             ServiceChanged { .. } | BankOnline | BankOffline | DoorsUnreachable { .. } => {
                 DocKey::Site
             }
-            AlertRaised { .. } | AlertCleared { .. } => {
-                DocKey::monthly(Family::Alerts, self.at_ms())
-            }
+            AlertRaised { .. } | AlertCleared { .. } => DocKey::monthly(Family::Alerts, fact.at.0),
             // One summary per sensor per interval: its own monthly partition, so a year of
             // summaries never weighs on the parcel documents loaded at start.
-            TemperatureSummary { .. } => DocKey::monthly(Family::Temperature, self.at_ms()),
+            TemperatureSummary { .. } => DocKey::monthly(Family::Temperature, fact.at.0),
             // Everything else is part of a parcel's or a door's story.
-            _ => DocKey::monthly(Family::Parcels, self.at_ms()),
+            _ => DocKey::monthly(Family::Parcels, fact.at.0),
         }
     }
 }

@@ -23,6 +23,9 @@ pub struct Health {
     pub banks: BanksHealth,
     pub drivers: DriversHealth,
     pub storage: crate::storage::StorageState,
+    /// Sync peers and documents; absent when `[sync]` is not configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync: Option<crate::sync::SyncHealth>,
 }
 
 /// The hub's own drivers: every bus it owns and every bank adapter on one.

@@ -22,6 +22,7 @@ pub mod notify;
 pub mod passwords;
 pub mod services;
 pub mod storage;
+pub mod sync;
 pub mod time;
 pub mod wire;
 

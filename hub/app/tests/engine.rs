@@ -43,7 +43,13 @@ fn start_with(dir: &Path, extra: &str) -> Result<engine::Engine, locker_sync::St
     let storage = Arc::new(StorageHealth::new(&config.site.data_dir, 0));
     let (publish, _published) = tokio::sync::mpsc::unbounded_channel();
     // The receiver is dropped: nothing published matters here, and sending to it just fails.
-    engine::start(&config, publish, Arc::new(OutboxOnly), storage)
+    engine::start(
+        &config,
+        publish,
+        Arc::new(OutboxOnly),
+        storage,
+        Arc::default(),
+    )
 }
 
 fn register(id: &str, caller: Caller) -> (Job, tokio::sync::oneshot::Receiver<locker_core::Reply>) {

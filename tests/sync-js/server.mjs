@@ -1,0 +1,99 @@
+// The cloud side of locker-hub's sync tests: the JavaScript automerge-repo sync server (the
+// websocket server adapter and the nodefs storage adapter, as a cloud runs them), behind a
+// bearer-token check on the WebSocket upgrade, with a line-based control channel on stdin so the
+// Rust test can read and write documents the way a cloud application would.
+//
+//   node server.mjs <port> <storage dir> <token> [--tls cert.pem key.pem]
+//
+// Prints "listening <port>" when ready. Control lines (JSON), each answered by one JSON line:
+//   {"cmd":"keys","doc":"<documentId>"}             -> {"ok":true,"keys":[...]} (fact ids)
+//   {"cmd":"get","doc":"<id>","key":"<fact id>"}    -> {"ok":true,"value":{...}}
+//   {"cmd":"put","doc":"<id>","key":"<fact id>","value":{...}}  -> {"ok":true}
+//   {"cmd":"dump"}                                  -> {"ok":true,"docs":{"<id>":{...}}}
+import http from "node:http"
+import https from "node:https"
+import fs from "node:fs"
+import readline from "node:readline"
+import { WebSocketServer } from "ws"
+import { Repo } from "@automerge/automerge-repo"
+import { NodeWSServerAdapter } from "@automerge/automerge-repo-network-websocket"
+import { NodeFSStorageAdapter } from "@automerge/automerge-repo-storage-nodefs"
+
+const [port, dir, token, tlsFlag, certFile, keyFile] = process.argv.slice(2)
+const wss = new WebSocketServer({ noServer: true })
+const handler = (_req, res) => {
+  res.writeHead(404)
+  res.end()
+}
+const server =
+  tlsFlag === "--tls"
+    ? https.createServer({ cert: fs.readFileSync(certFile), key: fs.readFileSync(keyFile) }, handler)
+    : http.createServer(handler)
+server.on("upgrade", (req, socket, head) => {
+  if (req.headers.authorization !== `Bearer ${token}`) {
+    socket.write("HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+    socket.destroy()
+    return
+  }
+  wss.handleUpgrade(req, socket, head, ws => wss.emit("connection", ws, req))
+})
+
+// As a sync server runs: it never announces documents; peers ask for what they want.
+const repo = new Repo({
+  network: [new NodeWSServerAdapter(wss)],
+  storage: new NodeFSStorageAdapter(dir),
+  peerId: `cloud-${port}`,
+  sharePolicy: async () => false,
+})
+
+async function handle(doc) {
+  const h = await repo.find(doc)
+  await h.whenReady()
+  return h
+}
+
+async function run(line) {
+  const msg = JSON.parse(line)
+  switch (msg.cmd) {
+    case "keys": {
+      const h = await handle(msg.doc)
+      return { ok: true, keys: Object.keys(h.doc() ?? {}) }
+    }
+    case "get": {
+      const h = await handle(msg.doc)
+      return { ok: true, value: (h.doc() ?? {})[msg.key] ?? null }
+    }
+    case "put": {
+      const h = await handle(msg.doc)
+      h.change(d => {
+        d[msg.key] = msg.value
+      })
+      return { ok: true }
+    }
+    case "dump": {
+      const docs = {}
+      for (const [id, h] of Object.entries(repo.handles)) {
+        try {
+          docs[id] = h.doc() ?? null
+        } catch (e) {
+          docs[id] = { unreadable: String(e) }
+        }
+      }
+      return { ok: true, docs }
+    }
+    default:
+      return { ok: false, error: `unknown command ${msg.cmd}` }
+  }
+}
+
+const rl = readline.createInterface({ input: process.stdin })
+rl.on("line", line => {
+  run(line)
+    .then(answer => console.log(JSON.stringify(answer)))
+    .catch(e => console.log(JSON.stringify({ ok: false, error: String(e) })))
+})
+rl.on("close", () => process.exit(0))
+
+server.listen(Number(port), "127.0.0.1", () => {
+  console.log(`listening ${server.address().port}`)
+})

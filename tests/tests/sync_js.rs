@@ -1,0 +1,336 @@
+//! Sync with the JavaScript automerge-repo sync server, the peer a cloud runs
+//! (`@automerge/automerge-repo` 2.5.6 with its websocket server adapter and nodefs storage,
+//! pinned in tests/sync-js), against the real hub binary:
+//! - deliveries made while the server is down reach its copy within 5 s of it starting, with the
+//!   right content, and no secret (PIN, carrier code) is in anything it holds;
+//! - a directory change written on the Node side reaches the hub;
+//! - the server restarts on its storage and the hub carries on;
+//! - a wrong token shows `refused` in `/healthz`, and the hub keeps serving.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use locker_tests::{base_config, Hub};
+use serde_json::{json, Value};
+
+const TOKEN: &str = "cloud-token-for-tests";
+
+fn peer_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("sync-js")
+}
+
+/// The Node sync server, with its control channel.
+struct JsServer {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl JsServer {
+    fn start(port: u16, storage: &Path, token: &str) -> JsServer {
+        assert!(
+            peer_dir()
+                .join("node_modules/@automerge/automerge-repo")
+                .exists(),
+            "run `npm ci` in tests/sync-js (tests/run does)"
+        );
+        let mut child = Command::new("node")
+            .arg(peer_dir().join("server.mjs"))
+            .arg(port.to_string())
+            .arg(storage)
+            .arg(token)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("node");
+        let stdin = child.stdin.take().expect("stdin");
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut line = String::new();
+        stdout
+            .read_line(&mut line)
+            .expect("the server's first line");
+        assert!(line.starts_with("listening"), "{line}");
+        JsServer {
+            child,
+            stdin,
+            stdout,
+        }
+    }
+
+    fn ask(&mut self, request: Value) -> Value {
+        writeln!(self.stdin, "{request}").expect("write to the server");
+        let mut line = String::new();
+        self.stdout
+            .read_line(&mut line)
+            .expect("the server's answer");
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"))
+    }
+
+    fn keys(&mut self, doc: &str) -> Vec<String> {
+        let answer = self.ask(json!({"cmd": "keys", "doc": doc}));
+        answer["keys"]
+            .as_array()
+            .map(|k| {
+                k.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for JsServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn site(dir: &Path, port: u16, token: &str) -> String {
+    std::fs::write(dir.join("sync.token"), format!("{token}\n")).expect("token file");
+    base_config(dir)
+        + &format!(
+            r#"
+[sync]
+endpoints = ["ws://127.0.0.1:{port}/"]
+token_file = "{}/sync.token"
+allow_plaintext = true
+max_backoff = "2s"
+reply_timeout = "3s"
+
+[[bank]]
+id = "A"
+name = "Lobby"
+driver = {{ kind = "sim" }}
+compartments = [ {{ doors = "1-4", size = "M" }} ]
+"#,
+            dir.display()
+        )
+}
+
+fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) -> Duration {
+    let started = Instant::now();
+    while started.elapsed() < timeout {
+        if ok() {
+            return started.elapsed();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// Registers a resident and a carrier, and delivers one parcel through the simulated bank.
+/// Returns the carrier code and the parcel id.
+fn deliver(hub: &Hub, n: u32) -> String {
+    for (i, body) in [
+        json!({"type": "register_resident", "resident": format!("r-{n}"), "unit": format!("{n}")}),
+        json!({"type": "register_carrier", "carrier": "acme", "name": "Acme"}),
+        json!({"type": "issue_carrier_code", "carrier": "acme", "code": "135790"}),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let reply = hub.command(&format!("setup-{n}-{i}"), body);
+        assert!(
+            reply["type"] == "accepted" || reply["code"] == "already_exists",
+            "{reply}"
+        );
+    }
+    let reserved = hub.command(
+        &format!("drop-{n}"),
+        json!({"type": "start_drop_off", "bank": "A", "carrier_code": "135790",
+               "recipient": {"type": "unit", "unit": format!("{n}")}, "size": "m"}),
+    );
+    assert_eq!(reserved["type"], "reserved", "{reserved}");
+    let door = reserved["door"].as_u64().expect("door");
+    wait_until("the door to open", Duration::from_secs(15), || {
+        hub.compartment(door)["door_open"] == true
+    });
+    let confirmed = hub.command(
+        &format!("confirm-{n}"),
+        json!({"type": "confirm_parcel", "reservation": reserved["reservation"]}),
+    );
+    assert_eq!(confirmed["type"], "parcel_confirmed", "{confirmed}");
+    // The simulated carrier closes the door after 4 s: the delivery is complete.
+    wait_until("the delivery", Duration::from_secs(15), || {
+        let c = hub.compartment(door);
+        c["status"] == "occupied" && c["door_open"] == false
+    });
+    confirmed["parcel"].as_str().expect("parcel id").to_owned()
+}
+
+fn sync_peer(hub: &Hub) -> Value {
+    hub.health()["sync"]["peers"][0].clone()
+}
+
+/// The automerge document id of the hub's document `name` (from `/healthz`).
+fn doc_id(hub: &Hub, name: &str) -> String {
+    let health = hub.health();
+    let docs = health["sync"]["documents"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    docs.iter()
+        .find(|d| d["name"] == name)
+        .and_then(|d| d["url"].as_str())
+        .and_then(|u| u.strip_prefix("automerge:"))
+        .unwrap_or_else(|| panic!("no document {name} in {health}"))
+        .to_owned()
+}
+
+fn month_doc(prefix: &str) -> String {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as u64;
+    format!("{prefix}-{}", locker_sync::Month::of_ms(ms))
+}
+
+#[test]
+fn the_js_sync_server_gets_what_was_delivered_while_it_was_down_and_its_directory_writes_reach_the_hub(
+) {
+    if !locker_tests::have("node") {
+        panic!("node is required (tests/run installs it)");
+    }
+    let port = free_port();
+    let storage = tempfile::tempdir().expect("tempdir");
+    let hub = Hub::start(|dir| site(dir, port, TOKEN));
+
+    // The cloud is down: the hub works and says so.
+    let parcel = deliver(&hub, 101);
+    wait_until("the link to back off", Duration::from_secs(10), || {
+        sync_peer(&hub)["state"] == "backing_off"
+    });
+    let pin = {
+        let (_, outbox) = hub.api("GET", "/api/v1/outbox", None);
+        outbox.to_string()
+    };
+
+    // The server comes up: the delivery is in its copy within 5 s.
+    let mut server = JsServer::start(port, storage.path(), TOKEN);
+    let parcels = doc_id(&hub, &month_doc("parcels"));
+    let directory = doc_id(&hub, "directory");
+    let took = wait_until(
+        "the delivery in the cloud's copy",
+        Duration::from_secs(10),
+        || !server.keys(&parcels).is_empty() && sync_peer(&hub)["caught_up"] == true,
+    );
+    assert!(
+        took <= Duration::from_secs(5),
+        "took {took:?}; the hub said:\n{}",
+        hub.output()
+    );
+    let dump = server.ask(json!({"cmd": "dump"}));
+    let facts = dump["docs"][&parcels]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        facts
+            .values()
+            .any(|f| f["kind"]["type"] == "delivery_completed"
+                && f.to_string().contains(parcel.as_str())),
+        "the cloud's copy has the delivery of {parcel}: {facts:?}\nthe hub said:\n{}",
+        hub.output()
+    );
+    // Secrets never leave the hub: the carrier code, and nothing of the outbox's PINs.
+    let text = dump.to_string();
+    assert!(!text.contains("135790"), "a carrier code reached the cloud");
+    for pin in pin
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|d| d.len() == 6)
+    {
+        assert!(
+            !text.contains(&format!("\"{pin}\"")),
+            "a PIN reached the cloud"
+        );
+    }
+    assert_eq!(sync_peer(&hub)["state"], "connected");
+
+    // The cloud registers a resident (a directory fact that needs no site key): it reaches the
+    // hub while connected.
+    let at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as u64;
+    let id = format!("{at:013}-cloud-{:012}", 1);
+    let answer = server.ask(json!({"cmd": "put", "doc": directory, "key": id, "value": {
+        "id": id, "at": at, "actor": {"type": "cloud"}, "bank": null, "door": null,
+        "parcel": null,
+        "kind": {"type": "resident_registered", "resident": "r-cloud", "unit": "12",
+                 "accessible": false}}}));
+    assert_eq!(answer["ok"], true, "{answer}");
+    wait_until(
+        "the cloud's resident at the hub",
+        Duration::from_secs(10),
+        || {
+            let (_, residents) = hub.api("GET", "/api/v1/residents", None);
+            residents.to_string().contains("r-cloud")
+        },
+    );
+
+    // The server restarts on its storage: the hub reconnects, and a new delivery arrives.
+    server.kill();
+    wait_until("the link to notice", Duration::from_secs(10), || {
+        sync_peer(&hub)["state"] != "connected"
+    });
+    let mut server = JsServer::start(port, storage.path(), TOKEN);
+    let second = deliver(&hub, 102);
+    wait_until(
+        "the second delivery in the cloud's copy",
+        Duration::from_secs(15),
+        || {
+            let all = server.ask(json!({"cmd": "dump"}));
+            all["docs"][&parcels].as_object().is_some_and(|f| {
+                f.values().any(|v| {
+                    v["kind"]["type"] == "delivery_completed" && v.to_string().contains(&second)
+                })
+            })
+        },
+    );
+    assert!(server.keys(&directory).iter().any(|k| k == &id));
+}
+
+#[test]
+fn a_wrong_token_shows_refused_in_healthz_and_the_hub_keeps_serving() {
+    let port = free_port();
+    let storage = tempfile::tempdir().expect("tempdir");
+    let _server = JsServer::start(port, storage.path(), "the right token");
+    let hub = Hub::start(|dir| site(dir, port, "a wrong token"));
+    wait_until("refused in /healthz", Duration::from_secs(10), || {
+        sync_peer(&hub)["state"] == "refused"
+    });
+    let health = hub.health();
+    let peer = &health["sync"]["peers"][0];
+    assert!(
+        peer["last_error"].as_str().unwrap_or("").contains("401"),
+        "{peer}"
+    );
+    assert!(
+        health["problems"].to_string().contains("refused"),
+        "{health}"
+    );
+    // Nothing about the token in what the hub shows.
+    assert!(!health.to_string().contains("a wrong token"));
+    // Work goes on.
+    let reply = hub.command(
+        "r1",
+        json!({"type": "register_resident", "resident": "r-1", "unit": "1"}),
+    );
+    assert_eq!(reply["type"], "accepted", "{reply}");
+}
