@@ -145,7 +145,11 @@ fn check_hub_id(h: &str) -> Result<(), String> {
         && h.len() <= 40
         && h.chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
-    if ok {
+    if h == "cloud" {
+        // The cloud's facts carry this author (docs/sync.md): a hub named so could not be told
+        // apart from it.
+        Err("`cloud` is the author name of the cloud's facts; choose another hub id".into())
+    } else if ok {
         Ok(())
     } else {
         Err(format!(

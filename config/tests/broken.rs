@@ -121,6 +121,21 @@ fn cases(existing_file: &str) -> Vec<Case> {
             3, "site.hub_id", "must be 1 to 40 letters, digits",
         ),
         case(
+            "hub id that is the cloud's author name",
+            file(&[&SITE, &["hub_id = \"cloud\""], &BANK]),
+            3, "site.hub_id", "author name of the cloud's facts",
+        ),
+        case(
+            "plain WebSocket without allow_plaintext",
+            file(&[&SITE, &BANK, &["[sync]", "endpoints = [\"ws://10.0.0.2:3030\"]", "token_file = \"t\""]]),
+            8, "sync.endpoints[0]", "plain WebSocket",
+        ),
+        case(
+            "sync with nothing to sync with",
+            file(&[&SITE, &BANK, &["[sync]", "token_file = \"t\""]]),
+            7, "sync", "names nothing to sync with",
+        ),
+        case(
             "retention out of range",
             file(&[&SITE, &["retention_months = 0"], &BANK]),
             3, "site.retention_months", "out of range",

@@ -3,7 +3,8 @@
 //! pinned in tests/sync-js), against the real hub binary:
 //! - deliveries made while the server is down reach its copy within 5 s of it starting, with the
 //!   right content, and no secret (PIN, carrier code) is in anything it holds;
-//! - a directory change written on the Node side reaches the hub;
+//! - a directory change written on the Node side reaches the hub; a parcel fact written there is
+//!   kept, never folded, and raises `cloud_write_ignored`;
 //! - the server restarts on its storage and the hub carries on;
 //! - a wrong token shows `refused` in `/healthz`, and the hub keeps serving.
 
@@ -283,6 +284,24 @@ fn the_js_sync_server_gets_what_was_delivered_while_it_was_down_and_its_director
             residents.to_string().contains("r-cloud")
         },
     );
+
+    // A parcel fact written by the cloud (it may not: it drives no door) is kept in the
+    // document, not folded, and raises an alert.
+    let forged = format!("{at:013}-cloud-{:012}", 2);
+    let answer = server.ask(
+        json!({"cmd": "put", "doc": parcels, "key": forged, "value": {
+        "id": forged, "at": at, "actor": {"type": "cloud"}, "bank": "A", "door": 2,
+        "parcel": "p-forged",
+        "kind": {"type": "parcel_placed", "reservation": "r-forged", "tracking": null}}}),
+    );
+    assert_eq!(answer["ok"], true, "{answer}");
+    wait_until(
+        "the cloud_write_ignored alert",
+        Duration::from_secs(10),
+        || !hub.alerts_of("cloud_write_ignored").is_empty(),
+    );
+    let (_, parcels_now) = hub.api("GET", "/api/v1/parcels", None);
+    assert!(!parcels_now.to_string().contains("p-forged"));
 
     // The server restarts on its storage: the hub reconnects, and a new delivery arrives.
     server.kill();

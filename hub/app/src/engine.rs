@@ -571,7 +571,7 @@ impl Runner {
             documents = docs.len(),
             "merged from a sync peer"
         );
-        let out = self.core.merge(at, facts);
+        let out = self.core.merge(at, facts, &mut OsEntropy);
         // Whatever the merge decided (an alert about a foreign write) is committed like any step.
         match self.commit(&out) {
             Ok(()) => self.act(out, ReplyTo::Nobody),

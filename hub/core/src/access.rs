@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::fact::{Fact, FactKind};
 use crate::input::Request;
 use crate::reply::{RejectCode, Rejection};
 
@@ -167,6 +168,32 @@ pub fn authorize(caller: &Caller, request: &Request) -> Result<(), Rejection> {
             ),
         )),
     }
+}
+
+/// The author id the cloud writes facts under: `<ms>-cloud-<seq>`. A hub's id never is `cloud`
+/// (`check-config` refuses it), so a fact's author is its id's hub part.
+pub const CLOUD_AUTHOR: &str = "cloud";
+
+/// Which facts the cloud may write into a synced document. The cloud holds no site key and
+/// drives no door, so it may write only directory facts that need neither: residents moving in
+/// and out, vacation holds, pre-advised tracking numbers. (Its other requests, such as opening a
+/// door, go through the hub's own command path, which records what the hub did.)
+pub fn cloud_may_write(kind: &FactKind) -> bool {
+    matches!(
+        kind,
+        FactKind::ResidentRegistered { .. }
+            | FactKind::ResidentDeactivated { .. }
+            | FactKind::VacationHoldSet { .. }
+            | FactKind::VacationHoldCleared { .. }
+            | FactKind::TrackingPreAdvised { .. }
+    )
+}
+
+/// Whether the core folds `fact`: every hub's facts, and the cloud's where [`cloud_may_write`].
+/// A fact the cloud may not write stays in its document (facts are never deleted) but is never
+/// folded, here or at any later start.
+pub fn folded(fact: &Fact) -> bool {
+    fact.id.hub != CLOUD_AUTHOR || cloud_may_write(&fact.kind)
 }
 
 #[cfg(test)]

@@ -103,7 +103,11 @@ impl Core {
         facts: impl IntoIterator<Item = Fact>,
     ) -> Core {
         let hub = sanitize_hub_id(hub_id);
-        let facts: BTreeMap<FactId, Fact> = facts.into_iter().map(|f| (f.id.clone(), f)).collect();
+        let facts: BTreeMap<FactId, Fact> = facts
+            .into_iter()
+            .filter(crate::access::folded)
+            .map(|f| (f.id.clone(), f))
+            .collect();
         let next_seq = facts
             .keys()
             .filter(|id| id.hub == hub)
@@ -406,11 +410,16 @@ impl Core {
     /// folding every fact in id order, and the effects that follow (alerts raised by conflicts,
     /// compartments to republish) are returned. `Output.facts` is empty: the merged facts are
     /// already in the store.
-    pub fn merge(&mut self, now: Millis, facts: Vec<Fact>) -> Output {
+    pub fn merge(&mut self, now: Millis, facts: Vec<Fact>, entropy: &mut dyn Entropy) -> Output {
         let before = self.snapshot(now);
         let mut changed = false;
+        let mut ignored = Vec::new();
         for f in facts {
             if self.facts.contains_key(&f.id) {
+                continue;
+            }
+            if !crate::access::folded(&f) {
+                ignored.push(f);
                 continue;
             }
             if f.id.hub == self.hub {
@@ -422,12 +431,26 @@ impl Core {
         if changed {
             self.refold();
         }
-        let effects = self.diff(&before, now);
-        Output {
-            facts: Vec::new(),
-            effects,
-            reply: None,
+        let mut tx = Tx::new(now, entropy);
+        for f in ignored {
+            let kind = format!("{:?}", f.kind);
+            let kind = kind
+                .split([' ', '{', '('])
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            self.raise_alert(
+                &mut tx,
+                AlertKind::CloudWriteIgnored,
+                Subject::none(),
+                format!(
+                    "the cloud wrote a {} fact ({}), which only a hub may record: it is kept in \
+                     the synced document and ignored; check the cloud application",
+                    kind, f.id
+                ),
+            );
         }
+        self.finish(tx, before, None)
     }
 
     // --- views ---

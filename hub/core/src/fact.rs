@@ -162,6 +162,9 @@ pub enum AlertKind {
     Conflict,
     /// The same PIN is live for two residents (two replicas issued it concurrently).
     AmbiguousCode,
+    /// The cloud wrote a fact only a hub may record: kept in its document, never folded
+    /// (`access::folded`).
+    CloudWriteIgnored,
 }
 
 /// What an alarm of a refrigerated unit is about.

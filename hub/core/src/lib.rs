@@ -9,7 +9,7 @@
 //! ```text
 //!   Input ──► Core::handle(now, input, entropy) ──► Output { facts, effects, reply }
 //!   timer ──► Core::tick(now, entropy)          ──► Output
-//!   sync  ──► Core::merge(now, facts)           ──► Output { effects }
+//!   sync  ──► Core::merge(now, facts, entropy)  ──► Output { facts, effects }
 //! ```
 //!
 //! # Contracts
@@ -45,7 +45,9 @@ mod staff;
 mod state;
 mod view;
 
-pub use crate::access::{authorize, need_for, Caller, Need, Role};
+pub use crate::access::{
+    authorize, cloud_may_write, folded, need_for, Caller, Need, Role, CLOUD_AUTHOR,
+};
 pub use crate::codes::Entropy;
 pub use crate::cold::{SensorView, SummaryView, UnitView};
 pub use crate::core::Core;

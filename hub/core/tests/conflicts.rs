@@ -30,11 +30,12 @@ fn reassign(s: &mut Site, parcels: &[ParcelId], to: &str) {
 
 #[test]
 fn pickup_beats_concurrent_reassignment() {
-    // The cloud reassigns first (earlier fact ids); the hub, offline, lets r1 collect with the
+    // The other hub reassigns first (earlier fact ids; the cloud asks a hub, it never writes the
+    // fact itself); this hub, offline, lets r1 collect with the
     // old code afterwards.
     let mut hub = Site::new();
     let d = hub.deliver("A", "r1", Size::Small, 1);
-    let mut cloud = hub.replica("cloud", 9);
+    let mut cloud = hub.replica("hub2", 9);
     cloud.now = cloud.now.plus(5_000);
     reassign(&mut cloud, &d.parcels, "r3");
     hub.now = hub.now.plus(10_000);
@@ -87,7 +88,7 @@ fn reassignment_of_collected_parcel_is_voided() {
     // The pickup happened first; the cloud's later reassignment meets a parcel already gone.
     let mut hub = Site::new();
     let d = hub.deliver("A", "r1", Size::Small, 1);
-    let mut cloud = hub.replica("cloud", 9);
+    let mut cloud = hub.replica("hub2", 9);
     hub.now = hub.now.plus(5_000);
     hub.collect(&d);
     cloud.now = cloud.now.plus(10_000);
@@ -193,7 +194,7 @@ fn merging_the_same_facts_twice_changes_nothing() {
     sync(&mut a, &mut b);
     let before = a.core.compartments();
     let facts: Vec<Fact> = b.log.clone();
-    let out = a.core.merge(a.now, facts);
+    let out = a.core.merge(a.now, facts, &mut a.rng);
     assert!(out.effects.is_empty());
     assert_eq!(a.core.compartments(), before);
 }

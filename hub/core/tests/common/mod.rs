@@ -261,7 +261,8 @@ impl Site {
             .cloned()
             .collect();
         self.log.extend(new.iter().cloned());
-        let out = self.core.merge(self.now, new);
+        let out = self.core.merge(self.now, new, &mut self.rng);
+        self.log.extend(out.facts.iter().cloned());
         self.effects.extend(out.effects.iter().cloned());
         out
     }
