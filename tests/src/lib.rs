@@ -68,6 +68,8 @@ pub struct Hub {
     args: Vec<std::ffi::OsString>,
     pub mqtt: Option<SocketAddr>,
     pub mqtts: Option<SocketAddr>,
+    /// Where a second hub connects for sync (`[sync] listen`).
+    pub sync: Option<SocketAddr>,
     pub web: SocketAddr,
     /// Everything the hub printed on stdout and stderr so far.
     pub output: Arc<Mutex<String>>,
@@ -240,6 +242,7 @@ impl Hub {
             args,
             mqtt: field("mqtt").map(addr),
             mqtts: field("mqtts").map(addr),
+            sync: field("sync").map(addr),
             web: addr(field("web").expect("web address")),
             output,
             dir,
@@ -301,6 +304,60 @@ impl Hub {
             let reply = self.command(&format!("setup-{i}"), body);
             assert_eq!(reply["type"], "accepted", "{reply}");
         }
+    }
+
+    /// Delivers one parcel for resident `r-{unit}` in `unit` through a bank `A` whose in-hub
+    /// simulated controller (`driver = { kind = "sim" }`) opens its doors and closes them after
+    /// 4 s; registers the resident and carrier `acme` (code `135790`) first. `tag` keeps request
+    /// ids apart. Returns the parcel id and its door once the delivery is complete.
+    pub fn deliver_via_sim(&self, tag: &str, unit: &str) -> (String, u64) {
+        for (i, body) in [
+            serde_json::json!({"type": "register_resident", "resident": format!("r-{unit}"), "unit": unit}),
+            serde_json::json!({"type": "register_carrier", "carrier": "acme", "name": "Acme"}),
+            serde_json::json!({"type": "issue_carrier_code", "carrier": "acme", "code": "135790"}),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let reply = self.command(&format!("{tag}-setup-{i}"), body);
+            assert!(
+                reply["type"] == "accepted" || reply["code"] == "already_exists",
+                "{reply}"
+            );
+        }
+        let reserved = self.command(
+            &format!("{tag}-drop"),
+            serde_json::json!({"type": "start_drop_off", "bank": "A", "carrier_code": "135790",
+                   "recipient": {"type": "unit", "unit": unit}, "size": "m"}),
+        );
+        assert_eq!(reserved["type"], "reserved", "{reserved}");
+        let door = reserved["door"].as_u64().expect("door");
+        let until = |what: &str, ok: &dyn Fn() -> bool| {
+            let started = std::time::Instant::now();
+            while !ok() {
+                assert!(
+                    started.elapsed() < Duration::from_secs(15),
+                    "timed out waiting for {what}"
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        };
+        until("the door to open", &|| {
+            self.compartment(door)["door_open"] == true
+        });
+        let confirmed = self.command(
+            &format!("{tag}-confirm"),
+            serde_json::json!({"type": "confirm_parcel", "reservation": reserved["reservation"]}),
+        );
+        assert_eq!(confirmed["type"], "parcel_confirmed", "{confirmed}");
+        until("the delivery", &|| {
+            let c = self.compartment(door);
+            c["status"] == "occupied" && c["door_open"] == false
+        });
+        (
+            confirmed["parcel"].as_str().expect("parcel id").to_owned(),
+            door,
+        )
     }
 
     /// Open alerts of `kind` from `GET /api/v1/alerts`.

@@ -135,44 +135,8 @@ fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) -> Du
     panic!("timed out waiting for {what}");
 }
 
-/// Registers a resident and a carrier, and delivers one parcel through the simulated bank.
-/// Returns the carrier code and the parcel id.
 fn deliver(hub: &Hub, n: u32) -> String {
-    for (i, body) in [
-        json!({"type": "register_resident", "resident": format!("r-{n}"), "unit": format!("{n}")}),
-        json!({"type": "register_carrier", "carrier": "acme", "name": "Acme"}),
-        json!({"type": "issue_carrier_code", "carrier": "acme", "code": "135790"}),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let reply = hub.command(&format!("setup-{n}-{i}"), body);
-        assert!(
-            reply["type"] == "accepted" || reply["code"] == "already_exists",
-            "{reply}"
-        );
-    }
-    let reserved = hub.command(
-        &format!("drop-{n}"),
-        json!({"type": "start_drop_off", "bank": "A", "carrier_code": "135790",
-               "recipient": {"type": "unit", "unit": format!("{n}")}, "size": "m"}),
-    );
-    assert_eq!(reserved["type"], "reserved", "{reserved}");
-    let door = reserved["door"].as_u64().expect("door");
-    wait_until("the door to open", Duration::from_secs(15), || {
-        hub.compartment(door)["door_open"] == true
-    });
-    let confirmed = hub.command(
-        &format!("confirm-{n}"),
-        json!({"type": "confirm_parcel", "reservation": reserved["reservation"]}),
-    );
-    assert_eq!(confirmed["type"], "parcel_confirmed", "{confirmed}");
-    // The simulated carrier closes the door after 4 s: the delivery is complete.
-    wait_until("the delivery", Duration::from_secs(15), || {
-        let c = hub.compartment(door);
-        c["status"] == "occupied" && c["door_open"] == false
-    });
-    confirmed["parcel"].as_str().expect("parcel id").to_owned()
+    hub.deliver_via_sim(&format!("d{n}"), &n.to_string()).0
 }
 
 fn sync_peer(hub: &Hub) -> Value {
