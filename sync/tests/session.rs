@@ -324,3 +324,45 @@ fn bad_peers_get_an_error_and_the_connection_closes_with_nothing_applied() {
     let step: Step<Fact> = s.receive(&mut a, NOV_15, &spoofed.encode()).unwrap();
     assert!(step.send.is_empty() && step.close.is_none());
 }
+
+/// Retention never deletes a month a peer has not got: with `keep_unsynced`, a partition past
+/// retention stays until every peer with a saved sync state has all of it.
+#[test]
+fn retention_keeps_a_month_until_every_peer_has_it() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let opts = |keep| StoreOptions {
+        site_id: Some("maple".into()),
+        now_ms: Some(NOV_15),
+        retention_months: 1,
+        keep_unsynced: keep,
+        ..Default::default()
+    };
+    let mut a = S::open(da.path(), "hub-a", opts(true)).unwrap().0;
+    let mut b = S::open(db.path(), "hub-b", opts(false)).unwrap().0;
+    let mut g = Gen::new("hub-a");
+    let old = NOV_15 - 90 * DAY;
+    let key = DocKey::monthly(Family::Parcels, old);
+    a.append(&g.parcel_life(old, "old", 1, true)).unwrap();
+
+    // No peer has synced yet: kept.
+    let done = a.maintain(NOV_15, None).unwrap();
+    assert!(done.expired.is_empty(), "{done:?}");
+
+    // b catches up: now the month may go.
+    let link = connect(&mut a, &mut b, NOV_15);
+    assert!(link.a.status().caught_up);
+    assert!(a.peer_has("hub-b", &key).unwrap());
+    // ... unless it changed since (a late fact b has not got).
+    a.append(&[g.fact(old + 1, Some("old"), Some(1), Kind::Returned)])
+        .unwrap();
+    let done = a.maintain(NOV_15, None).unwrap();
+    assert!(done.expired.is_empty(), "a change b lacks keeps it: {done:?}");
+    let mut link = link;
+    let out = link.a.changed(&mut a, NOV_15, &[key]).unwrap();
+    run(&mut link, &mut a, &mut b, out, Vec::new(), NOV_15);
+    let done = a.maintain(NOV_15, None).unwrap();
+    assert_eq!(done.expired, vec![key]);
+    // b, without sync guarding, expires by age alone as before.
+    let done = b.maintain(NOV_15, None).unwrap();
+    assert_eq!(done.expired, vec![key]);
+}
