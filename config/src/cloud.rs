@@ -36,6 +36,12 @@ pub struct Sync {
     pub reply_timeout: Duration,
     /// The longest wait between attempts to reach a peer (the waits double from 1 s up to it).
     pub max_backoff: Duration,
+    /// This hub runs the requests the cloud makes (one hub per site; the others relay them).
+    pub execute_requests: bool,
+    /// A remote open older than this is refused.
+    pub remote_open_max_age: Duration,
+    /// Remote opens accepted per hour for the site.
+    pub remote_opens_per_hour: u32,
 }
 
 pub(crate) fn read(root: &mut Table, cx: &mut Ctx) -> Option<Option<Sync>> {
@@ -120,6 +126,15 @@ pub(crate) fn read(root: &mut Table, cx: &mut Ctx) -> Option<Option<Sync>> {
         Duration::from_secs(1),
         Duration::from_secs(3600),
     );
+    let execute_requests = t.bool_or(cx, "execute_requests", false);
+    let remote_open_max_age = t.duration_within(
+        cx,
+        "remote_open_max_age",
+        Duration::from_secs(600),
+        Duration::from_secs(10),
+        Duration::from_secs(3600),
+    );
+    let remote_opens_per_hour = t.int_or(cx, "remote_opens_per_hour", 0..=1000, 10) as u32;
     let section = t.loc();
     t.finish(cx);
     let sync = Sync {
@@ -131,6 +146,9 @@ pub(crate) fn read(root: &mut Table, cx: &mut Ctx) -> Option<Option<Sync>> {
         allow_plaintext,
         reply_timeout,
         max_backoff,
+        execute_requests,
+        remote_open_max_age,
+        remote_opens_per_hour,
     };
     if sync.endpoints.is_empty() && sync.hubs.is_empty() && sync.listen.is_none() {
         cx.error_at(

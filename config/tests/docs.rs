@@ -85,6 +85,9 @@ ca_file = '@CERT@'
 allow_plaintext = true
 reply_timeout = "30s"
 max_backoff = "5m"
+execute_requests = true
+remote_open_max_age = "5m"
+remote_opens_per_hour = 3
 
 # Its own controller, logins, a refrigerated unit with an MQTT sensor, a frozen one with a
 # simulated sensor.

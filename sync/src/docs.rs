@@ -23,16 +23,24 @@ pub enum Family {
     Alerts,
     /// Temperature summaries per interval (min/avg/max), never raw readings.
     Temperature,
+    /// Requests from the cloud (written by the cloud only; see docs/sync.md).
+    Requests,
 }
 
 impl Family {
-    pub const ALL: [Family; 3] = [Family::Parcels, Family::Alerts, Family::Temperature];
+    pub const ALL: [Family; 4] = [
+        Family::Parcels,
+        Family::Alerts,
+        Family::Temperature,
+        Family::Requests,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Family::Parcels => "parcels",
             Family::Alerts => "alerts",
             Family::Temperature => "temperature",
+            Family::Requests => "requests",
         }
     }
 }

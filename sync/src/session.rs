@@ -39,8 +39,10 @@ pub struct SessionConfig {
     pub name: String,
     /// How long a document in flight waits for an answer before the next one goes.
     pub reply_timeout_ms: u64,
-    /// Documents asked for even when we do not have them (the cloud's requests).
-    pub wanted: Vec<DocKey>,
+    /// Ask the peer for this month's and last month's `requests` documents even when we do not
+    /// have them (the cloud creates them), and ask again every three reply timeouts until they
+    /// come.
+    pub want_requests: bool,
     /// How many months back document ids are recognised (the retention period).
     pub months_back: u32,
 }
@@ -118,16 +120,19 @@ pub struct Session {
     again: BTreeSet<DocKey>,
     /// When the connection opened: the handshake must be done within the reply timeout.
     opened_ms: u64,
+    /// When wanted documents we lack are asked for again.
+    next_rerequest_ms: u64,
     status: SessionStatus,
 }
 
-/// Lower sorts first: directory, site, this month, alerts, then older months newest first.
-/// (The cloud's requests, when they come, go before all of them.)
+/// Lower sorts first: the cloud's requests, directory, site, this month, alerts, then older
+/// months newest first.
 type Priority = (u8, i64, u8);
 
 fn priority(key: &DocKey, now_ms: u64) -> Priority {
     let this_month = Month::of_ms(now_ms).index();
     match key {
+        DocKey::Monthly(Family::Requests, m) => (0, -m.index(), 0),
         DocKey::Directory => (1, 0, 0),
         DocKey::Site => (2, 0, 0),
         DocKey::Monthly(f, m) if m.index() >= this_month => (3, 0, *f as u8),
@@ -172,6 +177,7 @@ impl Session {
             in_flight: None,
             again: BTreeSet::new(),
             opened_ms: now_ms,
+            next_rerequest_ms: u64::MAX,
             status: SessionStatus::default(),
         }
     }
@@ -363,6 +369,16 @@ impl Session {
             ));
             return Ok(step);
         }
+        if self.phase == Phase::Ready && now_ms >= self.next_rerequest_ms {
+            self.next_rerequest_ms = now_ms.saturating_add(3 * self.cfg.reply_timeout_ms);
+            for key in self.wanted(now_ms) {
+                self.index.insert(store.doc_id(&key), key);
+                let busy = self.in_flight.map(|(k, _)| k) == Some(key);
+                if !busy && !store.holds(&key) {
+                    self.queue.insert((priority(&key, now_ms), key));
+                }
+            }
+        }
         if let Some((key, sent)) = self.in_flight {
             if now_ms.saturating_sub(sent) >= self.cfg.reply_timeout_ms {
                 tracing::info!(peer = %self.cfg.name, document = %key,
@@ -382,10 +398,26 @@ impl Session {
                 Some(self.opened_ms + self.cfg.reply_timeout_ms)
             }
             Phase::Closed => None,
-            Phase::Ready => self
-                .in_flight
-                .map(|(_, sent)| sent + self.cfg.reply_timeout_ms),
+            Phase::Ready => {
+                let reply = self
+                    .in_flight
+                    .map(|(_, sent)| sent + self.cfg.reply_timeout_ms);
+                let again = (self.next_rerequest_ms != u64::MAX).then_some(self.next_rerequest_ms);
+                reply.into_iter().chain(again).min()
+            }
         }
+    }
+
+    /// The documents asked for even when we lack them.
+    fn wanted(&self, now_ms: u64) -> Vec<DocKey> {
+        if !self.cfg.want_requests {
+            return Vec::new();
+        }
+        let this = Month::of_ms(now_ms);
+        vec![
+            DocKey::Monthly(Family::Requests, this),
+            DocKey::Monthly(Family::Requests, this.previous()),
+        ]
     }
 
     /// The `leave` frame to send before closing on purpose.
@@ -432,13 +464,17 @@ impl Session {
             .filter(|d| d.stored_bytes > 0)
             .map(|d| d.key)
             .collect();
+        let wanted = self.wanted(now_ms);
         known.extend(held.iter().copied());
-        known.extend(self.cfg.wanted.iter().copied());
+        known.extend(wanted.iter().copied());
         for key in known {
             self.index.insert(store.doc_id(&key), key);
         }
-        for key in held.iter().chain(self.cfg.wanted.iter()) {
+        for key in held.iter().chain(wanted.iter()) {
             self.queue.insert((priority(key, now_ms), *key));
+        }
+        if self.cfg.want_requests {
+            self.next_rerequest_ms = now_ms.saturating_add(3 * self.cfg.reply_timeout_ms);
         }
         tracing::info!(peer = %self.cfg.name, storage = %self.peer_key, documents = self.queue.len(), "connected; catching up");
         self.pump(store, now_ms, step)

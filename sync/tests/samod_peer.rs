@@ -49,7 +49,7 @@ async fn session_with(
             storage_id: "hub-a".into(),
             name: "samod".into(),
             reply_timeout_ms: 2_000,
-            wanted: Vec::new(),
+            want_requests: false,
             months_back: 24,
         },
         NOV_15,

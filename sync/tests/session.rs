@@ -26,7 +26,7 @@ fn cfg(hub: &str, peer: &str) -> SessionConfig {
         storage_id: hub.into(),
         name: peer.into(),
         reply_timeout_ms: 5_000,
-        wanted: Vec::new(),
+        want_requests: false,
         months_back: 24,
     }
 }
@@ -356,7 +356,10 @@ fn retention_keeps_a_month_until_every_peer_has_it() {
     a.append(&[g.fact(old + 1, Some("old"), Some(1), Kind::Returned)])
         .unwrap();
     let done = a.maintain(NOV_15, None).unwrap();
-    assert!(done.expired.is_empty(), "a change b lacks keeps it: {done:?}");
+    assert!(
+        done.expired.is_empty(),
+        "a change b lacks keeps it: {done:?}"
+    );
     let mut link = link;
     let out = link.a.changed(&mut a, NOV_15, &[key]).unwrap();
     run(&mut link, &mut a, &mut b, out, Vec::new(), NOV_15);

@@ -79,6 +79,8 @@ pub fn document_of(fact: &Fact) -> DocKey {
             // One summary per sensor per interval: its own monthly partition, so a year of
             // summaries never weighs on the parcel documents loaded at start.
             TemperatureSummary { .. } => DocKey::monthly(Family::Temperature, fact.at.0),
+            // What the cloud asks, in a document only the cloud writes.
+            RemoteRequested { .. } => DocKey::monthly(Family::Requests, fact.at.0),
             // Everything else is part of a parcel's or a door's story.
             _ => DocKey::monthly(Family::Parcels, fact.at.0),
         }
@@ -170,6 +172,12 @@ pub fn policies(config: &Config) -> Policies {
         lockout_check_ms: ms(p.lockout.check_every),
         carrier_open_reservations: p.carrier_open_reservations,
         carrier_overflows_per_hour: p.carrier_overflows_per_hour,
+        execute_remote_requests: config.sync.as_ref().is_some_and(|s| s.execute_requests),
+        remote_open_max_age_ms: config
+            .sync
+            .as_ref()
+            .map_or(10 * 60_000, |s| ms(s.remote_open_max_age)),
+        remote_opens_per_hour: config.sync.as_ref().map_or(10, |s| s.remote_opens_per_hour),
         ..Policies::default()
     }
 }

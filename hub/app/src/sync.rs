@@ -108,7 +108,7 @@ impl Links {
                     storage_id: settings.storage_id.clone(),
                     name: name.clone(),
                     reply_timeout_ms: settings.reply_timeout_ms,
-                    wanted: Vec::new(),
+                    want_requests: true,
                     months_back: settings.months_back,
                 };
                 let session = match role {

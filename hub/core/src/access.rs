@@ -176,8 +176,9 @@ pub const CLOUD_AUTHOR: &str = "cloud";
 
 /// Which facts the cloud may write into a synced document. The cloud holds no site key and
 /// drives no door, so it may write only directory facts that need neither: residents moving in
-/// and out, vacation holds, pre-advised tracking numbers. (Its other requests, such as opening a
-/// door, go through the hub's own command path, which records what the hub did.)
+/// and out, vacation holds, pre-advised tracking numbers; and requests (`remote_requested`),
+/// which the executing hub runs through its own command path (`remote.rs`), recording what it
+/// did.
 pub fn cloud_may_write(kind: &FactKind) -> bool {
     matches!(
         kind,
@@ -186,14 +187,20 @@ pub fn cloud_may_write(kind: &FactKind) -> bool {
             | FactKind::VacationHoldSet { .. }
             | FactKind::VacationHoldCleared { .. }
             | FactKind::TrackingPreAdvised { .. }
+            | FactKind::RemoteRequested { .. }
     )
 }
 
 /// Whether the core folds `fact`: every hub's facts, and the cloud's where [`cloud_may_write`].
 /// A fact the cloud may not write stays in its document (facts are never deleted) but is never
 /// folded, here or at any later start.
+/// A remote request is the cloud's alone: one claiming a hub as author is not folded either.
 pub fn folded(fact: &Fact) -> bool {
-    fact.id.hub != CLOUD_AUTHOR || cloud_may_write(&fact.kind)
+    if fact.id.hub == CLOUD_AUTHOR {
+        cloud_may_write(&fact.kind)
+    } else {
+        !matches!(fact.kind, FactKind::RemoteRequested { .. })
+    }
 }
 
 #[cfg(test)]

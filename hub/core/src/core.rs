@@ -78,7 +78,7 @@ pub(crate) struct Tx<'a> {
 }
 
 /// Views before a step, to find what changed.
-struct Snapshot {
+pub(crate) struct Snapshot {
     compartments: Vec<CompartmentView>,
     banks: Vec<BankView>,
     alerts: BTreeMap<AlertId, Alert>,
@@ -215,7 +215,12 @@ impl Core {
         }
     }
 
-    fn handle_command(&mut self, now: Millis, cmd: Command, entropy: &mut dyn Entropy) -> Output {
+    pub(crate) fn handle_command(
+        &mut self,
+        now: Millis,
+        cmd: Command,
+        entropy: &mut dyn Entropy,
+    ) -> Output {
         let fp = self.keys.fingerprint(&cmd.request);
         let seen = self
             .state
@@ -381,13 +386,19 @@ impl Core {
             }
         }
         self.last_tick = self.last_tick.max(now);
-        self.finish(tx, before, None)
+        let mut out = self.finish(tx, before, None);
+        if self.remote_due() {
+            let remote = self.run_remote_requests(now, entropy);
+            out.facts.extend(remote.facts);
+            out.effects.extend(remote.effects);
+        }
+        out
     }
 
     /// The earliest time at which `tick` has something to do, if any.
     pub fn next_deadline(&self) -> Option<Millis> {
         let mut d: Vec<Millis> = Vec::new();
-        if !self.unknown_at_start.is_empty() {
+        if !self.unknown_at_start.is_empty() || self.remote_due() {
             d.push(Millis(0));
         }
         d.extend(self.unlock_deadlines());
@@ -450,7 +461,14 @@ impl Core {
                 ),
             );
         }
-        self.finish(tx, before, None)
+        let mut out = self.finish(tx, before, None);
+        // Requests the cloud just made, run here if this hub executes them.
+        if self.remote_due() {
+            let remote = self.run_remote_requests(now, entropy);
+            out.facts.extend(remote.facts);
+            out.effects.extend(remote.effects);
+        }
+        out
     }
 
     // --- views ---
@@ -641,7 +659,7 @@ impl Core {
         }
     }
 
-    fn snapshot(&self, now: Millis) -> Snapshot {
+    pub(crate) fn snapshot(&self, now: Millis) -> Snapshot {
         Snapshot {
             compartments: self.compartments(),
             banks: self.banks(now),
@@ -685,7 +703,7 @@ impl Core {
         effects
     }
 
-    fn finish(&mut self, mut tx: Tx, before: Snapshot, reply: Option<Reply>) -> Output {
+    pub(crate) fn finish(&mut self, mut tx: Tx, before: Snapshot, reply: Option<Reply>) -> Output {
         let more = self.diff(&before, tx.now);
         for e in more {
             if !tx.effects.contains(&e) {
@@ -701,7 +719,7 @@ impl Core {
 }
 
 impl<'a> Tx<'a> {
-    fn new(now: Millis, entropy: &'a mut dyn Entropy) -> Tx<'a> {
+    pub(crate) fn new(now: Millis, entropy: &'a mut dyn Entropy) -> Tx<'a> {
         Tx {
             now,
             entropy,

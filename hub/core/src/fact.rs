@@ -10,7 +10,7 @@ use crate::ids::{
     AlertId, CarrierId, CodeId, FactId, Millis, ParcelId, RequestId, ReservationId, ResidentId,
     StaffId, UnlockId,
 };
-use crate::input::{Disposition, HoldTarget, Operator};
+use crate::input::{Disposition, HoldTarget, Operator, Request};
 use crate::layout::{Size, TempClass};
 use crate::reply::Reply;
 
@@ -165,6 +165,8 @@ pub enum AlertKind {
     /// The cloud wrote a fact only a hub may record: kept in its document, never folded
     /// (`access::folded`).
     CloudWriteIgnored,
+    /// A request from the cloud was refused (too old, too many opens this hour, not allowed).
+    RemoteRequestRefused,
 }
 
 /// What an alarm of a refrigerated unit is about.
@@ -392,6 +394,14 @@ pub enum FactKind {
         /// A person's note when they acknowledged it (none when the hub cleared it).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         note: Option<String>,
+    },
+
+    // --- the cloud ---
+    /// The cloud asks this site's executing hub to run `request` (written by the cloud only,
+    /// into the month's `requests` document; run once, under the request id
+    /// `remote-<this fact's id>`: see `remote.rs`).
+    RemoteRequested {
+        request: Request,
     },
 
     // --- idempotency ---

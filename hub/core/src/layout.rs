@@ -231,6 +231,12 @@ pub struct Policies {
     pub size_limits: Vec<SizeLimit>,
     pub refrigerated_range: TempRange,
     pub frozen_range: TempRange,
+    /// This hub runs the site's remote requests (one hub per site does).
+    pub execute_remote_requests: bool,
+    /// A remote open older than this is refused.
+    pub remote_open_max_age_ms: u64,
+    /// Remote opens accepted per hour for the site; past it they are refused.
+    pub remote_opens_per_hour: u32,
 }
 
 impl Default for Policies {
@@ -261,6 +267,9 @@ impl Default for Policies {
             lockout_check_ms: 15 * SECOND,
             carrier_open_reservations: 3,
             carrier_overflows_per_hour: 20,
+            execute_remote_requests: false,
+            remote_open_max_age_ms: 10 * MINUTE,
+            remote_opens_per_hour: 10,
             size_limits: vec![
                 SizeLimit {
                     size: Size::ExtraSmall,

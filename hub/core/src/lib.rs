@@ -40,6 +40,7 @@ mod input;
 mod layout;
 mod pickup;
 mod project;
+mod remote;
 mod reply;
 mod staff;
 mod state;
@@ -69,6 +70,7 @@ pub use crate::layout::{
     BankLayout, CompartmentLayout, Dimensions, Policies, SensorLayout, SiteLayout, Size, SizeLimit,
     TempClass, TempRange, UnitLayout,
 };
+pub use crate::remote::{cloud_may_ask, remote_request_id};
 pub use crate::reply::{Outcome, RejectCode, Rejection, Reply};
 pub use crate::staff::ALERT_NOTE_MAX;
 pub use crate::state::{Alert, Location};

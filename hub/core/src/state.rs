@@ -214,6 +214,10 @@ pub(crate) struct State {
     pub unlocks: BTreeMap<UnlockId, Unlock>,
     pub alerts: BTreeMap<AlertId, Alert>,
     pub answered: BTreeMap<RequestId, (String, Reply)>,
+    /// Requests from the cloud not answered yet, by their fact id: (asked at, request).
+    pub remote_pending: BTreeMap<FactId, (Millis, crate::input::Request)>,
+    /// When remote opens were carried out (the last hour's matter: the per-hour limit).
+    pub remote_opens: Vec<Millis>,
     /// End of the last temperature summary per (bank, unit, sensor).
     pub summarized: BTreeMap<(String, String, String), Millis>,
     pub last: Option<FactId>,
@@ -596,6 +600,30 @@ impl State {
             } => {
                 self.answered
                     .insert(request.clone(), (fingerprint.clone(), reply.clone()));
+                let remote = request
+                    .0
+                    .strip_prefix("remote-")
+                    .and_then(|id| id.parse::<FactId>().ok());
+                if let Some(id) = remote {
+                    let done = self.remote_pending.remove(&id);
+                    let opened =
+                        matches!(done, Some((_, crate::input::Request::StaffOpenDoor { .. })))
+                            && !matches!(reply.outcome, crate::reply::Outcome::Rejected(_));
+                    if opened {
+                        self.remote_opens
+                            .retain(|t| f.at.0.saturating_sub(t.0) < 3_600_000);
+                        self.remote_opens.push(f.at);
+                    }
+                }
+            }
+            FactKind::RemoteRequested { request } => {
+                let answered = self
+                    .answered
+                    .contains_key(&crate::remote::remote_request_id(&f.id));
+                if !answered {
+                    self.remote_pending
+                        .insert(f.id.clone(), (f.at, request.clone()));
+                }
             }
         }
         if self.last.as_ref().is_none_or(|l| *l < f.id) {
