@@ -9,12 +9,16 @@
 //   {"cmd":"keys","doc":"<documentId>"}             -> {"ok":true,"keys":[...]} (fact ids)
 //   {"cmd":"get","doc":"<id>","key":"<fact id>"}    -> {"ok":true,"value":{...}}
 //   {"cmd":"put","doc":"<id>","key":"<fact id>","value":{...}}  -> {"ok":true}
+//   {"cmd":"create","doc":"<id>"}                   -> {"ok":true}  (a new, empty document under
+//                                                     that id, as a cloud application makes the
+//                                                     month's requests document)
 //   {"cmd":"dump"}                                  -> {"ok":true,"docs":{"<id>":{...}}}
 import http from "node:http"
 import https from "node:https"
 import fs from "node:fs"
 import readline from "node:readline"
 import { WebSocketServer } from "ws"
+import * as Automerge from "@automerge/automerge"
 import { Repo } from "@automerge/automerge-repo"
 import { NodeWSServerAdapter } from "@automerge/automerge-repo-network-websocket"
 import { NodeFSStorageAdapter } from "@automerge/automerge-repo-storage-nodefs"
@@ -46,7 +50,12 @@ const repo = new Repo({
   sharePolicy: async () => false,
 })
 
+// Documents made here with "create": an empty document is not "ready" to `find` until it has a
+// change, so the handle `import` returned is used for the first write.
+const created = new Map()
+
 async function handle(doc) {
+  if (created.has(doc)) return created.get(doc)
   const h = await repo.find(doc)
   await h.whenReady()
   return h
@@ -68,6 +77,13 @@ async function run(line) {
       h.change(d => {
         d[msg.key] = msg.value
       })
+      return { ok: true }
+    }
+    case "create": {
+      const h = repo.import(Automerge.save(Automerge.init()), { docId: msg.doc })
+      // A hub that asked for it before it existed left the handle "unavailable".
+      h.doneLoading()
+      created.set(msg.doc, h)
       return { ok: true }
     }
     case "dump": {

@@ -103,6 +103,10 @@ fn free_port() -> u16 {
 }
 
 fn site(dir: &Path, port: u16, token: &str) -> String {
+    site_with(dir, port, token, "")
+}
+
+fn site_with(dir: &Path, port: u16, token: &str, extra_sync: &str) -> String {
     std::fs::write(dir.join("sync.token"), format!("{token}\n")).expect("token file");
     base_config(dir)
         + &format!(
@@ -112,7 +116,8 @@ endpoints = ["ws://127.0.0.1:{port}/"]
 token_file = "{}/sync.token"
 allow_plaintext = true
 max_backoff = "2s"
-reply_timeout = "3s"
+reply_timeout = "2s"
+{extra_sync}
 
 [[bank]]
 id = "A"
@@ -316,4 +321,93 @@ fn a_wrong_token_shows_refused_in_healthz_and_the_hub_keeps_serving() {
         json!({"type": "register_resident", "resident": "r-1", "unit": "1"}),
     );
     assert_eq!(reply["type"], "accepted", "{reply}");
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as u64
+}
+
+/// The cloud asks the executing hub to open one door; the hub opens it once, also after being
+/// killed with SIGKILL and restarted; "open all" is refused with an alert.
+#[test]
+fn a_remote_open_from_the_cloud_runs_once_even_across_a_kill() {
+    let port = free_port();
+    let storage = tempfile::tempdir().expect("tempdir");
+    let mut server = JsServer::start(port, storage.path(), TOKEN);
+    let mut hub = Hub::start(|dir| site_with(dir, port, TOKEN, "execute_requests = true"));
+    wait_until("the link", Duration::from_secs(15), || {
+        sync_peer(&hub)["caught_up"] == true
+    });
+
+    // The cloud application makes the month's requests document and files a request in it.
+    let month = locker_sync::Month::of_ms(now_ms());
+    let requests = locker_sync::document_id_string(
+        &locker_sync::DocKey::Monthly(locker_sync::Family::Requests, month)
+            .document_id("test-site"),
+    );
+    assert_eq!(
+        server.ask(json!({"cmd": "create", "doc": requests}))["ok"],
+        true
+    );
+    let ask = |server: &mut JsServer, seq: u64, request: Value| {
+        let at = now_ms();
+        let id = format!("{at:013}-cloud-{seq:012}");
+        let answer = server.ask(json!({"cmd": "put", "doc": requests, "key": id, "value": {
+            "id": id, "at": at, "actor": {"type": "cloud"}, "bank": null, "door": null,
+            "parcel": null, "kind": {"type": "remote_requested", "request": request}}}));
+        assert_eq!(answer["ok"], true, "{answer}");
+        id
+    };
+    ask(
+        &mut server,
+        1,
+        json!({"type": "staff_open_door", "by": {"kind": "cloud"}, "bank": "A", "door": 2,
+               "reason": "resident locked out, verified by phone"}),
+    );
+    wait_until("the remote open", Duration::from_secs(20), || {
+        hub.compartment(2)["door_open"] == true
+    });
+    let opens_of_door_2 = |server: &mut JsServer| -> usize {
+        let parcels = locker_sync::document_id_string(
+            &locker_sync::DocKey::Monthly(locker_sync::Family::Parcels, month)
+                .document_id("test-site"),
+        );
+        let dump = server.ask(json!({"cmd": "dump"}));
+        dump["docs"][&parcels]
+            .as_object()
+            .map(|facts| {
+                facts
+                    .values()
+                    .filter(|f| f["kind"]["type"] == "unlock_sent" && f["door"] == 2)
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    wait_until("the cloud to see the open", Duration::from_secs(10), || {
+        opens_of_door_2(&mut server) == 1
+    });
+
+    // Killed and restarted: it syncs the requests document again and opens nothing more.
+    hub.crash_and_restart();
+    wait_until(
+        "the link after the restart",
+        Duration::from_secs(15),
+        || sync_peer(&hub)["caught_up"] == true,
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(opens_of_door_2(&mut server), 1, "opened once");
+
+    // "Open all" is never accepted from the cloud.
+    ask(
+        &mut server,
+        2,
+        json!({"type": "staff_open_bank", "by": {"kind": "cloud"}, "bank": "A", "reason": "x"}),
+    );
+    wait_until("the refusal alert", Duration::from_secs(20), || {
+        !hub.alerts_of("remote_request_refused").is_empty()
+    });
+    assert_eq!(hub.compartment(1)["door_open"], false);
 }
