@@ -107,12 +107,20 @@ fn site(dir: &Path, port: u16, token: &str) -> String {
 }
 
 fn site_with(dir: &Path, port: u16, token: &str, extra_sync: &str) -> String {
+    site_on(dir, &[port], token, extra_sync)
+}
+
+fn site_on(dir: &Path, ports: &[u16], token: &str, extra_sync: &str) -> String {
     std::fs::write(dir.join("sync.token"), format!("{token}\n")).expect("token file");
+    let endpoints: Vec<String> = ports
+        .iter()
+        .map(|p| format!("\"ws://127.0.0.1:{p}/\""))
+        .collect();
     base_config(dir)
         + &format!(
             r#"
 [sync]
-endpoints = ["ws://127.0.0.1:{port}/"]
+endpoints = [{}]
 token_file = "{}/sync.token"
 allow_plaintext = true
 max_backoff = "2s"
@@ -125,6 +133,7 @@ name = "Lobby"
 driver = {{ kind = "sim" }}
 compartments = [ {{ doors = "1-4", size = "M" }} ]
 "#,
+            endpoints.join(", "),
             dir.display()
         )
 }
@@ -410,4 +419,58 @@ fn a_remote_open_from_the_cloud_runs_once_even_across_a_kill() {
         !hub.alerts_of("remote_request_refused").is_empty()
     });
     assert_eq!(hub.compartment(1)["door_open"], false);
+}
+
+/// Cloud failover: two JS servers on one storage directory, the hub configured with both. The
+/// first is killed; the hub moves to the second, and the second has everything.
+#[test]
+fn the_hub_fails_over_to_the_second_server_and_nothing_is_lost() {
+    let (p1, p2) = (free_port(), free_port());
+    let storage = tempfile::tempdir().expect("tempdir");
+    let mut first = JsServer::start(p1, storage.path(), TOKEN);
+    let mut second = JsServer::start(p2, storage.path(), TOKEN);
+    let hub = Hub::start(|dir| site_on(dir, &[p1, p2], TOKEN, ""));
+    let state_of = |hub: &Hub, port: u16| -> Value {
+        let health = hub.health();
+        health["sync"]["peers"]
+            .as_array()
+            .and_then(|peers| {
+                peers
+                    .iter()
+                    .find(|p| p["url"] == format!("ws://127.0.0.1:{port}/"))
+                    .cloned()
+            })
+            .unwrap_or(Value::Null)
+    };
+    wait_until(
+        "the link to the first server",
+        Duration::from_secs(15),
+        || state_of(&hub, p1)["state"] == "connected" && state_of(&hub, p1)["caught_up"] == true,
+    );
+    let before = deliver(&hub, 201);
+    let parcels = doc_id(&hub, &month_doc("parcels"));
+    let has = |server: &mut JsServer, parcel: &str| -> bool {
+        let dump = server.ask(json!({"cmd": "dump"}));
+        dump["docs"][&parcels]
+            .as_object()
+            .is_some_and(|f| f.values().any(|v| v.to_string().contains(parcel)))
+    };
+    wait_until(
+        "the first delivery at the first server",
+        Duration::from_secs(10),
+        || has(&mut first, &before),
+    );
+
+    first.kill();
+    wait_until(
+        "the move to the second server",
+        Duration::from_secs(20),
+        || state_of(&hub, p2)["state"] == "connected",
+    );
+    let after = deliver(&hub, 202);
+    wait_until(
+        "both deliveries at the second server",
+        Duration::from_secs(15),
+        || has(&mut second, &before) && has(&mut second, &after),
+    );
 }
