@@ -74,6 +74,7 @@ pub fn render(web: &Web, who: &locker_app::Actor, alerts: &[Alert]) -> String {
         &snapshot.compartments,
         &snapshot.banks,
         alerts,
+        &sync_line(web),
     )
 }
 
@@ -83,6 +84,7 @@ pub fn render_parts(
     compartments: &[CompartmentView],
     banks: &[BankView],
     alerts: &[Alert],
+    sync_note: &str,
 ) -> String {
     let mut out = String::with_capacity(16 * 1024);
     if alerts.is_empty() {
@@ -102,8 +104,7 @@ pub fn render_parts(
         }
         out += "</ul>";
     }
-    // Sync with a cloud or a second hub is not wired into this hub yet: say so plainly.
-    out += "<p class=note>Cloud sync: not configured (the hub works on its own).</p>";
+    out += sync_note;
     let online: HashMap<&str, &BankView> = banks.iter().map(|b| (b.bank.as_str(), b)).collect();
     out += "<div class=banks>";
     for info in infos {
@@ -177,5 +178,32 @@ fn door(c: &CompartmentView) -> String {
         b = html::url(&c.bank),
         size = c.size,
         temp = c.temperature,
+    )
+}
+
+/// One line on the links: none configured, or each peer's state.
+fn sync_line(web: &Web) -> String {
+    let Some(sync) = web.health.health().sync else {
+        return "<p class=note>Sync: not configured (the hub works on its own).</p>".into();
+    };
+    let peers: Vec<String> = sync
+        .peers
+        .iter()
+        .map(|p| {
+            let state = match (p.state.as_str(), p.caught_up) {
+                ("connected", true) => "up to date".to_owned(),
+                ("connected", false) => format!("catching up ({} documents)", p.documents_pending),
+                (other, _) => other.replace('_', " "),
+            };
+            format!("{} {}: {state}", escape(&p.kind), escape(&p.url))
+        })
+        .collect();
+    format!(
+        "<p class=note>Sync: {} (details on <a href=/system>System</a>).</p>",
+        if peers.is_empty() {
+            "starting".to_owned()
+        } else {
+            peers.join("; ")
+        }
     )
 }

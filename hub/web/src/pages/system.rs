@@ -115,10 +115,52 @@ async fn page(
              <th>Last cycle</th></tr>{adapters}</table>"
         )
     };
+    let sync = match &h.sync {
+        None => "<p>Sync: not configured (the hub works on its own).</p>".to_owned(),
+        Some(s) => {
+            let peers: String = s
+                .peers
+                .iter()
+                .map(|p| {
+                    format!(
+                        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
+                         <td>{} / {}</td><td>{}</td></tr>",
+                        escape(&p.url),
+                        escape(&p.kind),
+                        escape(&p.state),
+                        p.documents_pending,
+                        p.last_sync_ms
+                            .map(|ms| web.time(locker_core::Millis(ms)))
+                            .unwrap_or_else(|| "never".into()),
+                        p.bytes_in,
+                        p.bytes_out,
+                        escape(p.last_error.as_deref().unwrap_or("")),
+                    )
+                })
+                .collect();
+            let docs: String = s
+                .documents
+                .iter()
+                .map(|d| {
+                    format!(
+                        "<tr><td>{}</td><td><code>{}</code></td></tr>",
+                        escape(&d.name),
+                        escape(&d.url)
+                    )
+                })
+                .collect();
+            format!(
+                "<h2>Sync</h2><table><tr><th>Peer</th><th>Kind</th><th>State</th>\
+                 <th>Documents pending</th><th>Last sync</th><th>Bytes in / out</th>\
+                 <th>Last error</th></tr>{peers}</table>\
+                 <h2>Synced documents</h2><table><tr><th>Document</th><th>URL</th></tr>{docs}</table>"
+            )
+        }
+    };
     let body = format!(
         "<table><tr><th>Version</th><td>{}</td></tr><tr><th>Up</th><td>{} s</td></tr>\
          <tr><th>MQTT clients</th><td>{}</td></tr><tr><th>Storage</th><td>{:.1} MiB in {}</td></tr>\
-         <tr><th>Sync peers</th><td>none configured</td></tr></table>\
+         </table>{sync}\
          <h2>Banks and drivers</h2><table><tr><th>Bank</th><th>Controller / driver</th></tr>{banks}</table>{drivers}",
         h.version,
         h.uptime_s,
