@@ -423,7 +423,7 @@ impl Core {
     /// already in the store.
     pub fn merge(&mut self, now: Millis, facts: Vec<Fact>, entropy: &mut dyn Entropy) -> Output {
         let before = self.snapshot(now);
-        let mut changed = false;
+        let mut fresh = Vec::new();
         let mut ignored = Vec::new();
         for f in facts {
             if self.facts.contains_key(&f.id) {
@@ -433,13 +433,28 @@ impl Core {
                 ignored.push(f);
                 continue;
             }
+            fresh.push(f);
+        }
+        fresh.sort_by(|a, b| a.id.cmp(&b.id));
+        fresh.dedup_by(|a, b| a.id == b.id);
+        // Facts newer than every fact folded so far (a live change from another hub) are folded
+        // one by one: the fold goes in id order, so that is what folding everything again would
+        // give. Anything older (catch-up after a partition) is folded again from the start.
+        let in_order = match (&self.state.last, fresh.first()) {
+            (Some(last), Some(first)) => first.id > *last,
+            _ => true,
+        };
+        let changed = !fresh.is_empty();
+        for f in fresh {
             if f.id.hub == self.hub {
                 self.next_seq = self.next_seq.max(f.id.seq + 1);
             }
+            if in_order {
+                self.state.apply(&self.ctx, &f);
+            }
             self.facts.insert(f.id.clone(), f);
-            changed = true;
         }
-        if changed {
+        if changed && !in_order {
             self.refold();
         }
         let mut tx = Tx::new(now, entropy);

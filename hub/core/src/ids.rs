@@ -196,6 +196,11 @@ pub fn sanitize_hub_id(hub: &str) -> String {
     }
 }
 
+/// The request id a request from the cloud (a `remote_requested` fact) runs under.
+pub fn remote_request_id(fact: &FactId) -> RequestId {
+    RequestId(format!("remote-{fact}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -58,6 +58,7 @@ pub use crate::fact::{
     Actor, AlertKind, CredentialKind, DeskReason, Fact, FactKind, ReleaseReason, UnitRef,
     UnlockPurpose, VoidReason,
 };
+pub use crate::ids::remote_request_id;
 pub use crate::ids::{
     sanitize_hub_id, AlertId, CarrierId, CodeId, FactId, FactIdError, Millis, ParcelId, RequestId,
     ReservationId, ResidentId, StaffId, UnlockId,
@@ -70,7 +71,7 @@ pub use crate::layout::{
     BankLayout, CompartmentLayout, Dimensions, Policies, SensorLayout, SiteLayout, Size, SizeLimit,
     TempClass, TempRange, UnitLayout,
 };
-pub use crate::remote::{cloud_may_ask, remote_request_id};
+pub use crate::remote::cloud_may_ask;
 pub use crate::reply::{Outcome, RejectCode, Rejection, Reply};
 pub use crate::staff::ALERT_NOTE_MAX;
 pub use crate::state::{Alert, Location};

@@ -17,7 +17,7 @@
 use crate::core::{Core, Subject, Tx};
 use crate::effect::Output;
 use crate::fact::{Actor, AlertKind, FactKind};
-use crate::ids::{FactId, Millis, RequestId};
+use crate::ids::{remote_request_id, FactId, Millis};
 use crate::input::{Command, Operator, Request};
 use crate::reply::{Outcome, RejectCode, Rejection, Reply};
 use crate::Entropy;
@@ -25,11 +25,6 @@ use crate::Entropy;
 const HOUR_MS: u64 = 3_600_000;
 /// How far in the future a request's time may be (clock skew between cloud and hub).
 const FUTURE_SLACK_MS: u64 = 60_000;
-
-/// The request id a remote request runs under.
-pub fn remote_request_id(fact: &FactId) -> RequestId {
-    RequestId(format!("remote-{fact}"))
-}
 
 /// What the cloud may ask the hub to do. Exhaustive, like `need_for`: a new request is refused
 /// from the cloud until someone decides otherwise.

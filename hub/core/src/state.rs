@@ -619,7 +619,7 @@ impl State {
             FactKind::RemoteRequested { request } => {
                 let answered = self
                     .answered
-                    .contains_key(&crate::remote::remote_request_id(&f.id));
+                    .contains_key(&crate::ids::remote_request_id(&f.id));
                 if !answered {
                     self.remote_pending
                         .insert(f.id.clone(), (f.at, request.clone()));

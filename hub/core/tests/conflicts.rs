@@ -248,3 +248,24 @@ fn reassignment_that_would_split_a_compartment_is_voided() {
     };
     assert_eq!(parcels.len(), 2);
 }
+
+/// A merge of facts newer than everything folded (a live change from the other hub) folds them
+/// one by one instead of folding everything again; the state must be what a fold from scratch
+/// gives (a restart), and the same as the other hub's.
+#[test]
+fn a_live_merge_folds_incrementally_to_the_same_state_as_a_fold_from_scratch() {
+    let mut a = Site::new();
+    let mut b = a.replica("hub2", 7);
+    b.now = b.now.plus(1_000);
+    let d = b.deliver("A", "r2", Size::Small, 2);
+    b.collect(&d);
+    b.deliver("A", "r3", Size::Small, 1);
+    a.now = b.now;
+    a.merge_from(&b);
+    let (compartments, parcels) = (a.core.compartments(), a.core.parcels());
+    assert_eq!(compartments, b.core.compartments());
+    assert_eq!(parcels, b.core.parcels());
+    a.restart();
+    assert_eq!(a.core.compartments(), compartments);
+    assert_eq!(a.core.parcels(), parcels);
+}
