@@ -259,7 +259,9 @@ impl Links {
             };
             let this = self.clone();
             tokio::spawn(async move {
-                let name = format!("hub@{from}");
+                // By address only: a reconnecting hub comes from a new port each time, and
+                // /healthz keeps one line per peer.
+                let name = format!("hub@{}", from.ip());
                 let token = match read_token(&this.token_file) {
                     Ok(t) => t,
                     Err(e) => {

@@ -14,7 +14,7 @@ use crate::record::Record;
 use redb::ReadableDatabase;
 
 use crate::error::RedbContext;
-use crate::redb_store::SYNC_STATES;
+use crate::redb_store::{DOC_HEADS, SYNC_STATES};
 use crate::store::{check_chunk, Store};
 
 impl<R: Record> Store<R> {
@@ -145,11 +145,27 @@ impl<R: Record> Store<R> {
     }
 
     /// True when this document's heads are all among those `peer` is known to have (from the
-    /// saved sync state): nothing of it would be lost if it were deleted here.
+    /// saved sync state): nothing of it would be lost if it were deleted here. Reads the heads
+    /// stored with the document, so a document not in memory is not loaded (one stored before
+    /// heads were kept is).
     pub fn peer_has(&mut self, peer: &str, key: &DocKey) -> Result<bool, StoreError> {
         let shared = self.sync_state(peer, key)?.shared_heads;
-        let heads = self.heads(key)?;
-        Ok(heads.iter().all(|h| shared.contains(h)))
+        let heads = match self.stored_heads(key)? {
+            Some(heads) => heads,
+            None => self.heads(key)?,
+        };
+        Ok(!heads.is_empty() && heads.iter().all(|h| shared.contains(h)))
+    }
+
+    /// The document's heads: from memory if it is loaded, else as stored with it.
+    fn stored_heads(&mut self, key: &DocKey) -> Result<Option<Vec<ChangeHash>>, StoreError> {
+        if let Some(live) = self.docs.get_mut(key) {
+            return Ok(Some(live.doc.get_heads()));
+        }
+        let tx = self.db.begin_read().ctx("begin read")?;
+        let table = tx.open_table(DOC_HEADS).ctx("open doc_heads")?;
+        let row = table.get(key.to_string().as_str()).ctx("read doc_heads")?;
+        Ok(row.and_then(|v| crate::store::decode_heads(v.value())))
     }
 
     /// Drops a document from memory if it is outside the live window (after a peer caught up

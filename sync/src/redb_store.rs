@@ -32,6 +32,9 @@ pub(crate) const LOCAL: TableDefinition<&str, &[u8]> = TableDefinition::new("loc
 /// both sides are known to share), written in the transaction that stores what it describes.
 pub(crate) const SYNC_STATES: TableDefinition<(&str, &str), &[u8]> =
     TableDefinition::new("sync_states");
+/// Each document's heads (32-byte change hashes, concatenated), written with its chunks: what a
+/// sync session compares with a peer's saved state without loading the document.
+pub(crate) const DOC_HEADS: TableDefinition<&str, &[u8]> = TableDefinition::new("doc_heads");
 /// Tables of the open-thread index of earlier versions, deleted at open: the hub keeps old open
 /// parcels in view with its own "open since" mark, and tells `maintain` which months to keep.
 pub(crate) const THREAD_FACTS: TableDefinition<(&str, &str), &[u8]> =

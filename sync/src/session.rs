@@ -471,6 +471,11 @@ impl Session {
             self.index.insert(store.doc_id(&key), key);
         }
         for key in held.iter().chain(wanted.iter()) {
+            // An old month the peer already has all of is not even loaded: old months change
+            // only at the hubs, and a hub that changes one offers it itself.
+            if !key.is_live(now_ms) && store.peer_has(&self.peer_key, key)? {
+                continue;
+            }
             self.queue.insert((priority(key, now_ms), *key));
         }
         if self.cfg.want_requests {

@@ -19,7 +19,7 @@ use crate::quarantine::{quarantine_chunk, LoadReport, Quarantined, Undecodable};
 use crate::record::Record;
 use crate::redb_store::{
     incremental_key, open_database, read_chunks, snapshot_key, ChunkStore, CHUNKS, CHUNKS_NAME,
-    CLOSED_THREADS, DOCS, FORMAT_VERSION, LOCAL, META, OUTBOX, QUARANTINE, SYNC_STATES,
+    CLOSED_THREADS, DOCS, DOC_HEADS, FORMAT_VERSION, LOCAL, META, OUTBOX, QUARANTINE, SYNC_STATES,
     THREAD_FACTS,
 };
 
@@ -603,10 +603,18 @@ impl<R: Record> Store<R> {
                         .ctx("write chunk")?;
                 }
                 let mut docs = tx.open_table(DOCS).ctx("open docs")?;
+                let mut heads = tx.open_table(DOC_HEADS).ctx("open doc_heads")?;
                 for key in touched {
-                    if let Some(live) = self.docs.get(key) {
-                        docs.insert(key.to_string().as_str(), (live.id.as_str(), live.facts))
+                    if let Some(live) = self.docs.get_mut(key) {
+                        let name = key.to_string();
+                        docs.insert(name.as_str(), (live.id.as_str(), live.facts))
                             .ctx("write docs")?;
+                        heads
+                            .insert(
+                                name.as_str(),
+                                encode_heads(&live.doc.get_heads()).as_slice(),
+                            )
+                            .ctx("write doc_heads")?;
                     }
                 }
             }
@@ -752,6 +760,10 @@ impl<R: Record> Store<R> {
                 let mut docs = tx.open_table(DOCS).ctx("open docs")?;
                 docs.insert(key.to_string().as_str(), (live.id.as_str(), live.facts))
                     .ctx("write docs")?;
+                let mut stored = tx.open_table(DOC_HEADS).ctx("open doc_heads")?;
+                stored
+                    .insert(key.to_string().as_str(), encode_heads(&heads).as_slice())
+                    .ctx("write doc_heads")?;
             }
             tx.commit().ctx("commit compaction")
         })();
@@ -792,6 +804,7 @@ impl<R: Record> Store<R> {
         {
             let mut chunks = tx.open_table(CHUNKS).ctx("open chunks")?;
             let mut docs = tx.open_table(DOCS).ctx("open docs")?;
+            let mut heads_table = tx.open_table(DOC_HEADS).ctx("open doc_heads")?;
             for key in candidates {
                 let name = key.to_string();
                 let id = self.doc_id(&key);
@@ -803,6 +816,9 @@ impl<R: Record> Store<R> {
                     chunks.remove(row.as_str()).ctx("remove expired chunk")?;
                 }
                 docs.remove(name.as_str()).ctx("remove expired doc")?;
+                heads_table
+                    .remove(name.as_str())
+                    .ctx("remove expired heads")?;
                 self.docs.remove(&key);
                 expired.push(key);
             }
@@ -858,6 +874,21 @@ impl<R: Record> Store<R> {
         }
         Ok(out)
     }
+}
+
+/// Heads as stored in `doc_heads`: their 32-byte hashes, concatenated.
+pub(crate) fn encode_heads(heads: &[automerge::ChangeHash]) -> Vec<u8> {
+    heads.iter().flat_map(|h| h.0).collect()
+}
+
+pub(crate) fn decode_heads(bytes: &[u8]) -> Option<Vec<automerge::ChangeHash>> {
+    if !bytes.len().is_multiple_of(32) {
+        return None;
+    }
+    bytes
+        .chunks(32)
+        .map(|c| <[u8; 32]>::try_from(c).ok().map(automerge::ChangeHash))
+        .collect()
 }
 
 /// Drops the uncommitted puts of a failed append, and recounts (rare, so the O(n) count is fine).
@@ -970,6 +1001,7 @@ fn init_meta(
         tx.open_table(OUTBOX).ctx("create outbox")?;
         tx.open_table(LOCAL).ctx("create local")?;
         tx.open_table(SYNC_STATES).ctx("create sync_states")?;
+        tx.open_table(DOC_HEADS).ctx("create doc_heads")?;
         // The open-thread index of earlier versions: nothing reads it any more.
         tx.delete_table(THREAD_FACTS).ctx("delete thread_facts")?;
         tx.delete_table(CLOSED_THREADS)

@@ -369,3 +369,30 @@ fn retention_keeps_a_month_until_every_peer_has_it() {
     let done = b.maintain(NOV_15, None).unwrap();
     assert_eq!(done.expired, vec![key]);
 }
+
+/// A reconnect does not load old months the peer already has: their heads are stored with them.
+#[test]
+fn a_reconnect_leaves_old_months_the_peer_has_on_disk() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut a = open(da.path(), "hub-a");
+    let mut b = open(db.path(), "hub-b");
+    let mut g = Gen::new("hub-a");
+    let old = NOV_15 - 90 * DAY;
+    a.append(&g.parcel_life(old, "old", 1, true)).unwrap();
+    a.append(&g.parcel_life(NOV_15, "new", 2, false)).unwrap();
+    connect(&mut a, &mut b, NOV_15);
+    drop(a);
+    let mut a = open(da.path(), "hub-a");
+    let key = DocKey::monthly(Family::Parcels, old);
+    assert!(!a.documents().iter().any(|d| d.key == key && d.loaded));
+    let again = connect(&mut a, &mut b, NOV_15 + 1);
+    assert!(again.a.status().caught_up);
+    assert!(
+        !a.documents().iter().any(|d| d.key == key && d.loaded),
+        "the old month stayed on disk"
+    );
+    assert!(
+        !again.sent_docs_a.iter().any(|id| *id == a.doc_id(&key)),
+        "and was not offered again"
+    );
+}

@@ -92,29 +92,20 @@ compartments = [ { doors = "1-4", size = "M" } ]
 }
 
 fn hub_a(dir: &std::path::Path) -> String {
-    std::fs::write(dir.join("sync.token"), TOKEN).expect("token");
-    base_config(dir)
-        + &format!(
-            r#"
-[sync]
-listen = "127.0.0.1:0"
-token_file = "{}/sync.token"
-allow_plaintext = true
-reply_timeout = "3s"
-max_backoff = "1s"
-"#,
-            dir.display()
-        )
-        + bank()
+    hub(dir, TOKEN, r#"listen = "127.0.0.1:0""#)
 }
 
 fn hub_b(dir: &std::path::Path, to: SocketAddr, token: &str) -> String {
+    hub(dir, token, &format!(r#"hubs = ["ws://{to}/"]"#))
+}
+
+fn hub(dir: &std::path::Path, token: &str, link: &str) -> String {
     std::fs::write(dir.join("sync.token"), token).expect("token");
     base_config(dir)
         + &format!(
             r#"
 [sync]
-hubs = ["ws://{to}/"]
+{link}
 token_file = "{}/sync.token"
 allow_plaintext = true
 reply_timeout = "3s"

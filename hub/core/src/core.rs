@@ -386,13 +386,8 @@ impl Core {
             }
         }
         self.last_tick = self.last_tick.max(now);
-        let mut out = self.finish(tx, before, None);
-        if self.remote_due() {
-            let remote = self.run_remote_requests(now, entropy);
-            out.facts.extend(remote.facts);
-            out.effects.extend(remote.effects);
-        }
-        out
+        let out = self.finish(tx, before, None);
+        self.and_remote_requests(out, now, entropy)
     }
 
     /// The earliest time at which `tick` has something to do, if any.
@@ -476,8 +471,18 @@ impl Core {
                 ),
             );
         }
-        let mut out = self.finish(tx, before, None);
+        let out = self.finish(tx, before, None);
         // Requests the cloud just made, run here if this hub executes them.
+        self.and_remote_requests(out, now, entropy)
+    }
+
+    /// `out`, followed by running the remote requests that wait for this hub (`remote.rs`).
+    fn and_remote_requests(
+        &mut self,
+        mut out: Output,
+        now: Millis,
+        entropy: &mut dyn Entropy,
+    ) -> Output {
         if self.remote_due() {
             let remote = self.run_remote_requests(now, entropy);
             out.facts.extend(remote.facts);
