@@ -401,6 +401,11 @@ impl Runner {
         self.links.publish_documents(self.store.as_ref());
         let mut next_maintenance = std::time::Instant::now() + MAINTENANCE_EVERY;
         loop {
+            // Due sync work (a peer's overdue answer, a document to ask for again) runs even
+            // when jobs never leave the queue idle long enough to time out.
+            if self.links.next_poll_ms().is_some_and(|t| t <= now().0) {
+                self.sync_poll();
+            }
             if std::time::Instant::now() >= next_maintenance {
                 self.maintain();
                 next_maintenance = std::time::Instant::now() + MAINTENANCE_EVERY;
@@ -533,10 +538,7 @@ impl Runner {
                 }
                 Ok(Job::Sync(event)) => self.sync_event(event),
                 Ok(Job::Stop) | Err(RecvTimeoutError::Disconnected) => return,
-                Err(RecvTimeoutError::Timeout) => {
-                    self.step(None, ReplyTo::Nobody);
-                    self.sync_poll();
-                }
+                Err(RecvTimeoutError::Timeout) => self.step(None, ReplyTo::Nobody),
             }
         }
     }
@@ -572,10 +574,18 @@ impl Runner {
             "merged from a sync peer"
         );
         let out = self.core.merge(at, facts, &mut OsEntropy);
-        // Whatever the merge decided (an alert about a foreign write) is committed like any step.
+        // What the merge decided (an alert about a foreign write, a remote request carried out)
+        // is committed like any step, and on a refused commit dropped the same way: the merged
+        // facts are on disk already, so a reload keeps them and a remote request stays pending.
         match self.commit(&out) {
             Ok(()) => self.act(out, ReplyTo::Nobody),
-            Err(why) => warn!(reason = %why, "the disk refused what a merge decided"),
+            Err(why) => {
+                warn!(reason = %why, "the disk refused what a merge decided; it is decided again once there is room");
+                let verdict = self.storage.check(Some(&why));
+                self.reload();
+                self.storage_changed(&verdict);
+                return;
+            }
         }
         self.refresh_snapshot();
         self.announce_change();
