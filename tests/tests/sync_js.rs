@@ -32,6 +32,20 @@ struct JsServer {
 
 impl JsServer {
     fn start(port: u16, storage: &Path, token: &str) -> JsServer {
+        Self::start_with(port, storage, token, &[])
+    }
+
+    /// Serving `wss://` with this certificate and key.
+    fn start_tls(port: u16, storage: &Path, token: &str, cert: &Path, key: &Path) -> JsServer {
+        Self::start_with(
+            port,
+            storage,
+            token,
+            &["--tls".as_ref(), cert.as_os_str(), key.as_os_str()],
+        )
+    }
+
+    fn start_with(port: u16, storage: &Path, token: &str, extra: &[&std::ffi::OsStr]) -> JsServer {
         assert!(
             peer_dir()
                 .join("node_modules/@automerge/automerge-repo")
@@ -43,6 +57,7 @@ impl JsServer {
             .arg(port.to_string())
             .arg(storage)
             .arg(token)
+            .args(extra)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -473,4 +488,42 @@ fn the_hub_fails_over_to_the_second_server_and_nothing_is_lost() {
         Duration::from_secs(15),
         || has(&mut second, &before) && has(&mut second, &after),
     );
+}
+
+/// `wss://`: the server's certificate is checked. A hub given the CA that signed it (`ca_file`)
+/// syncs; a hub without it never connects and says why in `/healthz`.
+#[test]
+fn wss_connects_only_to_a_server_whose_certificate_the_hub_trusts() {
+    let pki_dir = tempfile::tempdir().expect("tempdir");
+    let pki = locker_tests::certs::write_test_pki(pki_dir.path());
+    let port = free_port();
+    let storage = tempfile::tempdir().expect("tempdir");
+    let _server = JsServer::start_tls(port, storage.path(), TOKEN, &pki.cert_file, &pki.key_file);
+    let config = |dir: &Path, ca: Option<&Path>| -> String {
+        std::fs::write(dir.join("sync.token"), TOKEN).expect("token");
+        let ca = ca
+            .map(|c| format!("ca_file = \"{}\"\n", c.display()))
+            .unwrap_or_default();
+        base_config(dir)
+            + &format!(
+                "\n[sync]\nendpoints = [\"wss://localhost:{port}/\"]\ntoken_file = \"{}/sync.token\"\n\
+                 max_backoff = \"2s\"\n{ca}",
+                dir.display()
+            )
+    };
+    let trusting = Hub::start(|dir| config(dir, Some(&pki.ca_file)));
+    let doubting = Hub::start(|dir| config(dir, None));
+    wait_until("the trusting hub to sync", Duration::from_secs(20), || {
+        sync_peer(&trusting)["state"] == "connected" && sync_peer(&trusting)["caught_up"] == true
+    });
+    wait_until(
+        "the doubting hub to say why",
+        Duration::from_secs(20),
+        || {
+            sync_peer(&doubting)["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("certificate"))
+        },
+    );
+    assert_ne!(sync_peer(&doubting)["state"], "connected");
 }
