@@ -232,3 +232,78 @@ fn a_hub_without_the_token_is_refused() {
     std::thread::sleep(Duration::from_secs(2));
     assert!(!residents(&b).contains("r-secret"), "nothing crossed");
 }
+
+/// What reaches `listen` that is not a hub speaking the protocol: bytes that are not HTTP, an
+/// upgrade without the token, and a hub with the token that sends garbage in a WebSocket frame.
+/// Each is refused or closed, and the hub goes on (a second hub still syncs with it).
+#[test]
+fn garbage_at_the_sync_listener_is_refused_and_nothing_is_lost() {
+    let a = Hub::start(hub_a);
+    let listen = a.sync.expect("sync address");
+    let read_all = |s: &mut TcpStream| -> Vec<u8> {
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut got = Vec::new();
+        let _ = s.read_to_end(&mut got);
+        got
+    };
+
+    // Not HTTP at all: the connection is dropped.
+    let mut s = TcpStream::connect(listen).unwrap();
+    s.write_all(b"\x16\x03\x01\x00\xffgarbage that is not an upgrade\r\n\r\n")
+        .unwrap();
+    let got = read_all(&mut s);
+    assert!(!String::from_utf8_lossy(&got).contains("101"), "{got:?}");
+
+    // An upgrade without the token: 401.
+    let upgrade = |token: Option<&str>| {
+        let auth = token
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
+        format!(
+            "GET / HTTP/1.1\r\nHost: {listen}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{auth}\r\n"
+        )
+    };
+    let mut s = TcpStream::connect(listen).unwrap();
+    s.write_all(upgrade(None).as_bytes()).unwrap();
+    let got = String::from_utf8_lossy(&read_all(&mut s)).into_owned();
+    assert!(got.starts_with("HTTP/1.1 401"), "{got}");
+
+    // With the token, then a binary frame of garbage: the hub answers with an error and closes.
+    let mut s = TcpStream::connect(listen).unwrap();
+    s.write_all(upgrade(Some(TOKEN)).as_bytes()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    let payload = b"\xff\x00 not CBOR";
+    let mask = [1u8, 2, 3, 4];
+    let mut frame = vec![0x82, 0x80 | payload.len() as u8];
+    frame.extend_from_slice(&mask);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    s.write_all(&frame).unwrap();
+    let got = read_all(&mut s);
+    assert!(
+        got.windows(5).any(|w| w == b"error"),
+        "an error message before the close: {got:?}"
+    );
+
+    // The hub is fine: a real second hub syncs with it.
+    let reply = a.command(
+        "after",
+        json!({"type": "register_resident", "resident": "r-after", "unit": "3"}),
+    );
+    assert_eq!(reply["type"], "accepted", "{reply}");
+    let b = Hub::start(|dir| hub_b(dir, listen, TOKEN));
+    wait_until("A's resident at B", Duration::from_secs(20), || {
+        residents(&b).contains("r-after")
+    });
+}
