@@ -459,10 +459,9 @@ impl Session {
             known.extend(Family::ALL.iter().map(|f| DocKey::Monthly(*f, m)));
         }
         let held: Vec<DocKey> = store
-            .documents()
+            .held_documents()?
             .into_iter()
-            .filter(|d| d.stored_bytes > 0)
-            .map(|d| d.key)
+            .map(|(key, _)| key)
             .collect();
         let wanted = self.wanted(now_ms);
         known.extend(held.iter().copied());

@@ -521,6 +521,16 @@ impl<R: Record> Store<R> {
         }
     }
 
+    /// The documents written to disk, with their automerge-repo ids, from the name index alone
+    /// (unlike `documents`, which reads every chunk to count bytes).
+    pub fn held_documents(&self) -> Result<Vec<(DocKey, String)>, StoreError> {
+        Ok(self
+            .read_index()?
+            .into_iter()
+            .filter_map(|(name, id)| name.parse::<DocKey>().ok().map(|k| (k, id)))
+            .collect())
+    }
+
     /// True when this hub has the document: in the index on disk, or in memory with facts.
     pub fn holds(&self, key: &DocKey) -> bool {
         match self.docs.get(key) {

@@ -229,14 +229,19 @@ impl Links {
         if self.settings.is_none() {
             return;
         }
-        if let Some(store) = store {
-            let docs = store.documents();
-            self.shown = docs.iter().map(|d| d.key).collect();
-            self.board.set_documents(
-                docs.into_iter()
-                    .map(|d| (d.key.to_string(), format!("automerge:{}", d.automerge_id)))
-                    .collect(),
-            );
+        let Some(store) = store else {
+            return;
+        };
+        match store.held_documents() {
+            Ok(docs) => {
+                self.shown = docs.iter().map(|(key, _)| *key).collect();
+                self.board.set_documents(
+                    docs.into_iter()
+                        .map(|(key, id)| (key.to_string(), format!("automerge:{id}")))
+                        .collect(),
+                );
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot list the synced documents"),
         }
     }
 
