@@ -20,14 +20,18 @@ pub struct Sync {
     /// keeps one cloud connection, and moves to the next URL when one fails.
     pub endpoints: Vec<String>,
     /// Other hubs of this site to connect to (each one connection, at the same time as the
-    /// cloud's).
+    /// cloud's): `wss://` to a hub paired with this one (`locker-hub init --join`), each side
+    /// checking the other's certificate; `ws://` with the token, with `allow_plaintext`.
     pub hubs: Vec<String>,
-    /// Where this hub accepts a second hub's connection.
+    /// Where this hub accepts a second hub's connection: TLS with the hub's certificate, open to
+    /// paired hubs and to a hub that joins with a pairing code; with `allow_plaintext`, plain
+    /// WebSocket for any hub that sends the token instead.
     pub listen: Option<SocketAddr>,
-    /// File holding the access token, sent as `Authorization: Bearer` (and required of a hub that
-    /// connects to `listen`). Kept out of the config (and out of synced documents) because it is
-    /// a secret; it may be written later by pairing, so it need not exist yet.
-    pub token_file: PathBuf,
+    /// File holding the access token, sent as `Authorization: Bearer` to the cloud (and, with
+    /// `allow_plaintext`, between hubs). Kept out of the config (and out of synced documents)
+    /// because it is a secret; it need not exist yet. Required for `endpoints`, `ws://` hubs
+    /// and a plain `listen`.
+    pub token_file: Option<PathBuf>,
     /// Extra certificate authorities (PEM) trusted for `wss://`, besides the system's.
     pub ca_file: Option<PathBuf>,
     /// `ws://` (no TLS) is refused unless this is true: for a LAN you trust, and for tests.
@@ -84,16 +88,7 @@ pub(crate) fn read(root: &mut Table, cx: &mut Ctx) -> Option<Option<Sync>> {
         Some(item) => {
             let text = item.str(cx);
             match text.map(str::parse::<SocketAddr>) {
-                Some(Ok(addr)) if allow_plaintext => Some(Some(addr)),
-                Some(Ok(_)) => {
-                    cx.error(
-                        &item.span(),
-                        item.key(),
-                        "a second hub connects over plain WebSocket on the LAN until pairing \
-                         with certificates lands: set `allow_plaintext = true` to accept it",
-                    );
-                    None
-                }
+                Some(Ok(addr)) => Some(Some(addr)),
                 Some(Err(e)) => {
                     cx.error(
                         &item.span(),
@@ -107,7 +102,10 @@ pub(crate) fn read(root: &mut Table, cx: &mut Ctx) -> Option<Option<Sync>> {
         }
         None => Some(None),
     };
-    let token_file = t.require(cx, "token_file").and_then(|f| f.path(cx));
+    let token_file = match t.get("token_file") {
+        Some(f) => f.path(cx).map(Some),
+        None => Some(None),
+    };
     let ca_file = match t.get("ca_file") {
         Some(f) => f.readable_file(cx).map(Some),
         None => Some(None),
@@ -150,6 +148,17 @@ pub(crate) fn read(root: &mut Table, cx: &mut Ctx) -> Option<Option<Sync>> {
         remote_open_max_age,
         remote_opens_per_hour,
     };
+    let needs_token = !sync.endpoints.is_empty()
+        || sync.hubs.iter().any(|h| h.starts_with("ws://"))
+        || (sync.listen.is_some() && allow_plaintext);
+    if needs_token && sync.token_file.is_none() {
+        cx.error_at(
+            &section,
+            "`[sync]` needs `token_file`: the cloud (`endpoints`), a `ws://` hub and a plain \
+             `listen` are reached with a token (paired hubs over `wss://` need none)",
+        );
+        return None;
+    }
     if sync.endpoints.is_empty() && sync.hubs.is_empty() && sync.listen.is_none() {
         cx.error_at(
             &section,

@@ -131,6 +131,11 @@ fn cases(existing_file: &str) -> Vec<Case> {
             8, "sync.endpoints[0]", "plain WebSocket",
         ),
         case(
+            "a cloud without a token",
+            file(&[&SITE, &BANK, &["[sync]", "endpoints = [\"wss://sync.example.org/s\"]"]]),
+            7, "sync", "needs `token_file`",
+        ),
+        case(
             "sync with nothing to sync with",
             file(&[&SITE, &BANK, &["[sync]", "token_file = \"t\""]]),
             7, "sync", "names nothing to sync with",

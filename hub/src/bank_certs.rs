@@ -23,7 +23,6 @@ use rcgen::{
     KeyUsagePurpose,
 };
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 /// The site CA's certificate and key, relative to the data directory.
 pub fn site_ca_paths(data_dir: &Path) -> (PathBuf, PathBuf) {
@@ -109,9 +108,7 @@ impl Registry {
 
     fn save(&self, path: &Path) -> Result<(), String> {
         let bytes = serde_json::to_vec_pretty(self).map_err(|e| e.to_string())?;
-        let tmp = path.with_extension("json.tmp");
-        crate::files::write_file(&tmp, &bytes, 0o644)?;
-        fs::rename(&tmp, path).map_err(|e| format!("cannot replace {}: {e}", path.display()))
+        crate::files::replace_file(path, &bytes, 0o644)
     }
 
     /// Which bank a certificate (its DER) belongs to.
@@ -125,13 +122,7 @@ impl Registry {
     }
 }
 
-/// SHA-256 of a certificate's DER, lowercase hex.
-pub fn fingerprint(der: &[u8]) -> String {
-    Sha256::digest(der)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
+pub use crate::files::fingerprint;
 
 /// `locker-hub bank enroll`: issue a certificate for `bank` of the site configured at
 /// `config_path`, write `BANK.crt`, `BANK.key` and the CA a controller needs into `out`, and

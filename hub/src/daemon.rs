@@ -374,6 +374,8 @@ impl Hub {
             status.set_sync(sync_board.clone());
             listening.sync = crate::link::start(
                 sync,
+                &config.site.data_dir,
+                engine.identity.clone(),
                 engine.jobs.clone(),
                 sync_board.clone(),
                 shutdown.clone(),

@@ -58,7 +58,7 @@ fn server_certificate(data_dir: &Path) -> Result<String, String> {
     ))
 }
 
-fn hostname() -> String {
+pub(crate) fn hostname() -> String {
     fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_owned())
         .ok()

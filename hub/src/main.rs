@@ -2,7 +2,7 @@
 //! parses arguments, sets up the process (logging, fail-stop on panic, the runtime), and calls
 //! [`daemon::run`] or a one-shot command.
 
-use locker_hub::{bank_certs, daemon, demo, init, logging, user_cli};
+use locker_hub::{bank_certs, daemon, demo, init, join, logging, user_cli};
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -47,11 +47,31 @@ enum Command {
     #[command(subcommand)]
     Bank(BankCommand),
     /// Prepare a new installation: a self-signed TLS certificate and the site CA for bank
-    /// certificates in DATA_DIR/tls (kept if present).
+    /// certificates in DATA_DIR/tls (kept if present). With --join, also join the site of a
+    /// hub that ran `locker-hub pair`, before this hub's first start.
     Init {
-        /// The hub's data directory.
+        /// The hub's data directory (with --join, the configuration's is used).
         #[arg(long, default_value = locker_config::DEFAULT_DATA_DIR)]
         data_dir: PathBuf,
+        /// The other hub's sync address (`wss://HOST:PORT`), as `locker-hub pair` printed it.
+        #[arg(long, requires_all = ["code", "fingerprint"])]
+        join: Option<String>,
+        /// The pairing code `locker-hub pair` printed on the other hub.
+        #[arg(long, requires = "join")]
+        code: Option<String>,
+        /// The other hub's certificate fingerprint (SHA-256), as `locker-hub pair` printed it.
+        #[arg(long, requires = "join")]
+        fingerprint: Option<String>,
+        /// This hub's configuration (with --join: its data directory and site id).
+        #[arg(long, short, default_value = locker_config::DEFAULT_PATH)]
+        config: PathBuf,
+    },
+    /// Let a second hub of the site join this one: print a one-time pairing code (valid 10
+    /// minutes) and this hub's certificate fingerprint, for `locker-hub init --join` there.
+    Pair {
+        /// The site configuration (`[sync] listen` must be set).
+        #[arg(long, short, default_value = locker_config::DEFAULT_PATH)]
+        config: PathBuf,
     },
 }
 
@@ -148,16 +168,31 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Init { data_dir } => match init::run(&data_dir) {
-            Ok(done) => {
-                println!("{done}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("locker-hub init: {e}");
-                ExitCode::FAILURE
-            }
-        },
+        Command::Init {
+            data_dir,
+            join: None,
+            ..
+        } => report("init", init::run(&data_dir)),
+        Command::Init {
+            join: Some(url),
+            code,
+            fingerprint,
+            config,
+            ..
+        } => {
+            let runtime = match runtime() {
+                Ok(r) => r,
+                Err(code) => return code,
+            };
+            let joined = runtime.block_on(join::join(
+                &config,
+                &url,
+                code.as_deref().unwrap_or_default(),
+                fingerprint.as_deref().unwrap_or_default(),
+            ));
+            report("init --join", joined)
+        }
+        Command::Pair { config } => report("pair", join::pair(&config)),
         Command::Run { config } => {
             logging::init();
             let config = match locker_config::load(&config) {
@@ -190,6 +225,20 @@ fn main() -> ExitCode {
             let code = serve_demo(config);
             drop(data);
             code
+        }
+    }
+}
+
+/// Print what a one-shot command did, or why it failed.
+fn report(what: &str, result: Result<String, String>) -> ExitCode {
+    match result {
+        Ok(done) => {
+            println!("{done}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("locker-hub {what}: {e}");
+            ExitCode::FAILURE
         }
     }
 }

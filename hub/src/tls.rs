@@ -191,24 +191,42 @@ impl axum::serve::Listener for TlsListener {
 pub fn pinned_client(cert: &Path) -> Result<rustls::ClientConfig, String> {
     let pinned = CertificateDer::from_pem_file(cert)
         .map_err(|e| format!("cannot read {}: {e}", cert.display()))?;
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    Ok(
-        rustls::ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(Pinned {
-                cert: pinned.into_owned(),
-                provider,
-            }))
-            .with_no_client_auth(),
-    )
+    pinned_to(vec![crate::files::fingerprint(&pinned)], None)
 }
 
-/// Trusts exactly one certificate (see [`pinned_client`]).
+/// A TLS client configuration that trusts exactly the certificates whose SHA-256 fingerprints
+/// are `sha256` (lowercase hex), whatever name they carry, and presents `identity` (a
+/// certificate chain and its key, PEM files) when the server asks: how one hub reaches another
+/// it is paired with.
+pub fn pinned_to(
+    sha256: Vec<String>,
+    identity: Option<(&Path, &Path)>,
+) -> Result<rustls::ClientConfig, String> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(Pinned { sha256, provider }));
+    match identity {
+        None => Ok(builder.with_no_client_auth()),
+        Some((cert, key)) => {
+            let chain = CertificateDer::pem_file_iter(cert)
+                .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| format!("cannot read {}: {e}", cert.display()))?;
+            let key_der = PrivateKeyDer::from_pem_file(key)
+                .map_err(|e| format!("cannot read {}: {e}", key.display()))?;
+            builder
+                .with_client_auth_cert(chain, key_der)
+                .map_err(|e| format!("{} and {}: {e}", cert.display(), key.display()))
+        }
+    }
+}
+
+/// Trusts exactly the certificates with the given fingerprints (see [`pinned_to`]).
 #[derive(Debug)]
 struct Pinned {
-    cert: CertificateDer<'static>,
+    sha256: Vec<String>,
     provider: Arc<rustls::crypto::CryptoProvider>,
 }
 
@@ -221,13 +239,108 @@ impl rustls::client::danger::ServerCertVerifier for Pinned {
         _ocsp: &[u8],
         _now: rustls::pki_types::UnixTime,
     ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        if end_entity.as_ref() == self.cert.as_ref() {
+        let seen = crate::files::fingerprint(end_entity.as_ref());
+        if self.sha256.contains(&seen) {
             Ok(rustls::client::danger::ServerCertVerified::assertion())
         } else {
-            Err(rustls::Error::General(
-                "the hub presented a certificate other than the configured one".into(),
-            ))
+            Err(rustls::Error::General(format!(
+                "the peer presented a certificate (SHA-256 {seen}) other than the one it was \
+                 paired or configured with"
+            )))
         }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// A TLS acceptor with the hub's certificate that asks every client for a certificate and
+/// accepts any (its possession of the key is still proven by the handshake) or none: the sync
+/// listener decides by the certificate's fingerprint which hub it is (`locker_app::pairing`).
+pub fn acceptor_any_client_cert(cert: &Path, key: &Path) -> Result<TlsAcceptor, TlsSetupError> {
+    let cert_name = cert.display().to_string();
+    let key_name = key.display().to_string();
+    let chain = CertificateDer::pem_file_iter(cert)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|source| TlsSetupError::Cert {
+            path: cert_name.clone(),
+            source,
+        })?;
+    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|source| TlsSetupError::Key {
+        path: key_name.clone(),
+        source,
+    })?;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|source| TlsSetupError::Config {
+            cert: cert_name.clone(),
+            key: key_name.clone(),
+            source,
+        })?
+        .with_client_cert_verifier(Arc::new(AnyClientCert { provider }))
+        .with_single_cert(chain, key_der)
+        .map_err(|source| TlsSetupError::Config {
+            cert: cert_name,
+            key: key_name,
+            source,
+        })?;
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// See [`acceptor_any_client_cert`].
+#[derive(Debug)]
+struct AnyClientCert {
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl rustls::server::danger::ClientCertVerifier for AnyClientCert {
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        Ok(rustls::server::danger::ClientCertVerified::assertion())
     }
 
     fn verify_tls12_signature(

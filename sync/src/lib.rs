@@ -28,4 +28,4 @@ pub use record::Record;
 pub use redb_store::{ChunkStore, FORMAT_VERSION};
 pub use secrets::{code_hash, SecretHit};
 pub use session::{PeerRole, Session, SessionConfig, SessionError, SessionStatus, Step};
-pub use store::{stored_hub_id, DocInfo, Maintenance, Store, StoreOptions};
+pub use store::{create_joined, stored_hub_id, DocInfo, Maintenance, Store, StoreOptions};

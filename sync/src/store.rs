@@ -139,7 +139,7 @@ impl<R: Record> Store<R> {
         report.database_replaced = replaced;
         let db = Arc::new(db);
         let site_id = opts.site_id.clone().unwrap_or_else(|| hub_id.to_string());
-        let site_key = init_meta(&db, &path, hub_id, &site_id)?;
+        let site_key = init_meta(&db, &path, hub_id, &site_id, None)?;
 
         let mut actor_bytes = hub_id.as_bytes().to_vec();
         let mut session = [0u8; 8];
@@ -930,12 +930,43 @@ pub fn stored_hub_id(data_dir: &Path) -> Result<Option<String>, StoreError> {
         .map(|v| String::from_utf8_lossy(v.value()).into_owned()))
 }
 
-/// First open: create the tables, check format version and hub id, create the site key.
+/// Create `data_dir/state.redb` for a hub that joins a site (`locker-hub init --join`), before
+/// it is first opened: its own hub id, and the site's id and key as the paired hub sent them, so
+/// codes and badges hashed at either hub verify at both. Refuses a data directory that already
+/// has a store: a hub's site key is never replaced.
+pub fn create_joined(
+    data_dir: &Path,
+    hub_id: &str,
+    site_id: &str,
+    site_key: [u8; 32],
+) -> Result<(), StoreError> {
+    let path = data_dir.join("state.redb");
+    if path.exists() {
+        return Err(StoreError::Io {
+            path,
+            source: std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "this hub already has a store; a hub joins a site only before its first start",
+            ),
+        });
+    }
+    std::fs::create_dir_all(data_dir).map_err(|source| StoreError::Io {
+        path: data_dir.to_path_buf(),
+        source,
+    })?;
+    let (db, _) = open_database(&path, StoreOptions::default().cache_bytes)?;
+    init_meta(&db, &path, hub_id, site_id, Some(site_key))?;
+    Ok(())
+}
+
+/// First open: create the tables, check format version and hub id, create the site key (or
+/// take `given_key`, for a hub that joins a site).
 fn init_meta(
     db: &Database,
     path: &Path,
     hub_id: &str,
     site_id: &str,
+    given_key: Option<[u8; 32]>,
 ) -> Result<[u8; 32], StoreError> {
     let tx = db.begin_write().ctx("begin write")?;
     let site_key;
@@ -995,11 +1026,17 @@ fn init_meta(
                 k
             }
             _ => {
-                let mut k = [0u8; 32];
-                getrandom::fill(&mut k).map_err(|e| StoreError::Io {
-                    path: path.to_path_buf(),
-                    source: std::io::Error::other(format!("no OS randomness: {e}")),
-                })?;
+                let k = match given_key {
+                    Some(k) => k,
+                    None => {
+                        let mut k = [0u8; 32];
+                        getrandom::fill(&mut k).map_err(|e| StoreError::Io {
+                            path: path.to_path_buf(),
+                            source: std::io::Error::other(format!("no OS randomness: {e}")),
+                        })?;
+                        k
+                    }
+                };
                 meta.insert("site_key", k.as_slice())
                     .ctx("write site_key")?;
                 k

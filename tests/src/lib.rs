@@ -135,7 +135,16 @@ impl Hub {
     /// [`Hub::start`] with extra environment variables for the hub process (a preloaded
     /// library that fakes the system clock, say).
     pub fn start_with_env(config: impl FnOnce(&Path) -> String, env: &[(&str, String)]) -> Hub {
-        let dir = tempfile::tempdir().expect("tempdir");
+        Self::start_in(tempfile::tempdir().expect("tempdir"), config, env)
+    }
+
+    /// [`Hub::start_with_env`] in a directory the test prepared (a data directory made by
+    /// `locker-hub init --join`, say).
+    pub fn start_in(
+        dir: tempfile::TempDir,
+        config: impl FnOnce(&Path) -> String,
+        env: &[(&str, String)],
+    ) -> Hub {
         let text = config(dir.path());
         let path = dir.path().join("hub.toml");
         std::fs::write(&path, text).expect("write config");

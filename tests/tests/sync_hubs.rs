@@ -307,3 +307,189 @@ fn garbage_at_the_sync_listener_is_refused_and_nothing_is_lost() {
         residents(&b).contains("r-after")
     });
 }
+
+/// `locker-hub <args>`: its exit status and everything it printed.
+fn locker_hub(args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(locker_tests::hub_binary())
+        .args(args)
+        .output()
+        .expect("run locker-hub");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// A hub with TLS `listen` and no token: only paired hubs reach it.
+fn paired_a(dir: &std::path::Path) -> String {
+    base_config(dir)
+        + r#"
+[sync]
+listen = "127.0.0.1:0"
+reply_timeout = "3s"
+max_backoff = "1s"
+"# + bank()
+}
+
+/// A hub that dials `url` as a paired hub.
+fn paired_b(dir: &std::path::Path, url: &str) -> String {
+    base_config(dir)
+        + &format!(
+            r#"
+[sync]
+hubs = ["{url}"]
+reply_timeout = "3s"
+max_backoff = "1s"
+"#
+        )
+        + bank()
+}
+
+/// Pairing (#13 item 8): `locker-hub pair` on A prints a one-time code and A's fingerprint;
+/// `init --join` on B with a wrong code, or pinned to a wrong fingerprint, gets nothing and
+/// writes no store; with both right, B gets the site's key (a carrier code issued at A works at
+/// B) and its own hub id, and the two sync over mutual TLS. The code works once. A hub that
+/// trusts A but that A never paired is refused, and a client without a certificate too.
+#[test]
+fn paired_hubs_sync_over_mutual_tls_and_nobody_else_gets_in() {
+    let a = Hub::start(paired_a);
+    let listen = a.sync.expect("sync address");
+    let url = format!("wss://{listen}");
+    let a_config = a.dir.path().join("hub.toml");
+    let (ok, printed) = locker_hub(&["pair", "--config", a_config.to_str().unwrap()]);
+    assert!(ok, "{printed}");
+    let field = |name: &str| -> String {
+        printed
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.split_whitespace().next().unwrap_or_default().to_owned())
+            .unwrap_or_else(|| panic!("no {name:?} in {printed}"))
+    };
+    let code = field("pairing code: ");
+    let fingerprint = field("this hub's certificate: SHA-256 ");
+    assert_eq!(fingerprint.len(), 64, "{printed}");
+
+    let b_dir = tempfile::tempdir().unwrap();
+    let b_config = b_dir.path().join("hub.toml");
+    std::fs::write(&b_config, paired_b(b_dir.path(), &url)).unwrap();
+    let join = |code: &str, fp: &str, config: &std::path::Path| {
+        locker_hub(&[
+            "init",
+            "--join",
+            &url,
+            "--code",
+            code,
+            "--fingerprint",
+            fp,
+            "--config",
+            config.to_str().unwrap(),
+        ])
+    };
+    let store = b_dir.path().join("data/state.redb");
+
+    // A wrong code: refused by A, one try used, nothing written at B.
+    let (ok, said) = join("0000-0000-0000", &fingerprint, &b_config);
+    assert!(
+        !ok && said.contains("wrong pairing code (4 tries left)"),
+        "{said}"
+    );
+    assert!(!store.exists());
+    // The right code to a server that is not A (pinned to another fingerprint): TLS fails
+    // before the code is sent, so the code is not spent.
+    let (ok, said) = join(&code, &"ab".repeat(32), &b_config);
+    assert!(
+        !ok && said.contains("other than the one it was paired"),
+        "{said}"
+    );
+    assert!(!store.exists());
+
+    // Both right.
+    let (ok, said) = join(&code, &fingerprint, &b_config);
+    assert!(ok, "{said}");
+    assert!(said.contains("joined site \"test-site\""), "{said}");
+    assert!(store.exists());
+    // Once only: a third hub with the same code gets nothing.
+    let c_dir = tempfile::tempdir().unwrap();
+    let c_config = c_dir.path().join("hub.toml");
+    std::fs::write(&c_config, paired_b(c_dir.path(), &url)).unwrap();
+    let (ok, said) = join(&code, &fingerprint, &c_config);
+    assert!(!ok && said.contains("no pairing is open"), "{said}");
+    assert!(!c_dir.path().join("data/state.redb").exists());
+    // And B cannot join twice into the store it now has.
+    let (ok, said) = join(&code, &fingerprint, &b_config);
+    assert!(!ok && said.contains("already has a store"), "{said}");
+
+    // B starts and syncs with A over mutual TLS.
+    let b = Hub::start_in(b_dir, |dir| paired_b(dir, &url), &[]);
+    wait_until(
+        "the paired hubs to connect",
+        Duration::from_secs(20),
+        || connected(&a) && connected(&b),
+    );
+    let (_, door) = a.deliver_via_sim("a", "101");
+    assert!(door > 0);
+    wait_until("A's resident at B", Duration::from_secs(15), || {
+        residents(&b).contains("r-101")
+    });
+    // The carrier code was issued at A; only its hash under the site key crossed. It works at
+    // B, so B has the site's key.
+    wait_until("the carrier at B", Duration::from_secs(15), || {
+        let (_, carriers) = b.api("GET", "/api/v1/carriers", None);
+        carriers.to_string().contains("acme")
+    });
+    let reserved = b.command(
+        "b-drop",
+        json!({"type": "start_drop_off", "bank": "A", "carrier_code": "135790",
+               "recipient": {"type": "unit", "unit": "101"}, "size": "m"}),
+    );
+    assert_eq!(reserved["type"], "reserved", "{reserved}");
+    // Two hub ids, one site.
+    let ids = |hub: &Hub| hub.wait_output("this hub's id", Duration::from_secs(1));
+    assert_ne!(ids(&a), ids(&b));
+
+    // A hub that pins A's certificate but that A never paired: refused (403), nothing crosses.
+    let c = Hub::start_in(
+        c_dir,
+        |dir| {
+            std::fs::create_dir_all(dir.join("data/tls")).unwrap();
+            std::fs::write(
+                dir.join("data/tls/paired-hubs.json"),
+                json!([{"hub_id": "a", "sha256": fingerprint, "paired_ms": 0}]).to_string(),
+            )
+            .unwrap();
+            paired_b(dir, &url)
+        },
+        &[],
+    );
+    wait_until("C to show refused", Duration::from_secs(20), || {
+        peers(&c)
+            .iter()
+            .any(|p| p["state"] == "refused" && p["last_error"].to_string().contains("403"))
+    });
+    assert!(!residents(&c).contains("r-101"), "nothing crossed to C");
+    // A client with no certificate at all (curl, an upgrade to / and to /pair with the right
+    // fingerprint's hub): 401 before any document.
+    for path in ["/", "/pair"] {
+        let out = std::process::Command::new("curl")
+            .args([
+                "-sk",
+                "--http1.1",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "-m",
+                "10",
+            ])
+            .args(["-H", "Connection: Upgrade", "-H", "Upgrade: websocket"])
+            .args(["-H", "Sec-WebSocket-Version: 13"])
+            .args(["-H", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=="])
+            .args(["-H", &format!("Authorization: Pairing {code}")])
+            .arg(format!("https://{listen}{path}"))
+            .output()
+            .expect("curl");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "401", "{path}");
+    }
+}

@@ -243,7 +243,29 @@ pub struct Engine {
     pub snapshot: Arc<RwLock<Snapshot>>,
     /// Fires after every step that refreshed the snapshot (live updates on the web page).
     pub changes: broadcast::Sender<()>,
+    /// This hub's id and its site's, and the site key: what a second hub receives when it
+    /// pairs with this one (`locker_app::pairing`).
+    pub identity: Identity,
     thread: JoinHandle<()>,
+}
+
+/// Who this hub is, for pairing a second hub of its site.
+#[derive(Clone)]
+pub struct Identity {
+    pub hub_id: String,
+    pub site_id: String,
+    /// The site's key (HMAC of codes and badges): a secret that leaves the hub only to a hub
+    /// that pairs with it.
+    pub site_key: [u8; 32],
+}
+
+impl std::fmt::Debug for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Identity")
+            .field("hub_id", &self.hub_id)
+            .field("site_id", &self.site_id)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Engine {
@@ -335,6 +357,11 @@ pub fn start(
         reply_timeout_ms: sync.reply_timeout.as_millis() as u64,
         months_back: config.site.retention_months,
     });
+    let identity = Identity {
+        hub_id: hub_id.clone(),
+        site_id: config.site.id.clone(),
+        site_key: store.site_key(),
+    };
     let (tx, rx) = mpsc::channel();
     let snapshot = Arc::new(RwLock::new(Snapshot::default()));
     // Subscribers only need to know "something changed": a lagging one just re-reads.
@@ -363,6 +390,7 @@ pub fn start(
         jobs: tx,
         snapshot,
         changes,
+        identity,
         thread,
     })
 }

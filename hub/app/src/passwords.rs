@@ -102,3 +102,8 @@ pub fn hash_password(password: &str) -> Result<String, argon2::password_hash::Er
         .hash_password(password.as_bytes(), &salt)?
         .to_string())
 }
+
+/// Compares two secrets (tokens, codes) in time that depends only on their lengths.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

@@ -27,6 +27,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
+use locker_app::passwords::constant_time_eq;
 use locker_gate::acl::Role;
 
 pub use locker_app::passwords::{
@@ -263,10 +264,6 @@ fn random_token() -> String {
     let mut bytes = [0u8; 24];
     rand::rng().fill_bytes(&mut bytes);
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]
