@@ -331,6 +331,31 @@ impl Hub {
             error!("{problem}; the bank stays offline");
         }
 
+        // Sync: the engine, the store and the web page work whatever the links do; started
+        // before the web page only so the page can show where a second hub pairs.
+        let mut pairing = None;
+        if let Some(sync) = &config.sync {
+            status.set_sync(sync_board.clone());
+            listening.sync = crate::link::start(
+                sync,
+                &config.site.data_dir,
+                engine.identity.clone(),
+                engine.jobs.clone(),
+                sync_board.clone(),
+                shutdown.clone(),
+            )
+            .await
+            .map_err(StartError::Sync)?;
+            if let (Some(addr), false) = (listening.sync, sync.allow_plaintext) {
+                pairing = crate::join::own_fingerprint(&config.site.data_dir)
+                    .map(|fingerprint| locker_web::Pairing {
+                        url: crate::join::listen_url(addr),
+                        fingerprint,
+                    })
+                    .ok();
+            }
+        }
+
         let web_listener = bind("the web page", config.web.bind).await?;
         listening.web = web_listener.local_addr().unwrap_or(config.web.bind);
         let site = Arc::new(locker_web::Web {
@@ -343,6 +368,7 @@ impl Hub {
             site_name: config.site.name.clone(),
             banks: locker_web::Web::banks_of(&config),
             data_dir: config.site.data_dir.clone(),
+            pairing,
         });
         let app_routes = locker_web::router(site);
         let mut web_shutdown = shutdown.clone();
@@ -368,21 +394,6 @@ impl Hub {
             }
             None => serve_web(web_listener, web_limit, routes, graceful),
         };
-
-        // Sync last: the engine, the store and the web page work whatever the links do.
-        if let Some(sync) = &config.sync {
-            status.set_sync(sync_board.clone());
-            listening.sync = crate::link::start(
-                sync,
-                &config.site.data_dir,
-                engine.identity.clone(),
-                engine.jobs.clone(),
-                sync_board.clone(),
-                shutdown.clone(),
-            )
-            .await
-            .map_err(StartError::Sync)?;
-        }
 
         info!(site = %config.site.id, "{}", config.summary());
         if config.banks.is_empty() {

@@ -49,10 +49,7 @@ pub fn pair(config_path: &Path) -> Result<String, String> {
     let fingerprint = own_fingerprint(data_dir)?;
     let opened = pairing::open(data_dir, locker_app::clock::now().0).map_err(|e| e.to_string())?;
     let url = match listen {
-        Some(addr) if !addr.ip().is_unspecified() && addr.port() != 0 => format!("wss://{addr}"),
-        Some(addr) if addr.port() != 0 => {
-            format!("wss://{}:{}", crate::init::hostname(), addr.port())
-        }
+        Some(addr) if addr.port() != 0 => listen_url(addr),
         _ => "wss://THIS-HUB:PORT".to_owned(),
     };
     Ok(format!(
@@ -68,6 +65,15 @@ pub fn pair(config_path: &Path) -> Result<String, String> {
         tries = pairing::MAX_TRIES,
         site = config.site.id,
     ))
+}
+
+/// The address a second hub dials for a `listen` address (the host name for 0.0.0.0).
+pub fn listen_url(addr: std::net::SocketAddr) -> String {
+    if addr.ip().is_unspecified() {
+        format!("wss://{}:{}", crate::init::hostname(), addr.port())
+    } else {
+        format!("wss://{addr}")
+    }
 }
 
 /// `locker-hub init --join`: join the site of the hub at `url`. Returns what to tell the

@@ -37,6 +37,15 @@ compartments = [ {{ doors = "1-4", size = "S" }} ]
     locker_config::load(&path).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// [`config`] with more sections after the bank.
+fn config_with(dir: &Path, extra_site: &str, sections: &str) -> locker_config::Config {
+    let path = dir.join("hub.toml");
+    config(dir, extra_site);
+    let text = std::fs::read_to_string(&path).expect("hub.toml") + sections;
+    std::fs::write(&path, text).expect("write hub.toml");
+    locker_config::load(&path).unwrap_or_else(|e| panic!("{e}"))
+}
+
 async fn start(dir: &Path, extra_site: &str) -> Hub {
     Hub::start(config(dir, extra_site), Arc::new(OutboxOnly))
         .await
@@ -117,6 +126,121 @@ async fn api(
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("{method} {path}: {e}: {text}"))
     };
     (code, value)
+}
+
+fn set_cookie(headers: &str, name: &str) -> Option<String> {
+    headers
+        .lines()
+        .filter_map(|l| l.strip_prefix("set-cookie: "))
+        .find(|l| l.starts_with(&format!("{name}=")))
+        .map(|l| l.split(';').next().unwrap_or("").to_owned())
+}
+
+fn between<'a>(s: &'a str, start: &str, end: &str) -> &'a str {
+    let i = s.find(start).expect("marker") + start.len();
+    &s[i..i + s[i..].find(end).expect("end")]
+}
+
+/// Sign in on the page: (the session's cookie, its CSRF token).
+async fn login(hub: &Hub, user: &str, password: &str) -> (String, String) {
+    let (_, h, b) = http(hub, "GET", "/login", &[], None).await;
+    let pre = set_cookie(&h, "lh_login_csrf").expect("login csrf cookie");
+    let token = between(&b, "name=csrf value=\"", "\"").to_owned();
+    let form = format!(
+        "csrf={token}&user={user}&password={}",
+        password.replace(' ', "%20")
+    );
+    let (code, h, _) = http(
+        hub,
+        "POST",
+        "/login",
+        &[("Cookie", &pre)],
+        Some(("application/x-www-form-urlencoded", &form)),
+    )
+    .await;
+    assert_eq!(code, 303, "{user} signs in");
+    let cookie = set_cookie(&h, "lh_session").expect("session cookie");
+    let (_, _, page) = http(hub, "GET", "/system", &[("Cookie", &cookie)], None).await;
+    let csrf = between(&page, "name=csrf content=\"", "\"").to_owned();
+    (cookie, csrf)
+}
+
+/// The System page's pairing (#13 item 8): only an admin sees it and may open a code; the code
+/// it shows (once) and the fingerprint let a second hub join with `init --join`, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_opens_a_pairing_on_the_system_page_and_a_second_hub_joins_with_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = Hub::start(
+        config_with(dir.path(), "", "\n[sync]\nlisten = \"127.0.0.1:0\"\n"),
+        Arc::new(OutboxOnly),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("the hub did not start: {e}"));
+    for (name, role) in [("ann", "admin"), ("bob", "staff")] {
+        a.app()
+            .create_account(name, role, "a long enough password")
+            .await
+            .expect("account");
+    }
+    let form = |csrf: &str| format!("csrf={csrf}");
+    let (staff, staff_csrf) = login(&a, "bob", "a long enough password").await;
+    let staff_hdr = [("Cookie", staff.as_str())];
+    let (_, _, page) = http(&a, "GET", "/system", &staff_hdr, None).await;
+    assert!(
+        !page.contains("Pair a second hub"),
+        "staff do not see pairing"
+    );
+    let f = form(&staff_csrf);
+    let (code, _, _) = http(
+        &a,
+        "POST",
+        "/system/pair",
+        &staff_hdr,
+        Some(("application/x-www-form-urlencoded", &f)),
+    )
+    .await;
+    assert_eq!(code, 403, "staff may not open a pairing");
+
+    let (admin, admin_csrf) = login(&a, "ann", "a long enough password").await;
+    let admin_hdr = [("Cookie", admin.as_str())];
+    let (_, _, page) = http(&a, "GET", "/system", &admin_hdr, None).await;
+    assert!(page.contains("Pair a second hub"), "{page}");
+    let f = form(&admin_csrf);
+    let (code, _, page) = http(
+        &a,
+        "POST",
+        "/system/pair",
+        &admin_hdr,
+        Some(("application/x-www-form-urlencoded", &f)),
+    )
+    .await;
+    assert_eq!(code, 200, "{page}");
+    let code = between(&page, "id=pairing-code>", "<").to_owned();
+    let fingerprint = between(&page, "id=pairing-fingerprint>", "<").to_owned();
+    let listen = a.listening().sync.expect("sync address");
+    assert!(page.contains(&format!(
+        "--join wss://{listen} --code {code} --fingerprint {fingerprint}"
+    )));
+    let (_, _, page) = http(&a, "GET", "/system", &admin_hdr, None).await;
+    assert!(page.contains("A code is open until"), "{page}");
+
+    // The second hub joins with what the page showed.
+    let b_dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("wss://{listen}");
+    config_with(b_dir.path(), "", &format!("\n[sync]\nhubs = [\"{url}\"]\n"));
+    let b_config = b_dir.path().join("hub.toml");
+    let joined = locker_hub::join::join(&b_config, &url, &code, &fingerprint).await;
+    assert!(joined.is_ok(), "{joined:?}");
+    assert!(b_dir.path().join("data/state.redb").exists());
+    // Used: the page no longer says a code is open, and it does not work again.
+    let (_, _, page) = http(&a, "GET", "/system", &admin_hdr, None).await;
+    assert!(!page.contains("A code is open until"), "{page}");
+    let c_dir = tempfile::tempdir().expect("tempdir");
+    config_with(c_dir.path(), "", &format!("\n[sync]\nhubs = [\"{url}\"]\n"));
+    let again =
+        locker_hub::join::join(&c_dir.path().join("hub.toml"), &url, &code, &fingerprint).await;
+    assert!(again.is_err_and(|e| e.contains("no pairing is open")));
+    a.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

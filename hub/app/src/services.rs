@@ -359,6 +359,18 @@ impl App {
             .map(|u| u.view()))
     }
 
+    /// Open a pairing for a second hub of the site (admins): its one-time code, shown once
+    /// (`crate::pairing`). `data_dir` is the hub's, where the pairing is kept.
+    pub fn open_pairing(
+        &self,
+        who: &Actor,
+        data_dir: &std::path::Path,
+    ) -> Result<crate::pairing::Opened, AppError> {
+        who.need(Need::Admin)?;
+        crate::pairing::open(data_dir, crate::clock::now().0)
+            .map_err(|e| AppError::Storage(e.to_string()))
+    }
+
     /// Names, roles and whether active; never the hashes (admins).
     pub fn accounts(&self, who: &Actor) -> Result<Vec<AccountView>, AppError> {
         who.need(Need::Admin)?;

@@ -59,6 +59,17 @@ pub struct Web {
     pub site_name: String,
     pub banks: Vec<BankInfo>,
     pub data_dir: std::path::PathBuf,
+    /// Set when a second hub can pair with this one (`[sync] listen` over TLS).
+    pub pairing: Option<Pairing>,
+}
+
+/// What a second hub needs to join this one, besides the one-time code.
+#[derive(Clone, Debug)]
+pub struct Pairing {
+    /// This hub's sync address, as the other hub dials it.
+    pub url: String,
+    /// SHA-256 of this hub's certificate.
+    pub fingerprint: String,
 }
 
 impl Web {

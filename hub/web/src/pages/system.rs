@@ -5,15 +5,18 @@ use std::sync::Arc;
 
 use axum::extract::{Query, State};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
+use locker_core::Role;
 
-use crate::auth::{Page, Staff};
+use crate::auth::{Admin, FormPost, Page, Staff};
 use crate::html::{self, escape};
 use crate::Web;
 
 pub fn router() -> Router<Arc<Web>> {
-    Router::new().route("/system", get(page))
+    Router::new()
+        .route("/system", get(page))
+        .route("/system/pair", post(pair))
 }
 
 /// Bytes used by the data directory (the redb file and the token), walked one level deep.
@@ -157,10 +160,29 @@ async fn page(
             )
         }
     };
+    let pairing = match &web.pairing {
+        Some(_) if p.role == Role::Admin => {
+            let open = locker_app::pairing::open_until(&web.data_dir, locker_app::clock::now().0)
+                .map(|until| {
+                    format!(
+                        " A code is open until {}; a new one replaces it.",
+                        escape(&web.time(locker_core::Millis(until)))
+                    )
+                })
+                .unwrap_or_default();
+            format!(
+                "<h2>Pair a second hub</h2><p>A second mail room's hub joins this site with a \
+                 one-time code.{open}</p><form method=post action=/system/pair class=inline>{}\
+                 <button>Show a pairing code</button></form>",
+                html::csrf(&p)
+            )
+        }
+        _ => String::new(),
+    };
     let body = format!(
         "<table><tr><th>Version</th><td>{}</td></tr><tr><th>Up</th><td>{} s</td></tr>\
          <tr><th>MQTT clients</th><td>{}</td></tr><tr><th>Storage</th><td>{:.1} MiB in {}</td></tr>\
-         </table>{sync}\
+         </table>{sync}{pairing}\
          <h2>Banks and drivers</h2><table><tr><th>Bank</th><th>Controller / driver</th></tr>{banks}</table>{drivers}",
         h.version,
         h.uptime_s,
@@ -169,4 +191,47 @@ async fn page(
         escape(&web.data_dir.display().to_string()),
     );
     Html(html::page(&p, "/system", "System", &q, &body)).into_response()
+}
+
+/// Open a pairing and show its code, once (it is not kept: only its hash is).
+async fn pair(State(web): State<Arc<Web>>, post: FormPost<Admin>) -> Response {
+    let p = post.who;
+    let Some(pairing) = &web.pairing else {
+        return super::bad_form(
+            "/system",
+            "this hub does not accept a second hub: set `[sync] listen` (without \
+             `allow_plaintext`) and restart it"
+                .to_owned(),
+        );
+    };
+    let opened = match web.app.open_pairing(&p.actor(), &web.data_dir) {
+        Ok(o) => o,
+        Err(e) => return super::error_page("/system", &e),
+    };
+    let command = format!(
+        "locker-hub init --join {} --code {} --fingerprint {}",
+        pairing.url, opened.code, pairing.fingerprint
+    );
+    let body = format!(
+        "<p>Pairing code: <strong class=code id=pairing-code>{}</strong></p>\
+         <p>Valid until {}, for one hub; {} wrong codes close it.</p>\
+         <p>This hub's certificate: SHA-256 <code id=pairing-fingerprint>{}</code></p>\
+         <p>On the second hub, before its first start (its <code>[site] id</code> must be this \
+         site's), run:</p><pre id=pairing-command>{}</pre>\
+         <p>then give it <code>hubs = [\"{}\"]</code> in <code>[sync]</code> and start it.</p>",
+        escape(&opened.code),
+        escape(&web.time(locker_core::Millis(opened.expires_ms))),
+        locker_app::pairing::MAX_TRIES,
+        escape(&pairing.fingerprint),
+        escape(&command),
+        escape(&pairing.url),
+    );
+    Html(html::page(
+        &p,
+        "/system",
+        "Pair a second hub",
+        &HashMap::new(),
+        &body,
+    ))
+    .into_response()
 }
