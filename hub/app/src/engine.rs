@@ -23,7 +23,8 @@ use std::time::Duration;
 use locker_config::Config;
 use locker_core::{
     sanitize_hub_id, AlertId, AlertKind, BankView, Caller, CompartmentView, Core, Effect, Entropy,
-    Input, Millis, Outcome, Output, RejectCode, Rejection, Reply, Request,
+    Input, Millis, NotifyKind, Outcome, Output, ParcelId, RejectCode, Rejection, Reply, Request,
+    ResidentId,
 };
 use locker_sync::{DocKey, Store, StoreError, StoreOptions};
 use rand::RngCore;
@@ -108,13 +109,45 @@ pub enum Job {
     Stop,
 }
 
-/// A notification waiting in the outbox, as the notifier gets it: the core's `notify` effect
-/// (plaintext code included), or why it could not be read back.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(untagged)]
+/// A notification waiting in the outbox, as the notifier gets it (plaintext code included), or
+/// why it could not be read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Pending {
-    Notification(serde_json::Value),
-    Undecodable { undecodable: String },
+    Notification(Queued),
+    Undecodable(String),
+}
+
+/// A notification in the outbox: the core's `notify` effect, as it was made durable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Queued {
+    pub resident: ResidentId,
+    pub parcels: Vec<ParcelId>,
+    pub pin: Option<String>,
+    pub qr: Option<String>,
+    pub kind: NotifyKind,
+}
+
+impl Pending {
+    /// An outbox item's bytes (the `notify` effect as `commit` stored it).
+    pub fn decode(bytes: &[u8]) -> Pending {
+        match serde_json::from_slice::<Effect>(bytes) {
+            Ok(Effect::Notify {
+                resident,
+                parcels,
+                pin,
+                qr,
+                kind,
+            }) => Pending::Notification(Queued {
+                resident,
+                parcels,
+                pin,
+                qr,
+                kind,
+            }),
+            Ok(_) => Pending::Undecodable("an outbox item that is not a notification".into()),
+            Err(e) => Pending::Undecodable(e.to_string()),
+        }
+    }
 }
 
 /// The local-table key of the staff accounts' map.
@@ -1033,15 +1066,7 @@ impl Runner {
             .map_err(|e| AppError::Storage(e.to_string()))?;
         Ok(pending
             .into_iter()
-            .map(|(id, bytes)| {
-                let value = match serde_json::from_slice(&bytes) {
-                    Ok(v) => Pending::Notification(v),
-                    Err(e) => Pending::Undecodable {
-                        undecodable: e.to_string(),
-                    },
-                };
-                (id, value)
-            })
+            .map(|(id, bytes)| (id, Pending::decode(&bytes)))
             .collect())
     }
 

@@ -29,7 +29,8 @@ use serde_json::Value;
 use crate::auth::{Admin, Any, Api, Staff};
 use crate::error::{json_error as error, rejection_status, ApiError};
 use crate::wire::{
-    self, AlertJson, BankJson, CarrierJson, CompartmentJson, ParcelJson, ResidentJson,
+    self, AlertJson, BankJson, CarrierJson, CompartmentJson, OutboxItemJson, ParcelJson, ReplyJson,
+    ResidentJson,
 };
 use crate::Web;
 
@@ -135,14 +136,14 @@ async fn command(State(web): State<Arc<Web>>, Api(caller, ..): Api<Any>, body: S
     };
     let request_id = command.request_id.clone();
     match web.app.command(&who, command).await {
-        Ok(reply) => Json(reply).into_response(),
+        Ok(reply) => Json(ReplyJson::from(&reply)).into_response(),
         // The core's refusal, as the kiosks get it, with its one status.
         Err(AppError::Rejected(r)) => (
             rejection_status(r.code),
-            Json(Reply {
+            Json(ReplyJson::from(&Reply {
                 request_id,
                 outcome: Outcome::Rejected(r),
-            }),
+            })),
         )
             .into_response(),
         Err(e) => ApiError(e).into_response(),
@@ -162,23 +163,16 @@ async fn banks(State(web): State<Arc<Web>>, Api(who, ..): Api<Staff>) -> ApiResu
     Ok(Json(wire::list::<_, BankJson>(&snapshot.banks)).into_response())
 }
 
-/// One notification waiting in the outbox.
-#[derive(Serialize)]
-struct OutboxItem {
-    id: String,
-    notification: locker_app::engine::Pending,
-}
-
 /// `GET /api/v1/outbox`: notifications waiting to be sent, with their plaintext codes. This is
 /// the hand-off point for a notifier (email, SMS, the cloud): it sends each one, then deletes it.
 /// Plaintext pickup codes: the integration token and admins only.
 async fn outbox(State(web): State<Arc<Web>>, Api(who, ..): Api<Admin>) -> ApiResult<Response> {
-    let items: Vec<OutboxItem> = web
+    let items: Vec<OutboxItemJson> = web
         .app
         .outbox(&who.actor())
         .await?
         .into_iter()
-        .map(|(id, notification)| OutboxItem { id, notification })
+        .map(OutboxItemJson::from)
         .collect();
     Ok(Json(items).into_response())
 }
@@ -258,7 +252,7 @@ async fn add_user(State(web): State<Arc<Web>>, Api(who, ..): Api<Admin>, raw: St
 /// A request through the core, answered with `ok` and the reply, or the refusal's status.
 async fn run(web: &Web, who: &locker_app::Actor, request: Request, ok: StatusCode) -> Response {
     match web.app.request(who, "api", request).await {
-        Ok(reply) => (ok, Json(reply)).into_response(),
+        Ok(reply) => (ok, Json(ReplyJson::from(&reply))).into_response(),
         Err(e) => ApiError(e).into_response(),
     }
 }
@@ -289,7 +283,7 @@ async fn acknowledge_alert(
     };
     // The alert is the resource the URL names: an unknown one is 404.
     match web.app.request(&who, "api", request).await {
-        Ok(reply) => Json(reply).into_response(),
+        Ok(reply) => Json(ReplyJson::from(&reply)).into_response(),
         Err(e) => ApiError(e.not_found_if(RejectCode::UnknownAlert)).into_response(),
     }
 }
@@ -337,7 +331,7 @@ async fn add_resident(
         )
         .await
     {
-        Ok(reply) => (StatusCode::CREATED, Json(reply)).into_response(),
+        Ok(reply) => (StatusCode::CREATED, Json(ReplyJson::from(&reply))).into_response(),
         Err(e) => ApiError(e).into_response(),
     }
 }
@@ -366,7 +360,7 @@ async fn edit_resident(
         )
         .await
     {
-        Ok(reply) => Json(reply).into_response(),
+        Ok(reply) => Json(ReplyJson::from(&reply)).into_response(),
         Err(e) => ApiError(e.not_found_if(RejectCode::UnknownResident)).into_response(),
     }
 }
@@ -547,10 +541,27 @@ mod doc_examples {
             "missing",
             "disputed",
         ];
-        if location.iter().any(|t| kind(t)) && !has("request_id") {
+        if has("id") && has("notification") {
+            round_trip::<OutboxItemJson>(example).map(|()| "OutboxItemJson")
+        } else if location.iter().any(|t| kind(t)) && !has("request_id") {
             round_trip::<crate::wire::LocationJson>(example).map(|()| "Location")
-        } else if has("request_id") && kind("accepted") {
-            round_trip::<Reply>(example).map(|()| "Reply")
+        } else if has("request_id")
+            && [
+                "size_suggested",
+                "reserved",
+                "parcel_confirmed",
+                "drop_off_cancelled",
+                "locker_full",
+                "opening",
+                "checked_in",
+                "audit",
+                "accepted",
+                "rejected",
+            ]
+            .iter()
+            .any(|t| kind(t))
+        {
+            round_trip::<ReplyJson>(example).map(|()| "ReplyJson")
         } else if has("request_id") {
             // The body of POST /api/v1/commands: the hub adds `by` itself.
             let mut body = example.clone();
@@ -621,16 +632,32 @@ mod doc_examples {
             );
             for span in spans {
                 let span = span.trim();
-                if !span.starts_with('{') {
+                if !span.starts_with('{') && !span.starts_with("[{") {
                     continue;
                 }
-                // Schematic shapes (`{"bank","unit"}`, `…`) are prose, not examples.
-                let Ok(v) = serde_json::from_str::<Value>(span) else {
-                    continue;
+                let v = match serde_json::from_str::<Value>(span) {
+                    Ok(v) => v,
+                    // A schematic shape says so with an ellipsis (`{"code": …}`); anything else
+                    // that does not parse is a broken example.
+                    Err(_) if span.contains('…') || span.contains("...") => continue,
+                    Err(e) => {
+                        problems.push(format!(
+                            "docs/http-api.md:{}: {span}: not JSON ({e}); mark a schematic \
+                             shape with …",
+                            i + 1
+                        ));
+                        continue;
+                    }
                 };
-                match check(&v) {
-                    Ok(kind) => checked.push(kind),
-                    Err(e) => problems.push(format!("docs/http-api.md:{}: {span}: {e}", i + 1)),
+                let items = match v {
+                    Value::Array(items) => items,
+                    one => vec![one],
+                };
+                for item in items {
+                    match check(&item) {
+                        Ok(kind) => checked.push(kind),
+                        Err(e) => problems.push(format!("docs/http-api.md:{}: {span}: {e}", i + 1)),
+                    }
                 }
             }
         }

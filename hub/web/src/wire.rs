@@ -4,10 +4,12 @@
 //! (`locker_bus::hub`), converted by `locker_app::wire`. A unit test checks that each answer is
 //! the same JSON the core's view would have been.
 
+use locker_app::engine::{Pending, Queued};
 use locker_app::wire;
-use locker_bus::hub::{CompartmentStatus, Size, Temperature};
+use locker_bus::hub::{CompartmentStatus, RejectCode, Size, Temperature};
 use locker_core::{
-    Alert, BankView, CarrierView, CompartmentView, Location, ParcelView, ResidentView,
+    Alert, BankView, CarrierView, CompartmentView, Location, NotifyKind, Outcome, ParcelView,
+    Reply, ResidentView,
 };
 use serde::{Deserialize, Serialize};
 
@@ -252,6 +254,186 @@ impl From<&CarrierView> for CarrierJson {
     }
 }
 
+/// What a state-changing call answers (`POST /api/v1/commands` and the typed routes): the
+/// request id and what came of it, `type` naming it (`docs/http-api.md`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplyJson {
+    pub request_id: String,
+    #[serde(flatten)]
+    pub outcome: OutcomeJson,
+}
+
+/// What came of a request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum OutcomeJson {
+    SizeSuggested {
+        size: Size,
+    },
+    Reserved {
+        reservation: String,
+        bank: String,
+        door: u16,
+        size: Size,
+    },
+    ParcelConfirmed {
+        reservation: String,
+        parcel: String,
+    },
+    DropOffCancelled {
+        reservation: String,
+    },
+    LockerFull {
+        parcel: String,
+    },
+    Opening {
+        bank: String,
+        doors: Vec<u16>,
+        parcels: Vec<String>,
+    },
+    CheckedIn {
+        parcel: String,
+    },
+    Audit {
+        compartments: Vec<CompartmentJson>,
+    },
+    Accepted,
+    Rejected {
+        code: RejectCode,
+        message: String,
+        /// For `keypad_locked`: Unix ms when the keypad opens again.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        until: Option<u64>,
+    },
+}
+
+impl From<&Reply> for ReplyJson {
+    fn from(r: &Reply) -> Self {
+        let ids = |v: &[locker_core::ParcelId]| v.iter().map(|p| p.to_string()).collect();
+        let outcome = match &r.outcome {
+            Outcome::SizeSuggested { size } => OutcomeJson::SizeSuggested {
+                size: wire::size(*size),
+            },
+            Outcome::Reserved {
+                reservation,
+                bank,
+                door,
+                size,
+            } => OutcomeJson::Reserved {
+                reservation: reservation.to_string(),
+                bank: bank.clone(),
+                door: *door,
+                size: wire::size(*size),
+            },
+            Outcome::ParcelConfirmed {
+                reservation,
+                parcel,
+            } => OutcomeJson::ParcelConfirmed {
+                reservation: reservation.to_string(),
+                parcel: parcel.to_string(),
+            },
+            Outcome::DropOffCancelled { reservation } => OutcomeJson::DropOffCancelled {
+                reservation: reservation.to_string(),
+            },
+            Outcome::LockerFull { parcel } => OutcomeJson::LockerFull {
+                parcel: parcel.to_string(),
+            },
+            Outcome::Opening {
+                bank,
+                doors,
+                parcels,
+            } => OutcomeJson::Opening {
+                bank: bank.clone(),
+                doors: doors.clone(),
+                parcels: ids(parcels),
+            },
+            Outcome::CheckedIn { parcel } => OutcomeJson::CheckedIn {
+                parcel: parcel.to_string(),
+            },
+            Outcome::Audit { compartments } => OutcomeJson::Audit {
+                compartments: list(compartments),
+            },
+            Outcome::Accepted => OutcomeJson::Accepted,
+            Outcome::Rejected(rejection) => OutcomeJson::Rejected {
+                code: wire::reject_code(rejection.code),
+                message: rejection.message.clone(),
+                until: rejection.until.map(|t| t.0),
+            },
+        };
+        ReplyJson {
+            request_id: r.request_id.to_string(),
+            outcome,
+        }
+    }
+}
+
+/// One item of `GET /api/v1/outbox`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxItemJson {
+    pub id: String,
+    pub notification: OutboxNotificationJson,
+}
+
+/// A notification waiting to be sent, with its plaintext code; or why it cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum OutboxNotificationJson {
+    Notify(NotifyJson),
+    Undecodable { undecodable: String },
+}
+
+/// `{"type": "notify", ...}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum NotifyJson {
+    Notify {
+        resident: String,
+        parcels: Vec<String>,
+        pin: Option<String>,
+        qr: Option<String>,
+        kind: NotifyKindJson,
+    },
+}
+
+/// What the notification says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotifyKindJson {
+    Delivered,
+    Reminder,
+    Expired,
+    AtDesk,
+    Withdrawn,
+}
+
+impl From<(String, Pending)> for OutboxItemJson {
+    fn from((id, pending): (String, Pending)) -> Self {
+        let notification = match pending {
+            Pending::Notification(Queued {
+                resident,
+                parcels,
+                pin,
+                qr,
+                kind,
+            }) => OutboxNotificationJson::Notify(NotifyJson::Notify {
+                resident: resident.to_string(),
+                parcels: parcels.iter().map(|p| p.to_string()).collect(),
+                pin,
+                qr,
+                kind: match kind {
+                    NotifyKind::Delivered => NotifyKindJson::Delivered,
+                    NotifyKind::Reminder => NotifyKindJson::Reminder,
+                    NotifyKind::Expired => NotifyKindJson::Expired,
+                    NotifyKind::AtDesk => NotifyKindJson::AtDesk,
+                    NotifyKind::Withdrawn => NotifyKindJson::Withdrawn,
+                },
+            }),
+            Pending::Undecodable(why) => OutboxNotificationJson::Undecodable { undecodable: why },
+        };
+        OutboxItemJson { id, notification }
+    }
+}
+
 /// Convert a list of views.
 pub fn list<'a, V: 'a, J: From<&'a V>>(views: &'a [V]) -> Vec<J> {
     views.iter().map(J::from).collect()
@@ -364,5 +546,79 @@ mod tests {
             }],
         };
         same(&k, &CarrierJson::from(&k));
+
+        use locker_core::{Effect, RejectCode as CoreCode, Rejection, RequestId, ReservationId};
+        let rid = ReservationId("res-1".into());
+        let parcel = ParcelId("p-1".into());
+        for outcome in [
+            Outcome::SizeSuggested {
+                size: CoreSize::Medium,
+            },
+            Outcome::Reserved {
+                reservation: rid.clone(),
+                bank: "A".into(),
+                door: 2,
+                size: CoreSize::Small,
+            },
+            Outcome::ParcelConfirmed {
+                reservation: rid.clone(),
+                parcel: parcel.clone(),
+            },
+            Outcome::DropOffCancelled {
+                reservation: rid.clone(),
+            },
+            Outcome::LockerFull {
+                parcel: parcel.clone(),
+            },
+            Outcome::Opening {
+                bank: "A".into(),
+                doors: vec![1, 2],
+                parcels: vec![parcel.clone()],
+            },
+            Outcome::CheckedIn {
+                parcel: parcel.clone(),
+            },
+            Outcome::Audit {
+                compartments: vec![c.clone()],
+            },
+            Outcome::Accepted,
+            Outcome::Rejected(Rejection::new(CoreCode::BadCredential, "wrong code")),
+            Outcome::Rejected(Rejection {
+                code: CoreCode::KeypadLocked,
+                message: "locked".into(),
+                until: Some(Millis(77)),
+            }),
+        ] {
+            let reply = Reply {
+                request_id: RequestId("r-1".into()),
+                outcome,
+            };
+            same(&reply, &ReplyJson::from(&reply));
+        }
+
+        for kind in [
+            NotifyKind::Delivered,
+            NotifyKind::Reminder,
+            NotifyKind::Expired,
+            NotifyKind::AtDesk,
+            NotifyKind::Withdrawn,
+        ] {
+            for (pin, qr) in [(Some("048202"), Some("LH1x")), (None, None)] {
+                let effect = Effect::Notify {
+                    resident: ResidentId("r-1".into()),
+                    parcels: vec![parcel.clone()],
+                    pin: pin.map(str::to_owned),
+                    qr: qr.map(str::to_owned),
+                    kind,
+                };
+                let stored = serde_json::to_vec(&effect).expect("stored");
+                let item = OutboxItemJson::from(("n-1".to_owned(), Pending::decode(&stored)));
+                assert_eq!(
+                    serde_json::to_value(&item.notification).expect("json"),
+                    serde_json::to_value(&effect).expect("json"),
+                    "the outbox item is the notify effect as stored"
+                );
+            }
+        }
     }
 }
