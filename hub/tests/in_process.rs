@@ -141,8 +141,19 @@ fn between<'a>(s: &'a str, start: &str, end: &str) -> &'a str {
     &s[i..i + s[i..].find(end).expect("end")]
 }
 
-/// Sign in on the page: (the session's cookie, its CSRF token).
+/// Sign in on the page: (the session's cookie, its CSRF token as `/system` carries it).
 async fn login(hub: &Hub, user: &str, password: &str) -> (String, String) {
+    login_at(hub, user, password, "/system", "name=csrf content=\"").await
+}
+
+/// Sign in, then read the CSRF token after `marker` on `page`.
+async fn login_at(
+    hub: &Hub,
+    user: &str,
+    password: &str,
+    page: &str,
+    marker: &str,
+) -> (String, String) {
     let (_, h, b) = http(hub, "GET", "/login", &[], None).await;
     let pre = set_cookie(&h, "lh_login_csrf").expect("login csrf cookie");
     let token = between(&b, "name=csrf value=\"", "\"").to_owned();
@@ -160,9 +171,52 @@ async fn login(hub: &Hub, user: &str, password: &str) -> (String, String) {
     .await;
     assert_eq!(code, 303, "{user} signs in");
     let cookie = set_cookie(&h, "lh_session").expect("session cookie");
-    let (_, _, page) = http(hub, "GET", "/system", &[("Cookie", &cookie)], None).await;
-    let csrf = between(&page, "name=csrf content=\"", "\"").to_owned();
+    let (_, _, body) = http(hub, "GET", page, &[("Cookie", &cookie)], None).await;
+    let csrf = between(&body, marker, "\"").to_owned();
     (cookie, csrf)
+}
+
+/// A kiosk screen that shows a refusal answers with the refusal's one status (#16): cancelling a
+/// drop-off the hub does not know says "Not cancelled" with 409, not "Cancelled" with 200.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kiosk_screen_says_what_was_refused_with_its_status() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hub = start(dir.path(), "").await;
+    hub.app()
+        .create_account("tablet", "kiosk", "a long enough password")
+        .await
+        .expect("account");
+    let (cookie, csrf) = login_at(
+        &hub,
+        "tablet",
+        "a long enough password",
+        "/kiosk/A/deliver",
+        "name=csrf value=\"",
+    )
+    .await;
+    let form = format!("csrf={csrf}&reservation=res-unknown");
+    let (code, _, body) = http(
+        &hub,
+        "POST",
+        "/kiosk/A/cancel",
+        &[("Cookie", &cookie)],
+        Some(("application/x-www-form-urlencoded", &form)),
+    )
+    .await;
+    assert_eq!(code, 409, "{body}");
+    assert!(body.contains("Not cancelled"), "{body}");
+    let form = format!("csrf={csrf}&reservation=res-unknown&tracking=");
+    let (code, _, body) = http(
+        &hub,
+        "POST",
+        "/kiosk/A/confirm",
+        &[("Cookie", &cookie)],
+        Some(("application/x-www-form-urlencoded", &form)),
+    )
+    .await;
+    assert_eq!(code, 409, "{body}");
+    assert!(body.contains("Not recorded"), "{body}");
+    hub.stop().await;
 }
 
 /// The System page's pairing (#13 item 8): only an admin sees it and may open a code; the code

@@ -124,7 +124,25 @@ pub fn time_in(at: Millis, tz: &TimeZone) -> String {
 
 /// `2025-03-01` (as an `<input type=date>` sends it) → the start of that day in `tz`.
 pub fn parse_date_in(s: &str, tz: &TimeZone) -> Result<Millis, String> {
-    let bad = || format!("{s:?} is not a date (YYYY-MM-DD)");
+    start_of(parse_civil(s)?, tz).ok_or_else(|| not_a_date(s))
+}
+
+/// `2025-03-01` → the start of the next day in `tz`: the end (exclusive) of that day, which is
+/// 23 or 25 hours after its start on the days the clocks change.
+pub fn parse_date_end_in(s: &str, tz: &TimeZone) -> Result<Millis, String> {
+    let date = parse_civil(s)?;
+    date.tomorrow()
+        .ok()
+        .and_then(|next| start_of(next, tz))
+        .ok_or_else(|| not_a_date(s))
+}
+
+fn not_a_date(s: &str) -> String {
+    format!("{s:?} is not a date (YYYY-MM-DD)")
+}
+
+fn parse_civil(s: &str) -> Result<jiff::civil::Date, String> {
+    let bad = || not_a_date(s);
     let mut parts = s.trim().split('-');
     let (Some(y), Some(m), Some(d), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -138,11 +156,15 @@ pub fn parse_date_in(s: &str, tz: &TimeZone) -> Result<Millis, String> {
         return Err(bad());
     }
     // Rejects month 13 and 30 February alike.
-    let date = jiff::civil::Date::new(y, m, d).map_err(|_| bad())?;
-    let start = date.to_zoned_datetime(tz.clone()).map_err(|_| bad())?;
+    jiff::civil::Date::new(y, m, d).map_err(|_| bad())
+}
+
+/// The first instant of `date` on the wall clock of `tz`.
+fn start_of(date: jiff::civil::Date, tz: &TimeZone) -> Option<Millis> {
+    let start = date.to_zoned_datetime(tz.clone()).ok()?;
     u64::try_from(start.timestamp().as_millisecond())
+        .ok()
         .map(Millis)
-        .map_err(|_| bad())
 }
 
 #[cfg(test)]
@@ -184,6 +206,26 @@ mod tests {
         // Midnight there is 22:00 UTC the day before.
         let day = parse_date_in("2024-03-01", &plus2).expect("a date");
         assert_eq!(time_in(day, &TimeZone::UTC), "2024-02-29 22:00 UTC");
+    }
+
+    #[test]
+    fn a_day_ends_when_the_next_begins_also_when_the_clocks_change() {
+        // Central Europe: the clocks go forward on 2024-03-31 (a 23-hour day) and back on
+        // 2024-10-27 (25 hours). A POSIX rule needs no zoneinfo files.
+        let cet = TimeZone::posix("CET-1CEST,M3.5.0,M10.5.0/3").expect("rule");
+        let hours = |d: &str| {
+            let start = parse_date_in(d, &cet).expect("start").0;
+            let end = parse_date_end_in(d, &cet).expect("end").0;
+            (end - start) / 3_600_000
+        };
+        assert_eq!(hours("2024-03-30"), 24);
+        assert_eq!(hours("2024-03-31"), 23);
+        assert_eq!(hours("2024-10-27"), 25);
+        assert_eq!(
+            time_in(parse_date_end_in("2024-03-31", &cet).expect("end"), &cet),
+            "2024-04-01 00:00 CEST"
+        );
+        assert!(parse_date_end_in("2024-02-30", &cet).is_err());
     }
 
     #[test]

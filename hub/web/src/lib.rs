@@ -102,6 +102,12 @@ impl Web {
     pub fn parse_date(&self, s: &str) -> Result<locker_core::Millis, String> {
         html::parse_date_in(s, self.app.zone())
     }
+
+    /// `2025-03-01` → the end (exclusive) of that day on the site's wall clock: the start of
+    /// the next, whatever the clocks did.
+    pub fn parse_date_end(&self, s: &str) -> Result<locker_core::Millis, String> {
+        html::parse_date_end_in(s, self.app.zone())
+    }
 }
 
 /// Every route of the web listener: pages, the JSON API, live updates, `/healthz`.

@@ -10,7 +10,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use locker_app::engine::FactQuery;
-use locker_core::{Fact, Millis};
+use locker_core::Fact;
 
 use crate::auth::{Api, Page, Principal, Staff};
 use crate::html::{self, escape};
@@ -62,9 +62,8 @@ pub fn query(web: &Web, q: &HashMap<String, String>) -> Result<FactQuery, String
         .map(|d| web.parse_date(&d).map_err(|e| format!("from: {e}")))
         .transpose()?;
     let until = get("to")
-        .map(|d| web.parse_date(&d).map_err(|e| format!("to: {e}")))
-        .transpose()?
-        .map(|t| Millis(t.0 + 86_400_000));
+        .map(|d| web.parse_date_end(&d).map_err(|e| format!("to: {e}")))
+        .transpose()?;
     Ok(FactQuery {
         from,
         until,

@@ -132,12 +132,13 @@ async fn pickup_form(
     Html(pin_screen(&p, &bank, None)).into_response()
 }
 
-/// The status of a kiosk screen that shows a refusal: a locked keypad is "too many requests".
+/// The status of a kiosk screen that shows a refusal: a locked keypad is "too many requests";
+/// everything else has the one status of its code (`crate::error::rejection_status`).
 fn refused_status(code: RejectCode) -> StatusCode {
     if code == RejectCode::KeypadLocked {
         StatusCode::TOO_MANY_REQUESTS
     } else {
-        StatusCode::CONFLICT
+        crate::error::rejection_status(code)
     }
 }
 
@@ -396,8 +397,8 @@ async fn confirm(
             "<p class=big>Please close the door.</p><p>Parcel {} is recorded; the resident will be told when the door is closed.</p>",
             escape(parcel.as_str())
         ))).into_response(),
-        Ok(Outcome::Rejected(r)) => (StatusCode::CONFLICT, Html(screen(&bank, "Not recorded", &format!("<p class=err>{}</p>", escape(&r.message))))).into_response(),
-        Ok(other) => Html(screen(&bank, "Done", &format!("<p>{}</p>", escape(&format!("{other:?}"))))).into_response(),
+        Ok(Outcome::Rejected(r)) => (refused_status(r.code), Html(screen(&bank, "Not recorded", &format!("<p class=err>{}</p>", escape(&r.message))))).into_response(),
+        Ok(_) => Html(screen(&bank, "Done", "<p>Please close the door.</p>")).into_response(),
         Err(e) => (status(&e), Html(screen(&bank, "Not recorded", &format!("<p class=err>{}</p>", escape(&e.to_string()))))).into_response(),
     }
 }
@@ -422,8 +423,22 @@ async fn cancel(
                 .into_response()
         }
     };
-    let _ = ask(&web, &p, Request::CancelDropOff { reservation }).await;
-    Html(screen(&bank, "Cancelled", "<p>Please close the door.</p>")).into_response()
+    let not_cancelled = |status: StatusCode, why: &str| {
+        (
+            status,
+            Html(screen(
+                &bank,
+                "Not cancelled",
+                &format!("<p class=err>{}</p>", escape(why)),
+            )),
+        )
+            .into_response()
+    };
+    match ask(&web, &p, Request::CancelDropOff { reservation }).await {
+        Ok(Outcome::Rejected(r)) => not_cancelled(refused_status(r.code), &r.message),
+        Ok(_) => Html(screen(&bank, "Cancelled", "<p>Please close the door.</p>")).into_response(),
+        Err(e) => not_cancelled(status(&e), &e.to_string()),
+    }
 }
 
 /// Ask the core for a kiosk request as the signed-in tablet: its outcome, a refusal included

@@ -69,7 +69,7 @@ pub fn matches(web: &Web, p: &ParcelView, q: &HashMap<String, String>) -> Result
         ok &= p.delivered_at >= web.parse_date(from)?;
     }
     if let Some(to) = q.get("to").filter(|s| !s.is_empty()) {
-        ok &= p.delivered_at.0 < web.parse_date(to)?.0 + 86_400_000;
+        ok &= p.delivered_at.0 < web.parse_date_end(to)?.0;
     }
     Ok(ok)
 }
@@ -265,9 +265,9 @@ async fn hold(
 ) -> Response {
     let (p, f) = (post.who, post.fields);
     let to = format!("/parcels/{}", html::url(&id));
-    let until = match field(&f, "until").and_then(|d| web.parse_date(d)) {
+    let until = match field(&f, "until").and_then(|d| web.parse_date_end(d)) {
         // Held through the end of the chosen day.
-        Ok(d) => locker_core::Millis(d.0 + 86_400_000 - 1),
+        Ok(end) => locker_core::Millis(end.0 - 1),
         Err(e) => return bad_form(&to, e),
     };
     let request = Request::SetVacationHold {
