@@ -38,22 +38,33 @@ pub fn check_carrier_id(id: &str) -> std::result::Result<(), Rejection> {
     check_id("carrier", id)
 }
 
-/// A unit as residents and carriers type it: 1 to 32 characters, no control characters.
+/// A unit as residents and carriers type it: 1 to 32 characters, no control characters, and no
+/// space at either end (`" 101"` would be a unit of its own that nobody can type).
 pub fn check_unit(unit: &str) -> std::result::Result<(), Rejection> {
-    if unit.is_empty() || unit.chars().count() > 32 {
+    if unit.trim().is_empty() || unit.chars().count() > 32 {
         return Err(invalid("a unit has 1 to 32 characters"));
     }
     if unit.chars().any(char::is_control) {
         return Err(invalid("the unit must not contain control characters"));
     }
+    if unit.trim() != unit {
+        return Err(invalid(format!(
+            "the unit {unit:?} must not begin or end with a space"
+        )));
+    }
     Ok(())
 }
 
-/// A carrier's display name: 1 to 100 characters, no control characters.
+/// A carrier's display name: 1 to 100 characters, no control characters, no space at either
+/// end.
 pub fn check_carrier_name(name: &str) -> std::result::Result<(), Rejection> {
-    if name.trim().is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+    if name.trim().is_empty()
+        || name.chars().count() > 100
+        || name.chars().any(char::is_control)
+        || name.trim() != name
+    {
         return Err(invalid(
-            "a name has 1 to 100 characters, no control characters",
+            "a name has 1 to 100 characters, no control characters and no space at either end",
         ));
     }
     Ok(())
@@ -84,7 +95,7 @@ impl Core {
                 mode,
             } => {
                 check_resident_id(resident.as_str())?;
-                check_unit(unit.trim())?;
+                check_unit(unit)?;
                 let known = self.state.residents.contains_key(resident);
                 match mode {
                     RegisterMode::Add if known => {

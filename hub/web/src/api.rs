@@ -407,7 +407,7 @@ async fn add_carrier(
     let request = Request::RegisterCarrier {
         by: who.operator(),
         carrier: CarrierId(b.carrier.trim().to_owned()),
-        name: b.name,
+        name: b.name.trim().to_owned(),
     };
     run(&web, &who, request, StatusCode::CREATED).await
 }
