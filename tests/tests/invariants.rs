@@ -303,6 +303,78 @@ fn no_crate_has_a_new_module_cycle() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
+/// Inside a module that is a directory (`pages/`, `broker/`, `link/`, ...), the files do not use
+/// each other in a circle either: a sibling reached by `super::x` or `crate::dir::x`.
+fn submodule_graphs(src: &Path) -> Vec<(String, BTreeMap<String, BTreeSet<String>>)> {
+    let mut out = Vec::new();
+    let mut dirs = vec![src.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        let mut files = Vec::new();
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                files.push(p);
+            }
+        }
+        if dir == src {
+            continue; // the top level is `module_graph`'s
+        }
+        let path = dir
+            .strip_prefix(src)
+            .unwrap_or(&dir)
+            .to_string_lossy()
+            .replace(['/', '\\'], "::");
+        let stem = |p: &Path| {
+            p.file_stem()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let nodes: BTreeSet<String> = files
+            .iter()
+            .map(|f| stem(f))
+            .filter(|n| n != "mod")
+            .collect();
+        let mut graph = BTreeMap::new();
+        for f in files.iter().filter(|f| stem(f) != "mod") {
+            let name = stem(f);
+            let code = code(f);
+            let mut names = referenced(&code, "super::");
+            names.extend(referenced(&code, &format!("crate::{path}::")));
+            let uses = names
+                .into_iter()
+                .filter(|n| *n != name && nodes.contains(n))
+                .collect();
+            graph.insert(name, uses);
+        }
+        out.push((path, graph));
+    }
+    out
+}
+
+#[test]
+fn no_module_directory_has_a_cycle_among_its_files() {
+    let mut problems = Vec::new();
+    let mut checked = 0;
+    for krate in CRATES {
+        for (dir, graph) in submodule_graphs(&root().join(krate).join("src")) {
+            checked += 1;
+            for c in cycles(&graph) {
+                problems.push(format!(
+                    "{krate}/src/{dir}: files {c:?} use each other in a circle"
+                ));
+            }
+        }
+    }
+    assert!(checked >= 4, "only {checked} module directories found");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
 /// `json!` builds wire formats by hand, and `SystemTime::now` reads a clock that can jump: each
 /// belongs only in the modules that own a wire format or a clock.
 #[test]
@@ -355,9 +427,18 @@ fn json_and_the_system_clock_stay_where_they_belong() {
                 .to_string_lossy()
                 .replace("\\", "/");
             let code = code(&file);
-            if code.contains("SystemTime::now") && !clock.contains_key(rel.as_str()) {
+            // Every way to read the wall clock: std's, and jiff's.
+            let reads_clock = [
+                "SystemTime::now",
+                "UNIX_EPOCH.elapsed",
+                "Timestamp::now",
+                "Zoned::now",
+            ]
+            .iter()
+            .find(|needle| code.contains(*needle));
+            if let (Some(read), false) = (reads_clock, clock.contains_key(rel.as_str())) {
                 problems.push(format!(
-                    "{rel} reads SystemTime::now: use locker_app::clock::now() (or add the \
+                    "{rel} reads {read}: use locker_app::clock::now() (or add the \
                      file, with the reason, to this test's list)"
                 ));
             }
