@@ -512,3 +512,136 @@ pub fn have(program: &str) -> bool {
         .status()
         .is_ok()
 }
+
+/// Helpers for tests of the staff web page (sign-in, forms, sessions), over plain HTTP/1.1 to
+/// the hub's web address: the same for the binary (`tests/tests/web.rs`) and the hub run
+/// in-process (`hub/tests/web_pages.rs`).
+pub mod page {
+    use std::io::{Read, Write};
+    use std::net::{SocketAddr, TcpStream};
+    use std::time::Duration;
+
+    /// One raw HTTP/1.1 request: (status, headers, body).
+    pub fn req(
+        addr: SocketAddr,
+        method: &str,
+        path: &str,
+        cookie: Option<&str>,
+        form: Option<&str>,
+        extra: &str,
+    ) -> (u16, String, String) {
+        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(15))).ok();
+        let mut head =
+            format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{extra}");
+        if let Some(c) = cookie {
+            head += &format!("Cookie: {c}\r\n");
+        }
+        let body = form.unwrap_or("");
+        if form.is_some() {
+            head += &format!(
+                "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
+                body.len()
+            );
+        }
+        write!(s, "{head}\r\n{body}").expect("send");
+        let mut raw = String::new();
+        s.read_to_string(&mut raw).expect("read");
+        let code = raw
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .expect("status");
+        let (h, b) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+        (code, h.to_owned(), b.to_owned())
+    }
+
+    pub fn set_cookie(headers: &str, name: &str) -> Option<String> {
+        headers
+            .lines()
+            .filter_map(|l| {
+                l.strip_prefix("set-cookie: ")
+                    .or_else(|| l.strip_prefix("Set-Cookie: "))
+            })
+            .find(|l| l.starts_with(&format!("{name}=")))
+            .map(|l| l.split(';').next().unwrap_or("").to_owned())
+    }
+
+    pub fn between<'a>(s: &'a str, start: &str, end: &str) -> &'a str {
+        let i = s.find(start).expect("marker") + start.len();
+        &s[i..i + s[i..].find(end).expect("end")]
+    }
+
+    /// Sign in: (session cookie, CSRF token of the session). `None` if refused (with the status).
+    pub fn login(web: SocketAddr, user: &str, password: &str) -> Result<(String, String), u16> {
+        let (_, h, b) = req(web, "GET", "/login", None, None, "");
+        let pre = set_cookie(&h, "lh_login_csrf").expect("login csrf cookie");
+        let token = between(&b, "name=csrf value=\"", "\"").to_owned();
+        let (code, h, _) = req(
+            web,
+            "POST",
+            "/login",
+            Some(&pre),
+            Some(&format!("csrf={token}&user={user}&password={password}")),
+            "",
+        );
+        if code != 303 {
+            return Err(code);
+        }
+        let cookie = set_cookie(&h, "lh_session").expect("session cookie");
+        assert!(
+            h.to_lowercase().contains("httponly") && h.contains("SameSite=Strict"),
+            "{h}"
+        );
+        let (_, _, page) = req(web, "GET", "/system", Some(&cookie), None, "");
+        let csrf = between(&page, "name=csrf content=\"", "\"").to_owned();
+        Ok((cookie, csrf))
+    }
+
+    /// The flash message a redirect carries, decoded enough to read.
+    pub fn flash(headers: &str) -> String {
+        let location = headers
+            .lines()
+            .find_map(|l| l.strip_prefix("location: "))
+            .unwrap_or("");
+        location.replace("%20", " ")
+    }
+
+    /// A JSON POST of `{}` with a session cookie and its CSRF header: (status, body).
+    pub fn http_with_session(
+        web: SocketAddr,
+        method: &str,
+        path: &str,
+        cookie: &str,
+        csrf: &str,
+    ) -> (u16, String) {
+        let mut s = TcpStream::connect(web).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(15))).ok();
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nCookie: {cookie}\r\n\
+             X-CSRF-Token: {csrf}\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{{}}"
+        )
+        .expect("send");
+        let mut raw = String::new();
+        s.read_to_string(&mut raw).expect("read");
+        let code = raw
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .expect("status");
+        (
+            code,
+            raw.split_once("\r\n\r\n")
+                .map(|x| x.1)
+                .unwrap_or("")
+                .to_owned(),
+        )
+    }
+
+    /// The body of a `start_drop_off` command for `resident` with carrier code `code`.
+    pub fn drop_off_body(id: &str, code: &str, resident: &str) -> String {
+        format!("{{\"request_id\":\"{id}\",\"type\":\"start_drop_off\",\"bank\":\"A\",\"carrier_code\":\"{code}\",\
+                 \"recipient\":{{\"type\":\"resident\",\"resident\":\"{resident}\"}},\"size\":\"small\"}}")
+    }
+}

@@ -1,0 +1,467 @@
+//! The staff web page's handlers on the real hub run in-process (`Hub::start` on ephemeral
+//! ports, as `in_process.rs`): residents, alerts, analytics, paging and sign-in throttling. Tests
+//! that need the process itself (`locker-hub user add`, the hub's log) stay in
+//! `tests/tests/web.rs`.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use locker_app::notify::OutboxOnly;
+use locker_hub::Hub;
+use locker_tests::base_config;
+use locker_tests::page::{self, flash, login, req};
+
+/// The hub in-process on its own runtime, with the test's side blocking (as the binary's tests
+/// are): its web address, its directory, and the API with its token.
+struct InProcess {
+    web: SocketAddr,
+    dir: tempfile::TempDir,
+    hub: Option<Hub>,
+    rt: tokio::runtime::Runtime,
+}
+
+impl InProcess {
+    fn start(config: impl FnOnce(&Path) -> String) -> InProcess {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("hub.toml");
+        std::fs::write(&path, config(dir.path())).expect("write hub.toml");
+        let config = locker_config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let hub = rt
+            .block_on(Hub::start(config, Arc::new(OutboxOnly)))
+            .unwrap_or_else(|e| panic!("the hub did not start: {e}"));
+        InProcess {
+            web: hub.listening().web,
+            dir,
+            hub: Some(hub),
+            rt,
+        }
+    }
+
+    fn hub(&self) -> &Hub {
+        self.hub.as_ref().expect("running")
+    }
+
+    /// A staff account, made as `locker-hub user add` makes one.
+    fn add_user(&self, name: &str, role: &str, password: &str) -> bool {
+        self.rt
+            .block_on(self.hub().app().create_account(name, role, password))
+            .is_ok()
+    }
+
+    /// The JSON API with the hub's token: (status, parsed body).
+    fn api(&self, method: &str, path: &str, body: Option<&str>) -> (u16, serde_json::Value) {
+        let token = std::fs::read_to_string(self.dir.path().join("data/api-token"))
+            .expect("api-token in the data directory");
+        let (code, text) = locker_tests::http(self.web, method, path, Some(token.trim()), body);
+        let value = if text.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{method} {path}: {e}: {text}"))
+        };
+        (code, value)
+    }
+}
+
+impl Drop for InProcess {
+    fn drop(&mut self) {
+        if let Some(hub) = self.hub.take() {
+            self.rt.block_on(hub.stop());
+        }
+    }
+}
+
+fn start() -> InProcess {
+    InProcess::start(|dir| {
+        // One carrier fills the whole bank in some tests (to make it overflow), which the default
+        // flood limit of 3 drop-offs in progress per carrier would refuse.
+        format!(
+            "{}\n[policies]\ncarrier_open_reservations = 10\n\n[[bank]]\nid = \"A\"\nname = \"Lobby\"\ndriver = {{ kind = \"mqtt\" }}\ncompartments = [ {{ doors = \"1-4\", size = \"S\", column = 1 }} ]\n",
+            base_config(dir)
+        )
+    })
+}
+
+/// Two signed-in users: (admin cookie, admin CSRF, staff cookie, staff CSRF).
+fn admin_and_staff(hub: &InProcess) -> (String, String, String, String) {
+    assert!(hub.add_user("ann", "admin", "correct horse battery"));
+    assert!(hub.add_user("bob", "staff", "bobs long password"));
+    let (admin, admin_csrf) =
+        login(hub.web, "ann", "correct%20horse%20battery").expect("admin signs in");
+    let (staff, staff_csrf) =
+        login(hub.web, "bob", "bobs%20long%20password").expect("staff signs in");
+    (admin, admin_csrf, staff, staff_csrf)
+}
+
+fn drop_off(hub: &InProcess, id: &str, code: &str, resident: &str) -> (u16, serde_json::Value) {
+    hub.api(
+        "POST",
+        "/api/v1/commands",
+        Some(&page::drop_off_body(id, code, resident)),
+    )
+}
+
+#[test]
+fn wrong_passwords_are_throttled() {
+    let hub = start();
+    assert!(hub.add_user("ann", "staff", "correct horse battery"));
+    for _ in 0..5 {
+        assert_eq!(login(hub.web, "ann", "wrong-password"), Err(401));
+    }
+    // Paused now, even with the right password.
+    assert_eq!(login(hub.web, "ann", "correct%20horse%20battery"), Err(429));
+}
+
+#[test]
+fn residents_are_added_searched_edited_and_deactivated_on_the_page_and_the_api() {
+    let hub = start();
+    let (_, _, staff, csrf) = admin_and_staff(&hub);
+    let post = |path: &str, form: &str| req(hub.web, "POST", path, Some(&staff), Some(form), "");
+
+    // CSRF first, then bad input with a clear 400.
+    assert_eq!(post("/residents", "resident=r-1&unit=101").0, 403);
+    let (code, _, body) = post(
+        "/residents",
+        &format!("csrf={csrf}&resident=r%201&unit=101"),
+    );
+    assert_eq!(code, 400);
+    assert!(body.contains("must not contain spaces"), "{body}");
+    let (code, _, body) = post("/residents", &format!("csrf={csrf}&resident=r-1"));
+    assert_eq!(code, 400);
+    assert!(body.contains("unit is required"), "{body}");
+
+    // Add two, search, and refuse a duplicate.
+    let (code, h, _) = post(
+        "/residents",
+        &format!("csrf={csrf}&resident=r-1&unit=101&accessible=yes"),
+    );
+    assert_eq!(code, 303, "{h}");
+    assert!(flash(&h).contains("ok=Added r-1"), "{h}");
+    assert_eq!(
+        post("/residents", &format!("csrf={csrf}&resident=r-2&unit=202")).0,
+        303
+    );
+    let (code, _, body) = post("/residents", &format!("csrf={csrf}&resident=r-1&unit=999"));
+    assert_eq!(code, 400);
+    assert!(body.contains("already exists"), "{body}");
+    let (code, _, page) = req(hub.web, "GET", "/residents?q=202", Some(&staff), None, "");
+    assert_eq!(code, 200);
+    assert!(page.contains("data-resident=\"r-2\"") && !page.contains("data-resident=\"r-1\""));
+
+    // Edit the unit and reach; deactivate; a moved-out resident gets nothing new.
+    assert_eq!(
+        post("/residents/r-1", &format!("csrf={csrf}&unit=303")).0,
+        303
+    );
+    assert_eq!(
+        post("/residents/nobody", &format!("csrf={csrf}&unit=1")).0,
+        400
+    );
+    let (code, h, _) = post("/residents/r-1/deactivate", &format!("csrf={csrf}"));
+    assert_eq!(code, 303);
+    assert!(flash(&h).contains("ok=Deactivated"), "{h}");
+    let (_, h, _) = post("/residents/r-1/deactivate", &format!("csrf={csrf}"));
+    assert!(
+        flash(&h).contains("err=resident r-1 is already deactivated"),
+        "{h}"
+    );
+    let (code, list) = hub.api("GET", "/api/v1/residents", None);
+    assert_eq!(code, 200);
+    let r1 = list
+        .as_array()
+        .and_then(|l| l.iter().find(|r| r["resident"] == "r-1"))
+        .expect("r-1 listed");
+    assert_eq!(
+        (
+            r1["unit"].as_str(),
+            r1["active"].as_bool(),
+            r1["accessible"].as_bool()
+        ),
+        (Some("303"), Some(false), Some(false))
+    );
+    let (code, reply) = hub.api(
+        "POST",
+        "/api/v1/commands",
+        Some("{\"request_id\":\"c1\",\"type\":\"desk_check_in\",\"resident\":\"r-1\"}"),
+    );
+    assert_eq!(code, 409, "{reply}");
+    // Deactivated residents are hidden unless asked for.
+    let (_, _, page) = req(hub.web, "GET", "/residents", Some(&staff), None, "");
+    assert!(!page.contains("data-resident=\"r-1\""));
+    let (_, _, page) = req(hub.web, "GET", "/residents?all=yes", Some(&staff), None, "");
+    assert!(page.contains("Save and reactivate"));
+
+    // The JSON API: add, edit (reactivates), deactivate, and its 4xx answers.
+    let (code, _) = hub.api(
+        "POST",
+        "/api/v1/residents",
+        Some("{\"resident\":\"r-3\",\"unit\":\"303\",\"accessible\":true}"),
+    );
+    assert_eq!(code, 201);
+    let (code, body) = hub.api(
+        "POST",
+        "/api/v1/residents",
+        Some("{\"resident\":\"r-3\",\"unit\":\"303\"}"),
+    );
+    assert_eq!(code, 409, "{body}");
+    let (code, body) = hub.api("POST", "/api/v1/residents", Some("{\"resident\":\"r-4\"}"));
+    assert_eq!(code, 422, "{body}");
+    assert!(
+        body["error"].as_str().unwrap_or("").contains("unit"),
+        "{body}"
+    );
+    let (code, _) = hub.api("POST", "/api/v1/residents", Some("not json"));
+    assert_eq!(code, 400);
+    let (code, _) = hub.api("POST", "/api/v1/residents/r-1", Some("{\"unit\":\"101\"}"));
+    assert_eq!(code, 200);
+    let (code, _) = hub.api("POST", "/api/v1/residents/nobody", Some("{\"unit\":\"1\"}"));
+    assert_eq!(code, 404);
+    let (code, _) = hub.api("POST", "/api/v1/residents/r-3/deactivate", None);
+    assert_eq!(code, 200);
+    let (code, _) = hub.api("POST", "/api/v1/residents/r-3/deactivate", None);
+    assert_eq!(code, 409);
+
+    // Every change is in the audit trail under the staff user's name.
+    let (_, _, csv) = req(
+        hub.web,
+        "GET",
+        "/audit.csv?actor=bob",
+        Some(&staff),
+        None,
+        "",
+    );
+    assert!(
+        csv.contains("resident_registered") && csv.contains("resident_deactivated"),
+        "{csv}"
+    );
+}
+
+#[test]
+fn alerts_are_acknowledged_with_a_note_shown_in_the_history_and_the_audit() {
+    let hub = start();
+    let (_, _, staff, csrf) = admin_and_staff(&hub);
+    let (code, _) = hub.api(
+        "POST",
+        "/api/v1/residents",
+        Some("{\"resident\":\"r-1\",\"unit\":\"101\"}"),
+    );
+    assert_eq!(code, 201);
+    hub.api(
+        "POST",
+        "/api/v1/carriers",
+        Some("{\"carrier\":\"ups\",\"name\":\"UPS\"}"),
+    );
+    hub.api(
+        "POST",
+        "/api/v1/carriers/ups/codes",
+        Some("{\"code\":\"11223344\"}"),
+    );
+    // Four doors reserved, the fifth parcel overflows to the desk: a "locker full" alert.
+    for i in 1..=5 {
+        drop_off(&hub, &format!("f{i}"), "11223344", "r-1");
+    }
+    let (_, alerts) = hub.api("GET", "/api/v1/alerts", None);
+    let alert = alerts
+        .as_array()
+        .and_then(|l| l.iter().find(|a| a["kind"] == "locker_full"))
+        .and_then(|a| a["id"].as_str())
+        .unwrap_or_else(|| panic!("a locker-full alert: {alerts}"))
+        .to_owned();
+
+    // Bad notes are refused with a 4xx, the alert stays open.
+    let long = "x".repeat(501);
+    let (code, _, body) = req(
+        hub.web,
+        "POST",
+        &format!("/alerts/{alert}/acknowledge"),
+        Some(&staff),
+        Some(&format!("csrf={csrf}&note={long}")),
+        "",
+    );
+    assert_eq!(code, 400);
+    assert!(body.contains("at most 500"), "{body}");
+    let (code, body) = hub.api(
+        "POST",
+        &format!("/api/v1/alerts/{alert}/acknowledge"),
+        Some("{\"note\":\"bell\\u0007\"}"),
+    );
+    assert_eq!(code, 422, "{body}");
+    let (code, _) = hub.api("POST", "/api/v1/alerts/nope/acknowledge", Some("{}"));
+    assert_eq!(code, 404);
+    assert_eq!(
+        req(
+            hub.web,
+            "POST",
+            &format!("/alerts/{alert}/acknowledge"),
+            Some(&staff),
+            Some("note=x"),
+            ""
+        )
+        .0,
+        403
+    );
+
+    // Acknowledged on the page with a note: in the history and the audit, under bob's name.
+    let (code, h, _) = req(
+        hub.web,
+        "POST",
+        &format!("/alerts/{alert}/acknowledge"),
+        Some(&staff),
+        Some(&format!(
+            "csrf={csrf}&note=Cleared+the+parcel+room+%3Cshelf+2%3E"
+        )),
+        "",
+    );
+    assert_eq!(code, 303);
+    assert!(flash(&h).contains("ok=Acknowledged"), "{h}");
+    let (_, _, page) = req(hub.web, "GET", "/alerts", Some(&staff), None, "");
+    assert!(
+        page.contains("<td>Cleared the parcel room &lt;shelf 2&gt;</td>"),
+        "{page}"
+    );
+    let (_, _, csv) = req(
+        hub.web,
+        "GET",
+        "/audit.csv?actor=bob",
+        Some(&staff),
+        None,
+        "",
+    );
+    assert!(
+        csv.contains("alert_cleared") && csv.contains("Cleared the parcel room"),
+        "{csv}"
+    );
+}
+
+#[test]
+fn analytics_page_draws_charts_and_exports_each_as_csv() {
+    let hub = start();
+    let (_, _, staff, _) = admin_and_staff(&hub);
+    hub.api(
+        "POST",
+        "/api/v1/residents",
+        Some("{\"resident\":\"r-1\",\"unit\":\"101\"}"),
+    );
+    let (code, reply) = hub.api(
+        "POST",
+        "/api/v1/commands",
+        Some("{\"request_id\":\"c1\",\"type\":\"desk_check_in\",\"resident\":\"r-1\"}"),
+    );
+    assert_eq!(code, 200, "{reply}");
+    let parcel = reply["parcel"].as_str().expect("parcel").to_owned();
+    let (code, reply) = hub.api(
+        "POST",
+        "/api/v1/commands",
+        Some(&format!(
+            "{{\"request_id\":\"c2\",\"type\":\"desk_pickup\",\"parcels\":[\"{parcel}\"]}}"
+        )),
+    );
+    assert_eq!(code, 200, "{reply}");
+
+    let (code, _, page) = req(hub.web, "GET", "/analytics", Some(&staff), None, "");
+    assert_eq!(code, 200);
+    assert_eq!(
+        page.matches("<svg class=").count(),
+        2,
+        "bar chart and heatmap"
+    );
+    assert!(
+        page.contains("href=/analytics aria-current=page"),
+        "nav link"
+    );
+    for chart in ["deliveries", "heatmap", "utilisation", "pickup"] {
+        assert!(
+            page.contains(&format!("/analytics/{chart}.csv")),
+            "{chart} link"
+        );
+        let (code, h, csv) = req(
+            hub.web,
+            "GET",
+            &format!("/analytics/{chart}.csv"),
+            Some(&staff),
+            None,
+            "",
+        );
+        assert_eq!(code, 200, "{chart}");
+        assert!(h.contains("text/csv"), "{h}");
+        assert!(csv.lines().count() >= 2, "{chart}: {csv}");
+    }
+    // Today has the one parcel received at the desk; it was picked up.
+    let (_, _, days) = req(
+        hub.web,
+        "GET",
+        "/analytics/deliveries.csv",
+        Some(&staff),
+        None,
+        "",
+    );
+    assert!(days.trim_end().ends_with(",1"), "{days}");
+    assert_eq!(days.lines().count(), 31);
+    let (_, _, pickup) = req(
+        hub.web,
+        "GET",
+        "/analytics/pickup.csv",
+        Some(&staff),
+        None,
+        "",
+    );
+    assert!(
+        pickup.lines().nth(1).is_some_and(|l| l.ends_with(",1,0")),
+        "{pickup}"
+    );
+    let (_, _, sizes) = req(
+        hub.web,
+        "GET",
+        "/analytics/utilisation.csv",
+        Some(&staff),
+        None,
+        "",
+    );
+    assert!(sizes.contains("S,4,0,"), "{sizes}");
+    let (code, _, body) = req(
+        hub.web,
+        "GET",
+        "/analytics/nope.csv",
+        Some(&staff),
+        None,
+        "",
+    );
+    assert_eq!(code, 404);
+    assert!(body.contains("deliveries.csv"), "{body}");
+}
+
+/// A big building's residents come a page at a time, so the page stays within the 200 KB
+/// budget on a tablet.
+#[test]
+fn a_big_resident_list_is_paged_within_the_page_budget() {
+    let hub = start();
+    let (_, _, staff, _) = admin_and_staff(&hub);
+    for i in 0..400 {
+        let body = format!(
+            r#"{{"type":"register_resident","request_id":"res-{i}","resident":"r-{i:03}","unit":"{}"}}"#,
+            1000 + i
+        );
+        let (code, reply) = hub.api("POST", "/api/v1/commands", Some(&body));
+        assert_eq!(code, 200, "{reply}");
+    }
+    let get = |path: &str| req(hub.web, "GET", path, Some(&staff), None, "");
+    let (code, _, first) = get("/residents");
+    assert_eq!(code, 200);
+    assert!(first.len() < 200 * 1024, "{} bytes", first.len());
+    assert!(first.contains("Page 1 of 3"), "{first}");
+    assert!(first.contains("data-resident=\"r-000\""));
+    assert!(!first.contains("data-resident=\"r-399\""));
+    let (_, _, last) = get("/residents?q=&page=3");
+    assert!(last.contains("Page 3 of 3"));
+    assert!(last.contains("data-resident=\"r-399\""));
+    assert!(!last.contains("data-resident=\"r-000\""));
+    // Out of range pages show the nearest one; a search narrows to one page.
+    assert!(get("/residents?page=99").2.contains("Page 3 of 3"));
+    let (_, _, one) = get("/residents?q=r-123");
+    assert!(one.contains("data-resident=\"r-123\"") && !one.contains("Page 1 of"));
+}
