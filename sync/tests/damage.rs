@@ -33,7 +33,7 @@ fn three_chunks(dir: &std::path::Path, picked_up: bool) -> (Vec<Vec<Fact>>, Stri
 #[test]
 fn a_damaged_incremental_chunk_is_quarantined_and_the_rest_loads() {
     let dir = tempfile::tempdir().unwrap();
-    // Finished parcels, so the open-thread index cannot stand in for the lost chunk.
+    // Finished parcels (the lost chunk's facts are nowhere else).
     let (batches, doc_id) = three_chunks(dir.path(), true);
     // Find the chunk holding the second batch and flip a byte in its middle.
     let (victim, original) = {
@@ -90,7 +90,7 @@ fn a_damaged_incremental_chunk_is_quarantined_and_the_rest_loads() {
 #[test]
 fn a_truncated_snapshot_is_quarantined_and_reported() {
     let dir = tempfile::tempdir().unwrap();
-    // Parcels still in their lockers: their facts survive in the open-thread index.
+    // Parcels still in their lockers: the damaged snapshot held their facts all the same.
     let (_, doc_id) = three_chunks(dir.path(), false);
     let key = DocKey::monthly(Family::Parcels, NOV_15);
     {
