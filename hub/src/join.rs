@@ -76,6 +76,30 @@ pub fn listen_url(addr: std::net::SocketAddr) -> String {
     }
 }
 
+/// `locker-hub unpair HUB`: stop trusting a paired hub (its next connection is refused; one
+/// open now lasts until it drops). Returns what to tell the installer.
+pub fn unpair(config_path: &Path, hub_id: &str) -> Result<String, String> {
+    let config = locker_config::load(config_path).map_err(|p| p.to_string())?;
+    let data_dir = &config.site.data_dir;
+    if pairing::remove_paired(data_dir, hub_id)? {
+        return Ok(format!(
+            "hub {hub_id} is no longer paired with this one: its next connection is refused"
+        ));
+    }
+    let paired: Vec<String> = pairing::paired(data_dir)?
+        .into_iter()
+        .map(|h| h.hub_id)
+        .collect();
+    Err(format!(
+        "no paired hub {hub_id:?}; paired: {}",
+        if paired.is_empty() {
+            "none".to_owned()
+        } else {
+            paired.join(", ")
+        }
+    ))
+}
+
 /// `locker-hub init --join`: join the site of the hub at `url`. Returns what to tell the
 /// installer.
 pub async fn join(

@@ -33,6 +33,7 @@ use locker_app::pairing::{self, PairedHub};
 use locker_app::passwords::constant_time_eq;
 use locker_app::sync::{SyncBoard, SyncEvent, SyncOut};
 use locker_config::Sync as SyncConfig;
+use locker_net::SourceLimit;
 use locker_sync::wire::MAX_FRAME;
 use locker_sync::PeerRole;
 use rand::Rng;
@@ -56,6 +57,10 @@ const IDLE_LIMIT: Duration = Duration::from_secs(90);
 const BACKOFF_MIN: Duration = Duration::from_secs(1);
 /// How long connecting (TCP, TLS, upgrade) may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+/// Connections to `listen` one address may hold at once (a hub needs one).
+pub const SYNC_CONNECTIONS_PER_SOURCE: usize = 4;
+/// Connections to `listen` in all.
+const SYNC_CONNECTIONS: usize = 32;
 
 /// Starts every sync link `config` names. Returns where `listen` ended up (port 0 picks one).
 /// `data_dir` holds the hub's certificate and the hubs it is paired with; `identity` is what a
@@ -278,6 +283,9 @@ impl Links {
     }
 
     async fn accept_loop(mut self, listener: TcpListener, tls: Option<TlsAcceptor>) {
+        // A site has a hub or two: a source holding more connections than that is not a hub
+        // that needs them, and it must not keep a real hub out.
+        let limit = SourceLimit::new(SYNC_CONNECTIONS_PER_SOURCE, SYNC_CONNECTIONS);
         loop {
             let accepted = tokio::select! {
                 a = listener.accept() => a,
@@ -291,9 +299,16 @@ impl Links {
                     continue;
                 }
             };
+            let Some(slot) = limit.admit(from.ip()) else {
+                warn!(from = %from, "sync connection refused: too many from that address");
+                drop(tcp);
+                continue;
+            };
             let this = self.clone();
             let tls = tls.clone();
             tokio::spawn(async move {
+                // Held for the connection's life.
+                let _slot = slot;
                 let accepted =
                     tokio::time::timeout(CONNECT_TIMEOUT, this.accept_one(tcp, from, tls)).await;
                 match accepted {

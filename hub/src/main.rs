@@ -73,6 +73,14 @@ enum Command {
         #[arg(long, short, default_value = locker_config::DEFAULT_PATH)]
         config: PathBuf,
     },
+    /// Stop trusting a paired hub: its next sync connection is refused.
+    Unpair {
+        /// The other hub's id (as `locker-hub init --join` printed it, and /healthz shows it).
+        hub: String,
+        /// The site configuration.
+        #[arg(long, short, default_value = locker_config::DEFAULT_PATH)]
+        config: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -193,6 +201,7 @@ fn main() -> ExitCode {
             report("init --join", joined)
         }
         Command::Pair { config } => report("pair", join::pair(&config)),
+        Command::Unpair { hub, config } => report("unpair", join::unpair(&config, &hub)),
         Command::Run { config } => {
             logging::init();
             let config = match locker_config::load(&config) {

@@ -441,3 +441,52 @@ async fn below_the_storage_reserve_a_request_is_refused_and_health_says_why() {
     assert_eq!(list, serde_json::json!([]), "nothing was recorded");
     hub.stop().await;
 }
+
+/// `[sync] listen` bounds what one address may hold before anything is checked: a LAN host
+/// with four idle sockets open gets its fifth closed at once, while another address is still
+/// served, and the places come back when the idle ones close.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sync_listener_bounds_connections_per_address() {
+    use tokio::net::TcpSocket;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hub = Hub::start(
+        config_with(dir.path(), "", "\n[sync]\nlisten = \"127.0.0.1:0\"\n"),
+        Arc::new(OutboxOnly),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("the hub did not start: {e}"));
+    let listen = hub.listening().sync.expect("sync address");
+    let from = |ip: &str| {
+        let ip: std::net::IpAddr = ip.parse().expect("ip");
+        async move {
+            let socket = TcpSocket::new_v4().expect("socket");
+            socket.bind((ip, 0).into()).expect("bind");
+            socket.connect(listen).await.expect("connect")
+        }
+    };
+    // Open: nothing arrives for a second (the hub waits for a TLS hello). Closed: EOF or reset.
+    let held_open = |mut s: TcpStream| async move {
+        let mut buf = [0u8; 1];
+        tokio::time::timeout(Duration::from_secs(1), s.read(&mut buf))
+            .await
+            .is_err()
+    };
+    let mut idle = Vec::new();
+    for _ in 0..locker_hub::link::SYNC_CONNECTIONS_PER_SOURCE {
+        idle.push(from("127.0.0.2").await);
+    }
+    // Let the listener count them.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !held_open(from("127.0.0.2").await).await,
+        "the fifth is closed"
+    );
+    assert!(
+        held_open(from("127.0.0.1").await).await,
+        "another address is served"
+    );
+    drop(idle);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(held_open(from("127.0.0.2").await).await, "places come back");
+    hub.stop().await;
+}

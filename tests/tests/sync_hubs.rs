@@ -406,9 +406,15 @@ fn paired_hubs_sync_over_mutual_tls_and_nobody_else_gets_in() {
     assert!(!store.exists());
 
     // Both right.
-    let (ok, said) = join(&code, &fingerprint, &b_config);
-    assert!(ok, "{said}");
-    assert!(said.contains("joined site \"test-site\""), "{said}");
+    let (ok, joined) = join(&code, &fingerprint, &b_config);
+    assert!(ok, "{joined}");
+    assert!(joined.contains("joined site \"test-site\""), "{joined}");
+    let b_id = joined
+        .split("as hub ")
+        .nth(1)
+        .and_then(|r| r.split(',').next())
+        .expect("B's hub id")
+        .to_owned();
     assert!(store.exists());
     // Once only: a third hub with the same code gets nothing.
     let c_dir = tempfile::tempdir().unwrap();
@@ -422,7 +428,7 @@ fn paired_hubs_sync_over_mutual_tls_and_nobody_else_gets_in() {
     assert!(!ok && said.contains("already has a store"), "{said}");
 
     // B starts and syncs with A over mutual TLS.
-    let b = Hub::start_in(b_dir, |dir| paired_b(dir, &url), &[]);
+    let mut b = Hub::start_in(b_dir, |dir| paired_b(dir, &url), &[]);
     wait_until(
         "the paired hubs to connect",
         Duration::from_secs(20),
@@ -492,4 +498,21 @@ fn paired_hubs_sync_over_mutual_tls_and_nobody_else_gets_in() {
             .expect("curl");
         assert_eq!(String::from_utf8_lossy(&out.stdout), "401", "{path}");
     }
+
+    // Unpaired at A, B's next connection is refused.
+    let a_config = a_config.to_str().unwrap();
+    let (ok, said) = locker_hub(&["unpair", "nobody", "--config", a_config]);
+    assert!(!ok && said.contains(&format!("paired: {b_id}")), "{said}");
+    let (ok, said) = locker_hub(&["unpair", &b_id, "--config", a_config]);
+    assert!(ok, "{said}");
+    b.crash_and_restart();
+    wait_until(
+        "B to be refused once unpaired",
+        Duration::from_secs(20),
+        || {
+            peers(&b)
+                .iter()
+                .any(|p| p["state"] == "refused" && p["last_error"].to_string().contains("403"))
+        },
+    );
 }

@@ -169,6 +169,19 @@ pub fn add_paired(data_dir: &Path, hub: PairedHub) -> Result<(), String> {
     replace_file(&path, &bytes, 0o644)
 }
 
+/// Stop trusting the hub `hub_id`: its next connection is refused. False if it was not paired.
+pub fn remove_paired(data_dir: &Path, hub_id: &str) -> Result<bool, String> {
+    let mut list = paired(data_dir)?;
+    let before = list.len();
+    list.retain(|h| h.hub_id != hub_id);
+    if list.len() == before {
+        return Ok(false);
+    }
+    let bytes = serde_json::to_vec_pretty(&list).map_err(|e| e.to_string())?;
+    replace_file(&paired_path(data_dir), &bytes, 0o644)?;
+    Ok(true)
+}
+
 /// Which paired hub a certificate fingerprint belongs to.
 pub fn paired_hub(data_dir: &Path, sha256: &str) -> Result<Option<PairedHub>, String> {
     Ok(paired(data_dir)?.into_iter().find(|h| h.sha256 == sha256))
@@ -290,5 +303,8 @@ mod tests {
         assert_eq!(paired(dir.path()).unwrap(), vec![hub("bb")]);
         assert_eq!(paired_hub(dir.path(), "aa").unwrap(), None);
         assert_eq!(paired_hub(dir.path(), "bb").unwrap(), Some(hub("bb")));
+        assert!(!remove_paired(dir.path(), "other").unwrap());
+        assert!(remove_paired(dir.path(), "b").unwrap());
+        assert_eq!(paired_hub(dir.path(), "bb").unwrap(), None);
     }
 }
