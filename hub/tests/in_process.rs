@@ -294,6 +294,43 @@ async fn an_admin_opens_a_pairing_on_the_system_page_and_a_second_hub_joins_with
     let again =
         locker_hub::join::join(&c_dir.path().join("hub.toml"), &url, &code, &fingerprint).await;
     assert!(again.is_err_and(|e| e.contains("no pairing is open")));
+
+    // B starts and the two sync: A's System page lists B as a connected peer and the synced
+    // documents, and a resident registered at A reaches B.
+    let b = Hub::start(
+        locker_config::load(&b_config).unwrap_or_else(|e| panic!("{e}")),
+        Arc::new(OutboxOnly),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("hub B did not start: {e}"));
+    let body =
+        r#"{"request_id":"r-a","type":"register_resident","resident":"r-from-a","unit":"7"}"#;
+    let (code, reply) = api(
+        &a,
+        &token(dir.path()),
+        "POST",
+        "/api/v1/commands",
+        Some(body),
+    )
+    .await;
+    assert_eq!(code, 200, "{reply}");
+    let b_token = token(b_dir.path());
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, _, page) = http(&a, "GET", "/system", &admin_hdr, None).await;
+        let (_, residents) = api(&b, &b_token, "GET", "/api/v1/residents", None).await;
+        let crossed = residents.to_string().contains("r-from-a");
+        let listed = page.contains("<td>hub ") && page.contains("<td>connected</td>");
+        if crossed && listed && page.contains("automerge:") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "crossed {crossed}, listed {listed}: {page}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    b.stop().await;
     a.stop().await;
 }
 
