@@ -193,33 +193,7 @@ impl<R: Record> Store<R> {
             }
             return Ok(Vec::new());
         }
-        let mut new_ids: BTreeSet<String> = BTreeSet::new();
-        for patch in live.doc.diff(before, &after) {
-            if patch.obj != ROOT {
-                continue;
-            }
-            if let PatchAction::PutMap { key: id, .. } = patch.action {
-                new_ids.insert(id);
-            }
-        }
-        let mut facts = Vec::new();
-        let mut added = 0u64;
-        for id in new_ids {
-            if matches!(live.doc.get_at(ROOT, id.as_str(), before), Ok(Some(_))) {
-                continue; // was here already (a concurrent write of the same id)
-            }
-            added += 1;
-            let decoded = codec::read_one(&live.doc, &id)
-                .unwrap_or_else(|| Err("vanished".into()))
-                .and_then(|v| serde_json::from_value::<R>(v).map_err(|e| e.to_string()));
-            match decoded {
-                Ok(fact) => facts.push(fact),
-                Err(reason) => {
-                    tracing::warn!(document = %key, fact = %id, %reason,
-                        "merged fact cannot be read; kept in the document, skipped")
-                }
-            }
-        }
+        let (facts, added) = new_facts::<R>(&mut live.doc, key, before, &after);
         let live = self.doc_mut(key)?;
         live.facts += added;
         let touched = BTreeSet::from([*key]);
@@ -227,9 +201,51 @@ impl<R: Record> Store<R> {
         Ok(facts)
     }
 
-    fn doc_mut(&mut self, key: &DocKey) -> Result<&mut crate::store::LiveDoc, StoreError> {
+    pub(crate) fn doc_mut(
+        &mut self,
+        key: &DocKey,
+    ) -> Result<&mut crate::store::LiveDoc, StoreError> {
         self.docs
             .get_mut(key)
             .ok_or_else(|| StoreError::UnknownDocument(key.to_string()))
     }
+}
+
+/// The records that appeared in `doc` between `before` and `after` (and were not there before:
+/// a concurrent write of the same id is not new), decoded, and how many there were (a record
+/// that cannot be decoded counts but is skipped, with a warning).
+pub(crate) fn new_facts<R: Record>(
+    doc: &mut automerge::AutoCommit,
+    key: &DocKey,
+    before: &[ChangeHash],
+    after: &[ChangeHash],
+) -> (Vec<R>, u64) {
+    let mut new_ids: BTreeSet<String> = BTreeSet::new();
+    for patch in doc.diff(before, after) {
+        if patch.obj != ROOT {
+            continue;
+        }
+        if let PatchAction::PutMap { key: id, .. } = patch.action {
+            new_ids.insert(id);
+        }
+    }
+    let mut facts = Vec::new();
+    let mut added = 0u64;
+    for id in new_ids {
+        if matches!(doc.get_at(ROOT, id.as_str(), before), Ok(Some(_))) {
+            continue; // was here already (a concurrent write of the same id)
+        }
+        added += 1;
+        let decoded = codec::read_one(doc, &id)
+            .unwrap_or_else(|| Err("vanished".into()))
+            .and_then(|v| serde_json::from_value::<R>(v).map_err(|e| e.to_string()));
+        match decoded {
+            Ok(fact) => facts.push(fact),
+            Err(reason) => {
+                tracing::warn!(document = %key, fact = %id, %reason,
+                    "merged fact cannot be read; kept in the document, skipped")
+            }
+        }
+    }
+    (facts, added)
 }

@@ -112,11 +112,11 @@ pub struct Store<R: Record> {
 type LoadedLive<R> = (DocKey, String, Loaded, Vec<Result<R, (String, String)>>);
 
 /// A document as read from redb: the automerge doc and what could not be loaded.
-struct Loaded {
-    doc: AutoCommit,
-    kept: Vec<String>,
-    incrementals: usize,
-    damaged: Vec<(String, String, Vec<u8>)>,
+pub(crate) struct Loaded {
+    pub(crate) doc: AutoCommit,
+    pub(crate) kept: Vec<String>,
+    pub(crate) incrementals: usize,
+    pub(crate) damaged: Vec<(String, String, Vec<u8>)>,
 }
 
 impl<R: Record> Store<R> {
@@ -592,7 +592,34 @@ impl<R: Record> Store<R> {
         outbox: &[(&str, &[u8])],
         sync_states: &[(&str, String, Vec<u8>)],
     ) -> Result<(), StoreError> {
+        self.persist_inner(touched, None, outbox, sync_states)
+    }
+
+    /// Commits `chunk` (changes already encoded, for `key`) with anything else of `key` not
+    /// saved yet and the sync states, durably.
+    pub(crate) fn persist_chunk(
+        &mut self,
+        key: &DocKey,
+        chunk: Vec<u8>,
+        sync_states: &[(&str, String, Vec<u8>)],
+    ) -> Result<(), StoreError> {
+        let touched = BTreeSet::from([*key]);
+        self.persist_inner(&touched, Some((*key, chunk)), &[], sync_states)
+    }
+
+    fn persist_inner(
+        &mut self,
+        touched: &BTreeSet<DocKey>,
+        encoded: Option<(DocKey, Vec<u8>)>,
+        outbox: &[(&str, &[u8])],
+        sync_states: &[(&str, String, Vec<u8>)],
+    ) -> Result<(), StoreError> {
         let mut writes: Vec<(DocKey, String, Vec<u8>)> = Vec::new();
+        if let Some((key, bytes)) = encoded {
+            if let Some(live) = self.docs.get(&key) {
+                writes.push((key, incremental_key(&live.id, &bytes), bytes));
+            }
+        }
         for key in touched {
             if let Some(live) = self.docs.get_mut(key) {
                 let bytes = live.doc.save_incremental();
@@ -1061,7 +1088,7 @@ fn init_meta(
 
 /// Builds a document from its chunks. Fast path: one `load` of all chunks concatenated. If that
 /// fails, each chunk is checked on its own, damaged ones are set aside, and the rest are loaded.
-fn load_document(chunks: Vec<(String, Vec<u8>)>) -> Loaded {
+pub(crate) fn load_document(chunks: Vec<(String, Vec<u8>)>) -> Loaded {
     let incrementals = chunks
         .iter()
         .filter(|(k, _)| !crate::redb_store::is_snapshot_key(k))

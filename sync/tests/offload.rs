@@ -1,0 +1,116 @@
+//! A large sync message merged off the store's thread (`Store::offload`, `Offload::prepare`,
+//! `Store::adopt`): the same facts as merging it in place, what was written here meanwhile
+//! kept, everything durable, and a bad message applied nowhere.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use locker_sync::{DocKey, Family, PrepareError, Store, StoreOptions, SyncState};
+
+type S = Store<Fact>;
+
+fn open(dir: &Path, hub: &str) -> S {
+    let opts = StoreOptions {
+        site_id: Some("maple".into()),
+        now_ms: Some(NOV_15),
+        ..Default::default()
+    };
+    S::open(dir, hub, opts).unwrap().0
+}
+
+/// Hub b's sync message for `key` to a that has nothing of b's facts (a fresh sync state each
+/// side): b's first message only says what b has; the second, after a's answer, carries the
+/// changes. Returns (a's sync state, the message with the changes).
+fn message_with_changes(a: &mut S, b: &mut S, key: &DocKey) -> (SyncState, Vec<u8>) {
+    let mut sa = SyncState::new();
+    let mut sb = SyncState::new();
+    let hello = b.generate_sync_message(key, &mut sb).unwrap().unwrap();
+    a.receive_sync_message(key, &mut sa, &hello).unwrap();
+    let answer = a.generate_sync_message(key, &mut sa).unwrap().unwrap();
+    b.receive_sync_message(key, &mut sb, &answer).unwrap();
+    let changes = b.generate_sync_message(key, &mut sb).unwrap().unwrap();
+    (sa, changes)
+}
+
+#[test]
+fn a_message_merged_off_the_thread_gives_what_merging_in_place_gives_and_keeps_local_writes() {
+    let (da, db, dc) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let key = DocKey::monthly(Family::Parcels, NOV_15);
+    let (mut a, mut b, mut c) = (
+        open(da.path(), "hub-a"),
+        open(db.path(), "hub-b"),
+        open(dc.path(), "hub-a"),
+    );
+    // b worked offline: 200 parcels' lives in the month a also writes in.
+    let mut gb = Gen::new("hub-b");
+    for i in 0..200u64 {
+        b.append(&gb.parcel_life(NOV_15 + i * 1000, &format!("b{i}"), (i % 50) as u32, true))
+            .unwrap();
+    }
+    let mut ga = Gen::new("hub-a");
+    let first = ga.parcel_life(NOV_15, "a0", 1, false);
+    a.append(&first).unwrap();
+    c.append(&first).unwrap();
+
+    // In place, on c (a's twin), for comparison.
+    let (mut sc, changes) = message_with_changes(&mut c, &mut b, &key);
+    let in_place = c.receive_sync_message(&key, &mut sc, &changes).unwrap();
+    assert!(in_place.len() > 500, "{} facts", in_place.len());
+
+    // Off the thread, on a: prepared on another thread while a goes on writing.
+    let (sa, changes) = message_with_changes(&mut a, &mut b, &key);
+    let offload = a.offload("hub-b", &key, sa, &changes);
+    let worker = std::thread::spawn(move || offload.prepare::<Fact>());
+    let local = ga.parcel_life(NOV_15 + 5_000_000, "a1", 2, false);
+    a.append(&local).unwrap();
+    let prepared = worker.join().unwrap().unwrap();
+    let adopted = a.adopt(prepared).unwrap();
+    let ids = |v: &[Fact]| v.iter().map(|f| f.id.clone()).collect::<Vec<_>>();
+    assert_eq!(
+        ids(&adopted),
+        ids(&in_place),
+        "the same new facts, in id order"
+    );
+
+    // Everything is there: a's two parcels and b's, in memory and after a reopen.
+    let total = first.len() + local.len() + in_place.len();
+    let in_memory = a.facts_in(&key).unwrap();
+    assert!(
+        in_memory.iter().any(|f| f.id == local[0].id),
+        "the local write survived the swap"
+    );
+    assert_eq!(in_memory.len(), total);
+    drop(a);
+    let mut a = open(da.path(), "hub-a");
+    assert_eq!(a.facts_in(&key).unwrap().len(), total, "durable");
+    // A message that brings nothing new: no facts.
+    let mut sb = SyncState::new();
+    let hello = b.generate_sync_message(&key, &mut sb).unwrap().unwrap();
+    let again = a
+        .offload("hub-b", &key, SyncState::new(), &hello)
+        .prepare::<Fact>()
+        .unwrap();
+    assert!(a.adopt(again).unwrap().is_empty());
+}
+
+#[test]
+fn a_bad_message_prepared_off_the_thread_applies_nothing() {
+    let da = tempfile::tempdir().unwrap();
+    let key = DocKey::monthly(Family::Parcels, NOV_15);
+    let mut a = open(da.path(), "hub-a");
+    a.append(&Gen::new("hub-a").parcel_life(NOV_15, "a0", 1, false))
+        .unwrap();
+    let before = a.heads(&key).unwrap();
+    let bad = a.offload("hub-b", &key, SyncState::new(), b"\x42 not a sync message");
+    assert!(matches!(
+        bad.prepare::<Fact>(),
+        Err(PrepareError::BadMessage(_))
+    ));
+    assert_eq!(a.heads(&key).unwrap(), before);
+}
