@@ -43,6 +43,7 @@ fn cfg(name: &str) -> SessionConfig {
         reply_timeout_ms: 10_000,
         want_requests: false,
         months_back: 24,
+        offload_bytes: None,
     }
 }
 

@@ -44,9 +44,13 @@ pub enum PrepareError {
     /// The peer's message is not a sync message, or its changes do not apply: nothing applied.
     #[error("{0}")]
     BadMessage(String),
-    /// A chunk of the document on disk is damaged: merge it where the store can quarantine it.
+    /// A chunk of the document on disk is damaged: the message goes back, to be merged where
+    /// the store sets the chunk aside.
     #[error("a chunk of the document is damaged")]
-    Damaged,
+    Damaged {
+        state: Box<SyncState>,
+        message: Vec<u8>,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -67,6 +71,16 @@ pub struct Prepared<R> {
     added: u64,
     /// Whether the shared heads or the document moved (else the sync state need not be saved).
     moved: bool,
+}
+
+impl std::fmt::Debug for Offload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Offload")
+            .field("key", &self.key)
+            .field("peer", &self.peer)
+            .field("bytes", &self.message.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl<R> Prepared<R> {
@@ -97,7 +111,10 @@ impl Offload {
         };
         let loaded = load_document(chunks);
         if !loaded.damaged.is_empty() {
-            return Err(PrepareError::Damaged);
+            return Err(PrepareError::Damaged {
+                state: Box::new(self.state),
+                message: self.message,
+            });
         }
         let mut doc = loaded.doc;
         doc.set_actor(self.actor.clone());

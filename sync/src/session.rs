@@ -16,6 +16,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use crate::docs::{DocKey, Family, Month};
 use crate::error::StoreError;
+use crate::offload::{Offload, PrepareError, Prepared};
 use crate::record::Record;
 use crate::store::Store;
 use crate::wire::{Message, PeerMetadata, WireError, MAX_FRAME, PROTOCOL_VERSION};
@@ -45,6 +46,11 @@ pub struct SessionConfig {
     pub want_requests: bool,
     /// How many months back document ids are recognised (the retention period).
     pub months_back: u32,
+    /// A sync message larger than this is not merged in [`Session::receive`] but handed out
+    /// as [`Step::offload`], to be prepared on another thread and given back to
+    /// [`Session::merged`] (a catch-up must not hold up the thread that owns the store). `None`:
+    /// everything is merged in place.
+    pub offload_bytes: Option<usize>,
 }
 
 /// What one call produced.
@@ -56,6 +62,10 @@ pub struct Step<R> {
     pub merged: Vec<(DocKey, Vec<R>)>,
     /// The session is over (the peer left, or broke the protocol): send `send`, then close.
     pub close: Option<String>,
+    /// A large sync message to merge on another thread ([`Offload::prepare`]); its result goes
+    /// to [`Session::merged`]. Until then the session takes no frame of this connection (the
+    /// caller holds them) and starts no document.
+    pub offload: Option<Offload>,
 }
 
 impl<R> Default for Step<R> {
@@ -64,6 +74,7 @@ impl<R> Default for Step<R> {
             send: Vec::new(),
             merged: Vec::new(),
             close: None,
+            offload: None,
         }
     }
 }
@@ -122,6 +133,8 @@ pub struct Session {
     opened_ms: u64,
     /// When wanted documents we lack are asked for again.
     next_rerequest_ms: u64,
+    /// A message of this document is being merged elsewhere (`Step::offload`).
+    merging: Option<DocKey>,
     status: SessionStatus,
 }
 
@@ -178,8 +191,49 @@ impl Session {
             again: BTreeSet::new(),
             opened_ms: now_ms,
             next_rerequest_ms: u64::MAX,
+            merging: None,
             status: SessionStatus::default(),
         }
+    }
+
+    /// True while a message handed out as [`Step::offload`] is being merged: give the session
+    /// no frame until [`Session::merged`].
+    pub fn is_merging(&self) -> bool {
+        self.merging.is_some()
+    }
+
+    /// The result of merging what [`Step::offload`] handed out: the facts it brought are
+    /// durable when this returns them (in `merged`), and the session goes on as after a message
+    /// merged in place.
+    pub fn merged<R: Record>(
+        &mut self,
+        store: &mut Store<R>,
+        now_ms: u64,
+        result: Result<Prepared<R>, PrepareError>,
+    ) -> Result<Step<R>, SessionError> {
+        let mut step = Step::default();
+        let Some(key) = self.merging.take() else {
+            return Ok(step);
+        };
+        if self.phase == Phase::Closed {
+            return Ok(step);
+        }
+        match result {
+            Ok(prepared) => {
+                let state = prepared.state.clone();
+                let facts = store.adopt(prepared)?;
+                self.after_receive(store, now_ms, key, state, facts, &mut step)?;
+            }
+            Err(PrepareError::BadMessage(message)) => {
+                self.refuse(&mut step, format!("bad sync message for {key}: {message}"));
+            }
+            Err(PrepareError::Damaged { state, message }) => {
+                // Merged here, where the store sets the damaged chunk aside.
+                self.merge_in_place(store, now_ms, key, *state, &message, &mut step)?;
+            }
+            Err(PrepareError::Store(e)) => return Err(e.into()),
+        }
+        Ok(step)
     }
 
     pub fn status(&self) -> &SessionStatus {
@@ -379,7 +433,7 @@ impl Session {
                 }
             }
         }
-        if let Some((key, sent)) = self.in_flight {
+        if let Some((key, sent)) = self.in_flight.filter(|(k, _)| self.merging != Some(*k)) {
             if now_ms.saturating_sub(sent) >= self.cfg.reply_timeout_ms {
                 tracing::info!(peer = %self.cfg.name, document = %key,
                     "no answer within {} ms; going on with the next document", self.cfg.reply_timeout_ms);
@@ -509,7 +563,29 @@ impl Session {
             self.push(step, reply.encode());
             return Ok(());
         };
-        let mut state = self.state(store, &key)?;
+        let state = self.state(store, &key)?;
+        if self
+            .cfg
+            .offload_bytes
+            .is_some_and(|limit| data.len() > limit)
+        {
+            step.offload = Some(store.offload(&self.peer_key, &key, state, data));
+            self.merging = Some(key);
+            return Ok(());
+        }
+        self.merge_in_place(store, now_ms, key, state, data, step)
+    }
+
+    /// Merges a peer's sync message here, then goes on.
+    fn merge_in_place<R: Record>(
+        &mut self,
+        store: &mut Store<R>,
+        now_ms: u64,
+        key: DocKey,
+        mut state: SyncState,
+        data: &[u8],
+        step: &mut Step<R>,
+    ) -> Result<(), SessionError> {
         let received = store.receive_from_peer(&self.peer_key, &key, &mut state, data);
         let facts = match received {
             Ok(facts) => facts,
@@ -521,6 +597,20 @@ impl Session {
             }
             Err(e) => return Err(e.into()),
         };
+        self.after_receive(store, now_ms, key, state, facts, step)
+    }
+
+    /// After a peer's message for `key` was merged (here or elsewhere): report the facts,
+    /// answer, settle the document if it was in flight and has nothing more to say, go on.
+    fn after_receive<R: Record>(
+        &mut self,
+        store: &mut Store<R>,
+        now_ms: u64,
+        key: DocKey,
+        mut state: SyncState,
+        facts: Vec<R>,
+        step: &mut Step<R>,
+    ) -> Result<(), SessionError> {
         if !facts.is_empty() {
             step.merged.push((key, facts));
         }
@@ -547,7 +637,7 @@ impl Session {
         now_ms: u64,
         step: &mut Step<R>,
     ) -> Result<(), SessionError> {
-        if self.phase != Phase::Ready {
+        if self.phase != Phase::Ready || self.merging.is_some() {
             return Ok(());
         }
         while self.in_flight.is_none() {

@@ -114,3 +114,79 @@ fn a_bad_message_prepared_off_the_thread_applies_nothing() {
     ));
     assert_eq!(a.heads(&key).unwrap(), before);
 }
+
+fn cfg(hub: &str, peer: &str, offload_bytes: Option<usize>) -> locker_sync::SessionConfig {
+    locker_sync::SessionConfig {
+        peer_id: format!("peer-{hub}"),
+        storage_id: hub.into(),
+        name: peer.into(),
+        reply_timeout_ms: 5_000,
+        want_requests: false,
+        months_back: 24,
+        offload_bytes,
+    }
+}
+
+/// Two sessions, a merging every message over 1 KiB on another thread: they converge as
+/// sessions that merge in place do, and the session took no frame while a merge was out.
+#[test]
+fn a_session_that_merges_large_messages_elsewhere_converges() {
+    use locker_sync::{Session, Step};
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let key = DocKey::monthly(Family::Parcels, NOV_15);
+    let (mut a, mut b) = (open(da.path(), "hub-a"), open(db.path(), "hub-b"));
+    let mut gb = Gen::new("hub-b");
+    for i in 0..200u64 {
+        b.append(&gb.parcel_life(NOV_15 + i * 1000, &format!("b{i}"), (i % 50) as u32, true))
+            .unwrap();
+    }
+    let mut ga = Gen::new("hub-a");
+    for i in 0..20u64 {
+        a.append(&ga.parcel_life(NOV_15 + i * 1000, &format!("a{i}"), (i % 50) as u32, true))
+            .unwrap();
+    }
+    let (mut sa, join) = Session::dial(cfg("hub-a", "hub-b", Some(1024)), NOV_15);
+    let mut sb = Session::accept(cfg("hub-b", "hub-a", None), NOV_15);
+    let (mut to_b, mut to_a) = (vec![join], Vec::<Vec<u8>>::new());
+    let mut offloads = 0;
+    while !(to_a.is_empty() && to_b.is_empty()) {
+        for frame in std::mem::take(&mut to_b) {
+            let step: Step<Fact> = sb.receive(&mut b, NOV_15, &frame).unwrap();
+            assert!(step.close.is_none(), "{:?}", step.close);
+            to_a.extend(step.send);
+        }
+        for frame in std::mem::take(&mut to_a) {
+            assert!(!sa.is_merging(), "a frame given while a merge was out");
+            let mut step: Step<Fact> = sa.receive(&mut a, NOV_15, &frame).unwrap();
+            while let Some(offload) = step.offload.take() {
+                offloads += 1;
+                assert!(sa.is_merging());
+                to_b.extend(std::mem::take(&mut step.send));
+                let prepared = std::thread::spawn(move || offload.prepare::<Fact>())
+                    .join()
+                    .unwrap();
+                step = sa.merged(&mut a, NOV_15, prepared).unwrap();
+            }
+            assert!(step.close.is_none(), "{:?}", step.close);
+            to_b.extend(step.send);
+        }
+    }
+    assert!(offloads > 0, "nothing was large enough to offload");
+    let ids = |s: &mut S| {
+        let mut v: Vec<String> = s
+            .facts_in(&key)
+            .unwrap()
+            .into_iter()
+            .map(|f| f.id)
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(ids(&mut a), ids(&mut b), "converged");
+    let heads = |s: &mut S| {
+        let mut h = s.heads(&key).unwrap();
+        h.sort();
+        h
+    };
+    assert_eq!(heads(&mut a), heads(&mut b), "the same document");
+}

@@ -51,6 +51,7 @@ async fn session_with(
             reply_timeout_ms: 2_000,
             want_requests: false,
             months_back: 24,
+            offload_bytes: None,
         },
         NOV_15,
     );

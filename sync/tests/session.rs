@@ -28,6 +28,7 @@ fn cfg(hub: &str, peer: &str) -> SessionConfig {
         reply_timeout_ms: 5_000,
         want_requests: false,
         months_back: 24,
+        offload_bytes: None,
     }
 }
 

@@ -396,6 +396,7 @@ pub fn start(
         site_key: store.site_key(),
     };
     let (tx, rx) = mpsc::channel();
+    let back = tx.clone();
     let snapshot = Arc::new(RwLock::new(Snapshot::default()));
     // Subscribers only need to know "something changed": a lagging one just re-reads.
     let (changes, _) = broadcast::channel(16);
@@ -410,7 +411,11 @@ pub fn start(
         config: config.clone(),
         storage,
         storage_alert: None,
-        links: Links::new(sync_settings, sync_board),
+        links: Links::new(
+            sync_settings,
+            sync_board,
+            Box::new(move |event| back.send(Job::Sync(event)).is_ok()),
+        ),
     };
     let thread = std::thread::Builder::new()
         .name("engine".into())

@@ -11,10 +11,12 @@
 //! connection state (connecting, connected, backing off, refused, with the last error), the
 //! engine writes what the session knows (pending documents, bytes, last sync).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Mutex;
 
-use locker_sync::{DocKey, PeerRole, Session, SessionConfig, SessionStatus, Store};
+use locker_sync::{
+    DocKey, Offload, PeerRole, PrepareError, Prepared, Session, SessionConfig, SessionStatus, Store,
+};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc as tokio_mpsc;
 use tracing::{error, info};
@@ -36,6 +38,50 @@ pub enum SyncEvent {
     Frame { conn: u64, frame: Vec<u8> },
     /// The connection is gone.
     Closed { conn: u64 },
+    /// A large message of this connection, merged on the merge thread (`Merger`).
+    Merged {
+        conn: u64,
+        result: Box<Result<Prepared<StoredFact>, PrepareError>>,
+    },
+}
+
+/// A sync message larger than this is merged on the merge thread, not the engine's: a week's
+/// catch-up takes hundreds of milliseconds to apply, and the doors must not wait for it. A live
+/// change (one step's facts) is a few KiB.
+pub const OFFLOAD_BYTES: usize = 16 * 1024;
+
+/// The merge thread: prepares offloaded messages (`Offload::prepare`) and hands each result
+/// back to the engine as a `SyncEvent::Merged` job.
+struct Merger {
+    jobs: std::sync::mpsc::Sender<(u64, Offload)>,
+}
+
+impl Merger {
+    fn start(back: Box<dyn Fn(SyncEvent) -> bool + Send>) -> Option<Merger> {
+        let (jobs, rx) = std::sync::mpsc::channel::<(u64, Offload)>();
+        std::thread::Builder::new()
+            .name("sync-merge".into())
+            .spawn(move || {
+                while let Ok((conn, offload)) = rx.recv() {
+                    let started = std::time::Instant::now();
+                    let bytes = offload.len();
+                    let result = offload.prepare::<StoredFact>();
+                    info!(
+                        bytes,
+                        ms = started.elapsed().as_millis() as u64,
+                        "a large sync message prepared off the engine thread"
+                    );
+                    if !back(SyncEvent::Merged {
+                        conn,
+                        result: Box::new(result),
+                    }) {
+                        return;
+                    }
+                }
+            })
+            .ok()
+            .map(|_| Merger { jobs })
+    }
 }
 
 /// What the engine tells a link task.
@@ -58,6 +104,8 @@ pub struct SyncSettings {
 struct Link {
     session: Session,
     out: tokio_mpsc::UnboundedSender<SyncOut>,
+    /// Frames that arrived while a message of this link was being merged elsewhere.
+    held: VecDeque<Vec<u8>>,
 }
 
 /// The engine's open links.
@@ -67,6 +115,8 @@ pub(crate) struct Links {
     board: std::sync::Arc<SyncBoard>,
     /// The documents last shown on the board.
     shown: BTreeSet<DocKey>,
+    /// Where large messages are merged; `None`: merged here.
+    merger: Option<Merger>,
 }
 
 /// The facts that arrived on one link, durable already.
@@ -76,12 +126,20 @@ pub(crate) struct Arrived {
 }
 
 impl Links {
-    pub(crate) fn new(settings: Option<SyncSettings>, board: std::sync::Arc<SyncBoard>) -> Links {
+    /// `back` puts an event on the engine's queue (for the merge thread's results; false once
+    /// the engine is gone).
+    pub(crate) fn new(
+        settings: Option<SyncSettings>,
+        board: std::sync::Arc<SyncBoard>,
+        back: Box<dyn Fn(SyncEvent) -> bool + Send>,
+    ) -> Links {
+        let merger = settings.as_ref().and_then(|_| Merger::start(back));
         Links {
             settings,
             links: BTreeMap::new(),
             board,
             shown: BTreeSet::new(),
+            merger,
         }
     }
 
@@ -110,6 +168,7 @@ impl Links {
                     reply_timeout_ms: settings.reply_timeout_ms,
                     want_requests: true,
                     months_back: settings.months_back,
+                    offload_bytes: self.merger.as_ref().map(|_| OFFLOAD_BYTES),
                 };
                 let session = match role {
                     PeerRole::Dialer => {
@@ -120,7 +179,14 @@ impl Links {
                     PeerRole::Acceptor => Session::accept(cfg, now_ms),
                 };
                 info!(peer = %name, ?role, "sync link open");
-                self.links.insert(conn, Link { session, out });
+                self.links.insert(
+                    conn,
+                    Link {
+                        session,
+                        out,
+                        held: VecDeque::new(),
+                    },
+                );
                 self.publish(conn);
                 Ok(None)
             }
@@ -128,18 +194,38 @@ impl Links {
                 let Some(link) = self.links.get_mut(&conn) else {
                     return Ok(None);
                 };
-                let step = link.session.receive(store, now_ms, &frame)?;
-                for f in step.send {
-                    let _ = link.out.send(SyncOut::Frame(f));
+                if link.session.is_merging() {
+                    // In order, after the merge that is out.
+                    link.held.push_back(frame);
+                    return Ok(None);
                 }
-                if let Some(reason) = step.close {
-                    let _ = link.out.send(SyncOut::Close(reason));
+                let step = link.session.receive(store, now_ms, &frame)?;
+                let mut merged = Vec::new();
+                self.handle(conn, step, &mut merged);
+                self.publish(conn);
+                Ok((!merged.is_empty()).then_some(Arrived { conn, merged }))
+            }
+            SyncEvent::Merged { conn, result } => {
+                let Some(link) = self.links.get_mut(&conn) else {
+                    // The link closed meanwhile: nothing was committed; the peer sends it again.
+                    return Ok(None);
+                };
+                let step = link.session.merged(store, now_ms, *result)?;
+                let mut merged = Vec::new();
+                self.handle(conn, step, &mut merged);
+                // The frames that waited for it.
+                while let Some(link) = self.links.get_mut(&conn) {
+                    if link.session.is_merging() {
+                        break;
+                    }
+                    let Some(frame) = link.held.pop_front() else {
+                        break;
+                    };
+                    let step = link.session.receive(store, now_ms, &frame)?;
+                    self.handle(conn, step, &mut merged);
                 }
                 self.publish(conn);
-                Ok((!step.merged.is_empty()).then_some(Arrived {
-                    conn,
-                    merged: step.merged,
-                }))
+                Ok((!merged.is_empty()).then_some(Arrived { conn, merged }))
             }
             SyncEvent::Closed { conn } => {
                 if let Some(link) = self.links.remove(&conn) {
@@ -147,6 +233,36 @@ impl Links {
                     self.board.session_ended(link.session.name());
                 }
                 Ok(None)
+            }
+        }
+    }
+
+    /// Carries out a session's step: its frames out, its close, its offload to the merge
+    /// thread; the facts it merged are added to `merged`.
+    fn handle(
+        &mut self,
+        conn: u64,
+        step: locker_sync::Step<StoredFact>,
+        merged: &mut Vec<(DocKey, Vec<StoredFact>)>,
+    ) {
+        let Some(link) = self.links.get_mut(&conn) else {
+            return;
+        };
+        for f in step.send {
+            let _ = link.out.send(SyncOut::Frame(f));
+        }
+        if let Some(reason) = step.close {
+            let _ = link.out.send(SyncOut::Close(reason));
+        }
+        merged.extend(step.merged);
+        if let Some(offload) = step.offload {
+            let sent = self
+                .merger
+                .as_ref()
+                .is_some_and(|m| m.jobs.send((conn, offload)).is_ok());
+            if !sent {
+                error!(peer = %link.session.name(), "the merge thread is gone; closing the link");
+                let _ = link.out.send(SyncOut::Close("merge thread gone".into()));
             }
         }
     }
