@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use automerge::sync::{Message, State as SyncState, SyncDoc};
-use automerge::{ChangeHash, PatchAction, ReadDoc, ROOT};
+use automerge::{legacy, ChangeHash, ReadDoc, ROOT};
 
 use crate::codec;
 use crate::docs::DocKey;
@@ -193,7 +193,7 @@ impl<R: Record> Store<R> {
             }
             return Ok(Vec::new());
         }
-        let (facts, added) = new_facts::<R>(&mut live.doc, key, before, &after);
+        let (facts, added) = new_facts::<R>(&mut live.doc, key, before);
         let live = self.doc_mut(key)?;
         live.facts += added;
         let touched = BTreeSet::from([*key]);
@@ -218,17 +218,11 @@ pub(crate) fn new_facts<R: Record>(
     doc: &mut automerge::AutoCommit,
     key: &DocKey,
     before: &[ChangeHash],
-    after: &[ChangeHash],
 ) -> (Vec<R>, u64) {
-    let mut new_ids: BTreeSet<String> = BTreeSet::new();
-    for patch in doc.diff(before, after) {
-        if patch.obj != ROOT {
-            continue;
-        }
-        if let PatchAction::PutMap { key: id, .. } = patch.action {
-            new_ids.insert(id);
-        }
-    }
+    // The keys the new changes put in the root map, read from the changes themselves: a diff
+    // of the document between the two heads costs time in proportion to the whole document
+    // (~17 ms a message for a month of parcels), the changes in proportion to what is new.
+    let new_ids = root_keys(&doc.get_changes(before));
     let mut facts = Vec::new();
     let mut added = 0u64;
     for id in new_ids {
@@ -248,4 +242,22 @@ pub(crate) fn new_facts<R: Record>(
         }
     }
     (facts, added)
+}
+
+/// The keys that `changes` put in the root map (the ids of the facts they add).
+pub(crate) fn root_keys(changes: &[automerge::Change]) -> BTreeSet<String> {
+    let mut ids = BTreeSet::new();
+    for change in changes {
+        for op in change.decode().operations {
+            if op.obj != legacy::ObjectId::Root {
+                continue;
+            }
+            if let (legacy::Key::Map(id), legacy::OpType::Make(_) | legacy::OpType::Put(_)) =
+                (op.key, &op.action)
+            {
+                ids.insert(id.to_string());
+            }
+        }
+    }
+    ids
 }

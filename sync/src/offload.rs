@@ -14,14 +14,14 @@
 //! prepared one replaces the live one when it is adopted.
 
 use automerge::sync::{Message, State as SyncState, SyncDoc};
-use automerge::{ActorId, AutoCommit, ReadDoc, ROOT};
+use automerge::{ActorId, AutoCommit, ChangeHash, ReadDoc, ROOT};
 use redb::{Database, ReadableDatabase};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use crate::docs::DocKey;
 use crate::error::{RedbContext, StoreError};
-use crate::merge::new_facts;
+use crate::merge::{new_facts, root_keys};
 use crate::record::Record;
 use crate::redb_store::{read_chunks, CHUNKS};
 use crate::store::{load_document, LiveDoc, Store};
@@ -68,7 +68,8 @@ pub struct Prepared<R> {
     kept: Vec<String>,
     incrementals: usize,
     facts: Vec<R>,
-    added: u64,
+    /// The heads of the document as it was loaded for the prepare.
+    loaded_heads: Vec<ChangeHash>,
     /// Whether the shared heads or the document moved (else the sync state need not be saved).
     moved: bool,
 }
@@ -127,10 +128,10 @@ impl Offload {
             .map_err(|e| PrepareError::BadMessage(e.to_string()))?;
         let after = doc.get_heads();
         let moved = after != before || self.state.shared_heads != shared_before;
-        let (facts, added) = if after == before {
-            (Vec::new(), 0)
+        let facts = if after == before {
+            Vec::new()
         } else {
-            new_facts::<R>(&mut doc, &self.key, &before, &after)
+            new_facts::<R>(&mut doc, &self.key, &before).0
         };
         // Everything since the load: the peer's changes.
         let chunk = doc.save_incremental();
@@ -143,7 +144,7 @@ impl Offload {
             kept: loaded.kept,
             incrementals: loaded.incrementals,
             facts,
-            added,
+            loaded_heads: before,
             moved,
         })
     }
@@ -179,7 +180,7 @@ impl<R: Record> Store<R> {
             kept,
             incrementals,
             facts,
-            added,
+            loaded_heads,
             moved,
         } = prepared;
         let row = moved.then(|| (peer.as_str(), key.to_string(), state.encode()));
@@ -193,16 +194,22 @@ impl<R: Record> Store<R> {
         let mut facts = facts;
         match self.docs.get_mut(&key) {
             Some(live) => {
-                // What arrived here meanwhile, from another peer or made here, is not new.
-                facts.retain(|f| !matches!(live.doc.get(ROOT, f.id()), Ok(Some(_))));
-                let already = added.saturating_sub(facts.len() as u64);
-                doc.merge(&mut live.doc)
-                    .map_err(|e| StoreError::BadChanges {
-                        doc: key.to_string(),
-                        message: e.to_string(),
-                    })?;
+                // What reached the live copy since the prepared one was loaded (steps here,
+                // other peers): its facts are not new, and its changes go into the prepared
+                // copy. Read from those changes alone, so this costs what arrived meanwhile,
+                // not the size of the document.
+                let meanwhile = live.doc.get_changes(&loaded_heads);
+                if !meanwhile.is_empty() {
+                    let known = root_keys(&meanwhile);
+                    facts.retain(|f| !known.contains(f.id()));
+                    doc.apply_changes(meanwhile)
+                        .map_err(|e| StoreError::BadChanges {
+                            doc: key.to_string(),
+                            message: e.to_string(),
+                        })?;
+                }
+                live.facts += facts.len() as u64;
                 live.doc = doc;
-                live.facts += added - already;
             }
             None => {
                 let count = doc.length(ROOT) as u64;
