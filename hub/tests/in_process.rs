@@ -389,6 +389,7 @@ async fn nothing_but_login_and_healthz_answers_without_a_session() {
         "/carriers/ups/codes/x/revoke",
         "/carriers/ups/deactivate",
         "/alerts/a1/acknowledge",
+        "/system/pair",
     ] {
         let form = Some(("application/x-www-form-urlencoded", "unit=1"));
         let (code, _, _) = http(&hub, "POST", path, &[], form).await;

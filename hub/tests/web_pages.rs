@@ -91,11 +91,7 @@ fn start() -> InProcess {
 fn admin_and_staff(hub: &InProcess) -> (String, String, String, String) {
     assert!(hub.add_user("ann", "admin", "correct horse battery"));
     assert!(hub.add_user("bob", "staff", "bobs long password"));
-    let (admin, admin_csrf) =
-        login(hub.web, "ann", "correct%20horse%20battery").expect("admin signs in");
-    let (staff, staff_csrf) =
-        login(hub.web, "bob", "bobs%20long%20password").expect("staff signs in");
-    (admin, admin_csrf, staff, staff_csrf)
+    page::sign_in_ann_and_bob(hub.web)
 }
 
 fn drop_off(hub: &InProcess, id: &str, code: &str, resident: &str) -> (u16, serde_json::Value) {

@@ -4,21 +4,10 @@
 
 mod common;
 
-use std::path::Path;
-
 use common::*;
-use locker_sync::{DocKey, Family, PrepareError, Store, StoreOptions, SyncState};
+use locker_sync::{DocKey, Family, PrepareError, Store, SyncState};
 
 type S = Store<Fact>;
-
-fn open(dir: &Path, hub: &str) -> S {
-    let opts = StoreOptions {
-        site_id: Some("maple".into()),
-        now_ms: Some(NOV_15),
-        ..Default::default()
-    };
-    S::open(dir, hub, opts).unwrap().0
-}
 
 /// Hub b's sync message for `key` to a that has nothing of b's facts (a fresh sync state each
 /// side): b's first message only says what b has; the second, after a's answer, carries the
@@ -43,9 +32,9 @@ fn a_message_merged_off_the_thread_gives_what_merging_in_place_gives_and_keeps_l
     );
     let key = DocKey::monthly(Family::Parcels, NOV_15);
     let (mut a, mut b, mut c) = (
-        open(da.path(), "hub-a"),
-        open(db.path(), "hub-b"),
-        open(dc.path(), "hub-a"),
+        open_maple(da.path(), "hub-a"),
+        open_maple(db.path(), "hub-b"),
+        open_maple(dc.path(), "hub-a"),
     );
     // b worked offline: 200 parcels' lives in the month a also writes in.
     let mut gb = Gen::new("hub-b");
@@ -87,7 +76,7 @@ fn a_message_merged_off_the_thread_gives_what_merging_in_place_gives_and_keeps_l
     );
     assert_eq!(in_memory.len(), total);
     drop(a);
-    let mut a = open(da.path(), "hub-a");
+    let mut a = open_maple(da.path(), "hub-a");
     assert_eq!(a.facts_in(&key).unwrap().len(), total, "durable");
     // A message that brings nothing new: no facts.
     let mut sb = SyncState::new();
@@ -103,7 +92,7 @@ fn a_message_merged_off_the_thread_gives_what_merging_in_place_gives_and_keeps_l
 fn a_bad_message_prepared_off_the_thread_applies_nothing() {
     let da = tempfile::tempdir().unwrap();
     let key = DocKey::monthly(Family::Parcels, NOV_15);
-    let mut a = open(da.path(), "hub-a");
+    let mut a = open_maple(da.path(), "hub-a");
     a.append(&Gen::new("hub-a").parcel_life(NOV_15, "a0", 1, false))
         .unwrap();
     let before = a.heads(&key).unwrap();
@@ -134,7 +123,10 @@ fn a_session_that_merges_large_messages_elsewhere_converges() {
     use locker_sync::{Session, Step};
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let key = DocKey::monthly(Family::Parcels, NOV_15);
-    let (mut a, mut b) = (open(da.path(), "hub-a"), open(db.path(), "hub-b"));
+    let (mut a, mut b) = (
+        open_maple(da.path(), "hub-a"),
+        open_maple(db.path(), "hub-b"),
+    );
     let mut gb = Gen::new("hub-b");
     for i in 0..200u64 {
         b.append(&gb.parcel_life(NOV_15 + i * 1000, &format!("b{i}"), (i % 50) as u32, true))

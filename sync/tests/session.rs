@@ -3,22 +3,11 @@
 
 mod common;
 
-use std::path::Path;
-
 use common::*;
 use locker_sync::wire::Message;
 use locker_sync::{DocKey, Family, Session, SessionConfig, Step, Store, StoreOptions};
 
 type S = Store<Fact>;
-
-fn open(dir: &Path, hub: &str) -> S {
-    let opts = StoreOptions {
-        site_id: Some("maple".into()),
-        now_ms: Some(NOV_15),
-        ..Default::default()
-    };
-    S::open(dir, hub, opts).unwrap().0
-}
 
 fn cfg(hub: &str, peer: &str) -> SessionConfig {
     SessionConfig {
@@ -101,8 +90,8 @@ fn run(
 #[test]
 fn two_hubs_converge_catch_up_in_priority_order_and_reconnect_with_one_message_per_document() {
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let mut a = open(da.path(), "hub-a");
-    let mut b = open(db.path(), "hub-b");
+    let mut a = open_maple(da.path(), "hub-a");
+    let mut b = open_maple(db.path(), "hub-b");
     let mut ga = Gen::new("hub-a");
     let mut gb = Gen::new("hub-b");
     // a: a parcel this month, one two months ago, an alert, a resident; b: its own parcel.
@@ -179,8 +168,8 @@ fn two_hubs_converge_catch_up_in_priority_order_and_reconnect_with_one_message_p
     // one message per document each way (the heads), settles without waiting for an answer,
     // and moves no fact.
     drop((a, b));
-    let mut a = open(da.path(), "hub-a");
-    let mut b = open(db.path(), "hub-b");
+    let mut a = open_maple(da.path(), "hub-a");
+    let mut b = open_maple(db.path(), "hub-b");
     let docs = a.documents().len();
     let again = connect(&mut a, &mut b, NOV_15 + 1000);
     assert!(again.learnt_a.is_empty() && again.learnt_b.is_empty());
@@ -210,7 +199,7 @@ fn two_hubs_converge_catch_up_in_priority_order_and_reconnect_with_one_message_p
 #[test]
 fn a_peer_that_never_answers_does_not_stall_catch_up() {
     let da = tempfile::tempdir().unwrap();
-    let mut a = open(da.path(), "hub-a");
+    let mut a = open_maple(da.path(), "hub-a");
     let mut g = Gen::new("hub-a");
     a.append(&g.parcel_life(NOV_15, "p1", 1, false)).unwrap();
     a.append(&[g.fact(NOV_15, None, None, Kind::Alert { what: "x".into() })])
@@ -254,7 +243,7 @@ fn a_peer_that_never_answers_does_not_stall_catch_up() {
 #[test]
 fn bad_peers_get_an_error_and_the_connection_closes_with_nothing_applied() {
     let da = tempfile::tempdir().unwrap();
-    let mut a = open(da.path(), "hub-a");
+    let mut a = open_maple(da.path(), "hub-a");
     let before = a.documents();
 
     // Garbage instead of a handshake.
@@ -375,15 +364,15 @@ fn retention_keeps_a_month_until_every_peer_has_it() {
 #[test]
 fn a_reconnect_leaves_old_months_the_peer_has_on_disk() {
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let mut a = open(da.path(), "hub-a");
-    let mut b = open(db.path(), "hub-b");
+    let mut a = open_maple(da.path(), "hub-a");
+    let mut b = open_maple(db.path(), "hub-b");
     let mut g = Gen::new("hub-a");
     let old = NOV_15 - 90 * DAY;
     a.append(&g.parcel_life(old, "old", 1, true)).unwrap();
     a.append(&g.parcel_life(NOV_15, "new", 2, false)).unwrap();
     connect(&mut a, &mut b, NOV_15);
     drop(a);
-    let mut a = open(da.path(), "hub-a");
+    let mut a = open_maple(da.path(), "hub-a");
     let key = DocKey::monthly(Family::Parcels, old);
     assert!(!a.documents().iter().any(|d| d.key == key && d.loaded));
     let again = connect(&mut a, &mut b, NOV_15 + 1);

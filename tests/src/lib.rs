@@ -639,6 +639,16 @@ pub mod page {
         )
     }
 
+    /// Sign in the two users every page test makes (ann, an admin; bob, staff): (admin cookie,
+    /// admin CSRF, staff cookie, staff CSRF).
+    pub fn sign_in_ann_and_bob(web: SocketAddr) -> (String, String, String, String) {
+        let (admin, admin_csrf) =
+            login(web, "ann", "correct%20horse%20battery").expect("admin signs in");
+        let (staff, staff_csrf) =
+            login(web, "bob", "bobs%20long%20password").expect("staff signs in");
+        (admin, admin_csrf, staff, staff_csrf)
+    }
+
     /// The body of a `start_drop_off` command for `resident` with carrier code `code`.
     pub fn drop_off_body(id: &str, code: &str, resident: &str) -> String {
         format!("{{\"request_id\":\"{id}\",\"type\":\"start_drop_off\",\"bank\":\"A\",\"carrier_code\":\"{code}\",\

@@ -498,6 +498,52 @@ fn paired_hubs_sync_over_mutual_tls_and_nobody_else_gets_in() {
             .expect("curl");
         assert_eq!(String::from_utf8_lossy(&out.stdout), "401", "{path}");
     }
+    // With a certificate (C's) but a /pair request that is not one: no site or code is 400;
+    // a made-up code, with no pairing open any more, is 401. Nothing is paired by it.
+    let (cert, key) = (
+        c.dir.path().join("data/tls/hub.crt"),
+        c.dir.path().join("data/tls/hub.key"),
+    );
+    let pair = |headers: &[&str]| {
+        let mut cmd = std::process::Command::new("curl");
+        cmd.args([
+            "-sk",
+            "--http1.1",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-m",
+            "10",
+        ])
+        .arg("--cert")
+        .arg(&cert)
+        .arg("--key")
+        .arg(&key)
+        .args(["-H", "Connection: Upgrade", "-H", "Upgrade: websocket"])
+        .args(["-H", "Sec-WebSocket-Version: 13"])
+        .args(["-H", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=="]);
+        for h in headers {
+            cmd.args(["-H", h]);
+        }
+        let out = cmd
+            .arg(format!("https://{listen}/pair"))
+            .output()
+            .expect("curl");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(pair(&[]), "400");
+    assert_eq!(
+        pair(&[
+            "X-Locker-Hub-Site: test-site",
+            "X-Locker-Hub-Id: intruder",
+            "Authorization: Pairing 0000-0000-0000"
+        ]),
+        "401"
+    );
+    let paired = std::fs::read_to_string(a.dir.path().join("data/tls/paired-hubs.json"))
+        .expect("A's paired hubs");
+    assert!(!paired.contains("intruder"), "{paired}");
 
     // Unpaired at A, B's next connection is refused.
     let a_config = a_config.to_str().unwrap();

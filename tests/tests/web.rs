@@ -48,11 +48,7 @@ fn admin_and_staff(hub: &Hub) -> (String, String, String, String) {
     assert!(add_user(hub, "bob", "staff", "bobs long password")
         .status
         .success());
-    let (admin, admin_csrf) =
-        login(hub.web, "ann", "correct%20horse%20battery").expect("admin signs in");
-    let (staff, staff_csrf) =
-        login(hub.web, "bob", "bobs%20long%20password").expect("staff signs in");
-    (admin, admin_csrf, staff, staff_csrf)
+    page::sign_in_ann_and_bob(hub.web)
 }
 
 fn drop_off(hub: &Hub, id: &str, code: &str, resident: &str) -> (u16, serde_json::Value) {

@@ -290,6 +290,24 @@ mod tests {
     }
 
     #[test]
+    fn damaged_files_trust_nobody_and_open_no_pairing() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("tls")).unwrap();
+        std::fs::write(paired_path(dir.path()), b"{ not a list").unwrap();
+        assert!(paired(dir.path()).is_err());
+        assert!(paired_hub(dir.path(), "aa").is_err());
+        std::fs::write(pairing_path(dir.path()), b"garbage").unwrap();
+        assert_eq!(
+            redeem(dir.path(), "0000-0000-0000", 1),
+            Err(PairingError::NoneOpen)
+        );
+        assert!(
+            !pairing_path(dir.path()).exists(),
+            "the damaged pairing is closed"
+        );
+    }
+
+    #[test]
     fn paired_hubs_are_listed_and_replaced_by_id() {
         let dir = tempfile::tempdir().unwrap();
         assert!(paired(dir.path()).unwrap().is_empty());

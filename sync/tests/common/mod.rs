@@ -165,3 +165,13 @@ pub fn opts_at(now_ms: u64) -> locker_sync::StoreOptions {
         ..Default::default()
     }
 }
+
+/// A store of the site "maple" in `dir` for `hub`, at `NOV_15`.
+pub fn open_maple(dir: &std::path::Path, hub: &str) -> locker_sync::Store<Fact> {
+    let opts = locker_sync::StoreOptions {
+        site_id: Some("maple".into()),
+        now_ms: Some(NOV_15),
+        ..Default::default()
+    };
+    locker_sync::Store::open(dir, hub, opts).unwrap().0
+}
