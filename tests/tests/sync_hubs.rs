@@ -183,11 +183,21 @@ fn two_hubs_converge_after_a_cut_link_and_both_raise_the_same_conflict() {
     let (pb, door_b) = b.deliver_via_sim("b", "102");
     assert_eq!(door_a, door_b, "both hubs chose the same compartment");
     assert!(!residents(&a).contains("r-102"));
+    // B's building moves in 400 residents while the link is down: a catch-up message larger
+    // than the engine merges in place, so A merges it on its merge thread.
+    for i in 0..400 {
+        let reply = b.command(
+            &format!("move-in-{i}"),
+            json!({"type": "register_resident", "resident": format!("r-new-{i:03}"), "unit": format!("{}", 500 + i)}),
+        );
+        assert_eq!(reply["type"], "accepted", "{reply}");
+    }
 
     // Restore: both converge.
     proxy.restore();
     wait_until("the hubs to converge", Duration::from_secs(30), || {
-        residents(&a).contains("r-102") && residents(&b).contains("r-101")
+        let at_a = residents(&a);
+        at_a.contains("r-102") && at_a.contains("r-new-399") && residents(&b).contains("r-101")
     });
     wait_until(
         "the conflict alert on both",
@@ -196,6 +206,11 @@ fn two_hubs_converge_after_a_cut_link_and_both_raise_the_same_conflict() {
             let (ca, cb) = (conflicts(&a), conflicts(&b));
             !ca.is_empty() && ca == cb
         },
+    );
+    assert!(
+        a.output()
+            .contains("a large sync message prepared off the engine thread"),
+        "the move-ins reached A through its merge thread"
     );
     // The same view of both parcels on both hubs.
     let parcel = |hub: &Hub, id: &str| -> Value {
