@@ -492,26 +492,9 @@ fn paired_hubs_sync_over_mutual_tls_and_nobody_else_gets_in() {
     assert!(!residents(&c).contains("r-101"), "nothing crossed to C");
     // A client with no certificate at all (curl, an upgrade to / and to /pair with the right
     // fingerprint's hub): 401 before any document.
+    let pairing = format!("Authorization: Pairing {code}");
     for path in ["/", "/pair"] {
-        let out = std::process::Command::new("curl")
-            .args([
-                "-sk",
-                "--http1.1",
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{http_code}",
-                "-m",
-                "10",
-            ])
-            .args(["-H", "Connection: Upgrade", "-H", "Upgrade: websocket"])
-            .args(["-H", "Sec-WebSocket-Version: 13"])
-            .args(["-H", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=="])
-            .args(["-H", &format!("Authorization: Pairing {code}")])
-            .arg(format!("https://{listen}{path}"))
-            .output()
-            .expect("curl");
-        assert_eq!(String::from_utf8_lossy(&out.stdout), "401", "{path}");
+        assert_eq!(upgrade(listen, path, None, &[&pairing]), "401", "{path}");
     }
     // With a certificate (C's) but a /pair request that is not one: no site or code is 400;
     // a made-up code, with no pairing open any more, is 401. Nothing is paired by it.
@@ -519,34 +502,7 @@ fn paired_hubs_sync_over_mutual_tls_and_nobody_else_gets_in() {
         c.dir.path().join("data/tls/hub.crt"),
         c.dir.path().join("data/tls/hub.key"),
     );
-    let pair = |headers: &[&str]| {
-        let mut cmd = std::process::Command::new("curl");
-        cmd.args([
-            "-sk",
-            "--http1.1",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "-m",
-            "10",
-        ])
-        .arg("--cert")
-        .arg(&cert)
-        .arg("--key")
-        .arg(&key)
-        .args(["-H", "Connection: Upgrade", "-H", "Upgrade: websocket"])
-        .args(["-H", "Sec-WebSocket-Version: 13"])
-        .args(["-H", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=="]);
-        for h in headers {
-            cmd.args(["-H", h]);
-        }
-        let out = cmd
-            .arg(format!("https://{listen}/pair"))
-            .output()
-            .expect("curl");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let pair = |headers: &[&str]| upgrade(listen, "/pair", Some((&cert, &key)), headers);
     assert_eq!(pair(&[]), "400");
     assert_eq!(
         pair(&[
@@ -576,4 +532,39 @@ fn paired_hubs_sync_over_mutual_tls_and_nobody_else_gets_in() {
                 .any(|p| p["state"] == "refused" && p["last_error"].to_string().contains("403"))
         },
     );
+}
+
+/// A WebSocket upgrade to `listen` over TLS by curl (a client we did not write), with a client
+/// certificate or none: the HTTP status it got.
+fn upgrade(
+    listen: SocketAddr,
+    path: &str,
+    identity: Option<(&std::path::Path, &std::path::Path)>,
+    headers: &[&str],
+) -> String {
+    let mut cmd = std::process::Command::new("curl");
+    cmd.args([
+        "-sk",
+        "--http1.1",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "-m",
+        "10",
+    ])
+    .args(["-H", "Connection: Upgrade", "-H", "Upgrade: websocket"])
+    .args(["-H", "Sec-WebSocket-Version: 13"])
+    .args(["-H", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=="]);
+    if let Some((cert, key)) = identity {
+        cmd.arg("--cert").arg(cert).arg("--key").arg(key);
+    }
+    for h in headers {
+        cmd.args(["-H", h]);
+    }
+    let out = cmd
+        .arg(format!("https://{listen}{path}"))
+        .output()
+        .expect("curl");
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
