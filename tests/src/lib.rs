@@ -478,18 +478,33 @@ pub fn http(
     bearer: Option<&str>,
     body: Option<&str>,
 ) -> (u16, String) {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect web");
-    s.set_read_timeout(Some(Duration::from_secs(15))).ok();
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    let mut headers = String::new();
     if let Some(token) = bearer {
-        head += &format!("Authorization: Bearer {token}\r\n");
+        headers += &format!("Authorization: Bearer {token}\r\n");
     }
     let body = body.unwrap_or("");
     if !body.is_empty() {
-        head += &format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\n",
-            body.len()
-        );
+        headers += "Content-Type: application/json\r\n";
+    }
+    let (code, _, body) = exchange(addr, method, path, &headers, body);
+    (code, body)
+}
+
+/// One HTTP/1.1 request with `headers` (each line ending in CRLF) and `body` (with its
+/// Content-Length when not empty), on a connection of its own: (status, head, body).
+pub fn exchange(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &str,
+    body: &str,
+) -> (u16, String, String) {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect web");
+    s.set_read_timeout(Some(Duration::from_secs(15))).ok();
+    let mut head =
+        format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{headers}");
+    if !body.is_empty() {
+        head += &format!("Content-Length: {}\r\n", body.len());
     }
     write!(s, "{head}\r\n{body}").expect("send");
     let mut raw = String::new();
@@ -499,8 +514,8 @@ pub fn http(
         .nth(1)
         .and_then(|c| c.parse().ok())
         .expect("status code");
-    let body = raw.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("");
-    (code, body.to_owned())
+    let (h, b) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    (code, h.to_owned(), b.to_owned())
 }
 
 /// Run a command-line MQTT client (`mosquitto_sub`/`mosquitto_pub`); `None` if it is missing.
@@ -517,9 +532,7 @@ pub fn have(program: &str) -> bool {
 /// the hub's web address: the same for the binary (`tests/tests/web.rs`) and the hub run
 /// in-process (`hub/tests/web_pages.rs`).
 pub mod page {
-    use std::io::{Read, Write};
-    use std::net::{SocketAddr, TcpStream};
-    use std::time::Duration;
+    use std::net::SocketAddr;
 
     /// One raw HTTP/1.1 request: (status, headers, body).
     pub fn req(
@@ -530,30 +543,14 @@ pub mod page {
         form: Option<&str>,
         extra: &str,
     ) -> (u16, String, String) {
-        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(15))).ok();
-        let mut head =
-            format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{extra}");
+        let mut headers = extra.to_owned();
         if let Some(c) = cookie {
-            head += &format!("Cookie: {c}\r\n");
+            headers += &format!("Cookie: {c}\r\n");
         }
-        let body = form.unwrap_or("");
         if form.is_some() {
-            head += &format!(
-                "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
-                body.len()
-            );
+            headers += "Content-Type: application/x-www-form-urlencoded\r\n";
         }
-        write!(s, "{head}\r\n{body}").expect("send");
-        let mut raw = String::new();
-        s.read_to_string(&mut raw).expect("read");
-        let code = raw
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .expect("status");
-        let (h, b) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
-        (code, h.to_owned(), b.to_owned())
+        super::exchange(addr, method, path, &headers, form.unwrap_or(""))
     }
 
     pub fn set_cookie(headers: &str, name: &str) -> Option<String> {
@@ -615,28 +612,11 @@ pub mod page {
         cookie: &str,
         csrf: &str,
     ) -> (u16, String) {
-        let mut s = TcpStream::connect(web).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(15))).ok();
-        write!(
-            s,
-            "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nCookie: {cookie}\r\n\
-             X-CSRF-Token: {csrf}\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{{}}"
-        )
-        .expect("send");
-        let mut raw = String::new();
-        s.read_to_string(&mut raw).expect("read");
-        let code = raw
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .expect("status");
-        (
-            code,
-            raw.split_once("\r\n\r\n")
-                .map(|x| x.1)
-                .unwrap_or("")
-                .to_owned(),
-        )
+        let headers = format!(
+            "Cookie: {cookie}\r\nX-CSRF-Token: {csrf}\r\nContent-Type: application/json\r\n"
+        );
+        let (code, _, body) = super::exchange(web, method, path, &headers, "{}");
+        (code, body)
     }
 
     /// Sign in the two users every page test makes (ann, an admin; bob, staff): (admin cookie,
