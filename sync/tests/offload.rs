@@ -104,18 +104,6 @@ fn a_bad_message_prepared_off_the_thread_applies_nothing() {
     assert_eq!(a.heads(&key).unwrap(), before);
 }
 
-fn cfg(hub: &str, peer: &str, offload_bytes: Option<usize>) -> locker_sync::SessionConfig {
-    locker_sync::SessionConfig {
-        peer_id: format!("peer-{hub}"),
-        storage_id: hub.into(),
-        name: peer.into(),
-        reply_timeout_ms: 5_000,
-        want_requests: false,
-        months_back: 24,
-        offload_bytes,
-    }
-}
-
 /// Two sessions, a merging every message over 1 KiB on another thread: they converge as
 /// sessions that merge in place do, and the session took no frame while a merge was out.
 #[test]
@@ -137,8 +125,8 @@ fn a_session_that_merges_large_messages_elsewhere_converges() {
         a.append(&ga.parcel_life(NOV_15 + i * 1000, &format!("a{i}"), (i % 50) as u32, true))
             .unwrap();
     }
-    let (mut sa, join) = Session::dial(cfg("hub-a", "hub-b", Some(1024)), NOV_15);
-    let mut sb = Session::accept(cfg("hub-b", "hub-a", None), NOV_15);
+    let (mut sa, join) = Session::dial(session_cfg("hub-a", "hub-b", Some(1024)), NOV_15);
+    let mut sb = Session::accept(session_cfg("hub-b", "hub-a", None), NOV_15);
     let (mut to_b, mut to_a) = (vec![join], Vec::<Vec<u8>>::new());
     let mut offloads = 0;
     while !(to_a.is_empty() && to_b.is_empty()) {

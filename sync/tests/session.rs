@@ -10,15 +10,7 @@ use locker_sync::{DocKey, Family, Session, SessionConfig, Step, Store, StoreOpti
 type S = Store<Fact>;
 
 fn cfg(hub: &str, peer: &str) -> SessionConfig {
-    SessionConfig {
-        peer_id: format!("peer-{hub}"),
-        storage_id: hub.into(),
-        name: peer.into(),
-        reply_timeout_ms: 5_000,
-        want_requests: false,
-        months_back: 24,
-        offload_bytes: None,
-    }
+    session_cfg(hub, peer, None)
 }
 
 /// One connection between `a` (dialing) and `b` (accepting), run until neither side has

@@ -175,3 +175,21 @@ pub fn open_maple(dir: &std::path::Path, hub: &str) -> locker_sync::Store<Fact> 
     };
     locker_sync::Store::open(dir, hub, opts).unwrap().0
 }
+
+/// A session of `hub` with `peer` for tests: 5 s reply timeout, no requests documents wanted;
+/// messages over `offload_bytes` are handed out to be merged elsewhere.
+pub fn session_cfg(
+    hub: &str,
+    peer: &str,
+    offload_bytes: Option<usize>,
+) -> locker_sync::SessionConfig {
+    locker_sync::SessionConfig {
+        peer_id: format!("peer-{hub}"),
+        storage_id: hub.into(),
+        name: peer.into(),
+        reply_timeout_ms: 5_000,
+        want_requests: false,
+        months_back: 24,
+        offload_bytes,
+    }
+}
