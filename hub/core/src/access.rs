@@ -106,6 +106,7 @@ pub fn need_for(request: &Request) -> Need {
         | Request::DeskCheckIn { .. }
         | Request::DeskPickup { .. }
         | Request::RemoveParcels { .. }
+        | Request::SendToDesk { .. }
         | Request::SetVacationHold { .. }
         | Request::ClearVacationHold { .. }
         | Request::ResolveUnlock { .. }

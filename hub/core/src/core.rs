@@ -335,6 +335,7 @@ impl Core {
                 disposition,
                 reason,
             } => self.remove_parcels(tx, by, bank, *door, *disposition, reason),
+            R::SendToDesk { by, parcel, reason } => self.send_to_desk(tx, by, parcel, reason),
             R::SetVacationHold { by, target, until } => {
                 self.set_vacation_hold(tx, by, target, *until)
             }

@@ -167,6 +167,9 @@ pub enum AlertKind {
     CloudWriteIgnored,
     /// A request from the cloud was refused (too old, too many opens this hour, not allowed).
     RemoteRequestRefused,
+    /// Someone asked for a parcel to be taken to the desk (`send_to_desk`): a task for staff,
+    /// cleared when the parcel leaves its compartment.
+    DeskRequested,
 }
 
 /// What an alarm of a refrigerated unit is about.

@@ -24,12 +24,14 @@
 //! deliveries go there), but their staff alert is raised only once they have lasted
 //! `alert_grace_ms`, or at once when a person at the lockers is turned away because of them.
 
+use std::collections::BTreeMap;
+
 use crate::codes::random_id;
 use crate::core::{Core, Subject, Tx};
-use crate::effect::{Effect, KioskUpdate};
+use crate::effect::{Effect, KioskUpdate, NotifyKind};
 use crate::fact::{Actor, AlertKind, FactKind, UnlockPurpose};
-use crate::ids::{Millis, UnlockId};
-use crate::input::{Observation, UnlockReport};
+use crate::ids::{Millis, ParcelId, ResidentId, UnlockId};
+use crate::input::{Disposition, Observation, UnlockReport};
 use crate::state::{Unlock, UnlockState};
 
 impl Core {
@@ -419,18 +421,49 @@ impl Core {
             // The door answered the question a person was asked.
             self.clear_unknown_alert(tx, bank, door);
         }
-        if let Some(UnlockPurpose::Removal { parcels, .. }) = purpose {
-            let expired: Vec<_> = self
+        // The parcels left the compartment: their expiry (after a removal) and any request to
+        // take them to the desk are settled.
+        if let Some(UnlockPurpose::Removal {
+            parcels,
+            disposition: Disposition::PackageRoom,
+            ..
+        }) = &purpose
+        {
+            // Moved to the package room: each resident hears where the parcels are now.
+            let mut by_resident: BTreeMap<ResidentId, Vec<ParcelId>> = BTreeMap::new();
+            for id in parcels {
+                if let Some(r) = self.state.parcels.get(id).and_then(|p| p.resident.clone()) {
+                    by_resident.entry(r).or_default().push(id.clone());
+                }
+            }
+            for (resident, parcels) in by_resident {
+                tx.effects.push(Effect::Notify {
+                    resident,
+                    parcels,
+                    pin: None,
+                    qr: None,
+                    kind: NotifyKind::AtDesk,
+                });
+            }
+        }
+        let (left, expired_too) = match purpose {
+            Some(UnlockPurpose::Removal { parcels, .. }) => (parcels, true),
+            Some(UnlockPurpose::Pickup { parcels, .. }) => (parcels, false),
+            _ => (Vec::new(), false),
+        };
+        if !left.is_empty() {
+            let settled: Vec<_> = self
                 .state
                 .alerts
                 .values()
                 .filter(|a| {
-                    a.kind == AlertKind::ParcelExpired
-                        && a.parcel.as_ref().is_some_and(|p| parcels.contains(p))
+                    (a.kind == AlertKind::DeskRequested
+                        || (expired_too && a.kind == AlertKind::ParcelExpired))
+                        && a.parcel.as_ref().is_some_and(|p| left.contains(p))
                 })
                 .map(|a| a.id.clone())
                 .collect();
-            for alert in expired {
+            for alert in settled {
                 self.record(
                     tx,
                     Actor::System,

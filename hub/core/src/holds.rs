@@ -60,6 +60,56 @@ impl Core {
         Ok(Outcome::Accepted)
     }
 
+    /// A request to take a parcel to the desk: a task for staff (a `desk_requested` alert on the
+    /// parcel's door), cleared when the parcel leaves the compartment by any way (`door_opened`
+    /// for a pickup or a removal). Staff carry it out with `remove_parcels` to the package room,
+    /// which tells the resident it is at the desk.
+    pub(crate) fn send_to_desk(
+        &mut self,
+        tx: &mut Tx,
+        by: &Operator,
+        parcel: &ParcelId,
+        reason: &str,
+    ) -> Result<Outcome> {
+        let Some(reason) = crate::staff::alert_note(Some(reason))? else {
+            return reject(
+                RejectCode::InvalidInput,
+                "say why the parcel goes to the desk",
+            );
+        };
+        let Some(p) = self.state.parcels.get(parcel) else {
+            return reject(RejectCode::UnknownParcel, format!("no parcel {parcel}"));
+        };
+        let Some((bank, door)) = p.location.compartment() else {
+            return reject(
+                RejectCode::NotAllowedNow,
+                format!("parcel {parcel} is not held in a locker"),
+            );
+        };
+        let asked = self
+            .state
+            .alerts
+            .values()
+            .any(|a| a.kind == AlertKind::DeskRequested && a.parcel.as_ref() == Some(parcel));
+        if asked {
+            return reject(
+                RejectCode::NotAllowedNow,
+                format!("parcel {parcel} is already waiting to be taken to the desk"),
+            );
+        }
+        let who = match by {
+            Operator::Cloud => "the cloud".to_owned(),
+            Operator::Staff { id } => format!("staff {id}"),
+        };
+        self.raise_alert(
+            tx,
+            AlertKind::DeskRequested,
+            Subject::door(&bank, door).parcel(parcel),
+            format!("take parcel {parcel} from {bank} door {door} to the desk (asked by {who}: {reason})"),
+        );
+        Ok(Outcome::Accepted)
+    }
+
     pub(crate) fn clear_vacation_hold(
         &mut self,
         tx: &mut Tx,

@@ -200,6 +200,15 @@ pub enum Request {
         disposition: Disposition,
         reason: String,
     },
+    /// Ask staff to take a parcel from its compartment to the desk (a resident who cannot come
+    /// to the lockers asked, usually through the property's app). Opens nothing: it raises a
+    /// `desk_requested` alert naming the parcel and its door, cleared when the parcel leaves the
+    /// compartment.
+    SendToDesk {
+        by: Operator,
+        parcel: ParcelId,
+        reason: String,
+    },
     SetVacationHold {
         by: Operator,
         target: HoldTarget,

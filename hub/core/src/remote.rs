@@ -33,6 +33,7 @@ pub fn cloud_may_ask(request: &Request) -> bool {
     match request {
         R::StaffOpenDoor { .. }
         | R::ReassignParcels { .. }
+        | R::SendToDesk { .. }
         | R::SetVacationHold { .. }
         | R::ClearVacationHold { .. }
         | R::RegisterResident { .. }
@@ -71,6 +72,7 @@ fn as_cloud(mut request: Request) -> Request {
     match &mut request {
         R::StaffOpenDoor { by, .. }
         | R::ReassignParcels { by, .. }
+        | R::SendToDesk { by, .. }
         | R::SetVacationHold { by, .. }
         | R::ClearVacationHold { by, .. }
         | R::RegisterResident { by, .. }

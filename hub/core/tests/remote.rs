@@ -193,3 +193,143 @@ fn a_hub_that_does_not_execute_only_keeps_them_and_a_hub_cannot_forge_one() {
     let out = merge(&mut s, vec![forged]);
     assert_eq!(unlocks(&out), 0);
 }
+
+const DAY_MS: u64 = 86_400_000;
+
+#[test]
+fn the_cloud_asks_for_a_parcel_at_the_desk_and_staff_taking_it_there_settles_it() {
+    let mut s = executing();
+    let d = s.deliver("A", "r1", Size::Small, 1);
+    let parcel = d.parcels[0].clone();
+    let desk = |seq, s: &Site| {
+        asked(
+            seq,
+            s.now,
+            Request::SendToDesk {
+                by: staff(),
+                parcel: parcel.clone(),
+                reason: "resident on crutches, asked in the app".into(),
+            },
+        )
+    };
+    let req = desk(1, &s);
+    let out = merge(&mut s, vec![req.clone()]);
+    assert_eq!(unlocks(&out), 0, "asking opens nothing");
+    assert_eq!(answer_of(&s, &req), Some(Outcome::Accepted));
+    let task = s.alerts_of(AlertKind::DeskRequested);
+    assert_eq!(task.len(), 1);
+    assert_eq!(task[0].parcel.as_ref(), Some(&parcel));
+    assert_eq!(
+        (task[0].bank.as_deref(), task[0].door),
+        (Some("A"), Some(d.door))
+    );
+    assert!(task[0].message.contains("the cloud"), "{}", task[0].message);
+
+    // Asked again (another request): refused, one task stays.
+    let again = desk(2, &s);
+    merge(&mut s, vec![again.clone()]);
+    assert!(
+        matches!(answer_of(&s, &again), Some(Outcome::Rejected(r)) if r.code == RejectCode::NotAllowedNow),
+        "{:?}",
+        answer_of(&s, &again)
+    );
+    assert_eq!(s.alerts_of(AlertKind::DeskRequested).len(), 1);
+
+    // Staff take it to the package room: the resident is told, the task is cleared.
+    s.ok(Request::RemoveParcels {
+        by: staff(),
+        bank: "A".into(),
+        door: d.door,
+        disposition: Disposition::PackageRoom,
+        reason: "asked for at the desk".into(),
+    });
+    s.acked("A", d.door);
+    let out = s.opened("A", d.door);
+    assert!(
+        out.effects.iter().any(|e| matches!(
+            e,
+            Effect::Notify {
+                kind: NotifyKind::AtDesk,
+                ..
+            }
+        )),
+        "{out:?}"
+    );
+    assert!(s.alerts_of(AlertKind::DeskRequested).is_empty());
+}
+
+#[test]
+fn a_desk_request_for_a_parcel_the_resident_collects_is_cleared_and_bad_ones_are_refused() {
+    let mut s = executing();
+    let d = s.deliver("A", "r1", Size::Small, 1);
+    s.ok(Request::SendToDesk {
+        by: staff(),
+        parcel: d.parcels[0].clone(),
+        reason: "front desk please".into(),
+    });
+    assert_eq!(s.alerts_of(AlertKind::DeskRequested).len(), 1);
+    s.collect(&d);
+    assert!(s.alerts_of(AlertKind::DeskRequested).is_empty());
+
+    // Collected, unknown, or no reason.
+    let collected = s.refused(
+        Request::SendToDesk {
+            by: staff(),
+            parcel: d.parcels[0].clone(),
+            reason: "again".into(),
+        },
+        RejectCode::NotAllowedNow,
+    );
+    assert!(
+        collected.message.contains("not held in a locker"),
+        "{collected:?}"
+    );
+    s.refused(
+        Request::SendToDesk {
+            by: staff(),
+            parcel: ParcelId("no-such-parcel".into()),
+            reason: "x".into(),
+        },
+        RejectCode::UnknownParcel,
+    );
+    let d2 = s.deliver("A", "r2", Size::Small, 1);
+    s.refused(
+        Request::SendToDesk {
+            by: staff(),
+            parcel: d2.parcels[0].clone(),
+            reason: "  ".into(),
+        },
+        RejectCode::InvalidInput,
+    );
+}
+
+#[test]
+fn the_cloud_extends_the_hold_of_one_parcel() {
+    let mut s = executing();
+    let d = s.deliver("A", "r1", Size::Small, 1);
+    let parcel = d.parcels[0].clone();
+    let normal = s.parcel(&parcel).expires_at.expect("held");
+    let until = Millis(normal.0 + 4 * DAY_MS);
+    let req = asked(
+        1,
+        s.now,
+        Request::SetVacationHold {
+            by: staff(),
+            target: HoldTarget::Parcel {
+                parcel: parcel.clone(),
+            },
+            until,
+        },
+    );
+    merge(&mut s, vec![req.clone()]);
+    assert_eq!(answer_of(&s, &req), Some(Outcome::Accepted));
+    assert_eq!(s.parcel(&parcel).expires_at, Some(until));
+
+    // Past the normal expiry it is still held and its PIN still works; past the new one, not.
+    s.now = Millis(normal.0 + DAY_MS);
+    s.tick();
+    assert!(!s.parcel(&parcel).expired);
+    s.now = Millis(until.0 + 1);
+    s.tick();
+    assert!(s.parcel(&parcel).expired);
+}
