@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 pub mod certs;
 pub mod kiosk;
+pub mod store;
 
 /// The `locker-hub` binary under test: `LOCKER_HUB_BIN` if set, otherwise the workspace's debug
 /// build, which is built once per test process if needed.
@@ -64,8 +65,9 @@ pub fn hash_password(password: &str) -> String {
 /// A running hub process.
 pub struct Hub {
     child: Child,
-    /// The command line, to start the same hub again after a crash.
+    /// The command line and extra environment, to start the same hub again after a crash.
     args: Vec<std::ffi::OsString>,
+    env: Vec<(String, String)>,
     pub mqtt: Option<SocketAddr>,
     pub mqtts: Option<SocketAddr>,
     /// Where a second hub connects for sync (`[sync] listen`).
@@ -177,7 +179,7 @@ impl Hub {
         let dir = tempfile::tempdir().expect("tempdir");
         let placeholder = std::mem::replace(&mut self.dir, dir);
         let started = Instant::now();
-        let fresh = Self::spawn(self.args.clone(), placeholder);
+        let fresh = Self::spawn_env(self.args.clone(), placeholder, self.env.clone());
         let took = started.elapsed();
         let old = std::mem::replace(self, fresh);
         // The old value's child is already dead; dropping it kills nothing new.
@@ -196,7 +198,7 @@ impl Hub {
     ) -> Hub {
         let mut cmd = Command::new(hub_binary());
         cmd.args(&args);
-        cmd.envs(env);
+        cmd.envs(env.iter().map(|(k, v)| (k, v)));
         cmd.env(
             "RUST_LOG",
             std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
@@ -249,6 +251,7 @@ impl Hub {
         Hub {
             child,
             args,
+            env,
             mqtt: field("mqtt").map(addr),
             mqtts: field("mqtts").map(addr),
             sync: field("sync").map(addr),

@@ -12,6 +12,7 @@
 //   {"cmd":"create","doc":"<id>"}                   -> {"ok":true}  (a new, empty document under
 //                                                     that id, as a cloud application makes the
 //                                                     month's requests document)
+//   {"cmd":"heads","doc":"<id>"}                    -> {"ok":true,"heads":[...]} (hex, sorted)
 //   {"cmd":"dump"}                                  -> {"ok":true,"docs":{"<id>":{...}}}
 import http from "node:http"
 import https from "node:https"
@@ -67,6 +68,10 @@ async function run(line) {
     case "keys": {
       const h = await handle(msg.doc)
       return { ok: true, keys: Object.keys(h.doc() ?? {}) }
+    }
+    case "heads": {
+      const h = await handle(msg.doc)
+      return { ok: true, heads: Automerge.getHeads(h.doc()).slice().sort() }
     }
     case "get": {
       const h = await handle(msg.doc)

@@ -300,36 +300,8 @@ async fn drop_off_pickup_door_ajar_and_lockout_over_mqtt() {
     assert_eq!(status.0.code(), Some(0));
 }
 
-/// Any fact, as JSON: enough to open the hub's store from a test and scan it.
-#[derive(Clone, serde::Serialize, serde::Deserialize)]
-#[serde(transparent)]
-struct AnyFact(Value);
-
-impl locker_sync::Record for AnyFact {
-    fn id(&self) -> &str {
-        self.0["id"].as_str().unwrap_or_default()
-    }
-    fn at_ms(&self) -> u64 {
-        self.0["at"].as_u64().unwrap_or_default()
-    }
-    fn document(&self) -> locker_sync::DocKey {
-        locker_sync::DocKey::Site
-    }
-}
-
 fn scan_for_secrets(hub: &Hub, needles: &[&str]) {
-    let (store, facts, _) = locker_sync::Store::<AnyFact>::open(
-        &hub.dir.path().join("data"),
-        // The hub's own id, as its store recorded it.
-        &locker_sync::stored_hub_id(&hub.dir.path().join("data"))
-            .expect("read the store")
-            .expect("the hub recorded its id"),
-        locker_sync::StoreOptions {
-            site_id: Some("test-site".into()),
-            ..Default::default()
-        },
-    )
-    .expect("open the hub's store after it stopped");
+    let (store, facts) = locker_tests::store::open(hub);
     assert!(facts.len() > 10, "the scenario left facts to scan");
     let hits = store.scan_for_secrets(needles).expect("scan");
     assert!(

@@ -625,6 +625,7 @@ impl Runner {
             Ok(arrived) => arrived,
             Err(e) => return self.sync_store_failed(e),
         };
+        self.core.hold_remote_requests(self.links.catching_up());
         let Some(arrived) = arrived else {
             return;
         };
@@ -682,6 +683,7 @@ impl Runner {
                 self.sync_store_failed(e);
             }
         }
+        self.core.hold_remote_requests(self.links.catching_up());
     }
 
     /// The store failed under a sync step. Nothing of it was relayed or folded. A full or
@@ -692,6 +694,7 @@ impl Runner {
         if storage::is_out_of_space(inner) || self.storage.check(None) != Verdict::Ok {
             warn!(error = %e, "the disk refused what a sync peer sent; closing the links until there is room");
             self.links.close_all("storage unavailable");
+            self.core.hold_remote_requests(false);
             let verdict = self.storage.check(Some(&e.to_string()));
             self.reload();
             self.storage_changed(&verdict);

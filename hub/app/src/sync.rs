@@ -332,6 +332,12 @@ impl Links {
         Ok(())
     }
 
+    /// True while a link has not settled every document once since it connected (its first
+    /// round of catch-up).
+    pub(crate) fn catching_up(&self) -> bool {
+        self.links.values().any(|l| !l.session.status().caught_up)
+    }
+
     /// The earliest time `poll` has something to do.
     pub(crate) fn next_poll_ms(&self) -> Option<u64> {
         self.links

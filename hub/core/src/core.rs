@@ -36,6 +36,8 @@ pub struct Core {
     /// What refrigerated units' readings drive (clocks, running summaries); readings are not
     /// facts (`cold.rs`).
     pub(crate) cold: crate::cold::Live,
+    /// A sync link is catching up: remote requests wait (`remote.rs`).
+    pub(crate) remote_held: bool,
 }
 
 /// What a fact is about (the fact header apart from id, time and actor).
@@ -126,6 +128,7 @@ impl Core {
             volatile_order: VecDeque::new(),
             last_tick: Millis(0),
             cold: Default::default(),
+            remote_held: false,
         };
         core.refold();
         core.unknown_at_start = core

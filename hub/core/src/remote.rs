@@ -85,14 +85,25 @@ fn as_cloud(mut request: Request) -> Request {
 impl Core {
     /// True when a remote request waits for this hub to run it.
     pub(crate) fn remote_due(&self) -> bool {
-        self.ctx.policies.execute_remote_requests && !self.state.remote_pending.is_empty()
+        self.ctx.policies.execute_remote_requests
+            && !self.remote_held
+            && !self.state.remote_pending.is_empty()
+    }
+
+    /// The shell's observation that a sync link is catching up (`true`) or that none is
+    /// (`false`). While one is, remote requests wait: what the cloud wrote before a request (a
+    /// resident registered, then a parcel reassigned to them) may be in a document that has
+    /// not arrived yet, and the request must meet the directory the cloud saw. Once no link is
+    /// catching up, `next_deadline` is due at once and the next `tick` runs them.
+    pub fn hold_remote_requests(&mut self, held: bool) {
+        self.remote_held = held;
     }
 
     /// Runs every remote request not answered yet, oldest first, when this hub executes the
     /// site's remote requests. The engine calls it after a merge and at every step (`tick`).
     pub fn run_remote_requests(&mut self, now: Millis, entropy: &mut dyn Entropy) -> Output {
         let mut out = Output::default();
-        if !self.ctx.policies.execute_remote_requests {
+        if !self.remote_due() {
             return out;
         }
         let pending: Vec<(FactId, Millis, Request)> = self

@@ -333,3 +333,44 @@ fn the_cloud_extends_the_hold_of_one_parcel() {
     s.tick();
     assert!(s.parcel(&parcel).expired);
 }
+
+#[test]
+fn requests_wait_while_a_link_catches_up_so_they_meet_the_directory_the_cloud_saw() {
+    let mut s = executing();
+    let d = s.deliver("A", "r1", Size::Small, 1);
+    // The requests document arrives first (it is synced first); the directory fact the cloud
+    // wrote before the request is still on its way.
+    s.core.hold_remote_requests(true);
+    let req = asked(
+        2,
+        s.now,
+        Request::ReassignParcels {
+            by: staff(),
+            parcels: d.parcels.clone(),
+            to: ResidentId("r-new".into()),
+        },
+    );
+    merge(&mut s, vec![req.clone()]);
+    assert!(answer_of(&s, &req).is_none(), "held while catching up");
+    assert_eq!(s.core.next_deadline().map(|t| t.0 == 0), Some(false));
+    let registered = Fact {
+        kind: FactKind::ResidentRegistered {
+            resident: ResidentId("r-new".into()),
+            unit: "202".into(),
+            accessible: false,
+        },
+        ..asked(1, s.now, open_door(1))
+    };
+    merge(&mut s, vec![registered]);
+    assert!(answer_of(&s, &req).is_none());
+
+    // Caught up: due at once, and run against the directory with the newcomer in it.
+    s.core.hold_remote_requests(false);
+    assert_eq!(s.core.next_deadline(), Some(Millis(0)));
+    s.tick();
+    assert_eq!(answer_of(&s, &req), Some(Outcome::Accepted));
+    assert_eq!(
+        s.parcel(&d.parcels[0]).resident,
+        Some(ResidentId("r-new".into()))
+    );
+}
