@@ -1,6 +1,8 @@
 //! The hub's store, opened from a test once the hub has stopped: to scan what it saved, or to
 //! compare its documents with a peer's.
 
+use std::path::Path;
+
 use serde_json::Value;
 
 use crate::Hub;
@@ -25,10 +27,14 @@ impl locker_sync::Record for AnyFact {
 /// Opens the store of `hub` (site `test-site`, under the hub id its store recorded), with the
 /// facts it loaded. The hub must have stopped: the store is one process's at a time.
 pub fn open(hub: &Hub) -> (locker_sync::Store<AnyFact>, Vec<AnyFact>) {
-    let data = hub.dir.path().join("data");
+    open_at(&hub.dir.path().join("data"))
+}
+
+/// [`open`] by the data directory's path (while the hub that owns it is down).
+pub fn open_at(data: &Path) -> (locker_sync::Store<AnyFact>, Vec<AnyFact>) {
     let (store, facts, _) = locker_sync::Store::<AnyFact>::open(
-        &data,
-        &locker_sync::stored_hub_id(&data)
+        data,
+        &locker_sync::stored_hub_id(data)
             .expect("read the store")
             .expect("the hub recorded its id"),
         locker_sync::StoreOptions {

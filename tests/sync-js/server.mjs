@@ -3,7 +3,10 @@
 // bearer-token check on the WebSocket upgrade, with a line-based control channel on stdin so the
 // Rust test can read and write documents the way a cloud application would.
 //
-//   node server.mjs <port> <storage dir> <token> [--tls cert.pem key.pem]
+//   node server.mjs <port> <storage dir> <token> [--tls cert.pem key.pem] [--stall <documentId>]
+//
+// `--stall` (or the `stall` command) drops every message the server would send about that
+// document, as a server that stopped answering for it: a test holds a hub in its catch-up.
 //
 // Prints "listening <port>" when ready. Control lines (JSON), each answered by one JSON line:
 //   {"cmd":"keys","doc":"<documentId>"}             -> {"ok":true,"keys":[...]} (fact ids)
@@ -13,6 +16,7 @@
 //                                                     that id, as a cloud application makes the
 //                                                     month's requests document)
 //   {"cmd":"heads","doc":"<id>"}                    -> {"ok":true,"heads":[...]} (hex, sorted)
+//   {"cmd":"stall","doc":"<id>"} / {"cmd":"unstall","doc":"<id>"}  -> {"ok":true}
 //   {"cmd":"dump"}                                  -> {"ok":true,"docs":{"<id>":{...}}}
 import http from "node:http"
 import https from "node:https"
@@ -24,7 +28,14 @@ import { Repo } from "@automerge/automerge-repo"
 import { NodeWSServerAdapter } from "@automerge/automerge-repo-network-websocket"
 import { NodeFSStorageAdapter } from "@automerge/automerge-repo-storage-nodefs"
 
-const [port, dir, token, tlsFlag, certFile, keyFile] = process.argv.slice(2)
+const args = process.argv.slice(2)
+const stalled = new Set()
+const stallAt = args.indexOf("--stall")
+if (stallAt >= 0) {
+  stalled.add(args[stallAt + 1])
+  args.splice(stallAt, 2)
+}
+const [port, dir, token, tlsFlag, certFile, keyFile] = args
 const wss = new WebSocketServer({ noServer: true })
 const handler = (_req, res) => {
   res.writeHead(404)
@@ -44,8 +55,14 @@ server.on("upgrade", (req, socket, head) => {
 })
 
 // As a sync server runs: it never announces documents; peers ask for what they want.
+const adapter = new NodeWSServerAdapter(wss)
+const send = adapter.send.bind(adapter)
+adapter.send = message => {
+  if (message.documentId && stalled.has(message.documentId)) return
+  send(message)
+}
 const repo = new Repo({
-  network: [new NodeWSServerAdapter(wss)],
+  network: [adapter],
   storage: new NodeFSStorageAdapter(dir),
   peerId: `cloud-${port}`,
   sharePolicy: async () => false,
@@ -68,6 +85,14 @@ async function run(line) {
     case "keys": {
       const h = await handle(msg.doc)
       return { ok: true, keys: Object.keys(h.doc() ?? {}) }
+    }
+    case "stall": {
+      stalled.add(msg.doc)
+      return { ok: true }
+    }
+    case "unstall": {
+      stalled.delete(msg.doc)
+      return { ok: true }
     }
     case "heads": {
       const h = await handle(msg.doc)

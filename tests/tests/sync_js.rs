@@ -7,7 +7,8 @@
 //!   kept, never folded, and raises `cloud_write_ignored`;
 //! - the server restarts on its storage and the hub carries on;
 //! - a wrong token shows `refused` in `/healthz`, and the hub keeps serving;
-//! - remote requests run once, across a kill; "open all" is refused;
+//! - remote requests run once, across a kill after the answer and one between the merge and
+//!   the answer; "open all" is refused;
 //! - failover to a second server on the same storage; `wss://` only to a trusted certificate;
 //! - a week offline under a faked clock (libfaketime): both sides converge to identical heads,
 //!   each cloud request is answered once, the conflict rules hold.
@@ -438,6 +439,118 @@ fn a_remote_open_from_the_cloud_runs_once_even_across_a_kill() {
         !hub.alerts_of("remote_request_refused").is_empty()
     });
     assert_eq!(hub.compartment(1)["door_open"], false);
+}
+
+/// A SIGKILL exactly between the merge of a request and its answer: the JS server stops
+/// answering for the directory, so the hub, which merged the requests document first, holds the
+/// request while its catch-up waits (`docs/sync.md`); it is killed then. Its store has the
+/// request and no answer; restarted, it answers it once and opens the door once.
+#[test]
+fn a_hub_killed_between_merging_a_request_and_answering_it_answers_it_once_after_the_restart() {
+    let port = free_port();
+    let storage = tempfile::tempdir().expect("tempdir");
+    let mut server = JsServer::start(port, storage.path(), TOKEN);
+    let mut hub = Hub::start(|dir| {
+        site_with(dir, port, TOKEN, "execute_requests = true")
+            .replace("reply_timeout = \"2s\"", "reply_timeout = \"30s\"")
+    });
+    let reply = hub.command(
+        "reg",
+        json!({"type": "register_resident", "resident": "r-1", "unit": "1"}),
+    );
+    assert_eq!(reply["type"], "accepted", "{reply}");
+    let directory = doc_id(&hub, "directory");
+    wait_until(
+        "the directory in the cloud",
+        Duration::from_secs(15),
+        || sync_peer(&hub)["documents_pending"] == 0 && !server.keys(&directory).is_empty(),
+    );
+    std::thread::sleep(Duration::from_secs(1)); // the server's storage writes are debounced
+    drop(server);
+    wait_until("the link to drop", Duration::from_secs(10), || {
+        sync_peer(&hub)["state"] != "connected"
+    });
+
+    // While they are apart, the hub registers someone (so its directory has news to send and
+    // waits for the answer), and the cloud asks for door 3.
+    let reply = hub.command(
+        "reg-2",
+        json!({"type": "register_resident", "resident": "r-2", "unit": "2"}),
+    );
+    assert_eq!(reply["type"], "accepted", "{reply}");
+    let mut cloud = JsServer::start(free_port(), storage.path(), TOKEN);
+    let month = locker_sync::Month::of_ms(now_ms());
+    let requests = locker_sync::document_id_string(
+        &locker_sync::DocKey::Monthly(locker_sync::Family::Requests, month)
+            .document_id("test-site"),
+    );
+    assert_eq!(
+        cloud.ask(json!({"cmd": "create", "doc": requests}))["ok"],
+        true
+    );
+    let (id, value) = cloud_fact(
+        1,
+        json!({"type": "remote_requested", "request": {"type": "staff_open_door",
+               "by": {"kind": "cloud"}, "bank": "A", "door": 3, "reason": "courier locked out"}}),
+    );
+    let answer = cloud.ask(json!({"cmd": "put", "doc": requests, "key": id, "value": value}));
+    assert_eq!(answer["ok"], true, "{answer}");
+    std::thread::sleep(Duration::from_secs(1));
+    drop(cloud);
+
+    // The server is back but never answers for the directory: the request is merged and held.
+    let seen = hub.output().len();
+    let mut server = JsServer::start_with(
+        port,
+        storage.path(),
+        TOKEN,
+        &["--stall".as_ref(), directory.as_ref()],
+    );
+    wait_until("the request merged", Duration::from_secs(20), || {
+        hub.output()[seen..].contains("merged from a sync peer")
+    });
+    assert_eq!(sync_peer(&hub)["caught_up"], false, "still catching up");
+    assert_eq!(hub.compartment(3)["door_open"], false);
+
+    let data = hub.dir.path().join("data");
+    hub.crash_and_restart_with(|| {
+        let (_, facts) = locker_tests::store::open_at(&data);
+        let kinds: Vec<&Value> = facts.iter().map(|f| &f.0["kind"]).collect();
+        assert!(
+            kinds
+                .iter()
+                .any(|k| k["type"] == "remote_requested" && k["request"]["door"] == 3),
+            "the request was merged before the kill"
+        );
+        assert!(
+            !kinds.iter().any(|k| k["type"] == "answered"
+                && k["request"] == format!("remote-{id}").as_str()),
+            "and not answered"
+        );
+        assert_eq!(
+            server.ask(json!({"cmd": "unstall", "doc": directory}))["ok"],
+            true
+        );
+    });
+
+    // Restarted: the request runs once.
+    wait_until("the door to open", Duration::from_secs(30), || {
+        answers(&mut server, &id).len() == 1
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(answers(&mut server, &id).len(), 1);
+    let reply = &answers(&mut server, &id)[0]["kind"]["reply"];
+    assert_eq!(reply["type"], "opening", "{reply}");
+    let dump = server.ask(json!({"cmd": "dump"}));
+    let opens = dump["docs"]
+        .as_object()
+        .into_iter()
+        .flat_map(|docs| docs.values())
+        .filter_map(|d| d.as_object())
+        .flat_map(|facts| facts.values())
+        .filter(|f| f["kind"]["type"] == "unlock_sent" && f["door"] == 3)
+        .count();
+    assert_eq!(opens, 1, "door 3 opened once");
 }
 
 /// Cloud failover: two JS servers on one storage directory, the hub configured with both. The
