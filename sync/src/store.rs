@@ -91,6 +91,10 @@ pub(crate) struct LiveDoc {
     pub(crate) facts: u64,
     /// False until the document's name is in the `docs` table.
     pub(crate) registered: bool,
+    /// The heads of what is on disk: the next write stores the changes after them. (Not
+    /// automerge's `save_incremental`, whose cursor starts empty on a loaded document: the
+    /// first write after a load stored the whole document again.)
+    pub(crate) saved: Vec<automerge::ChangeHash>,
 }
 
 pub struct Store<R: Record> {
@@ -270,6 +274,7 @@ impl<R: Record> Store<R> {
             let doc_len = doc.length(automerge::ROOT) as u64;
             doc.set_actor(store.actor.clone());
             let registered = index.iter().any(|(n, _)| *n == key.to_string());
+            let saved = doc.get_heads();
             store.docs.insert(
                 key,
                 LiveDoc {
@@ -279,6 +284,7 @@ impl<R: Record> Store<R> {
                     incrementals: loaded.incrementals,
                     facts: doc_len,
                     registered,
+                    saved,
                 },
             );
         }
@@ -622,8 +628,9 @@ impl<R: Record> Store<R> {
         }
         for key in touched {
             if let Some(live) = self.docs.get_mut(key) {
-                let bytes = live.doc.save_incremental();
+                let bytes = live.doc.save_after(&live.saved);
                 if !bytes.is_empty() {
+                    live.saved = live.doc.get_heads();
                     writes.push((*key, incremental_key(&live.id, &bytes), bytes));
                 }
             }
@@ -731,6 +738,7 @@ impl<R: Record> Store<R> {
         let mut doc = loaded.doc;
         doc.set_actor(self.actor.clone());
         let facts = doc.length(automerge::ROOT) as u64;
+        let saved = doc.get_heads();
         self.docs.insert(
             *key,
             LiveDoc {
@@ -740,6 +748,7 @@ impl<R: Record> Store<R> {
                 incrementals: loaded.incrementals,
                 facts,
                 registered,
+                saved,
             },
         );
         Ok(())
@@ -807,6 +816,7 @@ impl<R: Record> Store<R> {
         // On error nothing changed on disk (the transaction is atomic) nor in memory.
         result?;
         live.chunk_keys = vec![snap_key];
+        live.saved = heads;
         live.incrementals = 0;
         live.registered = true;
         Ok(())

@@ -78,6 +78,32 @@ fn a_message_merged_off_the_thread_gives_what_merging_in_place_gives_and_keeps_l
     drop(a);
     let mut a = open_maple(da.path(), "hub-a");
     assert_eq!(a.facts_in(&key).unwrap().len(), total, "durable");
+
+    // A small message on the large document (loaded from disk for the prepare), then a local
+    // write: each stores what is new, not the document again.
+    let stored = |s: &S| {
+        s.documents()
+            .iter()
+            .find(|d| d.key == key)
+            .map(|d| d.stored_bytes)
+            .unwrap_or_default()
+    };
+    let before = stored(&a);
+    b.append(&gb.parcel_life(NOV_15 + 900_000, "b-late", 3, false))
+        .unwrap();
+    let (sa, changes) = message_with_changes(&mut a, &mut b, &key);
+    let prepared = a
+        .offload("hub-b", &key, sa, &changes)
+        .prepare::<Fact>()
+        .unwrap();
+    assert!(!a.adopt(prepared).unwrap().is_empty());
+    a.append(&ga.parcel_life(NOV_15 + 950_000, "a2", 4, false))
+        .unwrap();
+    let grew = stored(&a) - before;
+    assert!(
+        grew < before / 10,
+        "{grew} bytes for two parcels on a document of {before}"
+    );
     // A message that brings nothing new: no facts.
     let mut sb = SyncState::new();
     let hello = b.generate_sync_message(&key, &mut sb).unwrap().unwrap();

@@ -397,3 +397,36 @@ fn documents_have_stable_automerge_repo_ids_per_site() {
     );
     assert_ne!(sa.doc_id(&key), sa.doc_id(&DocKey::Site));
 }
+
+/// A document loaded from disk (at a start, or by a merge off the thread) then written to
+/// stores only what is new, not the whole document again.
+#[test]
+fn a_write_after_a_reopen_stores_only_what_is_new() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = DocKey::monthly(Family::Parcels, NOV_15);
+    let mut g = Gen::new("hub-a");
+    let mut s = open_maple(dir.path(), "hub-a");
+    // One write: one chunk, so nothing compacts it at the reopen.
+    let mut facts = Vec::new();
+    for i in 0..200u64 {
+        facts.extend(g.parcel_life(NOV_15 + i * 1000, &format!("p{i}"), (i % 50) as u32, true));
+    }
+    s.append(&facts).unwrap();
+    drop(s);
+    let mut s = open_maple(dir.path(), "hub-a");
+    let stored = |s: &Store<Fact>| {
+        s.documents()
+            .iter()
+            .find(|d| d.key == key)
+            .map(|d| d.stored_bytes)
+            .unwrap_or_default()
+    };
+    let before = stored(&s);
+    s.append(&g.parcel_life(NOV_15 + 500_000, "one-more", 7, false))
+        .unwrap();
+    let grew = stored(&s) - before;
+    assert!(
+        grew < before / 10,
+        "one parcel's facts took {grew} bytes on a document of {before}"
+    );
+}

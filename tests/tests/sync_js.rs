@@ -177,19 +177,25 @@ fn sync_peer(hub: &Hub) -> Value {
     hub.health()["sync"]["peers"][0].clone()
 }
 
-/// The automerge document id of the hub's document `name` (from `/healthz`).
+/// The automerge document id of the hub's document `name` (from `/healthz`, which lists it a
+/// moment after the step that made it has answered).
 fn doc_id(hub: &Hub, name: &str) -> String {
-    let health = hub.health();
-    let docs = health["sync"]["documents"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    docs.iter()
-        .find(|d| d["name"] == name)
-        .and_then(|d| d["url"].as_str())
-        .and_then(|u| u.strip_prefix("automerge:"))
-        .unwrap_or_else(|| panic!("no document {name} in {health}"))
-        .to_owned()
+    let started = Instant::now();
+    loop {
+        let health = hub.health();
+        let found = health["sync"]["documents"]
+            .as_array()
+            .and_then(|docs| docs.iter().find(|d| d["name"] == name).cloned())
+            .and_then(|d| d["url"].as_str().map(str::to_owned));
+        if let Some(id) = found.as_deref().and_then(|u| u.strip_prefix("automerge:")) {
+            return id.to_owned();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no document {name} in {health}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 fn month_doc(prefix: &str) -> String {
