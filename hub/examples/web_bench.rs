@@ -378,6 +378,7 @@ fn generate_year(config: &locker_config::Config) -> Made {
                 unit: format!("{}", 100 + u),
                 accessible: u % 25 == 0,
                 mode: locker_core::RegisterMode::Upsert,
+                contact: Default::default(),
             },
         );
     }

@@ -148,6 +148,7 @@ pub async fn seed(app: &App) -> Result<(), AppError> {
                     unit: unit.to_string(),
                     accessible: unit == 104,
                     mode: RegisterMode::Upsert,
+                    contact: Default::default(),
                 },
             )
         })

@@ -124,6 +124,7 @@ fn main() {
                     unit: format!("{}", 100 + r),
                     accessible: false,
                     mode: RegisterMode::Upsert,
+                    contact: Default::default(),
                 },
             );
         }

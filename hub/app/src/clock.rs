@@ -303,6 +303,7 @@ mod tests {
                         unit: "101".into(),
                         accessible: false,
                         mode: locker_core::RegisterMode::Upsert,
+                        contact: Default::default(),
                     },
                     Request::RegisterCarrier {
                         by: by.clone(),

@@ -166,6 +166,7 @@ mod tests {
                     unit: "1".into(),
                     accessible: false,
                     mode: locker_core::RegisterMode::Upsert,
+                    contact: Default::default(),
                 },
             ),
             (

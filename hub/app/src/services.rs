@@ -301,6 +301,7 @@ impl App {
         unit: &str,
         accessible: bool,
         mode: locker_core::RegisterMode,
+        contact: locker_core::Contact,
     ) -> Result<Reply, AppError> {
         let request = Request::RegisterResident {
             by: who.operator(),
@@ -308,6 +309,7 @@ impl App {
             unit: unit.trim().to_owned(),
             accessible,
             mode,
+            contact,
         };
         self.request(who, "resident", request).await
     }

@@ -63,6 +63,7 @@ fn register(id: &str, caller: Caller) -> (Job, tokio::sync::oneshot::Receiver<lo
                 unit: "101".into(),
                 accessible: false,
                 mode: RegisterMode::Add,
+                contact: Default::default(),
             },
         },
         caller,

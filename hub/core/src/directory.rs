@@ -38,6 +38,50 @@ pub fn check_carrier_id(id: &str) -> std::result::Result<(), Rejection> {
     check_id("carrier", id)
 }
 
+/// The languages residents' messages are written in.
+pub const LANGUAGES: [&str; 2] = ["en", "es"];
+
+/// A resident's contact details: an email address (one `@`, something on each side, a dot in
+/// the domain, at most 254 characters, no spaces or control characters), a phone number in
+/// international form (`+` and 7 to 15 digits), a language of [`LANGUAGES`]. An empty string
+/// (clear the field) is always accepted.
+pub fn check_contact(contact: &crate::input::Contact) -> std::result::Result<(), Rejection> {
+    if let Some(email) = contact.email.as_deref().filter(|e| !e.is_empty()) {
+        let ok = email.len() <= 254
+            && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+            && match email.split_once('@') {
+                Some((local, domain)) => {
+                    !local.is_empty()
+                        && !domain.contains('@')
+                        && domain.contains('.')
+                        && !domain.starts_with('.')
+                        && !domain.ends_with('.')
+                }
+                None => false,
+            };
+        if !ok {
+            return Err(invalid(format!("{email:?} is not an email address")));
+        }
+    }
+    if let Some(phone) = contact.phone.as_deref().filter(|p| !p.is_empty()) {
+        let digits = phone.strip_prefix('+').unwrap_or("");
+        if !(7..=15).contains(&digits.len()) || !digits.chars().all(|c| c.is_ascii_digit()) {
+            return Err(invalid(format!(
+                "{phone:?} is not a phone number in international form (+ and 7 to 15 digits)"
+            )));
+        }
+    }
+    if let Some(language) = contact.language.as_deref().filter(|l| !l.is_empty()) {
+        if !LANGUAGES.contains(&language) {
+            return Err(invalid(format!(
+                "messages are written in {}; not in {language:?}",
+                LANGUAGES.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// A unit as residents and carriers type it: 1 to 32 characters, no control characters, and no
 /// space at either end (`" 101"` would be a unit of its own that nobody can type).
 pub fn check_unit(unit: &str) -> std::result::Result<(), Rejection> {
@@ -93,9 +137,11 @@ impl Core {
                 unit,
                 accessible,
                 mode,
+                contact,
             } => {
                 check_resident_id(resident.as_str())?;
                 check_unit(unit)?;
+                check_contact(contact)?;
                 let known = self.state.residents.contains_key(resident);
                 match mode {
                     RegisterMode::Add if known => {
@@ -118,6 +164,7 @@ impl Core {
                         resident: resident.clone(),
                         unit: unit.trim().to_owned(),
                         accessible: *accessible,
+                        contact: contact.clone(),
                     },
                 )
             }

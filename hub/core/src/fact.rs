@@ -194,6 +194,9 @@ pub enum FactKind {
         resident: ResidentId,
         unit: String,
         accessible: bool,
+        /// What the registration said about reaching them (fields left out are unchanged).
+        #[serde(default, skip_serializing_if = "crate::input::Contact::is_empty")]
+        contact: crate::input::Contact,
     },
     ResidentDeactivated {
         resident: ResidentId,

@@ -36,6 +36,26 @@ pub enum Operator {
     Cloud,
 }
 
+/// How to reach a resident, as a registration gives it. Each field given replaces what was
+/// known (an empty string clears it); a field left out keeps it. Checked by the core
+/// (`check_contact`): an email address, a phone number in international form (`+` and 7 to 15
+/// digits), a language the messages exist in (`en`, `es`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contact {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+}
+
+impl Contact {
+    pub fn is_empty(&self) -> bool {
+        self.email.is_none() && self.phone.is_none() && self.language.is_none()
+    }
+}
+
 /// Whether registering a resident may create one, change one, or either. Checked and applied in
 /// one step, so "add" never overwrites a resident added a moment before.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -253,6 +273,9 @@ pub enum Request {
         /// Add only, update only, or either (the default, for integrations that sync a roll).
         #[serde(default)]
         mode: RegisterMode,
+        /// Email, phone and language for the resident's messages.
+        #[serde(default, skip_serializing_if = "Contact::is_empty")]
+        contact: Contact,
     },
     /// The resident moved out: no new deliveries, check-ins or reassignments to them. Parcels
     /// already held stay collectable. Registering the resident again reactivates them.

@@ -52,7 +52,7 @@ pub use crate::access::{
 pub use crate::codes::Entropy;
 pub use crate::cold::{SensorView, SummaryView, UnitView};
 pub use crate::core::Core;
-pub use crate::directory::{MAX_CARRIER_CODE, MIN_CARRIER_CODE};
+pub use crate::directory::{check_contact, LANGUAGES, MAX_CARRIER_CODE, MIN_CARRIER_CODE};
 pub use crate::effect::{Effect, KioskUpdate, NotifyKind, Output};
 pub use crate::fact::{
     Actor, AlertKind, CredentialKind, DeskReason, Fact, FactKind, ReleaseReason, UnitRef,
@@ -64,8 +64,8 @@ pub use crate::ids::{
     ReservationId, ResidentId, StaffId, UnlockId,
 };
 pub use crate::input::{
-    AuditFinding, Command, Disposition, HoldTarget, Input, Observation, Operator, Recipient,
-    RegisterMode, Request, UnlockReport,
+    AuditFinding, Command, Contact, Disposition, HoldTarget, Input, Observation, Operator,
+    Recipient, RegisterMode, Request, UnlockReport,
 };
 pub use crate::layout::{
     BankLayout, CompartmentLayout, Dimensions, Policies, SensorLayout, SiteLayout, Size, SizeLimit,

@@ -90,6 +90,9 @@ impl State {
                 active: r.active,
                 hold_until: r.hold_until,
                 badges: badges.get(id).copied().unwrap_or(0),
+                email: r.email.clone(),
+                phone: r.phone.clone(),
+                language: r.language.clone(),
             })
             .collect()
     }

@@ -53,6 +53,9 @@ pub(crate) struct Resident {
     pub hold_until: Option<Millis>,
     /// False once deactivated (moved out), until registered again.
     pub active: bool,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub language: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -234,16 +237,29 @@ impl State {
                 resident,
                 unit,
                 accessible,
+                contact,
             } => {
                 let r = self.residents.entry(resident.clone()).or_insert(Resident {
                     unit: String::new(),
                     accessible: false,
                     hold_until: None,
                     active: true,
+                    email: None,
+                    phone: None,
+                    language: None,
                 });
                 r.unit = unit.clone();
                 r.accessible = *accessible;
                 r.active = true;
+                // Given: replaced (empty: cleared); left out: kept.
+                let set = |field: &mut Option<String>, given: &Option<String>| {
+                    if let Some(v) = given {
+                        *field = (!v.is_empty()).then(|| v.clone());
+                    }
+                };
+                set(&mut r.email, &contact.email);
+                set(&mut r.phone, &contact.phone);
+                set(&mut r.language, &contact.language);
             }
             FactKind::ResidentDeactivated { resident } => {
                 if let Some(r) = self.residents.get_mut(resident) {

@@ -78,6 +78,10 @@ pub struct ResidentView {
     pub hold_until: Option<Millis>,
     /// How many badges are registered to them (the badge ids themselves are never kept).
     pub badges: usize,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    /// The language of their messages (`en` when not set).
+    pub language: Option<String>,
 }
 
 /// A carrier and the references of its live access codes (never the codes).

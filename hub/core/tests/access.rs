@@ -122,6 +122,7 @@ fn the_cloud_may_register_a_resident_but_its_parcel_facts_are_never_folded_and_r
             resident: "r-cloud".into(),
             unit: "12".into(),
             accessible: false,
+            contact: Default::default(),
         },
     };
     let out = hub.core.merge(hub.now, vec![registered], &mut hub.rng);

@@ -92,6 +92,7 @@ fn a_deactivated_resident_gets_no_new_parcels_but_keeps_those_held() {
         unit: "201".into(),
         accessible: true,
         mode: locker_core::RegisterMode::Upsert,
+        contact: Default::default(),
     });
     s.restart();
     let r1 = s
@@ -244,6 +245,7 @@ fn register(resident: &str, unit: &str, mode: RegisterMode) -> Request {
         unit: unit.into(),
         accessible: false,
         mode,
+        contact: Default::default(),
     }
 }
 
@@ -349,4 +351,62 @@ fn directory_ids_names_units_and_codes_are_checked_by_the_core() {
         },
         RejectCode::AlreadyExists,
     );
+}
+
+#[test]
+fn a_residents_contact_is_checked_kept_when_left_out_and_cleared_when_empty() {
+    let mut s = Site::new();
+    let register = |contact: Contact| Request::RegisterResident {
+        by: staff(),
+        resident: ResidentId("r-9".into()),
+        unit: "909".into(),
+        accessible: false,
+        mode: RegisterMode::Upsert,
+        contact,
+    };
+    s.ok(register(Contact {
+        email: Some("ann@example.org".into()),
+        phone: Some("+15551234567".into()),
+        language: Some("es".into()),
+    }));
+    let view = |s: &Site| {
+        s.core
+            .residents()
+            .into_iter()
+            .find(|r| r.resident.as_str() == "r-9")
+            .expect("registered")
+    };
+    assert_eq!(view(&s).email.as_deref(), Some("ann@example.org"));
+    assert_eq!(view(&s).language.as_deref(), Some("es"));
+    // Registered again without a contact (a unit change): kept.
+    s.ok(register(Contact::default()));
+    assert_eq!(view(&s).phone.as_deref(), Some("+15551234567"));
+    // An empty string clears one field.
+    s.ok(register(Contact {
+        phone: Some(String::new()),
+        ..Contact::default()
+    }));
+    assert_eq!(view(&s).phone, None);
+    assert_eq!(view(&s).email.as_deref(), Some("ann@example.org"));
+    // Bad ones are refused, saying what is wrong.
+    for bad in [
+        Contact {
+            email: Some("ann@".into()),
+            ..Contact::default()
+        },
+        Contact {
+            email: Some("ann smith@example.org".into()),
+            ..Contact::default()
+        },
+        Contact {
+            phone: Some("555-1234".into()),
+            ..Contact::default()
+        },
+        Contact {
+            language: Some("fr".into()),
+            ..Contact::default()
+        },
+    ] {
+        s.refused(register(bad), RejectCode::InvalidInput);
+    }
 }

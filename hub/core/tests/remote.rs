@@ -358,6 +358,7 @@ fn requests_wait_while_a_link_catches_up_so_they_meet_the_directory_the_cloud_sa
             resident: ResidentId("r-new".into()),
             unit: "202".into(),
             accessible: false,
+            contact: Default::default(),
         },
         ..asked(1, s.now, open_door(1))
     };

@@ -302,6 +302,23 @@ struct ResidentBody {
     unit: String,
     #[serde(default)]
     accessible: bool,
+    /// Left out: unchanged; `""`: cleared.
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    phone: Option<String>,
+    #[serde(default)]
+    language: Option<String>,
+}
+
+impl ResidentBody {
+    fn contact(&self) -> locker_core::Contact {
+        locker_core::Contact {
+            email: self.email.clone(),
+            phone: self.phone.clone(),
+            language: self.language.clone(),
+        }
+    }
 }
 
 /// `POST /api/v1/residents` (staff): `{"resident": "r-101", "unit": "101", "accessible": false}`.
@@ -314,7 +331,7 @@ async fn add_resident(
         Ok(b) => b,
         Err(r) => return r,
     };
-    let Some(id) = b.resident else {
+    let Some(id) = b.resident.clone() else {
         return error(
             StatusCode::UNPROCESSABLE_ENTITY,
             "resident is a required string",
@@ -328,6 +345,7 @@ async fn add_resident(
             &b.unit,
             b.accessible,
             RegisterMode::Add,
+            b.contact(),
         )
         .await
     {
@@ -357,6 +375,7 @@ async fn edit_resident(
             &b.unit,
             b.accessible,
             RegisterMode::Update,
+            b.contact(),
         )
         .await
     {

@@ -204,6 +204,9 @@ pub struct ResidentJson {
     pub hold_until: Option<u64>,
     /// How many badges are registered to them (never the badge ids).
     pub badges: usize,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub language: Option<String>,
 }
 
 impl From<&ResidentView> for ResidentJson {
@@ -215,6 +218,9 @@ impl From<&ResidentView> for ResidentJson {
             active: r.active,
             hold_until: r.hold_until.map(|t| t.0),
             badges: r.badges,
+            email: r.email.clone(),
+            phone: r.phone.clone(),
+            language: r.language.clone(),
         }
     }
 }
@@ -534,6 +540,9 @@ mod tests {
             active: true,
             hold_until: Some(Millis(4)),
             badges: 2,
+            email: Some("ann@example.org".into()),
+            phone: None,
+            language: Some("es".into()),
         };
         same(&r, &ResidentJson::from(&r));
         let k = CarrierView {

@@ -143,6 +143,7 @@ impl Site {
                 unit: unit.into(),
                 accessible,
                 mode: locker_core::RegisterMode::Upsert,
+                contact: Default::default(),
             });
         }
         self.ok(Request::RegisterCarrier {

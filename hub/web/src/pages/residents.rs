@@ -118,6 +118,9 @@ async fn page(
          <h2>Add a resident</h2><form method=post action=/residents class=inline>{csrf}\
          <label>Resident id <input name=resident required maxlength=64></label>\
          <label>Unit <input name=unit required maxlength=32></label>\
+         <label>Email <input name=email type=email maxlength=254></label>\
+         <label>Phone <input name=phone type=tel maxlength=16 placeholder=+15551234567></label>\
+         <label>Language <select name=language><option value=en>English<option value=es>Español</select></label>\
          <label><input type=checkbox name=accessible value=yes> accessible reach</label><button>Add</button></form>\
          <script src=/assets/app.js defer></script>",
         s = escape(search),
@@ -135,9 +138,19 @@ async fn add(State(web): State<Arc<Web>>, post: FormPost<Staff>) -> Response {
         (Err(e), _) | (_, Err(e)) => return bad_form("/residents", e),
     };
     let accessible = f.get("accessible").is_some_and(|v| v == "yes");
+    let given = |name: &str| {
+        f.get(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    let contact = locker_core::Contact {
+        email: given("email"),
+        phone: given("phone"),
+        language: given("language"),
+    };
     let answer = web
         .app
-        .register_resident(&p.actor(), id, unit, accessible, RegisterMode::Add)
+        .register_resident(&p.actor(), id, unit, accessible, RegisterMode::Add, contact)
         .await;
     respond("/residents", answer, &format!("Added {id}"), &[])
 }
@@ -155,7 +168,14 @@ async fn edit(
     let accessible = f.get("accessible").is_some_and(|v| v == "yes");
     let answer = web
         .app
-        .register_resident(&p.actor(), &id, unit, accessible, RegisterMode::Update)
+        .register_resident(
+            &p.actor(),
+            &id,
+            unit,
+            accessible,
+            RegisterMode::Update,
+            locker_core::Contact::default(),
+        )
         .await;
     let saved = format!("Saved {id}");
     respond("/residents", answer, &saved, &[RejectCode::UnknownResident])
