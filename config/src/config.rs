@@ -26,6 +26,8 @@ pub struct Config {
     pub policies: Policies,
     /// `[sync]`: optional cloud sync.
     pub sync: Option<Sync>,
+    /// `[notify]`: optional delivery of the outbox (email).
+    pub notify: Option<crate::notify::Notify>,
 }
 
 impl Config {
@@ -93,6 +95,7 @@ pub(crate) fn read(doc: &Spanned<DeTable>, cx: &mut Ctx) -> Option<Config> {
     }
     let policies = policies::read(&mut root, cx);
     let sync = cloud::read(&mut root, cx);
+    let notify = crate::notify::read(&mut root, cx);
     root.finish(cx);
 
     network::check_clashes(&binds, cx);
@@ -109,5 +112,6 @@ pub(crate) fn read(doc: &Spanned<DeTable>, cx: &mut Ctx) -> Option<Config> {
         banks: banks.into_iter().filter_map(|b| b.bank).collect(),
         policies: policies?,
         sync: sync?,
+        notify: notify?,
     })
 }

@@ -89,6 +89,22 @@ execute_requests = true
 remote_open_max_age = "5m"
 remote_opens_per_hour = 3
 
+[notify]
+max_attempts = 5
+per_minute = 12
+retry_wait = "10s"
+max_retry_wait = "30m"
+
+[notify.email]
+server = "smtp.example.org"
+tls = "tls"
+port = 2465
+from = "Lockers <lockers@example.org>"
+username = "lockers@example.org"
+password_file = "smtp.password"
+ca_file = '@CERT@'
+timeout = "20s"
+
 # Its own controller, logins, a refrigerated unit with an MQTT sensor, a frozen one with a
 # simulated sensor.
 [[bank]]

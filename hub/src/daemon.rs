@@ -172,6 +172,15 @@ impl Hub {
         // State first: if the store cannot be opened there is nothing to serve.
         let (outgoing_tx, outgoing_rx) = tokio::sync::mpsc::unbounded_channel();
         let sync_board = Arc::new(locker_app::sync::SyncBoard::default());
+        // With `[notify]`, the hub's own sender is woken by each notification queued.
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let notifications: Arc<dyn NotificationSink> = match &config.notify {
+            Some(_) => Arc::new(WakeSender {
+                inner: notifications,
+                wake: wake.clone(),
+            }),
+            None => notifications,
+        };
         let engine = engine::start(
             &config,
             outgoing_tx,
@@ -192,6 +201,15 @@ impl Hub {
         let app = App::new(&engine, pool.clone(), zone)
             .await
             .map_err(StartError::Users)?;
+        if let Some(notify) = &config.notify {
+            let mut stop = shutdown.clone();
+            tokio::spawn(locker_deliver::run(
+                app.clone(),
+                notify.clone(),
+                wake,
+                async move { stop.wait().await },
+            ));
+        }
         let mut authenticator = Authenticator::new(
             configured_logins(&config),
             config.mqtt.allow_anonymous,
@@ -624,4 +642,17 @@ pub fn fail_stop_on_panic() {
         default(info);
         std::process::exit(70);
     }));
+}
+
+/// Passes each queued notification on, and wakes the hub's sender (`locker_deliver`).
+struct WakeSender {
+    inner: Arc<dyn NotificationSink>,
+    wake: Arc<tokio::sync::Notify>,
+}
+
+impl NotificationSink for WakeSender {
+    fn queued(&self, notification: &locker_app::notify::Notification<'_>) {
+        self.inner.queued(notification);
+        self.wake.notify_one();
+    }
 }

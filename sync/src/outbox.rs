@@ -49,6 +49,22 @@ impl<R: Record> Store<R> {
             .map(|v| v.value().to_vec()))
     }
 
+    /// Every local entry whose key starts with `prefix`, in key order.
+    pub fn local_prefixed(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let tx = self.db.begin_read().ctx("begin read")?;
+        let table = tx.open_table(LOCAL).ctx("open local")?;
+        let mut out = Vec::new();
+        for row in table.range(prefix..).ctx("read local")? {
+            let (k, v) = row.ctx("read local row")?;
+            let key = k.value();
+            if !key.starts_with(prefix) {
+                break;
+            }
+            out.push((key.to_string(), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+
     /// Durably sets a local setting or secret.
     pub fn local_put(&mut self, key: &str, value: &[u8]) -> Result<(), StoreError> {
         self.write_local(|tx| {

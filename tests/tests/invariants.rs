@@ -130,6 +130,21 @@ fn each_crate_depends_only_on_what_its_layer_allows() {
                 "redb",
             ][..],
         ),
+        // The sender is an adapter like the web page: it reaches the outbox through the
+        // application's services, never the store or the bus.
+        (
+            "hub/deliver",
+            &[
+                "rumqttc",
+                "rumqttd",
+                "axum",
+                "locker-sync",
+                "locker-drivers",
+                "locker-web",
+                "locker-hub",
+                "redb",
+            ][..],
+        ),
         ("hub/core", &["tokio", "locker-config"][..]),
     ] {
         let deps = dependencies(krate);

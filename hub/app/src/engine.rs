@@ -59,6 +59,15 @@ pub enum Job {
         id: String,
         done: oneshot::Sender<Result<bool, AppError>>,
     },
+    /// The delivery records of the outbox's notifications (`notify::Delivery`), by outbox id.
+    Deliveries(oneshot::Sender<Result<Vec<(String, crate::notify::Delivery)>, AppError>>),
+    /// Record a try of a notification, durably, before answering; `false` if it is no longer in
+    /// the outbox.
+    NoteDelivery {
+        id: String,
+        delivery: crate::notify::Delivery,
+        done: oneshot::Sender<Result<bool, AppError>>,
+    },
     /// Every parcel the core knows (the live ones and those finished within the loaded window).
     Parcels(oneshot::Sender<Vec<locker_core::ParcelView>>),
     /// Open alerts (for the staff page and the API), the storage alert included.
@@ -602,6 +611,12 @@ impl Runner {
                 Ok(Job::OutboxDone { id, done }) => {
                     let _ = done.send(self.outbox_done(&id));
                 }
+                Ok(Job::Deliveries(reply)) => {
+                    let _ = reply.send(self.deliveries());
+                }
+                Ok(Job::NoteDelivery { id, delivery, done }) => {
+                    let _ = done.send(self.note_delivery(&id, &delivery));
+                }
                 Ok(Job::Sync(event)) => self.sync_event(event),
                 Ok(Job::Stop) | Err(RecvTimeoutError::Disconnected) => return,
                 Err(RecvTimeoutError::Timeout) => self.step(None, ReplyTo::Nobody),
@@ -1086,8 +1101,47 @@ impl Runner {
         if !pending.iter().any(|(k, _)| k == id) {
             return Ok(false);
         }
-        self.store_mut()?
+        let store = self.store_mut()?;
+        store
             .outbox_erase(id)
+            .map_err(|e| AppError::Storage(e.to_string()))?;
+        store
+            .local_delete(&crate::notify::delivery_key(id))
+            .map_err(|e| AppError::Storage(e.to_string()))?;
+        Ok(true)
+    }
+
+    fn deliveries(&self) -> Result<Vec<(String, crate::notify::Delivery)>, AppError> {
+        let rows = self
+            .store()?
+            .local_prefixed(crate::notify::DELIVERY_PREFIX)
+            .map_err(|e| AppError::Storage(e.to_string()))?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(key, bytes)| {
+                let id = key.strip_prefix(crate::notify::DELIVERY_PREFIX)?.to_owned();
+                serde_json::from_slice(&bytes).ok().map(|d| (id, d))
+            })
+            .collect())
+    }
+
+    fn note_delivery(
+        &mut self,
+        id: &str,
+        delivery: &crate::notify::Delivery,
+    ) -> Result<bool, AppError> {
+        let waiting = self
+            .store()?
+            .outbox_pending()
+            .map_err(|e| AppError::Storage(e.to_string()))?
+            .iter()
+            .any(|(k, _)| k == id);
+        if !waiting {
+            return Ok(false);
+        }
+        let bytes = serde_json::to_vec(delivery).map_err(|e| AppError::Storage(e.to_string()))?;
+        self.store_mut()?
+            .local_put(&crate::notify::delivery_key(id), &bytes)
             .map_err(|e| AppError::Storage(e.to_string()))?;
         Ok(true)
     }

@@ -32,3 +32,34 @@ impl NotificationSink for OutboxOnly {
         tracing::info!(resident = %n.resident, kind = ?n.kind, parcels = n.parcels.len(), "notification queued in the local outbox");
     }
 }
+
+/// Where one notification in the outbox stands with the hub's own delivery (`[notify]`): kept in
+/// the local table next to it (key `delivery/<outbox id>`), erased with it once it is sent.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Delivery {
+    pub state: DeliveryState,
+    /// Tries made so far.
+    pub attempts: u32,
+    /// Not to be tried before this (Unix ms).
+    pub next_at_ms: u64,
+    /// What the last failed try was told (the server's answer, a timeout, no address).
+    pub last_error: Option<String>,
+}
+
+/// `queued` (not tried yet), `retrying` (a try failed; another is due at `next_at_ms`), `failed`
+/// (the tries are used up, or the failure was permanent: kept, shown, not tried again).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryState {
+    #[default]
+    Queued,
+    Retrying,
+    Failed,
+}
+
+/// The local-table key of an outbox item's delivery record.
+pub(crate) fn delivery_key(id: &str) -> String {
+    format!("{DELIVERY_PREFIX}{id}")
+}
+
+pub(crate) const DELIVERY_PREFIX: &str = "delivery/";

@@ -322,6 +322,28 @@ impl App {
         self.ask(Job::OutboxList).await?
     }
 
+    /// The delivery records of the outbox (the hub's own sender's, `[notify]`).
+    pub async fn deliveries(
+        &self,
+        who: &Actor,
+    ) -> Result<Vec<(String, crate::notify::Delivery)>, AppError> {
+        who.need(Need::Admin)?;
+        self.ask(Job::Deliveries).await?
+    }
+
+    /// Record a try of notification `id` durably; `false` if it left the outbox meanwhile.
+    pub async fn note_delivery(
+        &self,
+        who: &Actor,
+        id: &str,
+        delivery: crate::notify::Delivery,
+    ) -> Result<bool, AppError> {
+        who.need(Need::Admin)?;
+        let id = id.to_owned();
+        self.ask(|done| Job::NoteDelivery { id, delivery, done })
+            .await?
+    }
+
     /// A notifier has handed `id` off: erase it and its code. `NotFound` if it is not waiting.
     pub async fn outbox_done(&self, who: &Actor, id: &str) -> Result<(), AppError> {
         who.need(Need::Admin)?;

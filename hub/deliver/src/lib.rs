@@ -1,0 +1,221 @@
+//! Residents get their codes: the hub sends what its outbox holds (`[notify]`).
+//!
+//! The engine puts every notification in the local outbox in the same transaction as the facts
+//! that made it (`locker_app::engine`). This crate takes it from there, through the application
+//! layer's services like any other adapter: it lists the outbox, renders each notification
+//! (`render`: plain text and HTML in the resident's language, the pickup code's QR image inline,
+//! `qr`), sends it (`email`: SMTP through lettre), and records what happened:
+//! - sent: the item leaves the outbox, and its plaintext code with it;
+//! - a failure the server calls temporary, a timeout, no address yet: the item stays, its
+//!   delivery record (`locker_app::notify::Delivery`, in the local table, durable before the
+//!   next try) says why and when the next try is (the wait doubles from `retry_wait` up to
+//!   `max_retry_wait`, with jitter);
+//! - a failure the server calls permanent (a 5xx), or the tries used up: `failed`, kept and
+//!   shown, not tried again.
+//!
+//! At least once: an item leaves the outbox only after the server took it, so a crash between
+//! the two sends it again, under the same `Message-ID` (`<outbox id@sender's domain>`) for the
+//! receiver to drop the copy. Every message is rate-limited (`per_minute`), so days of backlog
+//! drain without flooding the server. Nothing here decides a workflow rule: who is told what,
+//! and when, is the core's.
+
+pub mod email;
+pub mod qr;
+pub mod render;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use locker_app::engine::{Pending, Queued};
+use locker_app::notify::{Delivery, DeliveryState};
+use locker_app::services::{Actor, App};
+use locker_core::Role;
+use tokio::sync::Notify;
+use tracing::{info, warn};
+
+/// The name the sender acts under (recorded nowhere: it only reads and erases the outbox).
+const SENDER: &str = "locker-hub.notify";
+/// How often the outbox is looked at when nothing woke the sender.
+const IDLE: Duration = Duration::from_secs(5);
+
+/// What one try came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Sent,
+    /// Try again later.
+    Temporary(String),
+    /// Trying again cannot help (the server refused the address for good).
+    Permanent(String),
+}
+
+/// Runs the sender until `shutdown` completes. `wake` is notified when a notification was
+/// queued, so it goes out at once instead of at the next look.
+pub async fn run(
+    app: App,
+    config: locker_config::Notify,
+    wake: Arc<Notify>,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let Some(email) = &config.email else {
+        return;
+    };
+    let mailer = match email::Mailer::new(email) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot set up email; notifications stay in the outbox");
+            return;
+        }
+    };
+    let sender = Actor::new(SENDER, Role::Admin);
+    let gap = Duration::from_secs(60) / config.per_minute.max(1);
+    tokio::pin!(shutdown);
+    info!(server = %email.server, port = email.port, "sending residents' notifications by email");
+    loop {
+        let next = match round(&app, &sender, &config, &mailer, gap, &mut shutdown).await {
+            Some(next) => next,
+            None => return,
+        };
+        tokio::select! {
+            _ = &mut shutdown => return,
+            _ = wake.notified() => {}
+            _ = tokio::time::sleep(next) => {}
+        }
+    }
+}
+
+/// One pass over the outbox: everything due, in id order, one every `gap`. Returns how long
+/// to wait before the next pass (`None`: stopping).
+async fn round(
+    app: &App,
+    sender: &Actor,
+    config: &locker_config::Notify,
+    mailer: &email::Mailer,
+    gap: Duration,
+    shutdown: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+) -> Option<Duration> {
+    let (items, records) = match (app.outbox(sender).await, app.deliveries(sender).await) {
+        (Ok(items), Ok(records)) => (items, records),
+        (Err(e), _) | (_, Err(e)) => {
+            warn!(error = %e, "cannot read the outbox; trying again");
+            return Some(IDLE);
+        }
+    };
+    let records: std::collections::BTreeMap<String, Delivery> = records.into_iter().collect();
+    let mut wait = IDLE;
+    let mut contacts: Option<Vec<locker_core::ResidentView>> = None;
+    for (id, pending) in items {
+        let record = records.get(&id).cloned().unwrap_or_default();
+        if record.state == DeliveryState::Failed {
+            continue;
+        }
+        let now = now_ms();
+        if record.next_at_ms > now {
+            wait = wait.min(Duration::from_millis(record.next_at_ms - now));
+            continue;
+        }
+        let Pending::Notification(queued) = pending else {
+            note(
+                app,
+                sender,
+                &id,
+                record,
+                config,
+                Outcome::Permanent("the outbox item cannot be read".into()),
+            )
+            .await;
+            continue;
+        };
+        if contacts.is_none() {
+            contacts = app.residents(sender).await.ok();
+        }
+        let resident = contacts
+            .as_ref()
+            .and_then(|all| all.iter().find(|r| r.resident == queued.resident));
+        let outcome = send(mailer, &id, &queued, resident).await;
+        match &outcome {
+            Outcome::Sent => {
+                info!(notification = %id, resident = %queued.resident, kind = ?queued.kind, "notification sent");
+                if let Err(e) = app.outbox_done(sender, &id).await {
+                    warn!(notification = %id, error = %e, "sent, but not erased from the outbox; it may be sent again");
+                }
+            }
+            Outcome::Temporary(why) | Outcome::Permanent(why) => {
+                warn!(notification = %id, resident = %queued.resident, reason = %why, "notification not sent");
+                note(app, sender, &id, record, config, outcome.clone()).await;
+            }
+        }
+        // The rate limit, and a chance to stop between two sends.
+        tokio::select! {
+            _ = shutdown.as_mut() => return None,
+            _ = tokio::time::sleep(gap) => {}
+        }
+    }
+    Some(wait)
+}
+
+async fn send(
+    mailer: &email::Mailer,
+    id: &str,
+    queued: &Queued,
+    resident: Option<&locker_core::ResidentView>,
+) -> Outcome {
+    let Some(resident) = resident else {
+        return Outcome::Temporary(format!(
+            "resident {} is not in the directory",
+            queued.resident
+        ));
+    };
+    let Some(address) = resident.email.as_deref() else {
+        return Outcome::Temporary(format!(
+            "resident {} has no email address; add one and it goes at the next try",
+            queued.resident
+        ));
+    };
+    let message = render::render(queued, resident);
+    mailer.send(id, address, &message).await
+}
+
+/// Records a failed try, durably, before the next one.
+async fn note(
+    app: &App,
+    sender: &Actor,
+    id: &str,
+    mut record: Delivery,
+    config: &locker_config::Notify,
+    outcome: Outcome,
+) {
+    record.attempts += 1;
+    let (state, why) = match outcome {
+        Outcome::Sent => return,
+        Outcome::Permanent(why) => (DeliveryState::Failed, why),
+        Outcome::Temporary(why) if record.attempts >= config.max_attempts => (
+            DeliveryState::Failed,
+            format!("{why} ({} tries)", record.attempts),
+        ),
+        Outcome::Temporary(why) => (DeliveryState::Retrying, why),
+    };
+    record.state = state;
+    record.last_error = Some(why);
+    record.next_at_ms = now_ms() + backoff(config, record.attempts).as_millis() as u64;
+    if let Err(e) = app.note_delivery(sender, id, record).await {
+        warn!(notification = %id, error = %e, "cannot record the try");
+    }
+}
+
+/// The wait after the `attempts`-th failed try: `retry_wait` doubled each time, at most
+/// `max_retry_wait`, give or take a fifth (so a backlog's retries do not move in step).
+pub fn backoff(config: &locker_config::Notify, attempts: u32) -> Duration {
+    let doubled = config
+        .retry_wait
+        .saturating_mul(1u32 << attempts.saturating_sub(1).min(20));
+    let base = doubled.min(config.max_retry_wait);
+    let jitter = rand::random_range(0.8..1.2);
+    base.mul_f64(jitter)
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,301 @@
+//! Residents get their codes by email, from the real binary to aiosmtpd (a server we did not
+//! write, `tests/peers/smtp_server.py`):
+//! - a drop-off's email arrives with the PIN, a QR image that decodes (with rqrr, a decoder we
+//!   did not write) and a `Message-ID` of the sender's domain; the QR code read from it opens
+//!   the door; in Spanish for a resident who chose it, and that email's PIN opens theirs;
+//! - the server says "try later": the hub tries again and it arrives once;
+//! - the hub is killed with a full outbox while the server refuses: after the restart each
+//!   notification arrives exactly once, and the outbox is empty;
+//! - a server that refuses the address for good: the notification is failed, kept, not retried.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use locker_tests::{base_config, Hub};
+use serde_json::{json, Value};
+
+struct Smtp {
+    child: Child,
+    port: u16,
+    out: tempfile::TempDir,
+}
+
+impl Smtp {
+    fn start() -> Smtp {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let python = root.join("target/pyenv/bin/python");
+        assert!(
+            python.exists(),
+            "{} is missing: tests/run makes the venv with aiosmtpd",
+            python.display()
+        );
+        let out = tempfile::tempdir().expect("tempdir");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        let mut child = Command::new(python)
+            .arg(root.join("tests/peers/smtp_server.py"))
+            .arg(port.to_string())
+            .arg(out.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the SMTP server");
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("stdout");
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)
+            .expect("its first line");
+        assert!(line.starts_with("listening"), "{line}");
+        Smtp { child, port, out }
+    }
+
+    fn flag(&self, name: &str, on: bool) {
+        let path = self.out.path().join(name);
+        if on {
+            std::fs::write(path, b"").expect("flag");
+        } else {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+
+    /// Every message received so far, in order.
+    fn messages(&self) -> Vec<Value> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(self.out.path())
+            .expect("out dir")
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        files.sort();
+        files
+            .iter()
+            .filter_map(|p| std::fs::read(p).ok())
+            .filter_map(|b| serde_json::from_slice(&b).ok())
+            .collect()
+    }
+
+    fn to(&self, address: &str) -> Vec<Value> {
+        self.messages()
+            .into_iter()
+            .filter(|m| {
+                m["to"]
+                    .as_array()
+                    .is_some_and(|t| t.iter().any(|a| a == address))
+            })
+            .collect()
+    }
+}
+
+impl Drop for Smtp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn config(dir: &Path, port: u16) -> String {
+    base_config(dir)
+        + &format!(
+            r#"
+[notify]
+retry_wait = "1s"
+max_retry_wait = "2s"
+per_minute = 600
+max_attempts = 20
+
+[notify.email]
+server = "127.0.0.1"
+port = {port}
+tls = "none"
+from = "Maple Court lockers <lockers@maple.example>"
+
+[[bank]]
+id = "A"
+driver = {{ kind = "sim", latency = "0s" }}
+compartments = [{{ doors = "1-6", size = "M" }}]
+"#
+        )
+}
+
+fn wait_until<T>(what: &str, timeout: Duration, mut ok: impl FnMut() -> Option<T>) -> T {
+    let started = Instant::now();
+    loop {
+        if let Some(v) = ok() {
+            return v;
+        }
+        assert!(started.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Registers resident `r-{unit}` with an email address, and delivers a parcel to them.
+fn deliver_to(hub: &Hub, unit: &str, language: &str) -> (String, String) {
+    let email = format!("resident{unit}@maple.example");
+    let reply = hub.command(
+        &format!("contact-{unit}"),
+        json!({"type": "register_resident", "resident": format!("r-{unit}"), "unit": unit,
+               "contact": {"email": email, "language": language}}),
+    );
+    assert_eq!(reply["type"], "accepted", "{reply}");
+    let (parcel, _) = hub.deliver_via_sim(&format!("n{unit}"), unit);
+    (parcel, email)
+}
+
+fn decode_qr(image: &Value) -> String {
+    let bytes = data_encoding::BASE64
+        .decode(image["base64"].as_str().expect("base64").as_bytes())
+        .expect("base64");
+    let decoder = png::Decoder::new(std::io::Cursor::new(bytes));
+    let mut reader = decoder.read_info().expect("a PNG");
+    let mut buf = vec![0; reader.output_buffer_size().expect("size")];
+    let info = reader.next_frame(&mut buf).expect("a frame");
+    assert_eq!(info.color_type, png::ColorType::Grayscale);
+    let (w, h) = (info.width as usize, info.height as usize);
+    let mut img = rqrr::PreparedImage::prepare_from_greyscale(w, h, |x, y| buf[y * w + x]);
+    let grids = img.detect_grids();
+    assert_eq!(grids.len(), 1, "one QR code in the image");
+    grids[0].decode().expect("the QR code decodes").1
+}
+
+fn outbox(hub: &Hub) -> Vec<Value> {
+    let (code, list) = hub.api("GET", "/api/v1/outbox", None);
+    assert_eq!(code, 200, "{list}");
+    list.as_array().cloned().unwrap_or_default()
+}
+
+#[test]
+fn a_residents_email_carries_the_pin_and_a_qr_code_that_open_the_door() {
+    let smtp = Smtp::start();
+    let hub = Hub::start(|dir| config(dir, smtp.port));
+    hub.register_unit_7_and_acme();
+    let (parcel, email) = deliver_to(&hub, "7", "en");
+    let mail = wait_until("the email", Duration::from_secs(20), || {
+        smtp.to(&email).into_iter().next()
+    });
+    assert_eq!(mail["subject"], "Your parcel is in the lockers", "{mail}");
+    assert!(
+        mail["from"]
+            .as_str()
+            .unwrap_or("")
+            .contains("lockers@maple.example"),
+        "{mail}"
+    );
+    let message_id = mail["message_id"].as_str().expect("a Message-ID");
+    assert!(
+        message_id.starts_with('<') && message_id.ends_with("@maple.example>"),
+        "{message_id}"
+    );
+    let text = mail["text"].as_str().expect("a plain-text part");
+    assert!(text.contains(&parcel), "{text}");
+    let pin: String = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Your pickup code (PIN): "))
+        .expect("the PIN line")
+        .trim()
+        .to_owned();
+    assert_eq!(pin.len(), 6, "{pin}");
+    assert!(mail["html"].as_str().unwrap_or("").contains(&pin));
+    assert!(mail["html"].as_str().unwrap_or("").contains("cid:qr"));
+    let images = mail["images"].as_array().expect("images");
+    assert_eq!(images.len(), 1, "{mail}");
+    assert_eq!(images[0]["cid"], "qr");
+    let token = decode_qr(&images[0]);
+    assert!(!token.is_empty());
+    // Sent: gone from the outbox, codes and all.
+    wait_until("the outbox to empty", Duration::from_secs(10), || {
+        outbox(&hub).is_empty().then_some(())
+    });
+
+    // The QR code read from the email opens the door, as the kiosk's camera would read it.
+    let reply = hub.command(
+        "qr-7",
+        json!({"type": "pickup_by_qr", "bank": "A", "token": token}),
+    );
+    assert_eq!(reply["type"], "opening", "{reply}");
+    assert_eq!(reply["parcels"][0], parcel.as_str(), "{reply}");
+
+    // In Spanish for a resident who chose it; the PIN from that email opens their door.
+    let (parcel, email) = deliver_to(&hub, "8", "es");
+    let mail = wait_until("the Spanish email", Duration::from_secs(20), || {
+        smtp.to(&email).into_iter().next()
+    });
+    assert_eq!(
+        mail["subject"], "Su paquete está en los casilleros",
+        "{mail}"
+    );
+    let pin = mail["text"]
+        .as_str()
+        .unwrap_or("")
+        .lines()
+        .find_map(|l| l.strip_prefix("Su código (PIN): "))
+        .expect("the PIN line")
+        .trim()
+        .to_owned();
+    let reply = hub.command(
+        "pin-8",
+        json!({"type": "pickup_by_pin", "bank": "A", "pin": pin}),
+    );
+    assert_eq!(reply["type"], "opening", "{reply}");
+    assert_eq!(reply["parcels"][0], parcel.as_str(), "{reply}");
+}
+
+#[test]
+fn a_busy_server_gets_it_later_and_a_killed_hub_sends_each_notification_once() {
+    let smtp = Smtp::start();
+    let mut hub = Hub::start(|dir| config(dir, smtp.port));
+    hub.register_unit_7_and_acme();
+    smtp.flag("refuse", true);
+    let (_, first) = deliver_to(&hub, "7", "en");
+    wait_until("a refused try", Duration::from_secs(20), || {
+        hub.output().contains("try again later").then_some(())
+    });
+    assert!(smtp.to(&first).is_empty());
+    let (_, second) = deliver_to(&hub, "8", "en");
+    assert_eq!(outbox(&hub).len(), 2);
+
+    // Killed with both in the outbox; the server takes mail again; the restarted hub sends them.
+    hub.crash_and_restart();
+    smtp.flag("refuse", false);
+    for address in [&first, &second] {
+        wait_until(
+            "the email after the restart",
+            Duration::from_secs(30),
+            || (!smtp.to(address).is_empty()).then_some(()),
+        );
+    }
+    wait_until("the outbox to empty", Duration::from_secs(10), || {
+        outbox(&hub).is_empty().then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let mut ids: Vec<String> = smtp
+        .messages()
+        .iter()
+        .filter_map(|m| m["message_id"].as_str().map(str::to_owned))
+        .collect();
+    let all = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), all, "each Message-ID once: {ids:?}");
+    assert_eq!(all, 2, "{:?}", smtp.messages());
+}
+
+#[test]
+fn an_address_the_server_refuses_for_good_is_failed_and_kept() {
+    let smtp = Smtp::start();
+    let hub = Hub::start(|dir| config(dir, smtp.port));
+    hub.register_unit_7_and_acme();
+    smtp.flag("reject", true);
+    deliver_to(&hub, "7", "en");
+    wait_until("the permanent refusal", Duration::from_secs(20), || {
+        hub.output().contains("no such user").then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    smtp.flag("reject", false);
+    // Not tried again: it stays in the outbox, failed, and nothing arrives.
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(smtp.messages().is_empty());
+    assert_eq!(outbox(&hub).len(), 1);
+    let refusals = hub.output().matches("no such user").count();
+    assert_eq!(refusals, 1, "tried once:\n{}", hub.output());
+}
