@@ -59,7 +59,7 @@ pub use network::{
     AddrRange, Listener, Mqtt, TlsFiles, TlsListener, Web, DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_MQTT_BIND, DEFAULT_MQTT_TLS_BIND, DEFAULT_WEB_BIND,
 };
-pub use notify::{Email, Notify, SmtpTls};
+pub use notify::{Email, Notify, SmtpTls, Webhook};
 pub use policies::{HoldTimes, Lockout, Policies};
 pub use refrigeration::{
     ModbusPoint, ModbusPointsSensor, PointsModel, RefrigeratedUnit, RegisterFormat, RegisterType,

@@ -30,8 +30,25 @@ pub struct Notify {
     pub retry_wait: Duration,
     /// The longest wait between two tries of one notification.
     pub max_retry_wait: Duration,
-    /// Email over SMTP (the one channel so far).
+    /// Email over SMTP.
     pub email: Option<Email>,
+    /// An HTTPS POST of each notification, signed, for an SMS or push gateway.
+    pub webhook: Option<Webhook>,
+}
+
+/// A gateway that takes notifications as signed JSON (`docs/notify.md`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Webhook {
+    /// `https://…` (or `http://…` with `allow_plaintext`).
+    pub url: String,
+    /// File holding the shared secret the body is signed with (HMAC-SHA256).
+    pub secret_file: PathBuf,
+    /// Extra certificate authorities (PEM) trusted for the gateway, besides the system's.
+    pub ca_file: Option<PathBuf>,
+    /// How long one POST may take.
+    pub timeout: Duration,
+    /// `http://` is refused unless this is true (codes would cross the network in the clear).
+    pub allow_plaintext: bool,
 }
 
 /// How the SMTP server is spoken to.
@@ -94,14 +111,21 @@ pub(crate) fn read(root: &mut Table, cx: &mut Ctx) -> Option<Option<Notify>> {
         },
         None => Some(None),
     };
+    let webhook = match t.get("webhook") {
+        Some(item) => match item.table(cx) {
+            Some(w) => webhook(w, cx).map(Some),
+            None => None,
+        },
+        None => Some(None),
+    };
     let section = t.loc();
     t.finish(cx);
-    let email = email?;
-    if email.is_none() {
+    let (email, webhook) = (email?, webhook?);
+    if email.is_none() && webhook.is_none() {
         cx.error_at(
             &section,
-            "`[notify]` names no channel: give `[notify.email]`, or remove the section (the \
-             outbox then waits for `GET /api/v1/outbox`)",
+            "`[notify]` names no channel: give `[notify.email]` or `[notify.webhook]`, or remove \
+             the section (the outbox then waits for `GET /api/v1/outbox`)",
         );
         return None;
     }
@@ -115,7 +139,64 @@ pub(crate) fn read(root: &mut Table, cx: &mut Ctx) -> Option<Option<Notify>> {
         retry_wait,
         max_retry_wait,
         email,
+        webhook,
     }))
+}
+
+fn webhook(mut t: Table, cx: &mut Ctx) -> Option<Webhook> {
+    let allow_plaintext = t.bool_or(cx, "allow_plaintext", false);
+    let url = t.require(cx, "url").and_then(|u| {
+        let text = u.str(cx)?;
+        let rest = match (text.strip_prefix("https://"), text.strip_prefix("http://")) {
+            (Some(rest), _) => rest,
+            (None, Some(rest)) if allow_plaintext => rest,
+            (None, Some(_)) => {
+                cx.error(
+                    &u.span(),
+                    u.key(),
+                    format!(
+                        "`{text}` is plain HTTP: residents' codes would cross the network \
+                         unencrypted; use `https://`, or set `allow_plaintext = true` for a LAN \
+                         you trust"
+                    ),
+                );
+                return None;
+            }
+            _ => {
+                cx.error(
+                    &u.span(),
+                    u.key(),
+                    format!("`{text}` is not an https:// URL"),
+                );
+                return None;
+            }
+        };
+        if rest.is_empty() || rest.starts_with('/') {
+            cx.error(&u.span(), u.key(), format!("`{text}` names no host"));
+            return None;
+        }
+        Some(text.to_owned())
+    });
+    let secret_file = t.require(cx, "secret_file").and_then(|f| f.path(cx));
+    let ca_file = match t.get("ca_file") {
+        Some(f) => f.readable_file(cx).map(Some),
+        None => Some(None),
+    };
+    let timeout = t.duration_within(
+        cx,
+        "timeout",
+        Duration::from_secs(10),
+        Duration::from_secs(1),
+        Duration::from_secs(120),
+    );
+    t.finish(cx);
+    Some(Webhook {
+        url: url?,
+        secret_file: secret_file?,
+        ca_file: ca_file?,
+        timeout,
+        allow_plaintext,
+    })
 }
 
 fn email(mut t: Table, cx: &mut Ctx) -> Option<Email> {

@@ -141,6 +141,31 @@ fn cases(existing_file: &str) -> Vec<Case> {
             7, "sync", "names nothing to sync with",
         ),
         case(
+            "notify with no channel",
+            file(&[&SITE, &BANK, &["[notify]", "per_minute = 10"]]),
+            7, "notify", "names no channel",
+        ),
+        case(
+            "a webhook over plain HTTP without allow_plaintext",
+            file(&[&SITE, &BANK, &["[notify.webhook]", "url = \"http://10.0.0.7/notify\"", "secret_file = \"s\""]]),
+            8, "notify.webhook.url", "plain HTTP",
+        ),
+        case(
+            "an SMTP login without its password file",
+            file(&[&SITE, &BANK, &["[notify.email]", "server = \"smtp.example.org\"", "from = \"lockers@example.org\"", "username = \"lockers\""]]),
+            7, "notify.email", "go together",
+        ),
+        case(
+            "an SMTP sender that is not an address",
+            file(&[&SITE, &BANK, &["[notify.email]", "server = \"smtp.example.org\"", "from = \"the lockers\""]]),
+            9, "notify.email.from", "is not a sender",
+        ),
+        case(
+            "an unknown SMTP TLS mode",
+            file(&[&SITE, &BANK, &["[notify.email]", "server = \"smtp.example.org\"", "from = \"lockers@example.org\"", "tls = \"ssl\""]]),
+            10, "notify.email.tls", "unknown TLS mode",
+        ),
+        case(
             "retention out of range",
             file(&[&SITE, &["retention_months = 0"], &BANK]),
             3, "site.retention_months", "out of range",

@@ -105,6 +105,13 @@ password_file = "smtp.password"
 ca_file = '@CERT@'
 timeout = "20s"
 
+[notify.webhook]
+url = "http://10.0.0.7:8088/notify"
+secret_file = "webhook.secret"
+ca_file = '@CERT@'
+timeout = "5s"
+allow_plaintext = true
+
 # Its own controller, logins, a refrigerated unit with an MQTT sensor, a frozen one with a
 # simulated sensor.
 [[bank]]

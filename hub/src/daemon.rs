@@ -205,6 +205,7 @@ impl Hub {
             let mut stop = shutdown.clone();
             tokio::spawn(locker_deliver::run(
                 app.clone(),
+                config.site.id.clone(),
                 notify.clone(),
                 wake,
                 async move { stop.wait().await },

@@ -13,16 +13,20 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use locker_tests::{base_config, Hub};
+
+const SECRET: &str = "gateway-shared-secret";
 use serde_json::{json, Value};
 
-struct Smtp {
+/// A peer in Python from `tests/peers/` (in the venv `tests/run` makes), writing what it
+/// receives to a directory as JSON files and steered by flag files there.
+struct Peer {
     child: Child,
     port: u16,
     out: tempfile::TempDir,
 }
 
-impl Smtp {
-    fn start() -> Smtp {
+impl Peer {
+    fn start(script: &str, extra: &[&str]) -> Peer {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         let python = root.join("target/pyenv/bin/python");
         assert!(
@@ -36,19 +40,30 @@ impl Smtp {
             .map(|a| a.port())
             .expect("a free port");
         let mut child = Command::new(python)
-            .arg(root.join("tests/peers/smtp_server.py"))
+            .arg(root.join("tests/peers").join(script))
             .arg(port.to_string())
             .arg(out.path())
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .expect("start the SMTP server");
+            .expect("start the peer");
         let mut line = String::new();
         let stdout = child.stdout.take().expect("stdout");
         std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)
             .expect("its first line");
         assert!(line.starts_with("listening"), "{line}");
-        Smtp { child, port, out }
+        Peer { child, port, out }
+    }
+
+    /// aiosmtpd.
+    fn smtp() -> Peer {
+        Peer::start("smtp_server.py", &[])
+    }
+
+    /// The gateway, checking signatures under `secret`.
+    fn webhook(secret: &str) -> Peer {
+        Peer::start("webhook_receiver.py", &[secret])
     }
 
     fn flag(&self, name: &str, on: bool) {
@@ -60,7 +75,7 @@ impl Smtp {
         }
     }
 
-    /// Every message received so far, in order.
+    /// Everything received so far, in order.
     fn messages(&self) -> Vec<Value> {
         let mut files: Vec<PathBuf> = std::fs::read_dir(self.out.path())
             .expect("out dir")
@@ -75,6 +90,7 @@ impl Smtp {
             .collect()
     }
 
+    /// Emails to `address`.
     fn to(&self, address: &str) -> Vec<Value> {
         self.messages()
             .into_iter()
@@ -85,9 +101,17 @@ impl Smtp {
             })
             .collect()
     }
+
+    /// Webhook posts about `resident`.
+    fn about(&self, resident: &str) -> Vec<Value> {
+        self.messages()
+            .into_iter()
+            .filter(|m| m["body"]["resident"]["id"] == resident)
+            .collect()
+    }
 }
 
-impl Drop for Smtp {
+impl Drop for Peer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -95,6 +119,36 @@ impl Drop for Smtp {
 }
 
 fn config(dir: &Path, port: u16) -> String {
+    config_with(dir, Some(port), None)
+}
+
+/// The hub with email to `smtp` and/or a webhook to `webhook` (secret `SECRET`).
+fn config_with(dir: &Path, smtp: Option<u16>, webhook: Option<u16>) -> String {
+    let mut channels = String::new();
+    if let Some(port) = smtp {
+        channels += &format!(
+            r#"
+[notify.email]
+server = "127.0.0.1"
+port = {port}
+tls = "none"
+from = "Maple Court lockers <lockers@maple.example>"
+"#
+        );
+    }
+    if let Some(port) = webhook {
+        std::fs::write(dir.join("webhook.secret"), format!("{SECRET}\n")).expect("secret");
+        channels += &format!(
+            r#"
+[notify.webhook]
+url = "http://127.0.0.1:{port}/notify"
+secret_file = "{}/webhook.secret"
+allow_plaintext = true
+timeout = "2s"
+"#,
+            dir.display()
+        );
+    }
     base_config(dir)
         + &format!(
             r#"
@@ -103,13 +157,7 @@ retry_wait = "1s"
 max_retry_wait = "2s"
 per_minute = 600
 max_attempts = 20
-
-[notify.email]
-server = "127.0.0.1"
-port = {port}
-tls = "none"
-from = "Maple Court lockers <lockers@maple.example>"
-
+{channels}
 [[bank]]
 id = "A"
 driver = {{ kind = "sim", latency = "0s" }}
@@ -135,7 +183,8 @@ fn deliver_to(hub: &Hub, unit: &str, language: &str) -> (String, String) {
     let reply = hub.command(
         &format!("contact-{unit}"),
         json!({"type": "register_resident", "resident": format!("r-{unit}"), "unit": unit,
-               "contact": {"email": email, "language": language}}),
+               "contact": {"email": email, "language": language,
+                           "phone": format!("+1555000{unit:0>4}")}}),
     );
     assert_eq!(reply["type"], "accepted", "{reply}");
     let (parcel, _) = hub.deliver_via_sim(&format!("n{unit}"), unit);
@@ -166,7 +215,7 @@ fn outbox(hub: &Hub) -> Vec<Value> {
 
 #[test]
 fn a_residents_email_carries_the_pin_and_a_qr_code_that_open_the_door() {
-    let smtp = Smtp::start();
+    let smtp = Peer::smtp();
     let hub = Hub::start(|dir| config(dir, smtp.port));
     hub.register_unit_7_and_acme();
     let (parcel, email) = deliver_to(&hub, "7", "en");
@@ -242,7 +291,7 @@ fn a_residents_email_carries_the_pin_and_a_qr_code_that_open_the_door() {
 
 #[test]
 fn a_busy_server_gets_it_later_and_a_killed_hub_sends_each_notification_once() {
-    let smtp = Smtp::start();
+    let smtp = Peer::smtp();
     let mut hub = Hub::start(|dir| config(dir, smtp.port));
     hub.register_unit_7_and_acme();
     smtp.flag("refuse", true);
@@ -282,7 +331,7 @@ fn a_busy_server_gets_it_later_and_a_killed_hub_sends_each_notification_once() {
 
 #[test]
 fn an_address_the_server_refuses_for_good_is_failed_and_kept() {
-    let smtp = Smtp::start();
+    let smtp = Peer::smtp();
     let hub = Hub::start(|dir| config(dir, smtp.port));
     hub.register_unit_7_and_acme();
     smtp.flag("reject", true);
@@ -298,4 +347,96 @@ fn an_address_the_server_refuses_for_good_is_failed_and_kept() {
     assert_eq!(outbox(&hub).len(), 1);
     let refusals = hub.output().matches("no such user").count();
     assert_eq!(refusals, 1, "tried once:\n{}", hub.output());
+}
+
+#[test]
+fn the_gateway_gets_a_signed_body_and_failures_are_retried_or_failed_as_the_status_says() {
+    let gateway = Peer::webhook(SECRET);
+    let hub = Hub::start(|dir| config_with(dir, None, Some(gateway.port)));
+    hub.register_unit_7_and_acme();
+
+    // A 500 first: tried again, then taken.
+    gateway.flag("fail500", true);
+    let (parcel, _) = deliver_to(&hub, "7", "en");
+    wait_until("a 500", Duration::from_secs(20), || {
+        hub.output()
+            .contains("500 Internal Server Error")
+            .then_some(())
+    });
+    gateway.flag("fail500", false);
+    let post = wait_until("the post", Duration::from_secs(20), || {
+        gateway.about("r-7").into_iter().next()
+    });
+    assert_eq!(post["signature_ok"], true, "{post}");
+    assert_eq!(post["fresh"], true, "{post}");
+    assert_eq!(post["schema_errors"], json!([]), "{post}");
+    let body = &post["body"];
+    assert_eq!(post["id"], body["id"]);
+    assert_eq!(body["kind"], "delivered");
+    assert_eq!(body["site"], "test-site");
+    assert_eq!(body["parcels"], json!([parcel]));
+    assert_eq!(body["resident"]["phone"], "+15550000007");
+    let pin = body["pin"].as_str().expect("the PIN").to_owned();
+    assert!(body["text"].as_str().unwrap_or("").contains(&pin));
+    // The PIN the gateway got opens the door.
+    let reply = hub.command(
+        "pin-7",
+        json!({"type": "pickup_by_pin", "bank": "A", "pin": pin}),
+    );
+    assert_eq!(reply["type"], "opening", "{reply}");
+
+    // No answer: tried again once the gateway answers.
+    gateway.flag("hang", true);
+    deliver_to(&hub, "8", "en");
+    wait_until("a timeout", Duration::from_secs(20), || {
+        hub.output()
+            .contains("no answer from the gateway")
+            .then_some(())
+    });
+    gateway.flag("hang", false);
+    wait_until(
+        "the post after the timeout",
+        Duration::from_secs(40),
+        || gateway.about("r-8").into_iter().next(),
+    );
+
+    // A 404: the gateway will not take it however often it is sent. Failed and kept.
+    gateway.flag("fail404", true);
+    deliver_to(&hub, "9", "en");
+    wait_until("a 404", Duration::from_secs(20), || {
+        hub.output().contains("404 Not Found").then_some(())
+    });
+    gateway.flag("fail404", false);
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(gateway.about("r-9").is_empty());
+    assert_eq!(
+        hub.output().matches("404 Not Found").count(),
+        1,
+        "tried once"
+    );
+    assert_eq!(outbox(&hub).len(), 1);
+}
+
+#[test]
+fn with_email_and_a_webhook_a_channel_that_took_it_is_not_sent_again() {
+    let smtp = Peer::smtp();
+    let gateway = Peer::webhook(SECRET);
+    let hub = Hub::start(|dir| config_with(dir, Some(smtp.port), Some(gateway.port)));
+    hub.register_unit_7_and_acme();
+    gateway.flag("fail500", true);
+    let (_, email) = deliver_to(&hub, "7", "en");
+    wait_until("the email", Duration::from_secs(20), || {
+        (!smtp.to(&email).is_empty()).then_some(())
+    });
+    wait_until("two 500s", Duration::from_secs(20), || {
+        (hub.output().matches("500 Internal Server Error").count() >= 2).then_some(())
+    });
+    gateway.flag("fail500", false);
+    wait_until("the post", Duration::from_secs(20), || {
+        gateway.about("r-7").into_iter().next()
+    });
+    wait_until("the outbox to empty", Duration::from_secs(10), || {
+        outbox(&hub).is_empty().then_some(())
+    });
+    assert_eq!(smtp.to(&email).len(), 1, "the email went once");
 }

@@ -44,6 +44,9 @@ pub struct Delivery {
     pub next_at_ms: u64,
     /// What the last failed try was told (the server's answer, a timeout, no address).
     pub last_error: Option<String>,
+    /// The channels that took it already (`email`, `webhook`): not sent there again.
+    #[serde(default)]
+    pub sent: Vec<String>,
 }
 
 /// `queued` (not tried yet), `retrying` (a try failed; another is due at `next_at_ms`), `failed`

@@ -22,6 +22,7 @@
 pub mod email;
 pub mod qr;
 pub mod render;
+pub mod webhook;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -48,30 +49,56 @@ pub enum Outcome {
     Permanent(String),
 }
 
+/// The channels configured, ready to send.
+struct Channels {
+    email: Option<email::Mailer>,
+    webhook: Option<webhook::Poster>,
+    site: String,
+}
+
 /// Runs the sender until `shutdown` completes. `wake` is notified when a notification was
 /// queued, so it goes out at once instead of at the next look.
 pub async fn run(
     app: App,
+    site: String,
     config: locker_config::Notify,
     wake: Arc<Notify>,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
-    let Some(email) = &config.email else {
-        return;
-    };
-    let mailer = match email::Mailer::new(email) {
+    let email = match config.email.as_ref().map(email::Mailer::new).transpose() {
         Ok(m) => m,
         Err(e) => {
             tracing::error!(error = %e, "cannot set up email; notifications stay in the outbox");
             return;
         }
     };
+    let webhook = match config
+        .webhook
+        .as_ref()
+        .map(webhook::Poster::new)
+        .transpose()
+    {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot set up the webhook; notifications stay in the outbox");
+            return;
+        }
+    };
+    let channels = Channels {
+        email,
+        webhook,
+        site,
+    };
     let sender = Actor::new(SENDER, Role::Admin);
     let gap = Duration::from_secs(60) / config.per_minute.max(1);
     tokio::pin!(shutdown);
-    info!(server = %email.server, port = email.port, "sending residents' notifications by email");
+    info!(
+        email = channels.email.is_some(),
+        webhook = channels.webhook.is_some(),
+        "sending residents' notifications"
+    );
     loop {
-        let next = match round(&app, &sender, &config, &mailer, gap, &mut shutdown).await {
+        let next = match round(&app, &sender, &config, &channels, gap, &mut shutdown).await {
             Some(next) => next,
             None => return,
         };
@@ -89,7 +116,7 @@ async fn round(
     app: &App,
     sender: &Actor,
     config: &locker_config::Notify,
-    mailer: &email::Mailer,
+    channels: &Channels,
     gap: Duration,
     shutdown: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
 ) -> Option<Duration> {
@@ -104,7 +131,7 @@ async fn round(
     let mut wait = IDLE;
     let mut contacts: Option<Vec<locker_core::ResidentView>> = None;
     for (id, pending) in items {
-        let record = records.get(&id).cloned().unwrap_or_default();
+        let mut record = records.get(&id).cloned().unwrap_or_default();
         if record.state == DeliveryState::Failed {
             continue;
         }
@@ -114,15 +141,8 @@ async fn round(
             continue;
         }
         let Pending::Notification(queued) = pending else {
-            note(
-                app,
-                sender,
-                &id,
-                record,
-                config,
-                Outcome::Permanent("the outbox item cannot be read".into()),
-            )
-            .await;
+            let unreadable = Outcome::Permanent("the outbox item cannot be read".into());
+            note(app, sender, &id, record, config, unreadable).await;
             continue;
         };
         if contacts.is_none() {
@@ -131,7 +151,7 @@ async fn round(
         let resident = contacts
             .as_ref()
             .and_then(|all| all.iter().find(|r| r.resident == queued.resident));
-        let outcome = send(mailer, &id, &queued, resident).await;
+        let outcome = send(channels, &id, &queued, resident, &mut record.sent).await;
         match &outcome {
             Outcome::Sent => {
                 info!(notification = %id, resident = %queued.resident, kind = ?queued.kind, "notification sent");
@@ -153,11 +173,14 @@ async fn round(
     Some(wait)
 }
 
+/// Sends on every channel that applies and has not taken it yet (`sent`, updated). Sent when
+/// all have; otherwise a temporary failure if any was one, else a permanent one.
 async fn send(
-    mailer: &email::Mailer,
+    channels: &Channels,
     id: &str,
     queued: &Queued,
     resident: Option<&locker_core::ResidentView>,
+    sent: &mut Vec<String>,
 ) -> Outcome {
     let Some(resident) = resident else {
         return Outcome::Temporary(format!(
@@ -165,14 +188,70 @@ async fn send(
             queued.resident
         ));
     };
-    let Some(address) = resident.email.as_deref() else {
+    let message = render::render(queued, resident);
+    let mut failures: Vec<Outcome> = Vec::new();
+    let mut tried = 0;
+    if let Some(mailer) = &channels.email {
+        if let Some(address) = resident.email.as_deref() {
+            tried += 1;
+            if !sent.iter().any(|c| c == "email") {
+                match mailer.send(id, address, &message).await {
+                    Outcome::Sent => sent.push("email".into()),
+                    other => failures.push(other),
+                }
+            }
+        }
+    }
+    if let Some(poster) = &channels.webhook {
+        tried += 1;
+        if !sent.iter().any(|c| c == "webhook") {
+            let body = webhook::Body {
+                version: 1,
+                id,
+                site: &channels.site,
+                kind: kind_name(queued.kind),
+                resident: webhook::Resident {
+                    id: resident.resident.as_str(),
+                    unit: &resident.unit,
+                    email: resident.email.as_deref(),
+                    phone: resident.phone.as_deref(),
+                    language: resident.language.as_deref().unwrap_or("en"),
+                },
+                parcels: queued.parcels.iter().map(|p| p.as_str()).collect(),
+                pin: queued.pin.as_deref(),
+                qr: queued.qr.as_deref(),
+                subject: &message.subject,
+                text: &message.text,
+            };
+            match poster.post(&body).await {
+                Outcome::Sent => sent.push("webhook".into()),
+                other => failures.push(other),
+            }
+        }
+    }
+    if tried == 0 {
         return Outcome::Temporary(format!(
             "resident {} has no email address; add one and it goes at the next try",
             queued.resident
         ));
-    };
-    let message = render::render(queued, resident);
-    mailer.send(id, address, &message).await
+    }
+    let temporary = failures.iter().find(|f| matches!(f, Outcome::Temporary(_)));
+    match (temporary, failures.first()) {
+        (Some(t), _) => t.clone(),
+        (None, Some(p)) => p.clone(),
+        (None, None) => Outcome::Sent,
+    }
+}
+
+fn kind_name(kind: locker_core::NotifyKind) -> &'static str {
+    use locker_core::NotifyKind as K;
+    match kind {
+        K::Delivered => "delivered",
+        K::Reminder => "reminder",
+        K::Expired => "expired",
+        K::AtDesk => "at_desk",
+        K::Withdrawn => "withdrawn",
+    }
 }
 
 /// Records a failed try, durably, before the next one.
