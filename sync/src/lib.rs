@@ -15,6 +15,7 @@ mod outbox;
 pub mod quarantine;
 pub mod record;
 pub mod redb_store;
+mod sealed;
 pub mod secrets;
 pub mod session;
 mod store;

@@ -20,10 +20,17 @@ impl<R: Record> Store<R> {
     pub fn outbox_pending(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         let tx = self.db.begin_read().ctx("begin read")?;
         let table = tx.open_table(OUTBOX).ctx("open outbox")?;
+        let sealer = crate::sealed::Sealer::new(&self.site_key);
         let mut out = Vec::new();
         for row in table.iter().ctx("read outbox")? {
             let (k, v) = row.ctx("read outbox row")?;
-            out.push((k.value().to_string(), v.value().to_vec()));
+            let id = k.value().to_string();
+            // Sealed (or plain, from an earlier version); one that does not open is kept, and
+            // shows as undecodable.
+            let payload = sealer
+                .open(&id, v.value())
+                .unwrap_or_else(|| v.value().to_vec());
+            out.push((id, payload));
         }
         Ok(out)
     }

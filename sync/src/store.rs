@@ -337,8 +337,19 @@ impl<R: Record> Store<R> {
         facts: &[R],
         outbox: &[(&str, &[u8])],
     ) -> Result<(), StoreError> {
+        self.append_with(facts, outbox, &[])
+    }
+
+    /// `append_with_outbox`, and in the same transaction local secrets (`key`, `Some(value)` to
+    /// keep, `None` to erase). Outbox items and secrets are sealed at rest (`sealed.rs`).
+    pub fn append_with(
+        &mut self,
+        facts: &[R],
+        outbox: &[(&str, &[u8])],
+        secrets: &[(&str, Option<&[u8]>)],
+    ) -> Result<(), StoreError> {
         self.check_writable()?;
-        if facts.is_empty() && outbox.is_empty() {
+        if facts.is_empty() && outbox.is_empty() && secrets.is_empty() {
             return Ok(());
         }
         // Encode everything first, so a bad fact changes nothing.
@@ -389,9 +400,28 @@ impl<R: Record> Store<R> {
             live.facts += 1;
             touched.insert(*key);
         }
-        self.persist(&touched, outbox)?;
+        let sealer = crate::sealed::Sealer::new(&self.site_key);
+        let outbox: Vec<(&str, Vec<u8>)> = outbox
+            .iter()
+            .map(|(id, payload)| (*id, sealer.seal(id, payload)))
+            .collect();
+        let outbox: Vec<(&str, &[u8])> = outbox.iter().map(|(k, v)| (*k, v.as_slice())).collect();
+        let local: Vec<(&str, Option<Vec<u8>>)> = secrets
+            .iter()
+            .map(|(k, v)| (*k, v.map(|v| sealer.seal(k, v))))
+            .collect();
+        self.persist_inner(&touched, None, &outbox, &[], &local)?;
         self.compact_over(self.opts.compact_hard_limit, &touched)?;
         Ok(())
+    }
+
+    /// A local secret kept with `append_with`, opened; `None` if there is none (or it does not
+    /// open: another site's file).
+    pub fn secret_get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let sealer = crate::sealed::Sealer::new(&self.site_key);
+        Ok(self
+            .local_get(key)?
+            .and_then(|bytes| sealer.open(key, &bytes)))
     }
 
     /// Facts of one document, sorted by id. Loads an older partition from redb on demand
@@ -582,14 +612,6 @@ impl<R: Record> Store<R> {
     /// Commits, durably and in one transaction, the new incremental chunk of every touched
     /// document and outbox items. On failure the store is poisoned: memory holds changes that
     /// are not on disk.
-    pub(crate) fn persist(
-        &mut self,
-        touched: &BTreeSet<DocKey>,
-        outbox: &[(&str, &[u8])],
-    ) -> Result<(), StoreError> {
-        self.persist_with(touched, outbox, &[])
-    }
-
     /// `persist`, with rows of the sync-state table (peer, document name, encoded state) in the
     /// same transaction.
     pub(crate) fn persist_with(
@@ -598,7 +620,7 @@ impl<R: Record> Store<R> {
         outbox: &[(&str, &[u8])],
         sync_states: &[(&str, String, Vec<u8>)],
     ) -> Result<(), StoreError> {
-        self.persist_inner(touched, None, outbox, sync_states)
+        self.persist_inner(touched, None, outbox, sync_states, &[])
     }
 
     /// Commits `chunk` (changes already encoded, for `key`) with anything else of `key` not
@@ -610,7 +632,7 @@ impl<R: Record> Store<R> {
         sync_states: &[(&str, String, Vec<u8>)],
     ) -> Result<(), StoreError> {
         let touched = BTreeSet::from([*key]);
-        self.persist_inner(&touched, Some((*key, chunk)), &[], sync_states)
+        self.persist_inner(&touched, Some((*key, chunk)), &[], sync_states, &[])
     }
 
     fn persist_inner(
@@ -619,6 +641,7 @@ impl<R: Record> Store<R> {
         encoded: Option<(DocKey, Vec<u8>)>,
         outbox: &[(&str, &[u8])],
         sync_states: &[(&str, String, Vec<u8>)],
+        local: &[(&str, Option<Vec<u8>>)],
     ) -> Result<(), StoreError> {
         let mut writes: Vec<(DocKey, String, Vec<u8>)> = Vec::new();
         if let Some((key, bytes)) = encoded {
@@ -674,6 +697,15 @@ impl<R: Record> Store<R> {
                 let mut table = tx.open_table(OUTBOX).ctx("open outbox")?;
                 for (id, payload) in outbox {
                     table.insert(*id, *payload).ctx("write outbox")?;
+                }
+            }
+            if !local.is_empty() {
+                let mut table = tx.open_table(crate::redb_store::LOCAL).ctx("open local")?;
+                for (key, value) in local {
+                    match value {
+                        Some(v) => table.insert(*key, v.as_slice()).ctx("write local")?,
+                        None => table.remove(*key).ctx("erase local")?,
+                    };
                 }
             }
             tx.commit().ctx("durable commit")

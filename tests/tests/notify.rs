@@ -301,10 +301,26 @@ fn a_busy_server_gets_it_later_and_a_killed_hub_sends_each_notification_once() {
     });
     assert!(smtp.to(&first).is_empty());
     let (_, second) = deliver_to(&hub, "8", "en");
-    assert_eq!(outbox(&hub).len(), 2);
+    let waiting = outbox(&hub);
+    assert_eq!(waiting.len(), 2);
+    let tokens: Vec<String> = waiting
+        .iter()
+        .filter_map(|i| i["notification"]["qr"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(tokens.len(), 2);
 
-    // Killed with both in the outbox; the server takes mail again; the restarted hub sends them.
-    hub.crash_and_restart();
+    // Killed with both in the outbox. On disk meanwhile, their codes are sealed: the file holds
+    // neither token in the plain. The server takes mail again; the restarted hub sends them.
+    let state = hub.dir.path().join("data/state.redb");
+    hub.crash_and_restart_with(|| {
+        let bytes = std::fs::read(&state).expect("state.redb");
+        for token in &tokens {
+            assert!(
+                !contains(&bytes, token),
+                "a QR token in the plain in state.redb"
+            );
+        }
+    });
     smtp.flag("refuse", false);
     for address in [&first, &second] {
         wait_until(
@@ -439,4 +455,106 @@ fn with_email_and_a_webhook_a_channel_that_took_it_is_not_sent_again() {
         outbox(&hub).is_empty().then_some(())
     });
     assert_eq!(smtp.to(&email).len(), 1, "the email went once");
+}
+
+/// Every file under `dir`, as bytes.
+fn files_under(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if let Ok(bytes) = std::fs::read(&path) {
+                out.push((path, bytes));
+            }
+        }
+    }
+    out
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+fn pin_in(mail: &Value, prefix: &str) -> Option<String> {
+    mail["text"]
+        .as_str()?
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix))
+        .map(|p| p.trim().to_owned())
+}
+
+/// The reminder carries the code that works (the PIN kept sealed, the QR token signed again),
+/// staff resend it, and once the parcel is collected no code is left on the hub's disk: not in
+/// a table, not in a page redb freed (the outbox and the kept PINs are sealed at rest).
+#[test]
+fn a_reminder_and_a_resend_carry_the_code_and_none_is_left_on_disk_after_the_pickup() {
+    let smtp = Peer::smtp();
+    let mut hub = Hub::start(|dir| config(dir, smtp.port) + "\n[policies]\nreminders = [\"4s\"]\n");
+    hub.register_unit_7_and_acme();
+    let (parcel, email) = deliver_to(&hub, "7", "en");
+    let first = wait_until("the delivery email", Duration::from_secs(20), || {
+        smtp.to(&email).into_iter().next()
+    });
+    let pin = pin_in(&first, "Your pickup code (PIN): ").expect("a PIN");
+    let token = decode_qr(&first["images"][0]);
+    let reminder = wait_until("the reminder", Duration::from_secs(30), || {
+        smtp.to(&email)
+            .into_iter()
+            .find(|m| m["subject"] == "Reminder: your parcel is waiting")
+    });
+    assert_eq!(
+        pin_in(&reminder, "Your pickup code (PIN): ").as_deref(),
+        Some(pin.as_str())
+    );
+    assert_eq!(decode_qr(&reminder["images"][0]), token, "the same QR code");
+
+    // Staff resend it (the resident lost both).
+    let reply = hub.command("resend-7", json!({"type": "resend_code", "parcel": parcel}));
+    assert_eq!(reply["type"], "accepted", "{reply}");
+    wait_until("the resent email", Duration::from_secs(20), || {
+        (smtp.to(&email).len() >= 3).then_some(())
+    });
+    let resent = smtp.to(&email).pop().unwrap_or_default();
+    assert_eq!(
+        pin_in(&resent, "Your pickup code (PIN): ").as_deref(),
+        Some(pin.as_str())
+    );
+
+    // Collected with the PIN.
+    let reply = hub.command(
+        "pin-7",
+        json!({"type": "pickup_by_pin", "bank": "A", "pin": pin}),
+    );
+    assert_eq!(reply["type"], "opening", "{reply}");
+    wait_until("the pickup", Duration::from_secs(15), || {
+        (hub.compartment(reply["doors"][0].as_u64().unwrap_or(0))["status"] == "free").then_some(())
+    });
+    // The step after the pickup erased the kept PIN; a last one to be sure it is on disk.
+    hub.command(
+        "after",
+        json!({"type": "register_resident", "resident": "r-99", "unit": "99"}),
+    );
+    hub.terminate();
+    let (store, _) = locker_tests::store::open(&hub);
+    let kept = store.local_prefixed("code/").expect("the local table");
+    assert!(kept.is_empty(), "a kept PIN outlived its parcel: {kept:?}");
+    drop(store);
+    for (path, bytes) in files_under(hub.dir.path()) {
+        if path.extension().is_some_and(|e| e == "toml") {
+            continue;
+        }
+        assert!(
+            !contains(&bytes, &token),
+            "the QR token in {}",
+            path.display()
+        );
+        for form in [format!("\"pin\":\"{pin}\""), format!("PIN): {pin}")] {
+            assert!(!contains(&bytes, &form), "{form} in {}", path.display());
+        }
+    }
 }

@@ -146,6 +146,7 @@ impl Pending {
                 pin,
                 qr,
                 kind,
+                ..
             }) => Pending::Notification(Queued {
                 resident,
                 parcels,
@@ -409,7 +410,9 @@ pub fn start(
     let snapshot = Arc::new(RwLock::new(Snapshot::default()));
     // Subscribers only need to know "something changed": a lagging one just re-reads.
     let (changes, _) = broadcast::channel(16);
+    let kept_codes = kept_codes(&store);
     let mut engine = Runner {
+        kept_codes,
         changes: changes.clone(),
         core,
         store: Some(store),
@@ -459,6 +462,34 @@ struct Runner {
     storage_alert: Option<locker_core::Alert>,
     /// Open sync links (`crate::sync`).
     links: Links,
+    /// The codes whose PIN is kept (sealed, in the local table under `code/<id>`), so that a
+    /// reminder or a resend carries a code that works; each is erased once the core says the
+    /// code is no longer live.
+    kept_codes: BTreeSet<locker_core::CodeId>,
+}
+
+/// The local-table key of a live code's kept PIN.
+fn kept_code_key(code: &locker_core::CodeId) -> String {
+    format!("{KEPT_CODE_PREFIX}{code}")
+}
+
+const KEPT_CODE_PREFIX: &str = "code/";
+
+/// The codes whose PIN `store` keeps.
+fn kept_codes(store: &Store<StoredFact>) -> BTreeSet<locker_core::CodeId> {
+    match store.local_prefixed(KEPT_CODE_PREFIX) {
+        Ok(rows) => rows
+            .into_iter()
+            .filter_map(|(k, _)| {
+                k.strip_prefix(KEPT_CODE_PREFIX)
+                    .map(|c| locker_core::CodeId(c.to_owned()))
+            })
+            .collect(),
+        Err(e) => {
+            warn!(error = %e, "cannot list the kept codes; they are erased when found later");
+            BTreeSet::new()
+        }
+    }
 }
 
 impl Runner {
@@ -659,7 +690,8 @@ impl Runner {
         // What the merge decided (an alert about a foreign write, a remote request carried out)
         // is committed like any step, and on a refused commit dropped the same way: the merged
         // facts are on disk already, so a reload keeps them and a remote request stays pending.
-        match self.commit(&out) {
+        let mut out = out;
+        match self.commit(&mut out) {
             Ok(()) => self.act(out, ReplyTo::Nobody),
             Err(why) => {
                 warn!(reason = %why, "the disk refused what a merge decided; it is decided again once there is room");
@@ -764,7 +796,8 @@ impl Runner {
             Some((input, None)) => self.core.handle(at, input, &mut OsEntropy),
             None => self.core.tick(at, &mut OsEntropy),
         };
-        match self.commit(&out) {
+        let mut out = out;
+        match self.commit(&mut out) {
             Ok(()) => {
                 let docs: BTreeSet<DocKey> = out.facts.iter().map(facts::document_of).collect();
                 self.act(out, reply_to);
@@ -858,6 +891,7 @@ impl Runner {
         self.store = None;
         match load(&self.config) {
             Ok((store, core)) => {
+                self.kept_codes = kept_codes(&store);
                 self.store = Some(store);
                 self.core = core;
                 warn!("state reloaded from disk after a write the disk refused");
@@ -886,10 +920,44 @@ impl Runner {
     /// Durable before acknowledged: the facts and the plaintext codes of notifications are on
     /// disk before anything leaves the process. `Err` (with the reason) when the disk is full or
     /// read-only; any other failure stops the process.
-    fn commit(&mut self, out: &Output) -> Result<(), String> {
+    fn commit(&mut self, out: &mut Output) -> Result<(), String> {
         if out.facts.is_empty() {
             return Ok(());
         }
+        // Live codes: a new one's PIN is kept; a message about a kept one gets its PIN; the PIN
+        // of a code that stopped opening anything is erased. All in the step's transaction.
+        let mut keep: Vec<(String, Vec<u8>)> = Vec::new();
+        for effect in &mut out.effects {
+            let Effect::Notify {
+                pin,
+                code: Some(code),
+                ..
+            } = effect
+            else {
+                continue;
+            };
+            match pin {
+                Some(p) => keep.push((kept_code_key(code), p.clone().into_bytes())),
+                None => {
+                    let kept = self
+                        .store()
+                        .ok()
+                        .and_then(|s| s.secret_get(&kept_code_key(code)).ok().flatten());
+                    *pin = kept.and_then(|b| String::from_utf8(b).ok());
+                }
+            }
+        }
+        let dead: Vec<String> = self
+            .kept_codes
+            .iter()
+            .filter(|c| !self.core.code_is_live(c))
+            .map(kept_code_key)
+            .collect();
+        let mut secrets: Vec<(&str, Option<&[u8]>)> = keep
+            .iter()
+            .map(|(k, v)| (k.as_str(), Some(v.as_slice())))
+            .collect();
+        secrets.extend(dead.iter().map(|k| (k.as_str(), None)));
         let stored: Vec<StoredFact> = out.facts.iter().cloned().map(StoredFact::from).collect();
         let first = stored
             .first()
@@ -907,7 +975,7 @@ impl Runner {
             .map(|(k, v)| (k.as_str(), v.as_slice()))
             .collect();
         let store = self.store_mut().map_err(|e| e.to_string())?;
-        if let Err(e) = store.append_with_outbox(&stored, &outbox_refs) {
+        if let Err(e) = store.append_with(&stored, &outbox_refs, &secrets) {
             if storage::is_out_of_space(&e) || self.storage.check(None) != Verdict::Ok {
                 error!(error = %e, "the disk refused a write; nothing of this step is confirmed");
                 return Err(match self.storage.check(None) {
@@ -918,6 +986,16 @@ impl Runner {
             error!(error = %e, "cannot make facts durable; stopping so that nothing unrecorded is confirmed");
             // Fail-stop: the process manager restarts the hub from what is on disk.
             std::process::exit(70);
+        }
+        for (k, _) in &keep {
+            if let Some(c) = k.strip_prefix(KEPT_CODE_PREFIX) {
+                self.kept_codes.insert(locker_core::CodeId(c.to_owned()));
+            }
+        }
+        for k in &dead {
+            if let Some(c) = k.strip_prefix(KEPT_CODE_PREFIX) {
+                self.kept_codes.remove(&locker_core::CodeId(c.to_owned()));
+            }
         }
         Ok(())
     }
@@ -954,6 +1032,7 @@ impl Runner {
                     pin,
                     qr,
                     kind,
+                    ..
                 } => {
                     // Durable in the local outbox by now (`commit`); the sink says so, or shows it.
                     self.notifications.queued(&Notification {

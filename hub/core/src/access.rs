@@ -107,6 +107,7 @@ pub fn need_for(request: &Request) -> Need {
         | Request::DeskPickup { .. }
         | Request::RemoveParcels { .. }
         | Request::SendToDesk { .. }
+        | Request::ResendCode { .. }
         | Request::SetVacationHold { .. }
         | Request::ClearVacationHold { .. }
         | Request::ResolveUnlock { .. }

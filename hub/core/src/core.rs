@@ -339,6 +339,7 @@ impl Core {
                 reason,
             } => self.remove_parcels(tx, by, bank, *door, *disposition, reason),
             R::SendToDesk { by, parcel, reason } => self.send_to_desk(tx, by, parcel, reason),
+            R::ResendCode { by, parcel } => self.resend_code(tx, by, parcel),
             R::SetVacationHold { by, target, until } => {
                 self.set_vacation_hold(tx, by, target, *until)
             }

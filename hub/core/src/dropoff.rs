@@ -343,6 +343,7 @@ impl Core {
             pin: None,
             qr: None,
             kind: NotifyKind::AtDesk,
+            code: None,
         });
         parcel
     }

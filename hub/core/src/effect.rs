@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::fact::{AlertKind, Fact};
-use crate::ids::{AlertId, Millis, ParcelId, ReservationId, ResidentId, UnlockId};
+use crate::ids::{AlertId, CodeId, Millis, ParcelId, ReservationId, ResidentId, UnlockId};
 use crate::reply::Reply;
 
 /// The result of one step.
@@ -93,6 +93,12 @@ pub enum Effect {
         pin: Option<String>,
         qr: Option<String>,
         kind: NotifyKind,
+        /// The live pickup code the message is about. With `pin` given (the code was just
+        /// issued), the shell keeps the PIN, sealed in its local table, while the code is live
+        /// (`Core::code_is_live`); with `pin: None`, it adds the PIN it kept (a reminder, a
+        /// resend), so the resident always has a code that works.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        code: Option<CodeId>,
     },
     RaiseAlert {
         alert: AlertId,

@@ -279,6 +279,12 @@ pub enum FactKind {
         code: CodeId,
         reason: VoidReason,
     },
+    /// Staff (or the cloud) had a live code sent to its resident again; the code itself is in
+    /// no fact.
+    CodeResent {
+        code: CodeId,
+        parcels: Vec<ParcelId>,
+    },
 
     // --- doors and locks ---
     /// An unlock command went to the controller (attempt 1 is the decision, later ones retries).

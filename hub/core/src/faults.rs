@@ -443,6 +443,7 @@ impl Core {
                     pin: None,
                     qr: None,
                     kind: NotifyKind::AtDesk,
+                    code: None,
                 });
             }
         }

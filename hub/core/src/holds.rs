@@ -244,13 +244,29 @@ impl Core {
                     index,
                 },
             );
-            tx.effects.push(Effect::Notify {
-                resident,
-                parcels,
-                pin: None,
-                qr: None,
-                kind: NotifyKind::Reminder,
-            });
+            // Each with the live code that opens its parcels (the shell adds the PIN it kept).
+            let mut uncovered = parcels.clone();
+            for (code, covered) in self.live_codes_for(&resident, &parcels) {
+                uncovered.retain(|p| !covered.contains(p));
+                tx.effects.push(Effect::Notify {
+                    resident: resident.clone(),
+                    parcels: covered,
+                    pin: None,
+                    qr: self.qr_of(&code),
+                    kind: NotifyKind::Reminder,
+                    code: Some(code),
+                });
+            }
+            if !uncovered.is_empty() {
+                tx.effects.push(Effect::Notify {
+                    resident,
+                    parcels: uncovered,
+                    pin: None,
+                    qr: None,
+                    kind: NotifyKind::Reminder,
+                    code: None,
+                });
+            }
         }
         for (resident, parcels) in expired {
             for (id, bank, door) in &parcels {
@@ -269,6 +285,7 @@ impl Core {
                 pin: None,
                 qr: None,
                 kind: NotifyKind::Expired,
+                code: None,
             });
         }
     }

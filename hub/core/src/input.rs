@@ -229,6 +229,12 @@ pub enum Request {
         parcel: ParcelId,
         reason: String,
     },
+    /// Send a parcel's live pickup code to its resident again (they lost the message). The
+    /// same code: nothing changes at the lockers. Recorded without the code.
+    ResendCode {
+        by: Operator,
+        parcel: ParcelId,
+    },
     SetVacationHold {
         by: Operator,
         target: HoldTarget,

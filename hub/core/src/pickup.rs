@@ -308,6 +308,101 @@ impl Core {
         })
     }
 
+    /// The live codes of `resident` that cover any of `parcels`, each with those of `parcels`
+    /// it covers, in code order.
+    pub(crate) fn live_codes_for(
+        &self,
+        resident: &ResidentId,
+        parcels: &[ParcelId],
+    ) -> Vec<(CodeId, Vec<ParcelId>)> {
+        self.state
+            .codes
+            .iter()
+            .filter(|(_, c)| &c.resident == resident && self.state.code_live(c))
+            .filter_map(|(id, c)| {
+                let covered: Vec<ParcelId> = parcels
+                    .iter()
+                    .filter(|p| c.parcels.contains(p))
+                    .cloned()
+                    .collect();
+                (!covered.is_empty()).then(|| (id.clone(), covered))
+            })
+            .collect()
+    }
+
+    /// The QR token of a code, signed again: the same token the resident was first sent.
+    pub(crate) fn qr_of(&self, code: &CodeId) -> Option<String> {
+        let c = self.state.codes.get(code)?;
+        Some(self.keys.sign_qr(&QrToken {
+            code: code.clone(),
+            resident: c.resident.clone(),
+            parcels: c.parcels.clone(),
+            expires: c.qr_expires,
+        }))
+    }
+
+    /// Whether a pickup code still opens anything (the shell keeps a live code's PIN, and
+    /// forgets it once this is false).
+    pub fn code_is_live(&self, code: &CodeId) -> bool {
+        self.state
+            .codes
+            .get(code)
+            .is_some_and(|c| self.state.code_live(c))
+    }
+
+    /// `resend_code`: the parcel's live code, to its resident again, as a delivery notice.
+    pub(crate) fn resend_code(
+        &mut self,
+        tx: &mut Tx,
+        by: &Operator,
+        parcel: &ParcelId,
+    ) -> Result<Outcome> {
+        let Some(p) = self.state.parcels.get(parcel) else {
+            return reject(RejectCode::UnknownParcel, format!("no parcel {parcel}"));
+        };
+        let (resident, location) = (p.resident.clone(), p.location.compartment());
+        let (Some(resident), Some((bank, door))) = (resident, location) else {
+            return reject(
+                RejectCode::NotAllowedNow,
+                format!("parcel {parcel} is not waiting in a locker for a resident"),
+            );
+        };
+        let Some((code, _)) = self
+            .live_codes_for(&resident, std::slice::from_ref(parcel))
+            .into_iter()
+            .next()
+        else {
+            return reject(
+                RejectCode::NotAllowedNow,
+                format!("parcel {parcel} has no live code (expired, or being delivered)"),
+            );
+        };
+        let parcels = self
+            .state
+            .codes
+            .get(&code)
+            .map(|c| c.parcels.clone())
+            .unwrap_or_default();
+        self.record(
+            tx,
+            by.into(),
+            Subject::door(&bank, door).parcel(parcel),
+            FactKind::CodeResent {
+                code: code.clone(),
+                parcels: parcels.clone(),
+            },
+        );
+        tx.effects.push(Effect::Notify {
+            resident,
+            parcels,
+            pin: None,
+            qr: self.qr_of(&code),
+            kind: NotifyKind::Delivered,
+            code: Some(code),
+        });
+        Ok(Outcome::Accepted)
+    }
+
     /// Issue a PIN and QR token for parcels now held for a resident and notify them. The PIN is
     /// unique among live codes at the site; only its keyed hash is recorded.
     pub(crate) fn issue_code(
@@ -366,7 +461,7 @@ impl Core {
             },
         );
         let qr = self.keys.sign_qr(&QrToken {
-            code,
+            code: code.clone(),
             resident: resident.clone(),
             parcels: parcels.to_vec(),
             expires: qr_expires,
@@ -377,6 +472,7 @@ impl Core {
             pin: Some(pin),
             qr: Some(qr),
             kind: NotifyKind::Delivered,
+            code: Some(code.clone()),
         });
     }
 

@@ -34,6 +34,7 @@ pub fn cloud_may_ask(request: &Request) -> bool {
         R::StaffOpenDoor { .. }
         | R::ReassignParcels { .. }
         | R::SendToDesk { .. }
+        | R::ResendCode { .. }
         | R::SetVacationHold { .. }
         | R::ClearVacationHold { .. }
         | R::RegisterResident { .. }
@@ -73,6 +74,7 @@ fn as_cloud(mut request: Request) -> Request {
         R::StaffOpenDoor { by, .. }
         | R::ReassignParcels { by, .. }
         | R::SendToDesk { by, .. }
+        | R::ResendCode { by, .. }
         | R::SetVacationHold { by, .. }
         | R::ClearVacationHold { by, .. }
         | R::RegisterResident { by, .. }

@@ -287,6 +287,7 @@ impl Core {
                 pin: None,
                 qr: None,
                 kind: NotifyKind::Withdrawn,
+                code: None,
             });
         }
         match place {
@@ -297,6 +298,7 @@ impl Core {
                 pin: None,
                 qr: None,
                 kind: NotifyKind::AtDesk,
+                code: None,
             }),
         }
         Ok(Outcome::Accepted)
@@ -336,6 +338,7 @@ impl Core {
             pin: None,
             qr: None,
             kind: NotifyKind::AtDesk,
+            code: None,
         });
         Ok(Outcome::CheckedIn { parcel })
     }
@@ -499,6 +502,7 @@ impl Core {
                             pin: None,
                             qr: None,
                             kind: NotifyKind::AtDesk,
+                            code: None,
                         });
                     } else {
                         self.issue_code(tx, actor.clone(), r, &[parcel]);

@@ -414,6 +414,8 @@ impl State {
                     c.void = true;
                 }
             }
+            // An audit record: the code is what it was.
+            FactKind::CodeResent { .. } => {}
 
             FactKind::UnlockSent {
                 unlock,

@@ -619,6 +619,7 @@ mod tests {
                     pin: pin.map(str::to_owned),
                     qr: qr.map(str::to_owned),
                     kind,
+                    code: None,
                 };
                 let stored = serde_json::to_vec(&effect).expect("stored");
                 let item = OutboxItemJson::from(("n-1".to_owned(), Pending::decode(&stored)));

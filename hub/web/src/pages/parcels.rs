@@ -1,5 +1,6 @@
 //! Parcels: search by resident, carrier, tracking number, date and status; one parcel's
-//! timeline from its facts; reassign, extend the hold, desk check-in and desk pickup.
+//! timeline from its facts; reassign, extend the hold, resend the code, desk check-in and desk
+//! pickup.
 //! (Marking a parcel returned is "remove parcels" on its compartment's page.)
 
 use std::collections::HashMap;
@@ -27,6 +28,7 @@ pub fn router() -> Router<Arc<Web>> {
         .route("/parcels/{id}/reassign", post(reassign))
         .route("/parcels/{id}/hold", post(hold))
         .route("/parcels/{id}/desk-pickup", post(desk_pickup))
+        .route("/parcels/{id}/resend-code", post(resend_code))
 }
 
 pub fn location(l: &Location) -> String {
@@ -206,7 +208,8 @@ async fn one(
          <h2>Actions</h2>\
          <form method=post action=\"/parcels/{u}/reassign\" class=inline>{csrf}<label>Reassign to resident <input name=to required></label><button>Reassign</button></form>\
          <form method=post action=\"/parcels/{u}/hold\" class=inline>{csrf}<label>Hold until <input type=date name=until required></label><button>Extend hold</button></form>\
-         <form method=post action=\"/parcels/{u}/desk-pickup\" class=inline>{csrf}<button>Picked up at the desk</button></form>",
+         <form method=post action=\"/parcels/{u}/desk-pickup\" class=inline>{csrf}<button>Picked up at the desk</button></form>\
+         <form method=post action=\"/parcels/{u}/resend-code\" class=inline>{csrf}<button>Resend the code to the resident</button></form>",
         r = escape(x.resident.as_ref().map(|r| r.as_str()).unwrap_or("—")),
         c = escape(x.carrier.as_ref().map(|c| c.as_str()).unwrap_or("—")),
         t = escape(x.tracking.as_deref().unwrap_or("—")),
@@ -278,6 +281,20 @@ async fn hold(
         until,
     };
     run(&web, &p, &to, request, "Hold extended").await
+}
+
+async fn resend_code(
+    State(web): State<Arc<Web>>,
+    Path(id): Path<String>,
+    post: FormPost<Staff>,
+) -> Response {
+    let p = post.who;
+    let to = format!("/parcels/{}", html::url(&id));
+    let request = Request::ResendCode {
+        by: by(&p),
+        parcel: ParcelId(id),
+    };
+    run(&web, &p, &to, request, "Code sent again").await
 }
 
 async fn desk_pickup(
