@@ -30,6 +30,8 @@ pub struct Notify {
     pub retry_wait: Duration,
     /// The longest wait between two tries of one notification.
     pub max_retry_wait: Duration,
+    /// A channel that has failed every try for this long raises an alert for staff.
+    pub alert_after: Duration,
     /// Email over SMTP.
     pub email: Option<Email>,
     /// An HTTPS POST of each notification, signed, for an SMS or push gateway.
@@ -104,6 +106,13 @@ pub(crate) fn read(root: &mut Table, cx: &mut Ctx) -> Option<Option<Notify>> {
         Duration::from_secs(1),
         Duration::from_secs(86_400),
     );
+    let alert_after = t.duration_within(
+        cx,
+        "alert_after",
+        Duration::from_secs(3600),
+        Duration::from_secs(1),
+        Duration::from_secs(86_400),
+    );
     let email = match t.get("email") {
         Some(item) => match item.table(cx) {
             Some(e) => email(e, cx).map(Some),
@@ -138,6 +147,7 @@ pub(crate) fn read(root: &mut Table, cx: &mut Ctx) -> Option<Option<Notify>> {
         per_minute,
         retry_wait,
         max_retry_wait,
+        alert_after,
         email,
         webhook,
     }))

@@ -94,6 +94,7 @@ max_attempts = 5
 per_minute = 12
 retry_wait = "10s"
 max_retry_wait = "30m"
+alert_after = "2h"
 
 [notify.email]
 server = "smtp.example.org"

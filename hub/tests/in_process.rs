@@ -355,6 +355,7 @@ async fn nothing_but_login_and_healthz_answers_without_a_session() {
         "/carriers",
         "/analytics",
         "/analytics/deliveries.csv",
+        "/notifications",
     ] {
         let (code, h, _) = http(&hub, "GET", path, &[], None).await;
         assert_eq!(code, 303, "{path}");
@@ -390,6 +391,8 @@ async fn nothing_but_login_and_healthz_answers_without_a_session() {
         "/carriers/ups/deactivate",
         "/alerts/a1/acknowledge",
         "/system/pair",
+        "/notifications/n1/retry",
+        "/parcels/p1/resend-code",
     ] {
         let form = Some(("application/x-www-form-urlencoded", "unit=1"));
         let (code, _, _) = http(&hub, "POST", path, &[], form).await;

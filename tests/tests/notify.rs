@@ -558,3 +558,100 @@ fn a_reminder_and_a_resend_carry_the_code_and_none_is_left_on_disk_after_the_pic
         }
     }
 }
+
+/// What staff see: a notification the server refused for good shows `failed` with the reason in
+/// the API, on the Notifications page and on its parcel's page (never its code); a server
+/// refusing everything for longer than `alert_after` raises `notifications_failing`, which
+/// clears once mail goes out; "Try again now" sends the failed one.
+#[test]
+fn staff_see_what_is_stuck_and_why_and_try_again_and_a_failing_channel_alerts() {
+    use locker_tests::page::{between, login, req};
+    let smtp = Peer::smtp();
+    let hub = Hub::start(|dir| {
+        config(dir, smtp.port).replace("[notify]\n", "[notify]\nalert_after = \"2s\"\n")
+    });
+    hub.register_unit_7_and_acme();
+    let (code, body) = hub.api(
+        "POST",
+        "/api/v1/users",
+        Some(r#"{"name":"bob","role":"staff","password":"bobs long password"}"#),
+    );
+    assert_eq!(code, 201, "{body}");
+    let (cookie, csrf) = login(hub.web, "bob", "bobs%20long%20password").expect("bob signs in");
+
+    smtp.flag("reject", true);
+    let (parcel, email) = deliver_to(&hub, "7", "en");
+    let item = wait_until("the failed record", Duration::from_secs(20), || {
+        outbox(&hub)
+            .into_iter()
+            .find(|i| i["delivery"]["state"] == "failed")
+    });
+    assert!(
+        item["delivery"]["last_error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("no such user"),
+        "{item}"
+    );
+    assert_eq!(item["delivery"]["attempts"], 1);
+    let pin = item["notification"]["pin"]
+        .as_str()
+        .expect("the admin API shows the code")
+        .to_owned();
+
+    let (status, _, page) = req(hub.web, "GET", "/notifications", Some(&cookie), None, "");
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("failed: the mail server refused it"),
+        "{page}"
+    );
+    assert!(page.contains("Fix the contact"), "{page}");
+    assert!(!page.contains(&pin), "staff pages never show a code");
+    let (_, _, parcel_page) = req(
+        hub.web,
+        "GET",
+        &format!("/parcels/{parcel}"),
+        Some(&cookie),
+        None,
+        "",
+    );
+    assert!(
+        parcel_page.contains("failed: the mail server refused it"),
+        "{parcel_page}"
+    );
+    assert!(!parcel_page.contains(&pin));
+
+    // The server refuses everything now (a temporary refusal) for longer than alert_after.
+    smtp.flag("reject", false);
+    smtp.flag("refuse", true);
+    deliver_to(&hub, "8", "en");
+    wait_until("the alert", Duration::from_secs(30), || {
+        (!hub.alerts_of("notifications_failing").is_empty()).then_some(())
+    });
+
+    // It takes mail again; staff try the failed one again.
+    smtp.flag("refuse", false);
+    let id = item["id"].as_str().expect("id").to_owned();
+    let retry = between(&page, &format!("/notifications/{id}/retry"), "</form>").to_owned();
+    assert!(retry.contains("csrf"), "{retry}");
+    let (status, headers, _) = req(
+        hub.web,
+        "POST",
+        &format!("/notifications/{id}/retry"),
+        Some(&cookie),
+        Some(&format!("csrf={csrf}")),
+        "",
+    );
+    assert_eq!(status, 303, "{headers}");
+    wait_until("the failed one sent", Duration::from_secs(20), || {
+        (!smtp.to(&email).is_empty()).then_some(())
+    });
+    wait_until("the alert to clear", Duration::from_secs(20), || {
+        hub.alerts_of("notifications_failing")
+            .is_empty()
+            .then_some(())
+    });
+    wait_until("the outbox to empty", Duration::from_secs(20), || {
+        outbox(&hub).is_empty().then_some(())
+    });
+}

@@ -68,6 +68,9 @@ pub enum Job {
         delivery: crate::notify::Delivery,
         done: oneshot::Sender<Result<bool, AppError>>,
     },
+    /// Raise (`Some(message)`) or clear (`None`) the alert that a notification channel keeps
+    /// failing (kept in memory, like the storage alert).
+    NotificationsAlert(Option<String>),
     /// Every parcel the core knows (the live ones and those finished within the loaded window).
     Parcels(oneshot::Sender<Vec<locker_core::ParcelView>>),
     /// Open alerts (for the staff page and the API), the storage alert included.
@@ -423,6 +426,7 @@ pub fn start(
         config: config.clone(),
         storage,
         storage_alert: None,
+        notify_alert: None,
         links: Links::new(
             sync_settings,
             sync_board,
@@ -460,6 +464,8 @@ struct Runner {
     /// The alert about the storage, while writes are refused (kept in memory: it cannot be
     /// written).
     storage_alert: Option<locker_core::Alert>,
+    /// The alert that a notification channel keeps failing (`Job::NotificationsAlert`).
+    notify_alert: Option<locker_core::Alert>,
     /// Open sync links (`crate::sync`).
     links: Links,
     /// The codes whose PIN is kept (sealed, in the local table under `code/<id>`), so that a
@@ -549,6 +555,7 @@ impl Runner {
                 Ok(Job::Alerts(reply)) => {
                     let mut alerts = self.core.alerts();
                     alerts.extend(self.storage_alert.clone());
+                    alerts.extend(self.notify_alert.clone());
                     let _ = reply.send(alerts);
                 }
                 Ok(Job::Facts {
@@ -642,6 +649,7 @@ impl Runner {
                 Ok(Job::OutboxDone { id, done }) => {
                     let _ = done.send(self.outbox_done(&id));
                 }
+                Ok(Job::NotificationsAlert(message)) => self.notifications_alert(message),
                 Ok(Job::Deliveries(reply)) => {
                     let _ = reply.send(self.deliveries());
                 }
@@ -840,6 +848,40 @@ impl Runner {
             },
             reply_to,
         );
+    }
+
+    /// Raise or clear the in-memory alert that notifications keep failing.
+    fn notifications_alert(&mut self, message: Option<String>) {
+        match (message, &self.notify_alert) {
+            (Some(message), None) => {
+                warn!(%message, "notifications failing");
+                let alert = locker_core::Alert {
+                    id: AlertId("notifications".into()),
+                    kind: AlertKind::NotificationsFailing,
+                    bank: None,
+                    door: None,
+                    parcel: None,
+                    message,
+                    raised_at: now(),
+                    unit: None,
+                };
+                self.send_json(bus::ALERTS.to_owned(), false, &wire::alert_raised(&alert));
+                self.notify_alert = Some(alert);
+                self.announce_change();
+            }
+            (None, Some(alert)) => {
+                info!("notifications going out again");
+                let id = alert.id.to_string();
+                self.notify_alert = None;
+                self.send_json(
+                    bus::ALERTS.to_owned(),
+                    false,
+                    &AlertEvent::Cleared { alert: id },
+                );
+                self.announce_change();
+            }
+            _ => {}
+        }
     }
 
     /// Raise or clear the in-memory storage alert when the verdict changes.

@@ -66,3 +66,15 @@ pub(crate) fn delivery_key(id: &str) -> String {
 }
 
 pub(crate) const DELIVERY_PREFIX: &str = "delivery/";
+
+/// A notification in the outbox as staff see it: whom and what it is about, and how its
+/// delivery stands; never its code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Waiting {
+    pub id: String,
+    /// `None` for an item that cannot be read.
+    pub resident: Option<ResidentId>,
+    pub parcels: Vec<ParcelId>,
+    pub kind: Option<NotifyKind>,
+    pub delivery: Delivery,
+}

@@ -331,6 +331,78 @@ impl App {
         self.ask(Job::Deliveries).await?
     }
 
+    /// The notifications waiting in the outbox, without their codes, each with its delivery
+    /// record (staff see what is stuck and why).
+    pub async fn notifications(
+        &self,
+        who: &Actor,
+    ) -> Result<Vec<crate::notify::Waiting>, AppError> {
+        who.need(Need::Staff)?;
+        let items = self.ask(Job::OutboxList).await??;
+        let records: std::collections::BTreeMap<String, crate::notify::Delivery> =
+            self.ask(Job::Deliveries).await??.into_iter().collect();
+        Ok(items
+            .into_iter()
+            .map(|(id, pending)| {
+                let delivery = records.get(&id).cloned().unwrap_or_default();
+                let (resident, parcels, kind) = match pending {
+                    Pending::Notification(q) => (Some(q.resident), q.parcels, Some(q.kind)),
+                    Pending::Undecodable(_) => (None, Vec::new(), None),
+                };
+                crate::notify::Waiting {
+                    id,
+                    resident,
+                    parcels,
+                    kind,
+                    delivery,
+                }
+            })
+            .collect())
+    }
+
+    /// Try notification `id` again at once, from its first try (after a contact was fixed).
+    pub async fn retry_notification(&self, who: &Actor, id: &str) -> Result<(), AppError> {
+        who.need(Need::Staff)?;
+        let records = self.ask(Job::Deliveries).await??;
+        let sent = records
+            .into_iter()
+            .find(|(k, _)| k == id)
+            .map(|(_, d)| d.sent)
+            .unwrap_or_default();
+        let fresh = crate::notify::Delivery {
+            sent,
+            ..Default::default()
+        };
+        let key = id.to_owned();
+        match self
+            .ask(|done| Job::NoteDelivery {
+                id: key,
+                delivery: fresh,
+                done,
+            })
+            .await??
+        {
+            true => Ok(()),
+            false => Err(AppError::NotFound(format!(
+                "no notification {id} in the outbox"
+            ))),
+        }
+    }
+
+    /// Raise (`Some`) or clear (`None`) the alert that notifications keep failing (the hub's
+    /// sender).
+    pub async fn notifications_alert(
+        &self,
+        who: &Actor,
+        message: Option<String>,
+    ) -> Result<(), AppError> {
+        who.need(Need::Admin)?;
+        self.inner
+            .jobs
+            .send(Job::NotificationsAlert(message))
+            .map_err(|_| AppError::Stopping)
+    }
+
     /// Record a try of notification `id` durably; `false` if it left the outbox meanwhile.
     pub async fn note_delivery(
         &self,

@@ -170,6 +170,9 @@ pub enum AlertKind {
     /// Someone asked for a parcel to be taken to the desk (`send_to_desk`): a task for staff,
     /// cleared when the parcel leaves its compartment.
     DeskRequested,
+    /// A notification channel (email, webhook) has failed every try for `notify.alert_after`.
+    /// Raised by the shell and kept in memory only, like `StorageUnavailable`.
+    NotificationsFailing,
 }
 
 /// What an alarm of a refrigerated unit is about.

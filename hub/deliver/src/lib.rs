@@ -39,6 +39,52 @@ const SENDER: &str = "locker-hub.notify";
 /// How often the outbox is looked at when nothing woke the sender.
 const IDLE: Duration = Duration::from_secs(5);
 
+/// Since when each channel has failed every try (a temporary failure: a permanent one is about
+/// one address, not the channel), and whether staff were alerted.
+#[derive(Default)]
+struct Health {
+    failing_since: std::collections::BTreeMap<&'static str, std::time::Instant>,
+    alerted: bool,
+}
+
+impl Health {
+    fn took(&mut self, channel: &'static str) {
+        self.failing_since.remove(channel);
+    }
+
+    fn failed(&mut self, channel: &'static str, outcome: &Outcome) {
+        if let Outcome::Temporary(_) = outcome {
+            self.failing_since
+                .entry(channel)
+                .or_insert_with(std::time::Instant::now);
+        }
+    }
+
+    /// Raises or clears the staff alert when the picture changed.
+    async fn report(&mut self, app: &App, sender: &Actor, after: Duration) {
+        let long: Vec<&str> = self
+            .failing_since
+            .iter()
+            .filter(|(_, since)| since.elapsed() >= after)
+            .map(|(c, _)| *c)
+            .collect();
+        let message = match (long.is_empty(), self.alerted) {
+            (false, false) => Some(format!(
+                "residents' notifications are not going out: {} has failed every try for {} \
+                 minutes or more (see the Notifications page and the log)",
+                long.join(" and "),
+                after.as_secs().div_ceil(60)
+            )),
+            (true, true) if self.failing_since.is_empty() => None,
+            _ => return,
+        };
+        let raise = message.is_some();
+        if app.notifications_alert(sender, message).await.is_ok() {
+            self.alerted = raise;
+        }
+    }
+}
+
 /// What one try came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -97,11 +143,23 @@ pub async fn run(
         webhook = channels.webhook.is_some(),
         "sending residents' notifications"
     );
+    let mut health = Health::default();
     loop {
-        let next = match round(&app, &sender, &config, &channels, gap, &mut shutdown).await {
+        let next = match round(
+            &app,
+            &sender,
+            &config,
+            &channels,
+            gap,
+            &mut health,
+            &mut shutdown,
+        )
+        .await
+        {
             Some(next) => next,
             None => return,
         };
+        health.report(&app, &sender, config.alert_after).await;
         tokio::select! {
             _ = &mut shutdown => return,
             _ = wake.notified() => {}
@@ -118,6 +176,7 @@ async fn round(
     config: &locker_config::Notify,
     channels: &Channels,
     gap: Duration,
+    health: &mut Health,
     shutdown: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
 ) -> Option<Duration> {
     let (items, records) = match (app.outbox(sender).await, app.deliveries(sender).await) {
@@ -151,7 +210,7 @@ async fn round(
         let resident = contacts
             .as_ref()
             .and_then(|all| all.iter().find(|r| r.resident == queued.resident));
-        let outcome = send(channels, &id, &queued, resident, &mut record.sent).await;
+        let outcome = send(channels, &id, &queued, resident, &mut record.sent, health).await;
         match &outcome {
             Outcome::Sent => {
                 info!(notification = %id, resident = %queued.resident, kind = ?queued.kind, "notification sent");
@@ -181,6 +240,7 @@ async fn send(
     queued: &Queued,
     resident: Option<&locker_core::ResidentView>,
     sent: &mut Vec<String>,
+    health: &mut Health,
 ) -> Outcome {
     let Some(resident) = resident else {
         return Outcome::Temporary(format!(
@@ -196,8 +256,14 @@ async fn send(
             tried += 1;
             if !sent.iter().any(|c| c == "email") {
                 match mailer.send(id, address, &message).await {
-                    Outcome::Sent => sent.push("email".into()),
-                    other => failures.push(other),
+                    Outcome::Sent => {
+                        health.took("email");
+                        sent.push("email".into())
+                    }
+                    other => {
+                        health.failed("email", &other);
+                        failures.push(other)
+                    }
                 }
             }
         }
@@ -224,8 +290,14 @@ async fn send(
                 text: &message.text,
             };
             match poster.post(&body).await {
-                Outcome::Sent => sent.push("webhook".into()),
-                other => failures.push(other),
+                Outcome::Sent => {
+                    health.took("webhook");
+                    sent.push("webhook".into())
+                }
+                other => {
+                    health.failed("webhook", &other);
+                    failures.push(other)
+                }
             }
         }
     }

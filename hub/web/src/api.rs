@@ -167,12 +167,24 @@ async fn banks(State(web): State<Arc<Web>>, Api(who, ..): Api<Staff>) -> ApiResu
 /// the hand-off point for a notifier (email, SMS, the cloud): it sends each one, then deletes it.
 /// Plaintext pickup codes: the integration token and admins only.
 async fn outbox(State(web): State<Arc<Web>>, Api(who, ..): Api<Admin>) -> ApiResult<Response> {
+    let records: std::collections::BTreeMap<String, locker_app::notify::Delivery> = web
+        .app
+        .deliveries(&who.actor())
+        .await?
+        .into_iter()
+        .collect();
     let items: Vec<OutboxItemJson> = web
         .app
         .outbox(&who.actor())
         .await?
         .into_iter()
-        .map(OutboxItemJson::from)
+        .map(|(id, pending)| {
+            let delivery = records.get(&id).map(wire::DeliveryJson::from);
+            OutboxItemJson {
+                delivery,
+                ..OutboxItemJson::from((id, pending))
+            }
+        })
         .collect();
     Ok(Json(items).into_response())
 }

@@ -76,6 +76,7 @@ pub fn page(
         ("/carriers", "Carriers"),
         ("/analytics", "Analytics"),
         ("/alerts", "Alerts"),
+        ("/notifications", "Notifications"),
         ("/units", "Refrigerated units"),
         ("/audit", "Audit log"),
         ("/kiosk", "Kiosk"),

@@ -7,6 +7,7 @@ pub mod carriers;
 pub mod compartment;
 pub mod dashboard;
 pub mod kiosk;
+pub mod notifications;
 pub mod parcels;
 pub mod residents;
 pub mod system;
@@ -32,6 +33,7 @@ pub fn router() -> Router<Arc<Web>> {
         .merge(compartment::router())
         .merge(parcels::router())
         .merge(alerts::router())
+        .merge(notifications::router())
         .merge(units::router())
         .merge(analytics::router())
         .merge(residents::router())

@@ -378,6 +378,45 @@ impl From<&Reply> for ReplyJson {
 pub struct OutboxItemJson {
     pub id: String,
     pub notification: OutboxNotificationJson,
+    /// How the hub's own sender stands with it (`[notify]`); absent before its first try.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<DeliveryJson>,
+}
+
+/// A notification's delivery record: `state` (`queued`, `retrying`, `failed`), `attempts`,
+/// `next_at` (ms), `last_error`, and the channels that took it (`sent`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryJson {
+    pub state: DeliveryStateJson,
+    pub attempts: u32,
+    pub next_at: u64,
+    pub last_error: Option<String>,
+    pub sent: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStateJson {
+    Queued,
+    Retrying,
+    Failed,
+}
+
+impl From<&locker_app::notify::Delivery> for DeliveryJson {
+    fn from(d: &locker_app::notify::Delivery) -> Self {
+        use locker_app::notify::DeliveryState as S;
+        DeliveryJson {
+            state: match d.state {
+                S::Queued => DeliveryStateJson::Queued,
+                S::Retrying => DeliveryStateJson::Retrying,
+                S::Failed => DeliveryStateJson::Failed,
+            },
+            attempts: d.attempts,
+            next_at: d.next_at_ms,
+            last_error: d.last_error.clone(),
+            sent: d.sent.clone(),
+        }
+    }
 }
 
 /// A notification waiting to be sent, with its plaintext code; or why it cannot be read.
@@ -436,7 +475,11 @@ impl From<(String, Pending)> for OutboxItemJson {
             }),
             Pending::Undecodable(why) => OutboxNotificationJson::Undecodable { undecodable: why },
         };
-        OutboxItemJson { id, notification }
+        OutboxItemJson {
+            id,
+            notification,
+            delivery: None,
+        }
     }
 }
 

@@ -199,11 +199,33 @@ async fn one(
             )
         })
         .collect();
+    // Its notifications still in the outbox, and how they stand (never their codes).
+    let notices: String = web
+        .app
+        .notifications(&who)
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter(|w| w.parcels.iter().any(|p| p.as_str() == id))
+        .map(|w| {
+            format!(
+                "<li>{:?}: {}</li>",
+                w.kind.unwrap_or(locker_core::NotifyKind::Delivered),
+                escape(&super::notifications::state(w))
+            )
+        })
+        .collect();
+    let notices = if notices.is_empty() {
+        "<p class=note>Every notification about it went out (or none is due).</p>".to_owned()
+    } else {
+        format!("<ul>{notices}</ul><p><a href=/notifications>All notifications</a></p>")
+    };
     let csrf = html::csrf(&p);
     let u = html::url(&id);
     let body = format!(
         "<table><tr><th>Resident</th><td>{r}</td></tr><tr><th>Carrier</th><td>{c}</td></tr><tr><th>Tracking</th><td>{t}</td></tr>\
          <tr><th>Where</th><td>{l}</td></tr><tr><th>Delivered</th><td>{d}</td></tr><tr><th>Hold until</th><td>{h}</td></tr></table>\
+         <h2>Notifications</h2>{notices}\
          <h2>Timeline</h2><table class=timeline><tr><th>When</th><th>Who</th><th>What</th></tr>{timeline}</table>\
          <h2>Actions</h2>\
          <form method=post action=\"/parcels/{u}/reassign\" class=inline>{csrf}<label>Reassign to resident <input name=to required></label><button>Reassign</button></form>\
