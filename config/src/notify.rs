@@ -32,6 +32,8 @@ pub struct Notify {
     pub max_retry_wait: Duration,
     /// A channel that has failed every try for this long raises an alert for staff.
     pub alert_after: Duration,
+    /// A directory of message templates overriding the built-in ones (`KIND.LANGUAGE.j2`).
+    pub templates: Option<PathBuf>,
     /// Email over SMTP.
     pub email: Option<Email>,
     /// An HTTPS POST of each notification, signed, for an SMS or push gateway.
@@ -113,6 +115,21 @@ pub(crate) fn read(root: &mut Table, cx: &mut Ctx) -> Option<Option<Notify>> {
         Duration::from_secs(1),
         Duration::from_secs(86_400),
     );
+    let templates = match t.get("templates") {
+        Some(item) => item.path(cx).and_then(|dir| {
+            if dir.is_dir() {
+                Some(Some(dir))
+            } else {
+                cx.error(
+                    &item.span(),
+                    item.key(),
+                    format!("{} is not a directory", dir.display()),
+                );
+                None
+            }
+        }),
+        None => Some(None),
+    };
     let email = match t.get("email") {
         Some(item) => match item.table(cx) {
             Some(e) => email(e, cx).map(Some),
@@ -148,6 +165,7 @@ pub(crate) fn read(root: &mut Table, cx: &mut Ctx) -> Option<Option<Notify>> {
         retry_wait,
         max_retry_wait,
         alert_after,
+        templates: templates?,
         email,
         webhook,
     }))

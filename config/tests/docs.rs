@@ -95,6 +95,7 @@ per_minute = 12
 retry_wait = "10s"
 max_retry_wait = "30m"
 alert_after = "2h"
+templates = "."
 
 [notify.email]
 server = "smtp.example.org"

@@ -132,6 +132,14 @@ fn main() -> ExitCode {
     match cli.command {
         Command::CheckConfig { file } => match locker_config::load(&file) {
             Ok(config) => {
+                // The message templates too, each problem with its file and line.
+                let templates = config.notify.as_ref().and_then(|n| n.templates.as_deref());
+                if let Err(problems) = locker_deliver::templates::Templates::load(templates) {
+                    for p in problems {
+                        eprintln!("{p}");
+                    }
+                    return ExitCode::from(EXIT_BAD_CONFIG);
+                }
                 println!("{}: OK: {}", file.display(), config.summary());
                 ExitCode::SUCCESS
             }

@@ -655,3 +655,55 @@ fn staff_see_what_is_stuck_and_why_and_try_again_and_a_failing_channel_alerts() 
         outbox(&hub).is_empty().then_some(())
     });
 }
+
+/// A property's own template is used for its residents' email; a broken one is a `check-config`
+/// error with its file and line.
+#[test]
+fn a_propertys_template_is_used_and_a_broken_one_fails_check_config_with_its_line() {
+    let smtp = Peer::smtp();
+    let hub = Hub::start(|dir| {
+        let templates = dir.join("templates");
+        std::fs::create_dir(&templates).expect("mkdir");
+        std::fs::write(
+            templates.join("delivered.en.j2"),
+            "{% block subject %}Maple Court: unit {{ resident.unit }} has mail{% endblock %}\n\
+             {% block text %}Code {{ pin }} for {{ parcels | length }} parcel(s).{% endblock %}\n\
+             {% block html %}<p>Code <b>{{ pin }}</b></p>{% if qr %}<img src=\"cid:qr\">{% endif %}{% endblock %}\n",
+        )
+        .expect("template");
+        config(dir, smtp.port).replace(
+            "[notify]\n",
+            &format!("[notify]\ntemplates = \"{}\"\n", templates.display()),
+        )
+    });
+    hub.register_unit_7_and_acme();
+    let (_, email) = deliver_to(&hub, "7", "en");
+    let mail = wait_until("the email", Duration::from_secs(20), || {
+        smtp.to(&email).into_iter().next()
+    });
+    assert_eq!(mail["subject"], "Maple Court: unit 7 has mail", "{mail}");
+    assert!(
+        mail["text"]
+            .as_str()
+            .unwrap_or("")
+            .contains("for 1 parcel(s)."),
+        "{mail}"
+    );
+    assert_eq!(mail["images"].as_array().map(Vec::len), Some(1));
+
+    // Broken on line 2: check-config names the file and the line, and fails.
+    let broken = hub.dir.path().join("templates/reminder.es.j2");
+    std::fs::write(
+        &broken,
+        "{% block subject %}Recordatorio{% endblock %}\n{% block text %}{{ pin }{% endblock %}\n",
+    )
+    .expect("broken template");
+    let out = Command::new(locker_tests::hub_binary())
+        .arg("check-config")
+        .arg(hub.dir.path().join("hub.toml"))
+        .output()
+        .expect("check-config");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(said.contains(&format!("{}:2:", broken.display())), "{said}");
+}

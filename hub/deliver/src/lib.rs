@@ -22,6 +22,7 @@
 pub mod email;
 pub mod qr;
 pub mod render;
+pub mod templates;
 pub mod webhook;
 
 use std::sync::Arc;
@@ -100,6 +101,7 @@ struct Channels {
     email: Option<email::Mailer>,
     webhook: Option<webhook::Poster>,
     site: String,
+    templates: templates::Templates,
 }
 
 /// Runs the sender until `shutdown` completes. `wake` is notified when a notification was
@@ -130,10 +132,25 @@ pub async fn run(
             return;
         }
     };
+    // check-config reports bad templates with their file and line; here the built-in ones
+    // stand in for a directory that broke after the check, so residents are still told.
+    let templates = match templates::Templates::load(config.templates.as_deref()) {
+        Ok(t) => t,
+        Err(problems) => {
+            for p in &problems {
+                tracing::error!(problem = %p, "a message template cannot be used; the built-in ones are used");
+            }
+            match templates::Templates::load(None) {
+                Ok(t) => t,
+                Err(_) => return,
+            }
+        }
+    };
     let channels = Channels {
         email,
         webhook,
         site,
+        templates,
     };
     let sender = Actor::new(SENDER, Role::Admin);
     let gap = Duration::from_secs(60) / config.per_minute.max(1);
@@ -248,7 +265,10 @@ async fn send(
             queued.resident
         ));
     };
-    let message = render::render(queued, resident);
+    let message = match render::render(&channels.templates, &channels.site, queued, resident) {
+        Ok(m) => m,
+        Err(why) => return Outcome::Permanent(why),
+    };
     let mut failures: Vec<Outcome> = Vec::new();
     let mut tried = 0;
     if let Some(mailer) = &channels.email {
@@ -275,7 +295,7 @@ async fn send(
                 version: 1,
                 id,
                 site: &channels.site,
-                kind: kind_name(queued.kind),
+                kind: render::kind_name(queued.kind),
                 resident: webhook::Resident {
                     id: resident.resident.as_str(),
                     unit: &resident.unit,
@@ -312,17 +332,6 @@ async fn send(
         (Some(t), _) => t.clone(),
         (None, Some(p)) => p.clone(),
         (None, None) => Outcome::Sent,
-    }
-}
-
-fn kind_name(kind: locker_core::NotifyKind) -> &'static str {
-    use locker_core::NotifyKind as K;
-    match kind {
-        K::Delivered => "delivered",
-        K::Reminder => "reminder",
-        K::Expired => "expired",
-        K::AtDesk => "at_desk",
-        K::Withdrawn => "withdrawn",
     }
 }
 
