@@ -102,14 +102,8 @@ pub(crate) fn read(root: &mut Table, cx: &mut Ctx) -> Option<Option<Sync>> {
         }
         None => Some(None),
     };
-    let token_file = match t.get("token_file") {
-        Some(f) => f.path(cx).map(Some),
-        None => Some(None),
-    };
-    let ca_file = match t.get("ca_file") {
-        Some(f) => f.readable_file(cx).map(Some),
-        None => Some(None),
-    };
+    let token_file = t.opt_path(cx, "token_file");
+    let ca_file = t.opt_readable_file(cx, "ca_file");
     let reply_timeout = t.duration_within(
         cx,
         "reply_timeout",

@@ -206,10 +206,7 @@ fn webhook(mut t: Table, cx: &mut Ctx) -> Option<Webhook> {
         Some(text.to_owned())
     });
     let secret_file = t.require(cx, "secret_file").and_then(|f| f.path(cx));
-    let ca_file = match t.get("ca_file") {
-        Some(f) => f.readable_file(cx).map(Some),
-        None => Some(None),
-    };
+    let ca_file = t.opt_readable_file(cx, "ca_file");
     let timeout = t.duration_within(
         cx,
         "timeout",
@@ -279,14 +276,8 @@ fn email(mut t: Table, cx: &mut Ctx) -> Option<Email> {
         Some(text.to_owned())
     });
     let username = t.opt_string(cx, "username");
-    let password_file = match t.get("password_file") {
-        Some(f) => f.path(cx).map(Some),
-        None => Some(None),
-    };
-    let ca_file = match t.get("ca_file") {
-        Some(f) => f.readable_file(cx).map(Some),
-        None => Some(None),
-    };
+    let password_file = t.opt_path(cx, "password_file");
+    let ca_file = t.opt_readable_file(cx, "ca_file");
     let timeout = t.duration_within(
         cx,
         "timeout",

@@ -404,6 +404,26 @@ impl<'a, 'i> Table<'a, 'i> {
         })
     }
 
+    /// An optional path: `Some(None)` when the key is absent, `None` when it is bad (reported).
+    pub(crate) fn opt_path(&mut self, cx: &mut Ctx, key: &'static str) -> Option<Option<PathBuf>> {
+        match self.get(key) {
+            Some(f) => f.path(cx).map(Some),
+            None => Some(None),
+        }
+    }
+
+    /// An optional file that must be readable, as [`Table::opt_path`].
+    pub(crate) fn opt_readable_file(
+        &mut self,
+        cx: &mut Ctx,
+        key: &'static str,
+    ) -> Option<Option<PathBuf>> {
+        match self.get(key) {
+            Some(f) => f.readable_file(cx).map(Some),
+            None => Some(None),
+        }
+    }
+
     pub(crate) fn opt_string(&mut self, cx: &mut Ctx, key: &'static str) -> Option<String> {
         self.get(key)?.str(cx).map(str::to_owned)
     }

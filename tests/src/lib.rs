@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, Once};
 use std::time::{Duration, Instant};
 
 pub mod certs;
+pub mod faketime;
 pub mod kiosk;
 pub mod store;
 

@@ -8,8 +8,6 @@ use std::time::{Duration, Instant};
 use locker_tests::{base_config, Hub};
 use serde_json::{json, Value};
 
-const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
-
 fn config(dir: &Path) -> String {
     base_config(dir)
         + r#"
@@ -22,13 +20,6 @@ compartments = [{ doors = "1-4", size = "S" }]
 
 fn command(hub: &Hub, id: &str, body: Value) -> Value {
     hub.command(id, body)
-}
-
-fn set_offset(file: &Path, offset: &str) {
-    std::fs::write(file, format!("{offset}\n")).expect("faketime file");
-    // libfaketime reads the file at every call (FAKETIME_NO_CACHE); give the hub's next clock
-    // reading a moment.
-    std::thread::sleep(Duration::from_millis(200));
 }
 
 /// Fact times from the audit trail, in the order the trail lists them (newest first).
@@ -44,21 +35,9 @@ fn audit_times(hub: &Hub) -> Vec<(String, u64)> {
 
 #[test]
 fn clock_steps_do_not_end_a_lockout_or_reorder_the_record() {
-    if !Path::new(LIBFAKETIME).exists() {
-        eprintln!("SKIPPED: {LIBFAKETIME} is not installed (tests/run installs libfaketime)");
-        return;
-    }
-    let clock = tempfile::NamedTempFile::new().expect("offset file");
-    set_offset(clock.path(), "+0");
-    let env = [
-        ("LD_PRELOAD", LIBFAKETIME.to_owned()),
-        (
-            "FAKETIME_TIMESTAMP_FILE",
-            clock.path().display().to_string(),
-        ),
-        ("FAKETIME_NO_CACHE", "1".to_owned()),
-        ("FAKETIME_DONT_FAKE_MONOTONIC", "1".to_owned()),
-    ];
+    // Fails (does not skip) without libfaketime: tests/run installs it.
+    let clock = locker_tests::faketime::FakeClock::new();
+    let env = clock.env();
     let hub = Hub::start_with_env(config, &env);
     for (i, body) in [
         json!({"type": "register_resident", "resident": "r-7", "unit": "7"}),
@@ -87,7 +66,7 @@ fn clock_steps_do_not_end_a_lockout_or_reorder_the_record() {
     assert_eq!(reply["code"], "keypad_locked", "{reply}");
 
     // NTP steps the clock forward an hour. A minute's lockout is not over because of it.
-    set_offset(clock.path(), "+1h");
+    clock.set("+1h");
     let reply = command(
         &hub,
         "after-forward-step",
@@ -108,7 +87,7 @@ fn clock_steps_do_not_end_a_lockout_or_reorder_the_record() {
     // Then back two hours. What happens next is recorded as happening after what came before.
     let before = audit_times(&hub);
     let newest_before = before.iter().map(|(_, at)| *at).max().expect("facts");
-    set_offset(clock.path(), "-1h");
+    clock.set("-1h");
     let started = Instant::now();
     let reply = command(
         &hub,

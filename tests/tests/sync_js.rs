@@ -198,6 +198,21 @@ fn doc_id(hub: &Hub, name: &str) -> String {
     }
 }
 
+/// The cloud application makes this month's requests document (as `docs/sync.md` says it
+/// does): its month and document id.
+fn create_requests_document(server: &mut JsServer) -> (locker_sync::Month, String) {
+    let month = locker_sync::Month::of_ms(now_ms());
+    let requests = locker_sync::document_id_string(
+        &locker_sync::DocKey::Monthly(locker_sync::Family::Requests, month)
+            .document_id("test-site"),
+    );
+    assert_eq!(
+        server.ask(json!({"cmd": "create", "doc": requests}))["ok"],
+        true
+    );
+    (month, requests)
+}
+
 fn month_doc(prefix: &str) -> String {
     let ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -378,15 +393,7 @@ fn a_remote_open_from_the_cloud_runs_once_even_across_a_kill() {
     });
 
     // The cloud application makes the month's requests document and files a request in it.
-    let month = locker_sync::Month::of_ms(now_ms());
-    let requests = locker_sync::document_id_string(
-        &locker_sync::DocKey::Monthly(locker_sync::Family::Requests, month)
-            .document_id("test-site"),
-    );
-    assert_eq!(
-        server.ask(json!({"cmd": "create", "doc": requests}))["ok"],
-        true
-    );
+    let (month, requests) = create_requests_document(&mut server);
     let ask = |server: &mut JsServer, seq: u64, request: Value| {
         let at = now_ms();
         let id = format!("{at:013}-cloud-{seq:012}");
@@ -485,15 +492,7 @@ fn a_hub_killed_between_merging_a_request_and_answering_it_answers_it_once_after
     );
     assert_eq!(reply["type"], "accepted", "{reply}");
     let mut cloud = JsServer::start(free_port(), storage.path(), TOKEN);
-    let month = locker_sync::Month::of_ms(now_ms());
-    let requests = locker_sync::document_id_string(
-        &locker_sync::DocKey::Monthly(locker_sync::Family::Requests, month)
-            .document_id("test-site"),
-    );
-    assert_eq!(
-        cloud.ask(json!({"cmd": "create", "doc": requests}))["ok"],
-        true
-    );
+    let (_, requests) = create_requests_document(&mut cloud);
     let (id, value) = cloud_fact(
         1,
         json!({"type": "remote_requested", "request": {"type": "staff_open_door",
@@ -651,16 +650,6 @@ fn wss_connects_only_to_a_server_whose_certificate_the_hub_trusts() {
     assert_ne!(sync_peer(&doubting)["state"], "connected");
 }
 
-const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
-
-/// The hub's clock, set through libfaketime (preloaded into the hub; the monotonic clock stays
-/// real, so its timers and the link's timeouts run as usual).
-fn set_clock(file: &Path, hours: u64) {
-    std::fs::write(file, format!("+{hours}h\n")).expect("faketime file");
-    // libfaketime reads the file at every call (FAKETIME_NO_CACHE); give the hub a moment.
-    std::thread::sleep(Duration::from_millis(200));
-}
-
 /// A fact the cloud application writes, with an id under the author `cloud`.
 fn cloud_fact(seq: u64, kind: Value) -> (String, Value) {
     let at = now_ms();
@@ -722,22 +711,10 @@ fn parcel(hub: &Hub, id: &str) -> Value {
 /// 1); the parcel of the resident the cloud moved out stays collectable.
 #[test]
 fn a_week_offline_converges_and_runs_each_cloud_request_once() {
-    if !Path::new(LIBFAKETIME).exists() {
-        panic!("{LIBFAKETIME} is required (tests/run installs libfaketime)");
-    }
     let port = free_port();
     let storage = tempfile::tempdir().expect("tempdir");
-    let clock = tempfile::NamedTempFile::new().expect("clock file");
-    set_clock(clock.path(), 0);
-    let env = [
-        ("LD_PRELOAD", LIBFAKETIME.to_owned()),
-        (
-            "FAKETIME_TIMESTAMP_FILE",
-            clock.path().display().to_string(),
-        ),
-        ("FAKETIME_NO_CACHE", "1".to_owned()),
-        ("FAKETIME_DONT_FAKE_MONOTONIC", "1".to_owned()),
-    ];
+    let clock = locker_tests::faketime::FakeClock::new();
+    let env = clock.env();
     let mut server = JsServer::start(port, storage.path(), TOKEN);
     let mut hub = Hub::start_with_env(
         |dir| {
@@ -770,15 +747,7 @@ fn a_week_offline_converges_and_runs_each_cloud_request_once() {
     // the same storage): a resident moves in, one moves out, a door is to be opened, and both
     // lockered parcels are to be reassigned to the newcomer.
     let mut cloud = JsServer::start(free_port(), storage.path(), TOKEN);
-    let month = locker_sync::Month::of_ms(now_ms());
-    let requests = locker_sync::document_id_string(
-        &locker_sync::DocKey::Monthly(locker_sync::Family::Requests, month)
-            .document_id("test-site"),
-    );
-    assert_eq!(
-        cloud.ask(json!({"cmd": "create", "doc": requests}))["ok"],
-        true
-    );
+    let (_, requests) = create_requests_document(&mut cloud);
     let mut put = |doc: &str, seq: u64, kind: Value| -> String {
         let (id, value) = cloud_fact(seq, kind);
         let answer = cloud.ask(json!({"cmd": "put", "doc": doc, "key": id, "value": value}));
@@ -825,7 +794,7 @@ fn a_week_offline_converges_and_runs_each_cloud_request_once() {
     let mut at_desk_for_r3 = String::new();
     let mut yesterday: Vec<String> = Vec::new();
     for day in 1..=7u64 {
-        set_clock(clock.path(), 25 * day);
+        clock.set(&format!("+{}h", 25 * day));
         let mut today = Vec::new();
         for (i, r) in ["r-3", "r-4"].into_iter().enumerate() {
             let reply = hub.command(

@@ -11,7 +11,9 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use locker_core::{CarrierId, HoldTarget, Location, ParcelId, ParcelView, Request, ResidentId};
+use locker_core::{
+    CarrierId, HoldTarget, Location, Operator, ParcelId, ParcelView, Request, ResidentId,
+};
 
 use locker_app::engine::FactQuery;
 
@@ -305,18 +307,28 @@ async fn hold(
     run(&web, &p, &to, request, "Hold extended").await
 }
 
+/// A button on the parcel's page that needs nothing but the parcel: `make` builds the request
+/// from the signed-in operator and the parcel.
+async fn parcel_action(
+    web: Arc<Web>,
+    id: String,
+    post: FormPost<Staff>,
+    make: impl FnOnce(Operator, ParcelId) -> Request,
+    done: &str,
+) -> Response {
+    let p = post.who;
+    let to = format!("/parcels/{}", html::url(&id));
+    let request = make(by(&p), ParcelId(id));
+    run(&web, &p, &to, request, done).await
+}
+
 async fn resend_code(
     State(web): State<Arc<Web>>,
     Path(id): Path<String>,
     post: FormPost<Staff>,
 ) -> Response {
-    let p = post.who;
-    let to = format!("/parcels/{}", html::url(&id));
-    let request = Request::ResendCode {
-        by: by(&p),
-        parcel: ParcelId(id),
-    };
-    run(&web, &p, &to, request, "Code sent again").await
+    let make = |by, parcel| Request::ResendCode { by, parcel };
+    parcel_action(web, id, post, make, "Code sent again").await
 }
 
 async fn desk_pickup(
@@ -324,11 +336,9 @@ async fn desk_pickup(
     Path(id): Path<String>,
     post: FormPost<Staff>,
 ) -> Response {
-    let p = post.who;
-    let to = format!("/parcels/{}", html::url(&id));
-    let request = Request::DeskPickup {
-        by: by(&p),
-        parcels: vec![ParcelId(id)],
+    let make = |by, parcel| Request::DeskPickup {
+        by,
+        parcels: vec![parcel],
     };
-    run(&web, &p, &to, request, "Handed over at the desk").await
+    parcel_action(web, id, post, make, "Handed over at the desk").await
 }
