@@ -35,6 +35,8 @@ pub struct Policies {
     pub hold: HoldTimes,
     /// Reminder times after delivery, strictly increasing.
     pub reminders: Vec<Duration>,
+    /// How long before a parcel's hold ends its resident is told, with the code (0: never).
+    pub expiring_notice: Duration,
     /// Digits in a pickup PIN (4 to 10).
     pub pin_length: u8,
     /// Throttling of wrong pickup codes.
@@ -109,6 +111,7 @@ impl Default for Policies {
                 frozen: DAY,
             },
             reminders: vec![DAY, 3 * DAY],
+            expiring_notice: DAY,
             pin_length: 6,
             lockout: Lockout {
                 max_failures: 5,
@@ -214,9 +217,17 @@ pub(crate) fn read(root: &mut Table, cx: &mut Ctx) -> Option<Policies> {
         },
     };
 
+    let expiring_notice = t.duration_within(
+        cx,
+        "expiring_notice",
+        defaults.expiring_notice,
+        Duration::ZERO,
+        30 * DAY,
+    );
     let policies = Policies {
         hold,
         reminders,
+        expiring_notice,
         pin_length,
         lockout,
         reservation_timeout: t.duration_within(

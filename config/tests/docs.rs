@@ -66,6 +66,7 @@ tls = { cert = '@CERT@', key = '@CERT@' }
 [policies]
 hold = { ambient = "4d", refrigerated = "12h", frozen = "36h" }
 reminders = ["12h", "48h"]
+expiring_notice = "12h"
 pin_length = 8
 lockout = { max_failures = 3, window = "10m", base_lockout = "2m", max_lockout = "2h", check_every = "30s" }
 reservation_timeout = "5m"

@@ -19,7 +19,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-KINDS = {"delivered", "reminder", "expired", "at_desk", "withdrawn"}
+KINDS = {"delivered", "reminder", "expiring", "expired", "at_desk", "withdrawn"}
 
 
 def schema_errors(body):

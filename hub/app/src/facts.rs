@@ -160,6 +160,7 @@ pub fn policies(config: &Config) -> Policies {
         hold_refrigerated_ms: ms(p.hold.refrigerated),
         hold_frozen_ms: ms(p.hold.frozen),
         reminder_offsets_ms: p.reminders.iter().map(|d| ms(*d)).collect(),
+        expiring_notice_ms: ms(p.expiring_notice),
         max_vacation_hold_ms: ms(p.max_vacation_hold),
         reservation_timeout_ms: ms(p.reservation_timeout),
         door_ajar_ms: ms(p.door_ajar_after),

@@ -26,6 +26,8 @@ pub enum NotifyKind {
     /// Parcels are in a locker; carries the PIN and QR token.
     Delivered,
     Reminder,
+    /// The hold ends soon (`expiring_notice_ms` before); carries the live code.
+    Expiring,
     Expired,
     /// Parcels are at the front desk / package room.
     AtDesk,

@@ -355,6 +355,10 @@ pub enum FactKind {
         parcels: Vec<ParcelId>,
         index: u32,
     },
+    /// The residents were told these parcels' hold ends soon (`expiring_notice_ms` before).
+    ExpiryWarned {
+        parcels: Vec<ParcelId>,
+    },
     /// The hold of the header `parcel` ran out; staff must remove it.
     HoldExpired,
     ParcelsReassigned {

@@ -20,6 +20,8 @@ use crate::state::{Location, Parcel};
 /// What the hold clock of one parcel asks for next.
 enum HoldEvent {
     Expire,
+    /// The hold ends soon.
+    Warn,
     Remind(u32),
 }
 
@@ -177,8 +179,18 @@ impl Core {
         if expires <= now {
             return Some((expires, HoldEvent::Expire));
         }
-        // A reminder due during a vacation hold waits for the hold to end.
+        // "Ends soon", once, when the hold is longer than the notice.
+        let notice = self.ctx.policies.expiring_notice_ms;
+        let warn = (notice > 0 && !p.expiry_warned)
+            .then(|| Millis(expires.0.saturating_sub(notice)))
+            .filter(|at| *at > p.hold_base);
+        if let Some(at) = warn.filter(|at| *at <= now) {
+            return Some((at, HoldEvent::Warn));
+        }
+        // A reminder due during a vacation hold waits for the hold to end; none comes after the
+        // "ends soon" notice.
         let hold = self.state.hold_until(p).unwrap_or_default();
+        let last = warn.unwrap_or(expires);
         let reminders: Vec<(u32, Millis)> = self
             .ctx
             .policies
@@ -187,15 +199,21 @@ impl Core {
             .enumerate()
             .skip(p.reminders_sent as usize)
             .map(|(i, off)| (i as u32, p.hold_base.plus(*off).max(hold)))
-            .filter(|(_, due)| *due < expires)
+            .filter(|(_, due)| *due < last)
             .collect();
         if let Some((i, due)) = reminders.iter().rev().find(|(_, due)| *due <= now) {
             return Some((*due, HoldEvent::Remind(*i)));
         }
-        match reminders.first() {
-            Some((i, due)) => Some((*due, HoldEvent::Remind(*i))),
-            None => Some((expires, HoldEvent::Expire)),
-        }
+        [
+            reminders
+                .first()
+                .map(|(i, due)| (*due, HoldEvent::Remind(*i))),
+            warn.map(|at| (at, HoldEvent::Warn)),
+            Some((expires, HoldEvent::Expire)),
+        ]
+        .into_iter()
+        .flatten()
+        .min_by_key(|(at, _)| *at)
     }
 
     pub(crate) fn hold_deadlines(&self) -> Vec<Millis> {
@@ -206,8 +224,42 @@ impl Core {
             .collect()
     }
 
+    /// Tells `resident` about `parcels`, each group with the live code that opens it (the QR
+    /// token signed again; the shell adds the PIN it kept).
+    fn notify_with_codes(
+        &mut self,
+        tx: &mut Tx,
+        resident: ResidentId,
+        parcels: Vec<ParcelId>,
+        kind: NotifyKind,
+    ) {
+        let mut uncovered = parcels.clone();
+        for (code, covered) in self.live_codes_for(&resident, &parcels) {
+            uncovered.retain(|p| !covered.contains(p));
+            tx.effects.push(Effect::Notify {
+                resident: resident.clone(),
+                parcels: covered,
+                pin: None,
+                qr: self.qr_of(&code),
+                kind,
+                code: Some(code),
+            });
+        }
+        if !uncovered.is_empty() {
+            tx.effects.push(Effect::Notify {
+                resident,
+                parcels: uncovered,
+                pin: None,
+                qr: None,
+                kind,
+                code: None,
+            });
+        }
+    }
+
     pub(crate) fn hold_timers(&mut self, tx: &mut Tx) {
         let mut reminders: BTreeMap<(ResidentId, u32), Vec<ParcelId>> = BTreeMap::new();
+        let mut warned: BTreeMap<ResidentId, Vec<ParcelId>> = BTreeMap::new();
         let mut expired: BTreeMap<ResidentId, Vec<(ParcelId, String, u16)>> = BTreeMap::new();
         for p in self.state.parcels.values() {
             let Some((due, event)) = self.hold_event(p, tx.now) else {
@@ -226,6 +278,7 @@ impl Core {
                     .entry((resident, i))
                     .or_default()
                     .push(p.id.clone()),
+                HoldEvent::Warn => warned.entry(resident).or_default().push(p.id.clone()),
                 HoldEvent::Expire => {
                     expired
                         .entry(resident)
@@ -244,29 +297,18 @@ impl Core {
                     index,
                 },
             );
-            // Each with the live code that opens its parcels (the shell adds the PIN it kept).
-            let mut uncovered = parcels.clone();
-            for (code, covered) in self.live_codes_for(&resident, &parcels) {
-                uncovered.retain(|p| !covered.contains(p));
-                tx.effects.push(Effect::Notify {
-                    resident: resident.clone(),
-                    parcels: covered,
-                    pin: None,
-                    qr: self.qr_of(&code),
-                    kind: NotifyKind::Reminder,
-                    code: Some(code),
-                });
-            }
-            if !uncovered.is_empty() {
-                tx.effects.push(Effect::Notify {
-                    resident,
-                    parcels: uncovered,
-                    pin: None,
-                    qr: None,
-                    kind: NotifyKind::Reminder,
-                    code: None,
-                });
-            }
+            self.notify_with_codes(tx, resident, parcels, NotifyKind::Reminder);
+        }
+        for (resident, parcels) in warned {
+            self.record(
+                tx,
+                Actor::System,
+                Subject::none(),
+                FactKind::ExpiryWarned {
+                    parcels: parcels.clone(),
+                },
+            );
+            self.notify_with_codes(tx, resident, parcels, NotifyKind::Expiring);
         }
         for (resident, parcels) in expired {
             for (id, bank, door) in &parcels {

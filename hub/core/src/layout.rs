@@ -195,6 +195,8 @@ pub struct Policies {
     pub reminder_offsets_ms: Vec<u64>,
     /// A vacation hold may not end later than this far from the moment it is set.
     pub max_vacation_hold_ms: u64,
+    /// How long before a parcel's hold ends its resident is told, with the code (0: never).
+    pub expiring_notice_ms: u64,
     /// A reservation whose door was never opened is released after this long.
     pub reservation_timeout_ms: u64,
     /// Door open for longer than this raises a "door ajar" alert.
@@ -253,6 +255,7 @@ impl Default for Policies {
             hold_frozen_ms: DAY,
             reminder_offsets_ms: vec![DAY, 3 * DAY],
             max_vacation_hold_ms: 21 * DAY,
+            expiring_notice_ms: DAY,
             reservation_timeout_ms: 3 * MINUTE,
             door_ajar_ms: 2 * MINUTE,
             unlock_deadline_ms: 3 * SECOND,

@@ -85,6 +85,8 @@ pub(crate) struct Parcel {
     pub hold_until: Option<Millis>,
     pub expired: bool,
     pub reminders_sent: u32,
+    /// The "hold ends soon" notice went out.
+    pub expiry_warned: bool,
     /// Flagged after a temperature excursion: (unit, excursion start).
     pub perishable: Option<(String, Millis)>,
 }
@@ -514,6 +516,13 @@ impl State {
                 for id in parcels {
                     if let Some(p) = self.parcels.get_mut(id) {
                         p.reminders_sent = p.reminders_sent.max(index + 1);
+                    }
+                }
+            }
+            FactKind::ExpiryWarned { parcels } => {
+                for id in parcels {
+                    if let Some(p) = self.parcels.get_mut(id) {
+                        p.expiry_warned = true;
                     }
                 }
             }
@@ -1012,6 +1021,7 @@ impl Parcel {
             hold_until: None,
             expired: false,
             reminders_sent: 0,
+            expiry_warned: false,
             perishable: None,
         }
     }

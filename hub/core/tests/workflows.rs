@@ -649,8 +649,23 @@ fn ambient_parcel_gets_reminders_then_expires_and_its_code_stops_working() {
         k,
         FactKind::ReminderSent { index: 1, .. }
     )));
-    let out = s.advance(2 * DAY - 1);
-    assert!(out.facts.is_empty());
+    // A day before the hold ends: "ends soon", with the code's QR token (the shell adds the PIN).
+    let out = s.advance(DAY);
+    assert!(has_fact(&out, |k| matches!(
+        k,
+        FactKind::ExpiryWarned { .. }
+    )));
+    assert!(out.effects.iter().any(|e| matches!(
+        e,
+        Effect::Notify {
+            kind: NotifyKind::Expiring,
+            qr: Some(qr),
+            code: Some(_),
+            ..
+        } if *qr == d.qr
+    )));
+    let out = s.advance(DAY - 1);
+    assert!(out.facts.is_empty(), "warned once: {out:?}");
     let out = s.advance(1);
     assert!(has_fact(&out, |k| matches!(k, FactKind::HoldExpired)));
     assert!(raised(&out, AlertKind::ParcelExpired));
@@ -696,10 +711,16 @@ fn vacation_hold_defers_reminders_and_expiry() {
         },
         until: s.now.plus(10 * DAY),
     });
-    for _ in 0..9 {
+    for _ in 0..8 {
         let out = s.advance(DAY);
         assert!(out.facts.is_empty(), "nothing while on hold: {out:?}");
     }
+    // A day before the hold (and so the parcel's) ends, the resident hears it ends soon.
+    let out = s.advance(DAY);
+    assert!(has_fact(&out, |k| matches!(
+        k,
+        FactKind::ExpiryWarned { .. }
+    )));
     assert!(!s.parcel(&d.parcels[0]).expired);
     let out = s.advance(DAY);
     assert!(has_fact(&out, |k| matches!(k, FactKind::HoldExpired)));

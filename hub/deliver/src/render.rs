@@ -23,6 +23,7 @@ pub fn kind_name(kind: NotifyKind) -> &'static str {
     match kind {
         K::Delivered => "delivered",
         K::Reminder => "reminder",
+        K::Expiring => "expiring",
         K::Expired => "expired",
         K::AtDesk => "at_desk",
         K::Withdrawn => "withdrawn",

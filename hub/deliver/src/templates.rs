@@ -13,12 +13,19 @@ use minijinja::{AutoEscape, Environment};
 use serde::Serialize;
 
 /// The message kinds, as template names spell them.
-pub const KINDS: [&str; 5] = ["delivered", "reminder", "expired", "at_desk", "withdrawn"];
+pub const KINDS: [&str; 6] = [
+    "delivered",
+    "reminder",
+    "expiring",
+    "expired",
+    "at_desk",
+    "withdrawn",
+];
 
 /// The blocks every template has.
 const BLOCKS: [&str; 3] = ["subject", "text", "html"];
 
-const BUILT_IN: [(&str, &str); 10] = [
+const BUILT_IN: [(&str, &str); 12] = [
     (
         "delivered.en.j2",
         include_str!("../templates/delivered.en.j2"),
@@ -34,6 +41,14 @@ const BUILT_IN: [(&str, &str); 10] = [
     (
         "reminder.es.j2",
         include_str!("../templates/reminder.es.j2"),
+    ),
+    (
+        "expiring.en.j2",
+        include_str!("../templates/expiring.en.j2"),
+    ),
+    (
+        "expiring.es.j2",
+        include_str!("../templates/expiring.es.j2"),
     ),
     ("expired.en.j2", include_str!("../templates/expired.en.j2")),
     ("expired.es.j2", include_str!("../templates/expired.es.j2")),

@@ -24,7 +24,7 @@ pub struct Body<'a> {
     /// The outbox id: stable across tries.
     pub id: &'a str,
     pub site: &'a str,
-    /// `delivered`, `reminder`, `expired`, `at_desk`, `withdrawn`.
+    /// `delivered`, `reminder`, `expiring`, `expired`, `at_desk`, `withdrawn`.
     pub kind: &'a str,
     pub resident: Resident<'a>,
     pub parcels: Vec<&'a str>,

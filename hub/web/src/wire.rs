@@ -446,6 +446,7 @@ pub enum NotifyJson {
 pub enum NotifyKindJson {
     Delivered,
     Reminder,
+    Expiring,
     Expired,
     AtDesk,
     Withdrawn,
@@ -468,6 +469,7 @@ impl From<(String, Pending)> for OutboxItemJson {
                 kind: match kind {
                     NotifyKind::Delivered => NotifyKindJson::Delivered,
                     NotifyKind::Reminder => NotifyKindJson::Reminder,
+                    NotifyKind::Expiring => NotifyKindJson::Expiring,
                     NotifyKind::Expired => NotifyKindJson::Expired,
                     NotifyKind::AtDesk => NotifyKindJson::AtDesk,
                     NotifyKind::Withdrawn => NotifyKindJson::Withdrawn,
