@@ -419,6 +419,20 @@ impl Core {
                 format!("bank {} is offline", r.bank),
             );
         }
+        // Another unlock of this door is under way: a second hub's, for a reservation made
+        // concurrently with this one (the conflict rules settle which stands). Never a second
+        // pulse while one is in flight.
+        if let Some(u) = self
+            .state
+            .comps
+            .get(&(r.bank.clone(), r.door))
+            .and_then(|c| c.active_unlock.as_ref())
+        {
+            return reject(
+                RejectCode::NotAllowedNow,
+                format!("{} door {} has unlock {u} in progress", r.bank, r.door),
+            );
+        }
         self.send_unlock(
             tx,
             Actor::Carrier {

@@ -762,3 +762,67 @@ fn unknown_unlocks(core: &Core) -> BTreeSet<UnlockId> {
     }
     unknown
 }
+
+/// Found by `two_replicas_converge_after_merging` (2026-12-07): replica A's reservation was
+/// moved to another door after a fault while replica B's concurrent reservation of that door
+/// had its unlock in flight; after the merge, opening A's reservation sent a second unlock to a
+/// door with one in flight. It is refused now.
+#[test]
+fn opening_a_moved_reservation_never_pulses_a_door_another_hubs_unlock_is_opening() {
+    let acts = vec![
+        (
+            false,
+            Act::DropOff {
+                bank: false,
+                resident: 0,
+                size: 0,
+                temp: 0,
+                share: false,
+            },
+            false,
+        ),
+        (false, Act::Confirm(0), true),
+        (false, Act::NotPulsed(false, 0, 0), false),
+        (
+            true,
+            Act::DropOff {
+                bank: false,
+                resident: 2,
+                size: 0,
+                temp: 0,
+                share: false,
+            },
+            false,
+        ),
+        (
+            false,
+            Act::DropOff {
+                bank: false,
+                resident: 1,
+                size: 0,
+                temp: 2,
+                share: false,
+            },
+            true,
+        ),
+        (false, Act::OpenReservation(0), false),
+    ];
+    let a = Site::with(policies(), "hub1", 0);
+    let b = a.replica("hub2", 1);
+    let (mut a, mut b) = (Runner::new(a), Runner::new(b));
+    for (on_b, act, sync) in &acts {
+        let (x, y) = if *on_b {
+            (&mut b, &mut a)
+        } else {
+            (&mut a, &mut b)
+        };
+        // `step` checks that no unlock goes to a door with one in flight.
+        x.step(act);
+        y.site.now = y.site.now.max(x.site.now);
+        x.site.now = y.site.now;
+        if *sync {
+            a.site.merge_from(&b.site);
+            b.site.merge_from(&a.site);
+        }
+    }
+}
