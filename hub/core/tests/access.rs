@@ -133,3 +133,27 @@ fn the_cloud_may_register_a_resident_but_its_parcel_facts_are_never_folded_and_r
         .iter()
         .any(|r| r.resident.as_str() == "r-cloud" && r.unit == "12"));
 }
+
+#[test]
+fn a_kiosk_may_not_resend_a_code_or_send_a_parcel_to_the_desk() {
+    let mut s = Site::new();
+    let d = s.deliver("A", "r1", Size::Small, 1);
+    for request in [
+        Request::ResendCode {
+            by: staff(),
+            parcel: d.parcels[0].clone(),
+        },
+        Request::SendToDesk {
+            by: staff(),
+            parcel: d.parcels[0].clone(),
+            reason: "x".into(),
+        },
+    ] {
+        let out = as_kiosk(&mut s, "A", request);
+        assert!(
+            matches!(outcome(&out), Outcome::Rejected(r) if r.code == RejectCode::NotPermitted),
+            "{out:?}"
+        );
+        assert!(out.effects.is_empty(), "nothing sent, nothing raised");
+    }
+}
