@@ -158,6 +158,33 @@ fn residents_are_added_searched_edited_and_deactivated_on_the_page_and_the_api()
         post("/residents/nobody", &format!("csrf={csrf}&unit=1")).0,
         400
     );
+    // The row's contact: set, shown, a bad address refused, then cleared.
+    let contact = "&email=ann%40example.org&phone=%2B15551234567&language=es";
+    let (code, h, _) = post("/residents/r-1", &format!("csrf={csrf}&unit=303{contact}"));
+    assert_eq!(code, 303, "{h}");
+    let (_, _, page) = req(hub.web, "GET", "/residents?q=r-1", Some(&staff), None, "");
+    assert!(page.contains("value=\"ann@example.org\""), "{page}");
+    assert!(page.contains("<option value=es selected>"), "{page}");
+    let (code, _, body) = post(
+        "/residents/r-1",
+        &format!("csrf={csrf}&unit=303&email=not-an-address"),
+    );
+    assert_eq!(code, 400);
+    assert!(body.contains("is not an email address"), "{body}");
+    post(
+        "/residents/r-1",
+        &format!("csrf={csrf}&unit=303&email=&phone=&language=es"),
+    );
+    let (_, list) = hub.api("GET", "/api/v1/residents", None);
+    let r1 = list
+        .as_array()
+        .and_then(|l| l.iter().find(|r| r["resident"] == "r-1").cloned())
+        .unwrap_or_default();
+    assert_eq!(
+        (r1["email"].clone(), r1["language"].clone()),
+        (serde_json::Value::Null, serde_json::json!("es")),
+        "{r1}"
+    );
     let (code, h, _) = post("/residents/r-1/deactivate", &format!("csrf={csrf}"));
     assert_eq!(code, 303);
     assert!(flash(&h).contains("ok=Deactivated"), "{h}");

@@ -1,4 +1,5 @@
-//! Residents: list and search, add, edit (unit, accessible reach) and deactivate (moved out).
+//! Residents: list and search, add, edit (unit, contact, accessible reach) and deactivate (moved
+//! out).
 //! Every change is a core request recorded under the signed-in user's name, through the same
 //! service as the JSON API (`/api/v1/residents`); the core checks it.
 
@@ -74,6 +75,9 @@ async fn page(
                 "<tr data-resident=\"{id}\"><td>{id}</td><td>{state}</td><td>{hold}</td><td>{badges}</td><td>\
                  <form method=post action=\"/residents/{u}\" class=inline>{csrf}\
                  <label>Unit <input name=unit value=\"{unit}\" required maxlength=32 size=6></label>\
+                 <label>Email <input name=email type=email value=\"{email}\" maxlength=254 size=18></label>\
+                 <label>Phone <input name=phone type=tel value=\"{phone}\" maxlength=16 size=12></label>\
+                 <label>Language <select name=language><option value=en{en}>English<option value=es{es}>Español</select></label>\
                  <label><input type=checkbox name=accessible value=yes{acc}> accessible reach</label>\
                  <button>{save}</button></form>{deactivate}</td></tr>",
                 id = escape(r.resident.as_str()),
@@ -81,6 +85,10 @@ async fn page(
                 hold = r.hold_until.map(|t| web.time(t)).unwrap_or_else(|| "—".into()),
                 badges = r.badges,
                 unit = escape(&r.unit),
+                email = escape(r.email.as_deref().unwrap_or("")),
+                phone = escape(r.phone.as_deref().unwrap_or("")),
+                en = if r.language.as_deref() == Some("es") { "" } else { " selected" },
+                es = if r.language.as_deref() == Some("es") { " selected" } else { "" },
                 acc = if r.accessible { " checked" } else { "" },
                 save = if r.active { "Save" } else { "Save and reactivate" },
             )
@@ -138,21 +146,30 @@ async fn add(State(web): State<Arc<Web>>, post: FormPost<Staff>) -> Response {
         (Err(e), _) | (_, Err(e)) => return bad_form("/residents", e),
     };
     let accessible = f.get("accessible").is_some_and(|v| v == "yes");
-    let given = |name: &str| {
-        f.get(name)
-            .map(|v| v.trim().to_owned())
-            .filter(|v| !v.is_empty())
-    };
-    let contact = locker_core::Contact {
-        email: given("email"),
-        phone: given("phone"),
-        language: given("language"),
-    };
+    let contact = contact_fields(&f, false);
     let answer = web
         .app
         .register_resident(&p.actor(), id, unit, accessible, RegisterMode::Add, contact)
         .await;
     respond("/residents", answer, &format!("Added {id}"), &[])
+}
+
+/// The contact a form gives. A field not in the form is left as it is; an empty one is not set
+/// (`clear_empty: false`, adding) or cleared (`true`, editing a resident's row).
+fn contact_fields(
+    f: &std::collections::HashMap<String, String>,
+    clear_empty: bool,
+) -> locker_core::Contact {
+    let given = |name: &str| {
+        f.get(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| clear_empty || !v.is_empty())
+    };
+    locker_core::Contact {
+        email: given("email"),
+        phone: given("phone"),
+        language: given("language"),
+    }
 }
 
 async fn edit(
@@ -174,7 +191,7 @@ async fn edit(
             unit,
             accessible,
             RegisterMode::Update,
-            locker_core::Contact::default(),
+            contact_fields(&f, true),
         )
         .await;
     let saved = format!("Saved {id}");
