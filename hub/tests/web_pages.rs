@@ -175,6 +175,18 @@ fn residents_are_added_searched_edited_and_deactivated_on_the_page_and_the_api()
         "/residents/r-1",
         &format!("csrf={csrf}&unit=303&email=&phone=&language=es"),
     );
+    // "Try again now" for a notification that is not in the outbox: said so, nothing changes.
+    let (code, h, _) = post("/notifications/no-such-item/retry", &format!("csrf={csrf}"));
+    assert_eq!(code, 303);
+    assert!(
+        flash(&h).contains("err=no notification no-such-item in the outbox"),
+        "{h}"
+    );
+    assert_eq!(
+        post("/notifications/no-such-item/retry", "csrf=forged").0,
+        403,
+        "a forged CSRF token"
+    );
     let (_, list) = hub.api("GET", "/api/v1/residents", None);
     let r1 = list
         .as_array()
