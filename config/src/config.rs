@@ -28,6 +28,8 @@ pub struct Config {
     pub sync: Option<Sync>,
     /// `[notify]`: optional delivery of the outbox (email).
     pub notify: Option<crate::notify::Notify>,
+    /// `[import]`: the rent-roll import (defaults when absent).
+    pub import: crate::import::Import,
 }
 
 impl Config {
@@ -96,6 +98,7 @@ pub(crate) fn read(doc: &Spanned<DeTable>, cx: &mut Ctx) -> Option<Config> {
     let policies = policies::read(&mut root, cx);
     let sync = cloud::read(&mut root, cx);
     let notify = crate::notify::read(&mut root, cx);
+    let import = crate::import::read(&mut root, cx);
     root.finish(cx);
 
     network::check_clashes(&binds, cx);
@@ -113,5 +116,6 @@ pub(crate) fn read(doc: &Spanned<DeTable>, cx: &mut Ctx) -> Option<Config> {
         policies: policies?,
         sync: sync?,
         notify: notify?,
+        import: import?,
     })
 }

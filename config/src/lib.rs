@@ -32,6 +32,7 @@ mod diagnostics;
 mod doors;
 mod driver;
 mod duration;
+mod import;
 mod network;
 mod notify;
 mod policies;
@@ -55,6 +56,7 @@ pub use driver::{
     BitPolarity, BoardLock, DoorFeedback, Driver, KerongDriver, LockOutput, Lockboard8aDriver,
     ModbusDoor, ModbusDriver, SimDriver,
 };
+pub use import::{Import, RollPreset, ROLL_FIELDS};
 pub use network::{
     AddrRange, Listener, Mqtt, TlsFiles, TlsListener, Web, DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_MQTT_BIND, DEFAULT_MQTT_TLS_BIND, DEFAULT_WEB_BIND,

@@ -166,6 +166,31 @@ fn cases(existing_file: &str) -> Vec<Case> {
             10, "notify.email.tls", "unknown TLS mode",
         ),
         case(
+            "an unknown rent-roll preset",
+            file(&[&SITE, &BANK, &["[import]", "preset = \"yardy\""]]),
+            8, "import.preset", "did you mean `yardi`",
+        ),
+        case(
+            "a custom rent roll without the unit's column",
+            file(&[&SITE, &BANK, &["[import]", "preset = \"custom\"", "[import.columns]", "name = \"Name\""]]),
+            7, "import", "needs `[import.columns]` with `unit`",
+        ),
+        case(
+            "an unknown rent-roll column field",
+            file(&[&SITE, &BANK, &["[import.columns]", "unit = \"Apt\"", "apartment = \"Apt\""]]),
+            9, "import.columns.apartment", "unknown key",
+        ),
+        case(
+            "a unit range that goes down",
+            file(&[&SITE, &BANK, &["[import]", "units = [\"220..201\"]"]]),
+            8, "import.units[0]", "a range goes up",
+        ),
+        case(
+            "a country code with letters",
+            file(&[&SITE, &BANK, &["[import]", "country_code = \"US\""]]),
+            8, "import.country_code", "not a country calling code",
+        ),
+        case(
             "retention out of range",
             file(&[&SITE, &["retention_months = 0"], &BANK]),
             3, "site.retention_months", "out of range",

@@ -115,6 +115,28 @@ ca_file = '@CERT@'
 timeout = "5s"
 allow_plaintext = true
 
+[import]
+preset = "custom"
+move_out_grace = "30d"
+country_code = "44"
+encoding = "windows-1252"
+date_order = "day_first"
+units = ["1A", "101..104"]
+
+[import.columns]
+resident = "Tenant Code"
+unit = "Apt"
+name = "Name"
+first_name = "First"
+last_name = "Last"
+email = "E-mail"
+phone = "Mobile"
+lease_start = "From"
+lease_end = "To"
+move_in = "In"
+move_out = "Out"
+status = "State"
+
 # Its own controller, logins, a refrigerated unit with an MQTT sensor, a frozen one with a
 # simulated sensor.
 [[bank]]

@@ -198,9 +198,14 @@ impl Hub {
 
         let pool = Arc::new(broker::auth::Argon2Pool::default());
         let zone = locker_app::time::site_zone(config.site.time_zone.as_deref());
-        let app = App::new(&engine, pool.clone(), zone)
-            .await
-            .map_err(StartError::Users)?;
+        let app = App::new(
+            &engine,
+            pool.clone(),
+            zone,
+            locker_app::roll::RollSettings::from(&config.import),
+        )
+        .await
+        .map_err(StartError::Users)?;
         if let Some(notify) = &config.notify {
             let mut stop = shutdown.clone();
             tokio::spawn(locker_deliver::run(
@@ -388,6 +393,7 @@ impl Hub {
             banks: locker_web::Web::banks_of(&config),
             data_dir: config.site.data_dir.clone(),
             pairing,
+            imports: Default::default(),
         });
         let app_routes = locker_web::router(site);
         let mut web_shutdown = shutdown.clone();

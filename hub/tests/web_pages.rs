@@ -500,3 +500,417 @@ fn a_big_resident_list_is_paged_within_the_page_budget() {
     let (_, _, one) = get("/residents?q=r-123");
     assert!(one.contains("data-resident=\"r-123\"") && !one.contains("Page 1 of"));
 }
+
+/// A `multipart/form-data` body: text fields, then a file (the browser's order: the CSRF token
+/// comes first). (Content-Type header line, body.)
+fn multipart(fields: &[(&str, &str)], file: Option<(&str, &[u8])>) -> (String, Vec<u8>) {
+    let boundary = "----lockerhubtest7MA4YWxkTrZu0gW";
+    let mut body = Vec::new();
+    for (name, value) in fields {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            )
+            .as_bytes(),
+        );
+    }
+    if let Some((file_name, bytes)) = file {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{file_name}\"\r\nContent-Type: text/csv\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (
+        format!("Content-Type: multipart/form-data; boundary={boundary}\r\n"),
+        body,
+    )
+}
+
+fn roll_sample(name: &str) -> Vec<u8> {
+    let path = format!("{}/roll/samples/{name}.csv", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+#[test]
+fn the_rent_roll_is_previewed_applied_and_reviewed_on_the_page() {
+    let hub = start();
+    let (admin, admin_csrf, staff, csrf) = admin_and_staff(&hub);
+    assert!(hub.add_user("tab", "kiosk", "kiosk tablet password"));
+    // A kiosk tablet's session (its page has no staff frame to read a CSRF token from: the
+    // login form's will do, the role is refused before the token is looked at).
+    let (_, h, b) = req(hub.web, "GET", "/login", None, None, "");
+    let pre = page::set_cookie(&h, "lh_login_csrf").expect("login csrf cookie");
+    let kiosk_csrf = page::between(&b, "name=csrf value=\"", "\"").to_owned();
+    let (code, h, _) = req(
+        hub.web,
+        "POST",
+        "/login",
+        Some(&pre),
+        Some(&format!(
+            "csrf={kiosk_csrf}&user=tab&password=kiosk%20tablet%20password"
+        )),
+        "",
+    );
+    assert_eq!(code, 303);
+    let kiosk = page::set_cookie(&h, "lh_session").expect("kiosk session");
+    let upload = |cookie: &str, fields: &[(&str, &str)], file: Option<(&str, &[u8])>| {
+        let (ctype, body) = multipart(fields, file);
+        locker_tests::exchange_bytes(
+            hub.web,
+            "POST",
+            "/residents/import",
+            &format!("Cookie: {cookie}\r\n{ctype}"),
+            &body,
+        )
+    };
+    let (_, _, page) = req(hub.web, "GET", "/residents", Some(&staff), None, "");
+    assert!(page.contains("No rent roll imported yet"), "{page}");
+    assert!(page.contains("enctype=multipart/form-data"), "{page}");
+
+    // Who may not: no CSRF token, a forged one, a token after the file, a kiosk tablet.
+    let yardi = roll_sample("yardi");
+    let file = Some(("yardi.csv", yardi.as_slice()));
+    assert_eq!(upload(&staff, &[("layout", "yardi")], file).0, 403);
+    assert_eq!(upload(&staff, &[("csrf", "forged")], file).0, 403);
+    let (ctype, mut body) = multipart(&[], file);
+    body.truncate(body.len() - 2 - "----lockerhubtest7MA4YWxkTrZu0gW--\r\n".len());
+    body.extend_from_slice(
+        format!("----lockerhubtest7MA4YWxkTrZu0gW\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{csrf}\r\n------lockerhubtest7MA4YWxkTrZu0gW--\r\n").as_bytes(),
+    );
+    let (code, _, _) = locker_tests::exchange_bytes(
+        hub.web,
+        "POST",
+        "/residents/import",
+        &format!("Cookie: {staff}\r\n{ctype}"),
+        &body,
+    );
+    assert_eq!(code, 403, "a CSRF token after the file is too late");
+    assert_eq!(upload(&kiosk, &[("csrf", &kiosk_csrf)], file).0, 403);
+
+    // Garbage: a broken body, no file, an empty file, not UTF-8, no header. Each a clear 400.
+    let (code, _, _) = locker_tests::exchange_bytes(
+        hub.web,
+        "POST",
+        "/residents/import",
+        &format!("Cookie: {staff}\r\nContent-Type: multipart/form-data; boundary=xyz\r\n"),
+        b"--xyz\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\nabc",
+    );
+    assert_eq!(code, 400);
+    let (code, _, body) = upload(&staff, &[("csrf", &csrf)], None);
+    assert_eq!(code, 400);
+    assert!(body.contains("choose the rent roll"), "{body}");
+    let (code, _, body) = upload(&staff, &[("csrf", &csrf)], Some(("empty.csv", b"")));
+    assert_eq!(code, 400);
+    assert!(body.contains("the file is empty"), "{body}");
+    let latin1 = b"Unit,Name\r\n101,Jos\xe9 Garc\xeda\r\n";
+    let (code, _, body) = upload(&staff, &[("csrf", &csrf)], Some(("latin1.csv", latin1)));
+    assert_eq!(code, 400);
+    assert!(body.contains("line 2 is not UTF-8"), "{body}");
+    let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
+    let (code, _, body) = upload(&staff, &[("csrf", &csrf)], Some(("photo.png", png)));
+    assert_eq!(code, 400, "{body}");
+    let (code, _, body) = upload(
+        &staff,
+        &[("csrf", &csrf), ("layout", "yardi")],
+        Some(("other.csv", b"Apartment;Person\n1;Ann\n")),
+    );
+    assert_eq!(code, 400);
+    assert!(body.contains("no header found"), "{body}");
+    let (code, _, body) = upload(&staff, &[("csrf", &csrf), ("layout", "nope")], file);
+    assert_eq!(code, 400);
+    assert!(body.contains("unknown layout"), "{body}");
+    // Windows-1252 when chosen.
+    let (code, _, body) = upload(
+        &staff,
+        &[
+            ("csrf", &csrf),
+            ("layout", "yardi"),
+            ("encoding", "windows-1252"),
+        ],
+        Some(("latin1.csv", latin1)),
+    );
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("1 to create"), "{body}");
+
+    // The Yardi export: a preview that changes nothing, then applied once.
+    let (code, _, preview) = upload(&staff, &[("csrf", &csrf), ("layout", "yardi")], file);
+    assert_eq!(code, 200, "{preview}");
+    assert!(
+        preview.contains("3 rows read as yardi (header on line 5"),
+        "{preview}"
+    );
+    assert!(preview.contains("3 to create"), "{preview}");
+    assert!(
+        preview.contains("a future resident or applicant"),
+        "{preview}"
+    );
+    let (_, list) = hub.api("GET", "/api/v1/residents", None);
+    assert!(list.as_array().is_some_and(|l| l.is_empty()), "{list}");
+    let token = preview
+        .split("name=token value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("apply token")
+        .to_owned();
+    let apply = |t: &str| {
+        req(
+            hub.web,
+            "POST",
+            "/residents/import/apply",
+            Some(&staff),
+            Some(&format!("csrf={csrf}&token={t}")),
+            "",
+        )
+    };
+    let (code, h, _) = apply(&token);
+    assert_eq!(code, 303, "{h}");
+    assert!(
+        flash(&h).contains("ok=Imported yardi.csv%3A 3 created"),
+        "{h}"
+    );
+    let (code, _, body) = apply(&token);
+    assert_eq!(code, 400, "a preview applies once");
+    assert!(body.contains("expired or was applied"), "{body}");
+    // Another user cannot apply someone else's preview.
+    let (_, _, preview) = upload(&staff, &[("csrf", &csrf), ("layout", "yardi")], file);
+    assert!(preview.contains("3 unchanged"), "{preview}");
+    let token = preview
+        .split("name=token value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("apply token")
+        .to_owned();
+    let (code, _, _) = req(
+        hub.web,
+        "POST",
+        "/residents/import/apply",
+        Some(&admin),
+        Some(&format!("csrf={admin_csrf}&token={token}")),
+        "",
+    );
+    assert_eq!(code, 400, "bob's preview is bob's");
+    assert_eq!(apply(&token).0, 303);
+
+    let (_, list) = hub.api("GET", "/api/v1/residents", None);
+    let jane = list
+        .as_array()
+        .and_then(|l| l.iter().find(|r| r["resident"] == "t0001001").cloned())
+        .expect("t0001001 imported");
+    assert_eq!(jane["name"], "Doe, Jane");
+    assert_eq!(jane["on_roll"], true);
+    assert_eq!(jane["tenancy"]["move_in"], "2025-03-01");
+    let (_, _, page) = req(hub.web, "GET", "/residents?q=doe", Some(&staff), None, "");
+    assert!(page.contains("data-resident=\"t0001001\""), "{page}");
+    assert!(
+        page.contains("Last import:") && page.contains("from yardi.csv"),
+        "{page}"
+    );
+
+    // A row that partly matches waits on the page; staff decide there.
+    let roll = r#"{"residents":[
+        {"resident":"t0001001","unit":"101","name":"Doe, Jane"},
+        {"resident":"t0001002","unit":"102","name":"Roe, Richard"},
+        {"resident":"NEW-4","unit":"104","name":"José García"}]}"#;
+    let (code, body) = hub.api("PUT", "/api/v1/residents", Some(roll));
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["summary"]["review"], 1, "{body}");
+    let (_, _, page) = req(hub.web, "GET", "/residents", Some(&staff), None, "");
+    assert!(page.contains("Rows waiting for review (1)"), "{page}");
+    let id = page
+        .split("action=\"/residents/review/")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("a review form")
+        .to_owned();
+    let decide = |d: &str, c: &str| {
+        req(
+            hub.web,
+            "POST",
+            &format!("/residents/review/{id}"),
+            Some(&staff),
+            Some(&format!("csrf={c}&decision={d}")),
+            "",
+        )
+    };
+    assert_eq!(decide("same", "forged").0, 403);
+    assert_eq!(decide("perhaps", &csrf).0, 400);
+    let (code, h, _) = decide("same", &csrf);
+    assert_eq!(code, 303, "{h}");
+    assert!(flash(&h).contains("ok=Updated the resident"), "{h}");
+    let (_, _, page) = req(hub.web, "GET", "/residents", Some(&staff), None, "");
+    assert!(!page.contains("Rows waiting for review"), "{page}");
+}
+
+#[test]
+fn the_rent_roll_api_imports_files_and_lists_refuses_bad_rows_whole_and_reviews() {
+    let hub = InProcess::start(|dir| {
+        format!(
+            "{}\n[import]\ncountry_code = \"1\"\nmove_out_grace = \"0s\"\n",
+            base_config(dir)
+        )
+    });
+    let token = std::fs::read_to_string(hub.dir.path().join("data/api-token")).expect("token");
+    let post_file = |query: &str, bytes: &[u8], bearer: Option<&str>| {
+        let auth = bearer
+            .map(|t| format!("Authorization: Bearer {}\r\n", t.trim()))
+            .unwrap_or_default();
+        let (code, _, body) = locker_tests::exchange_bytes(
+            hub.web,
+            "POST",
+            &format!("/api/v1/residents/import{query}"),
+            &format!("{auth}Content-Type: text/csv\r\n"),
+            bytes,
+        );
+        let json = serde_json::from_str(&body).unwrap_or(serde_json::Value::Null);
+        (code, json)
+    };
+    let rm = roll_sample("rent_manager");
+
+    // No token, then bad queries and bad files: clear 4xx, nothing imported.
+    assert_eq!(post_file("", &rm, None).0, 401);
+    assert_eq!(post_file("", &rm, Some("wrong-token")).0, 401);
+    let (code, body) = post_file("?layout=nope", &rm, Some(&token));
+    assert_eq!(code, 400);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("rent_manager"),
+        "{body}"
+    );
+    assert_eq!(post_file("?dry_run=maybe", &rm, Some(&token)).0, 400);
+    let (code, body) = post_file("?layout=rent_manager", b"\xff\xfe\xfd", Some(&token));
+    assert_eq!(code, 422, "{body}");
+    let (code, body) = post_file("?layout=rent_manager", b"", Some(&token));
+    assert_eq!(code, 422, "{body}");
+
+    // A dry run, then the import, then the same file again: nothing changes.
+    let (code, body) = post_file("?layout=rent_manager&dry_run=true", &rm, Some(&token));
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["applied"], false);
+    assert_eq!(body["summary"]["created"], 2);
+    assert_eq!(body["file"]["skipped"][0]["reason"], "status \"Past\"");
+    let (_, list) = hub.api("GET", "/api/v1/residents", None);
+    assert_eq!(list.as_array().map(Vec::len), Some(0));
+    let (code, body) = post_file("?layout=rent_manager&source=nightly.csv", &rm, Some(&token));
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["applied"], true);
+    let (_, list) = hub.api("GET", "/api/v1/residents", None);
+    let omar = list
+        .as_array()
+        .and_then(|l| l.iter().find(|r| r["resident"] == "T-7001").cloned())
+        .expect("T-7001");
+    assert_eq!(omar["phone"], "+15552010001");
+    let (_, body) = post_file("?layout=rent_manager", &rm, Some(&token));
+    assert_eq!(
+        (
+            body["summary"]["created"].clone(),
+            body["summary"]["updated"].clone(),
+            body["summary"]["unchanged"].clone()
+        ),
+        (
+            serde_json::json!(0),
+            serde_json::json!(0),
+            serde_json::json!(2)
+        ),
+        "{body}"
+    );
+
+    // A bad row refuses the whole import, with every rejected line in the answer.
+    let bad = b"Tenant ID,Name,Unit,Email\nT-7001,Omar Haddad,12,omar@example.com\nT-8,Bad Mail,20,nope\nT-7001,Dup,12,\n";
+    let (code, body) = post_file("?layout=rent_manager", bad, Some(&token));
+    assert_eq!(code, 422, "{body}");
+    assert_eq!(body["code"], "invalid_input");
+    let rejected = body["report"]["plan"]["rejected"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(rejected.len(), 2, "{body}");
+    assert_eq!(rejected[0]["line"], 3);
+    assert_eq!(rejected[1]["line"], 4);
+    let (_, list) = hub.api("GET", "/api/v1/residents", None);
+    assert!(
+        list.as_array()
+            .is_some_and(|l| l.iter().all(|r| r["active"] == true)),
+        "nothing half-applied: T-7002 is not moved out by a refused roll: {list}"
+    );
+
+    // The JSON list: garbage refused; a partial match waits for review; the decision applies.
+    let (code, _) = hub.api("PUT", "/api/v1/residents", Some("not json"));
+    assert_eq!(code, 400);
+    let (code, body) = hub.api(
+        "PUT",
+        "/api/v1/residents",
+        Some("{\"residents\":[{\"unit\":\"1\"}]}"),
+    );
+    assert_eq!(code, 422, "{body}");
+    let (code, body) = hub.api(
+        "PUT",
+        "/api/v1/residents",
+        Some("{\"residents\":[],\"dry\":true}"),
+    );
+    assert_eq!(code, 422, "unknown fields are refused: {body}");
+    let roll = r#"{"source":"pms sync","residents":[
+        {"resident":"T-7001","unit":"12","name":"Omar Haddad","email":"omar@example.com"},
+        {"resident":"X-2","unit":"14","name":"Lena Fischer","email":"LENA@example.com"}]}"#;
+    let (code, body) = hub.api("PUT", "/api/v1/residents", Some(roll));
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["summary"]["review"], 1, "{body}");
+    let (code, review) = hub.api("GET", "/api/v1/residents/review", None);
+    assert_eq!(code, 200);
+    let item = review["items"][0].clone();
+    assert_eq!(item["candidate"], "T-7002", "{review}");
+    assert_eq!(review["last_import"]["source"], "pms sync");
+    let id = item["review"].as_str().expect("review id").to_owned();
+    let (code, _) = hub.api(
+        "POST",
+        &format!("/api/v1/residents/review/{id}"),
+        Some("{\"decision\":\"maybe\"}"),
+    );
+    assert_eq!(code, 422);
+    let (code, _) = hub.api(
+        "POST",
+        "/api/v1/residents/review/no-such",
+        Some("{\"decision\":\"same\"}"),
+    );
+    assert_eq!(code, 422);
+    let (code, body) = hub.api(
+        "POST",
+        &format!("/api/v1/residents/review/{id}"),
+        Some("{\"decision\":\"same\"}"),
+    );
+    assert_eq!(code, 200, "{body}");
+    let (_, review) = hub.api("GET", "/api/v1/residents/review", None);
+    assert_eq!(review["items"].as_array().map(Vec::len), Some(0));
+    // From now on X-2 is T-7002: the same list changes nothing.
+    let (_, body) = hub.api("PUT", "/api/v1/residents", Some(roll));
+    assert_eq!(body["summary"]["unchanged"], 2, "{body}");
+
+    // A resident the roll no longer lists is moved out (grace 0 here), never deleted.
+    let (_, body) = hub.api(
+        "PUT",
+        "/api/v1/residents",
+        Some(r#"{"residents":[{"resident":"T-7001","unit":"12","name":"Omar Haddad"}]}"#),
+    );
+    assert_eq!(
+        body["summary"]["leaving"], 1,
+        "the grace period starts: {body}"
+    );
+    let (_, body) = hub.api(
+        "PUT",
+        "/api/v1/residents",
+        Some(r#"{"residents":[{"resident":"T-7001","unit":"12","name":"Omar Haddad"}]}"#),
+    );
+    assert_eq!(body["summary"]["moved_out"], 1, "{body}");
+    let (_, list) = hub.api("GET", "/api/v1/residents", None);
+    let lena = list
+        .as_array()
+        .and_then(|l| l.iter().find(|r| r["resident"] == "T-7002").cloned())
+        .expect("kept");
+    assert_eq!(lena["active"], false);
+}

@@ -503,6 +503,17 @@ pub fn exchange(
     headers: &str,
     body: &str,
 ) -> (u16, String, String) {
+    exchange_bytes(addr, method, path, headers, body.as_bytes())
+}
+
+/// [`exchange`] with a body of any bytes (a file upload that is not UTF-8).
+pub fn exchange_bytes(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &str,
+    body: &[u8],
+) -> (u16, String, String) {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect web");
     s.set_read_timeout(Some(Duration::from_secs(15))).ok();
     let mut head =
@@ -510,7 +521,8 @@ pub fn exchange(
     if !body.is_empty() {
         head += &format!("Content-Length: {}\r\n", body.len());
     }
-    write!(s, "{head}\r\n{body}").expect("send");
+    write!(s, "{head}\r\n").expect("send");
+    s.write_all(body).expect("send");
     let mut raw = String::new();
     s.read_to_string(&mut raw).expect("read");
     let code = raw

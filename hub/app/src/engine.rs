@@ -77,6 +77,25 @@ pub enum Job {
     Alerts(oneshot::Sender<Vec<locker_core::Alert>>),
     /// The directory's residents, by id.
     Residents(oneshot::Sender<Vec<locker_core::ResidentView>>),
+    /// What importing a rent roll would do now.
+    PlanRoll {
+        rows: Vec<locker_core::RollRow>,
+        reply: oneshot::Sender<locker_core::RollPlan>,
+    },
+    /// A rent-roll import (`Request::ImportRoll`), planned and run in one step: the plan is
+    /// what the command applied.
+    ImportRoll {
+        command: locker_core::Command,
+        caller: Caller,
+        reply: oneshot::Sender<(locker_core::RollPlan, locker_core::Reply)>,
+    },
+    /// The rows waiting for review, and the last import.
+    RollReviews(
+        oneshot::Sender<(
+            Vec<locker_core::RollReviewItem>,
+            Option<locker_core::RollImportView>,
+        )>,
+    ),
     /// The directory's carriers with references to their live codes.
     Carriers(oneshot::Sender<Vec<locker_core::CarrierView>>),
     /// The reference of a live carrier code (to name it without its plaintext).
@@ -578,6 +597,31 @@ impl Runner {
                 }
                 Ok(Job::Residents(reply)) => {
                     let _ = reply.send(self.core.residents());
+                }
+                Ok(Job::PlanRoll { rows, reply }) => {
+                    let _ = reply.send(self.core.plan_roll(&rows, now()));
+                }
+                Ok(Job::ImportRoll {
+                    command,
+                    caller,
+                    reply,
+                }) => {
+                    let plan = match &command.request {
+                        Request::ImportRoll { rows, .. } => self.core.plan_roll(rows, now()),
+                        _ => Default::default(),
+                    };
+                    let (tx, mut rx) = oneshot::channel();
+                    self.step(
+                        Some((Input::Command(command), Some(caller))),
+                        ReplyTo::Http(tx),
+                    );
+                    // The step answers before it returns (a refusal for storage included).
+                    if let Ok(answer) = rx.try_recv() {
+                        let _ = reply.send((plan, answer));
+                    }
+                }
+                Ok(Job::RollReviews(reply)) => {
+                    let _ = reply.send((self.core.roll_reviews(), self.core.last_roll_import()));
                 }
                 Ok(Job::Carriers(reply)) => {
                     let _ = reply.send(self.core.carriers());

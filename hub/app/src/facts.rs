@@ -70,7 +70,13 @@ pub fn document_of(fact: &Fact) -> DocKey {
             | CarrierRevoked { .. }
             | TrackingPreAdvised { .. }
             | VacationHoldSet { .. }
-            | VacationHoldCleared { .. } => DocKey::Directory,
+            | VacationHoldCleared { .. }
+            // The rent roll's imports and reviews: a few facts a day at most.
+            | ResidentOffRoll { .. }
+            | RollImported { .. }
+            | RollReviewQueued { .. }
+            | RollReviewResolved { .. }
+            | RollLinked { .. } => DocKey::Directory,
             // The banks' service state.
             ServiceChanged { .. } | BankOnline | BankOffline | DoorsUnreachable { .. } => {
                 DocKey::Site
@@ -179,6 +185,8 @@ pub fn policies(config: &Config) -> Policies {
             .as_ref()
             .map_or(10 * 60_000, |s| ms(s.remote_open_max_age)),
         remote_opens_per_hour: config.sync.as_ref().map_or(10, |s| s.remote_opens_per_hour),
+        move_out_grace_ms: ms(config.import.move_out_grace),
+        units: config.import.units.iter().cloned().collect(),
         ..Policies::default()
     }
 }

@@ -22,6 +22,7 @@ pub mod history;
 pub mod notify;
 pub mod pairing;
 pub mod passwords;
+pub mod roll;
 pub mod services;
 pub mod storage;
 pub mod sync;

@@ -85,6 +85,7 @@ struct Inner {
     accounts: Accounts,
     argon2: Arc<Argon2Pool>,
     zone: TimeZone,
+    roll: crate::roll::RollSettings,
 }
 
 impl App {
@@ -93,6 +94,7 @@ impl App {
         engine: &crate::engine::Engine,
         argon2: Arc<Argon2Pool>,
         zone: TimeZone,
+        roll: crate::roll::RollSettings,
     ) -> Result<App, AppError> {
         let accounts = Accounts::load(engine.jobs.clone()).await?;
         Ok(App {
@@ -103,6 +105,7 @@ impl App {
                 accounts,
                 argon2,
                 zone,
+                roll,
             }),
         })
     }
@@ -312,6 +315,93 @@ impl App {
             contact,
         };
         self.request(who, "resident", request).await
+    }
+
+    // --- the rent roll ----------------------------------------------------------------------
+
+    /// The site's import settings (layouts staff may choose, the default).
+    pub fn roll_settings(&self) -> &crate::roll::RollSettings {
+        &self.inner.roll
+    }
+
+    /// Read a rent-roll file (off the async threads: a big roll takes a moment).
+    pub async fn read_roll(
+        &self,
+        who: &Actor,
+        bytes: Vec<u8>,
+        layout: Option<crate::roll::Layout>,
+        encoding: Option<locker_roll::Encoding>,
+    ) -> Result<(crate::roll::Layout, locker_roll::Roll), AppError> {
+        who.need(Need::Staff)?;
+        let settings = self.inner.roll.clone();
+        let layout = layout.unwrap_or(settings.default);
+        let read =
+            tokio::task::spawn_blocking(move || settings.read(&bytes, Some(layout), encoding))
+                .await
+                .map_err(|_| AppError::Stopping)?;
+        read.map(|roll| (layout, roll)).map_err(|message| {
+            AppError::Rejected(locker_core::Rejection::new(
+                RejectCode::InvalidInput,
+                message,
+            ))
+        })
+    }
+
+    /// What importing `rows` would do now (a dry run).
+    pub async fn plan_roll(
+        &self,
+        who: &Actor,
+        rows: Vec<locker_core::RollRow>,
+    ) -> Result<locker_core::RollPlan, AppError> {
+        who.need(Need::Staff)?;
+        self.ask(|reply| Job::PlanRoll { rows, reply }).await
+    }
+
+    /// Import `rows` (the whole roll), planned and applied in one engine step: the plan
+    /// returned is what was applied.
+    pub async fn import_roll(
+        &self,
+        who: &Actor,
+        source: &str,
+        rows: Vec<locker_core::RollRow>,
+        skip_rejected: bool,
+    ) -> Result<(locker_core::RollPlan, Reply), AppError> {
+        let command = Command {
+            request_id: request_id("roll"),
+            request: Request::ImportRoll {
+                by: who.operator(),
+                source: source.to_owned(),
+                rows,
+                skip_rejected,
+            },
+        };
+        let role = who.role;
+        let (plan, reply) = self
+            .ask(|reply| Job::ImportRoll {
+                command,
+                caller: Caller::User(role),
+                reply,
+            })
+            .await?;
+        match reply.outcome {
+            Outcome::Rejected(r) => Err(AppError::Rejected(r)),
+            _ => Ok((plan, reply)),
+        }
+    }
+
+    /// The rows of the last import waiting for staff, and the last import.
+    pub async fn roll_reviews(
+        &self,
+        who: &Actor,
+    ) -> Result<
+        (
+            Vec<locker_core::RollReviewItem>,
+            Option<locker_core::RollImportView>,
+        ),
+        AppError,
+    > {
+        who.need(Need::Staff)?;
+        self.ask(Job::RollReviews).await
     }
 
     // --- the outbox -------------------------------------------------------------------------

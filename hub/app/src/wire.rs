@@ -210,9 +210,10 @@ pub fn kiosk_reply(reply: &Reply) -> bus::KioskReply {
             doors: doors.clone(),
             parcels: ids(parcels),
         },
-        Outcome::CheckedIn { .. } | Outcome::Audit { .. } | Outcome::Accepted => {
-            bus::KioskOutcome::Accepted
-        }
+        Outcome::CheckedIn { .. }
+        | Outcome::Audit { .. }
+        | Outcome::RollImported { .. }
+        | Outcome::Accepted => bus::KioskOutcome::Accepted,
         Outcome::Rejected(r) => bus::KioskOutcome::Rejected {
             code: reject_code(r.code),
             message: r.message.clone(),

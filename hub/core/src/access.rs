@@ -116,6 +116,8 @@ pub fn need_for(request: &Request) -> Need {
         | Request::AuditRecord { .. }
         | Request::RegisterResident { .. }
         | Request::DeactivateResident { .. }
+        | Request::ImportRoll { .. }
+        | Request::ResolveRollReview { .. }
         | Request::RegisterBadge { .. }
         | Request::RevokeBadge { .. }
         | Request::PreAdvise { .. } => Need::Staff,

@@ -367,6 +367,17 @@ impl Core {
             | R::RevokeCarrierCodeRef { .. }
             | R::RevokeCarrier { .. }
             | R::PreAdvise { .. } => self.directory(tx, request),
+            R::ImportRoll {
+                by,
+                source,
+                rows,
+                skip_rejected,
+            } => self.import_roll(tx, by, source, rows, *skip_rejected),
+            R::ResolveRollReview {
+                by,
+                review,
+                decision,
+            } => self.resolve_roll_review(tx, by, review, *decision),
         }
     }
 

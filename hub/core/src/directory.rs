@@ -41,11 +41,14 @@ pub fn check_carrier_id(id: &str) -> std::result::Result<(), Rejection> {
 /// The languages residents' messages are written in.
 pub const LANGUAGES: [&str; 2] = ["en", "es"];
 
-/// A resident's contact details: an email address (one `@`, something on each side, a dot in
+/// A resident's contact details: a name (1 to 100 characters, no control characters), an email address (one `@`, something on each side, a dot in
 /// the domain, at most 254 characters, no spaces or control characters), a phone number in
 /// international form (`+` and 7 to 15 digits), a language of [`LANGUAGES`]. An empty string
 /// (clear the field) is always accepted.
 pub fn check_contact(contact: &crate::input::Contact) -> std::result::Result<(), Rejection> {
+    if let Some(name) = contact.name.as_deref().filter(|n| !n.is_empty()) {
+        crate::roll::check_name(name)?;
+    }
     if let Some(email) = contact.email.as_deref().filter(|e| !e.is_empty()) {
         let ok = email.len() <= 254
             && !email.chars().any(|c| c.is_whitespace() || c.is_control())
@@ -165,6 +168,8 @@ impl Core {
                         unit: unit.trim().to_owned(),
                         accessible: *accessible,
                         contact: contact.clone(),
+                        tenancy: Default::default(),
+                        roll: false,
                     },
                 )
             }

@@ -170,6 +170,9 @@ pub enum AlertKind {
     /// Someone asked for a parcel to be taken to the desk (`send_to_desk`): a task for staff,
     /// cleared when the parcel leaves its compartment.
     DeskRequested,
+    /// A resident was moved out (off the rent roll past the grace period) with a parcel still
+    /// waiting: return it or find them. Cleared when the parcel leaves.
+    MovedOutWithParcel,
     /// A notification channel (email, webhook) has failed every try for `notify.alert_after`.
     /// Raised by the shell and kept in memory only, like `StorageUnavailable`.
     NotificationsFailing,
@@ -200,8 +203,49 @@ pub enum FactKind {
         /// What the registration said about reaching them (fields left out are unchanged).
         #[serde(default, skip_serializing_if = "crate::input::Contact::is_empty")]
         contact: crate::input::Contact,
+        /// Lease and tenancy dates (fields left out are unchanged).
+        #[serde(default, skip_serializing_if = "crate::input::Tenancy::is_empty")]
+        tenancy: crate::input::Tenancy,
+        /// Registered by a rent-roll import: from now on the roll decides whether they live
+        /// here (moved out when they leave it, after the grace period).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        roll: bool,
     },
     ResidentDeactivated {
+        resident: ResidentId,
+    },
+    /// A resident the roll brought in is missing from it (or its move-out date has passed): the
+    /// grace period before they are moved out starts now. Registering them again ends it.
+    ResidentOffRoll {
+        resident: ResidentId,
+    },
+    /// A rent-roll import was applied (what it did, in numbers). The open review items of
+    /// earlier imports end here: the newest roll is the truth.
+    RollImported {
+        source: String,
+        rows: u64,
+        created: u64,
+        updated: u64,
+        unchanged: u64,
+        review: u64,
+        rejected: u64,
+        moved_out: u64,
+    },
+    /// A row that partly matched a resident, waiting for staff (`resolve_roll_review`).
+    RollReviewQueued {
+        row: crate::input::RollRow,
+        /// The id the row goes by (its own, or made from unit and name).
+        key: String,
+        candidate: ResidentId,
+        reason: String,
+    },
+    RollReviewResolved {
+        review: String,
+        decision: crate::input::ReviewDecision,
+    },
+    /// Staff said a roll id is this resident: rows with that id update them.
+    RollLinked {
+        key: String,
         resident: ResidentId,
     },
     BadgeRegistered {

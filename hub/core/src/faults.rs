@@ -459,6 +459,7 @@ impl Core {
                 .values()
                 .filter(|a| {
                     (a.kind == AlertKind::DeskRequested
+                        || a.kind == AlertKind::MovedOutWithParcel
                         || (expired_too && a.kind == AlertKind::ParcelExpired))
                         && a.parcel.as_ref().is_some_and(|p| left.contains(p))
                 })

@@ -36,12 +36,15 @@ pub enum Operator {
     Cloud,
 }
 
-/// How to reach a resident, as a registration gives it. Each field given replaces what was
-/// known (an empty string clears it); a field left out keeps it. Checked by the core
-/// (`check_contact`): an email address, a phone number in international form (`+` and 7 to 15
-/// digits), a language the messages exist in (`en`, `es`).
+/// Who a resident is and how to reach them, as a registration gives it. Each field given
+/// replaces what was known (an empty string clears it); a field left out keeps it. Checked by
+/// the core (`check_contact`): a name, an email address, a phone number in international form
+/// (`+` and 7 to 15 digits), a language the messages exist in (`en`, `es`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Contact {
+    /// The name staff see and search by (1 to 100 characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -52,8 +55,69 @@ pub struct Contact {
 
 impl Contact {
     pub fn is_empty(&self) -> bool {
-        self.email.is_none() && self.phone.is_none() && self.language.is_none()
+        self.name.is_none()
+            && self.email.is_none()
+            && self.phone.is_none()
+            && self.language.is_none()
     }
+}
+
+/// A resident's lease and tenancy dates as the property's rent roll gives them, each
+/// `YYYY-MM-DD` (`check_date`). Left out: unchanged.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tenancy {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_start: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_end: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub move_in: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub move_out: Option<String>,
+}
+
+impl Tenancy {
+    pub fn is_empty(&self) -> bool {
+        self.lease_start.is_none()
+            && self.lease_end.is_none()
+            && self.move_in.is_none()
+            && self.move_out.is_none()
+    }
+}
+
+/// One resident of a rent roll (a row of the property-management system's export, or an item
+/// of the bulk `PUT /api/v1/residents`), read but not yet checked: the core checks every field
+/// (`roll.rs`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RollRow {
+    /// Where the row is in what staff gave: the file's line number, or the list's item number.
+    pub line: u64,
+    /// The property-management system's own id for the resident (a tenant or resident code).
+    /// Without one the row's id is made from the unit and the name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resident: Option<String>,
+    pub unit: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    #[serde(default, skip_serializing_if = "Tenancy::is_empty")]
+    pub tenancy: Tenancy,
+}
+
+/// What staff decide about a row of the rent roll that partly matched a resident.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReviewDecision {
+    /// The row is that resident: update them from it, and match the row's id to them from now
+    /// on.
+    Same,
+    /// The row is someone else: create a resident from it.
+    New,
+    /// Do nothing now; the row comes back with the next import if it is still there.
+    Dismiss,
 }
 
 /// Whether registering a resident may create one, change one, or either. Checked and applied in
@@ -234,6 +298,25 @@ pub enum Request {
     ResendCode {
         by: Operator,
         parcel: ParcelId,
+    },
+    /// Bring the directory in line with the property's rent roll (the whole roll: a resident
+    /// the roll brought in and who is missing from it is moved out after
+    /// `Policies::move_out_grace_ms`). All or nothing: refused when a row is rejected, unless
+    /// `skip_rejected`. See `roll.rs`.
+    ImportRoll {
+        by: Operator,
+        /// What staff imported (a file name, `api`), for the record.
+        source: String,
+        rows: Vec<RollRow>,
+        #[serde(default)]
+        skip_rejected: bool,
+    },
+    /// Settle a row of the last import that partly matched a resident.
+    ResolveRollReview {
+        by: Operator,
+        /// The review item (the id of the fact that queued it).
+        review: String,
+        decision: ReviewDecision,
     },
     SetVacationHold {
         by: Operator,

@@ -239,6 +239,11 @@ pub struct Policies {
     pub remote_open_max_age_ms: u64,
     /// Remote opens accepted per hour for the site; past it they are refused.
     pub remote_opens_per_hour: u32,
+    /// A resident a rent roll brought in and who is missing from it is moved out at the first
+    /// import this long after one first found them missing.
+    pub move_out_grace_ms: u64,
+    /// The building's units, for the roll import's check (empty: any unit).
+    pub units: std::collections::BTreeSet<String>,
 }
 
 impl Default for Policies {
@@ -273,6 +278,8 @@ impl Default for Policies {
             execute_remote_requests: false,
             remote_open_max_age_ms: 10 * MINUTE,
             remote_opens_per_hour: 10,
+            move_out_grace_ms: 14 * DAY,
+            units: Default::default(),
             size_limits: vec![
                 SizeLimit {
                     size: Size::ExtraSmall,

@@ -42,6 +42,7 @@ mod pickup;
 mod project;
 mod remote;
 mod reply;
+mod roll;
 mod staff;
 mod state;
 mod view;
@@ -65,7 +66,7 @@ pub use crate::ids::{
 };
 pub use crate::input::{
     AuditFinding, Command, Contact, Disposition, HoldTarget, Input, Observation, Operator,
-    Recipient, RegisterMode, Request, UnlockReport,
+    Recipient, RegisterMode, Request, ReviewDecision, RollRow, Tenancy, UnlockReport,
 };
 pub use crate::layout::{
     BankLayout, CompartmentLayout, Dimensions, Policies, SensorLayout, SiteLayout, Size, SizeLimit,
@@ -73,6 +74,10 @@ pub use crate::layout::{
 };
 pub use crate::remote::cloud_may_ask;
 pub use crate::reply::{Outcome, RejectCode, Rejection, Reply};
+pub use crate::roll::{
+    check_date, RollChange, RollImportView, RollLeaving, RollPlan, RollRejection, RollReviewItem,
+    RollSummary,
+};
 pub use crate::staff::ALERT_NOTE_MAX;
 pub use crate::state::{Alert, Location};
 pub use crate::view::{

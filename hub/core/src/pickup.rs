@@ -505,6 +505,7 @@ impl Core {
                 parcels: parcels.to_vec(),
             },
         );
+        self.parcels_left(tx, parcels);
         Ok(Outcome::Accepted)
     }
 }

@@ -90,9 +90,13 @@ impl State {
                 active: r.active,
                 hold_until: r.hold_until,
                 badges: badges.get(id).copied().unwrap_or(0),
+                name: r.name.clone(),
                 email: r.email.clone(),
                 phone: r.phone.clone(),
                 language: r.language.clone(),
+                tenancy: r.tenancy.clone(),
+                on_roll: r.on_roll,
+                off_roll_since: r.off_roll_since,
             })
             .collect()
     }

@@ -63,7 +63,11 @@ pub fn cloud_may_ask(request: &Request) -> bool {
         | R::RevokeCarrierCode { .. }
         | R::RevokeCarrierCodeRef { .. }
         | R::RevokeCarrier { .. }
-        | R::PreAdvise { .. } => false,
+        | R::PreAdvise { .. }
+        // A whole roll is staff's, through the API or the page; the cloud registers residents
+        // one by one.
+        | R::ImportRoll { .. }
+        | R::ResolveRollReview { .. } => false,
     }
 }
 

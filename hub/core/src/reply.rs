@@ -53,6 +53,10 @@ pub enum Outcome {
         compartments: Vec<CompartmentView>,
     },
     Accepted,
+    /// A rent roll was imported: what it did, in numbers.
+    RollImported {
+        summary: crate::roll::RollSummary,
+    },
     Rejected(Rejection),
 }
 

@@ -53,9 +53,15 @@ pub(crate) struct Resident {
     pub hold_until: Option<Millis>,
     /// False once deactivated (moved out), until registered again.
     pub active: bool,
+    pub name: Option<String>,
     pub email: Option<String>,
     pub phone: Option<String>,
     pub language: Option<String>,
+    pub tenancy: crate::input::Tenancy,
+    /// The rent roll decides whether they live here (a roll import registered them).
+    pub on_roll: bool,
+    /// Missing from the roll since then (the move-out grace period runs).
+    pub off_roll_since: Option<Millis>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -225,7 +231,23 @@ pub(crate) struct State {
     pub remote_opens: Vec<Millis>,
     /// End of the last temperature summary per (bank, unit, sensor).
     pub summarized: BTreeMap<(String, String, String), Millis>,
+    /// Roll ids staff matched to a resident of another id (`RollLinked`).
+    pub roll_links: BTreeMap<String, ResidentId>,
+    /// Rows of the last roll import waiting for staff, by the id of the fact that queued them.
+    pub roll_reviews: BTreeMap<FactId, RollReview>,
+    /// The last roll import: when, and its fact.
+    pub last_import: Option<Fact>,
     pub last: Option<FactId>,
+}
+
+/// A row of the last import that partly matched a resident.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct RollReview {
+    pub at: Millis,
+    pub row: crate::input::RollRow,
+    pub key: String,
+    pub candidate: ResidentId,
+    pub reason: String,
 }
 
 impl State {
@@ -240,19 +262,27 @@ impl State {
                 unit,
                 accessible,
                 contact,
+                tenancy,
+                roll,
             } => {
                 let r = self.residents.entry(resident.clone()).or_insert(Resident {
                     unit: String::new(),
                     accessible: false,
                     hold_until: None,
                     active: true,
+                    name: None,
                     email: None,
                     phone: None,
                     language: None,
+                    tenancy: Default::default(),
+                    on_roll: false,
+                    off_roll_since: None,
                 });
                 r.unit = unit.clone();
                 r.accessible = *accessible;
                 r.active = true;
+                r.on_roll |= *roll;
+                r.off_roll_since = None;
                 // Given: replaced (empty: cleared); left out: kept.
                 let set = |field: &mut Option<String>, given: &Option<String>| {
                     if let Some(v) = given {
@@ -262,11 +292,53 @@ impl State {
                 set(&mut r.email, &contact.email);
                 set(&mut r.phone, &contact.phone);
                 set(&mut r.language, &contact.language);
+                set(&mut r.name, &contact.name);
+                set(&mut r.tenancy.lease_start, &tenancy.lease_start);
+                set(&mut r.tenancy.lease_end, &tenancy.lease_end);
+                set(&mut r.tenancy.move_in, &tenancy.move_in);
+                set(&mut r.tenancy.move_out, &tenancy.move_out);
             }
             FactKind::ResidentDeactivated { resident } => {
                 if let Some(r) = self.residents.get_mut(resident) {
                     r.active = false;
+                    r.off_roll_since = None;
                 }
+            }
+            FactKind::ResidentOffRoll { resident } => {
+                if let Some(r) = self.residents.get_mut(resident) {
+                    r.off_roll_since.get_or_insert(f.at);
+                }
+            }
+            FactKind::RollImported { .. } => {
+                // Facts fold in id order, so a concurrent import on another replica cannot
+                // wipe reviews queued after this one.
+                self.roll_reviews.retain(|id, _| *id > f.id);
+                self.last_import = Some(f.clone());
+            }
+            FactKind::RollReviewQueued {
+                row,
+                key,
+                candidate,
+                reason,
+            } => {
+                self.roll_reviews.insert(
+                    f.id.clone(),
+                    RollReview {
+                        at: f.at,
+                        row: row.clone(),
+                        key: key.clone(),
+                        candidate: candidate.clone(),
+                        reason: reason.clone(),
+                    },
+                );
+            }
+            FactKind::RollReviewResolved { review, .. } => {
+                if let Ok(id) = review.parse::<FactId>() {
+                    self.roll_reviews.remove(&id);
+                }
+            }
+            FactKind::RollLinked { key, resident } => {
+                self.roll_links.insert(key.clone(), resident.clone());
             }
             FactKind::BadgeRegistered {
                 resident,

@@ -78,10 +78,16 @@ pub struct ResidentView {
     pub hold_until: Option<Millis>,
     /// How many badges are registered to them (the badge ids themselves are never kept).
     pub badges: usize,
+    pub name: Option<String>,
     pub email: Option<String>,
     pub phone: Option<String>,
     /// The language of their messages (`en` when not set).
     pub language: Option<String>,
+    pub tenancy: crate::input::Tenancy,
+    /// The rent roll decides whether they live here.
+    pub on_roll: bool,
+    /// Missing from the roll since then: moved out at the first import after the grace period.
+    pub off_roll_since: Option<Millis>,
 }
 
 /// A carrier and the references of its live access codes (never the codes).

@@ -123,6 +123,8 @@ fn the_cloud_may_register_a_resident_but_its_parcel_facts_are_never_folded_and_r
             unit: "12".into(),
             accessible: false,
             contact: Default::default(),
+            tenancy: Default::default(),
+            roll: false,
         },
     };
     let out = hub.core.merge(hub.now, vec![registered], &mut hub.rng);

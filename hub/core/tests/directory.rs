@@ -365,6 +365,7 @@ fn a_residents_contact_is_checked_kept_when_left_out_and_cleared_when_empty() {
         contact,
     };
     s.ok(register(Contact {
+        name: Some("Ann Lee".into()),
         email: Some("ann@example.org".into()),
         phone: Some("+15551234567".into()),
         language: Some("es".into()),
@@ -378,6 +379,7 @@ fn a_residents_contact_is_checked_kept_when_left_out_and_cleared_when_empty() {
     };
     assert_eq!(view(&s).email.as_deref(), Some("ann@example.org"));
     assert_eq!(view(&s).language.as_deref(), Some("es"));
+    assert_eq!(view(&s).name.as_deref(), Some("Ann Lee"));
     // Registered again without a contact (a unit change): kept.
     s.ok(register(Contact::default()));
     assert_eq!(view(&s).phone.as_deref(), Some("+15551234567"));
@@ -404,6 +406,14 @@ fn a_residents_contact_is_checked_kept_when_left_out_and_cleared_when_empty() {
         },
         Contact {
             language: Some("fr".into()),
+            ..Contact::default()
+        },
+        Contact {
+            name: Some("Ann\nLee".into()),
+            ..Contact::default()
+        },
+        Contact {
+            name: Some("A".repeat(101)),
             ..Contact::default()
         },
     ] {

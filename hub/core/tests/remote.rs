@@ -359,6 +359,8 @@ fn requests_wait_while_a_link_catches_up_so_they_meet_the_directory_the_cloud_sa
             unit: "202".into(),
             accessible: false,
             contact: Default::default(),
+            tenancy: Default::default(),
+            roll: false,
         },
         ..asked(1, s.now, open_door(1))
     };

@@ -50,7 +50,12 @@ pub fn router() -> Router<Arc<Web>> {
             "/api/v1/units/{bank}/{unit}/history",
             get(crate::pages::units::api_history),
         )
-        .route("/api/v1/residents", get(residents).post(add_resident))
+        .route(
+            "/api/v1/residents",
+            get(residents)
+                .post(add_resident)
+                .merge(crate::import::put_residents()),
+        )
         .route("/api/v1/residents/{id}", post(edit_resident))
         .route(
             "/api/v1/residents/{id}/deactivate",
@@ -316,6 +321,8 @@ struct ResidentBody {
     accessible: bool,
     /// Left out: unchanged; `""`: cleared.
     #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
     email: Option<String>,
     #[serde(default)]
     phone: Option<String>,
@@ -326,6 +333,7 @@ struct ResidentBody {
 impl ResidentBody {
     fn contact(&self) -> locker_core::Contact {
         locker_core::Contact {
+            name: self.name.clone(),
             email: self.email.clone(),
             phone: self.phone.clone(),
             language: self.language.clone(),

@@ -141,6 +141,102 @@ impl<N: Needs> FromRequest<Arc<Web>> for FormPost<N> {
     }
 }
 
+/// A form post with a file (`multipart/form-data`, the rent-roll upload): like [`FormPost`],
+/// the session's CSRF token must be in the form's `csrf` field, which must come before the
+/// file, so nothing is read from a caller who is not allowed. One file, up to
+/// `crate::import::MAX_UPLOAD` bytes.
+pub struct FilePost<N: Needs> {
+    pub who: Principal,
+    pub fields: HashMap<String, String>,
+    /// The file's name as the browser gave it, and its bytes (`None`: no file chosen).
+    pub file: Option<(String, Vec<u8>)>,
+    _need: PhantomData<N>,
+}
+
+impl<N: Needs> FromRequest<Arc<Web>> for FilePost<N> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, web: &Arc<Web>) -> Result<Self, Response> {
+        let signed_out = || {
+            (
+                StatusCode::UNAUTHORIZED,
+                Html(html::bare(
+                    "Signed out",
+                    "<p>Your session has ended. <a href=/login>Sign in</a> again.</p>",
+                )),
+            )
+                .into_response()
+        };
+        let Some(p) = principal(web, req.headers()) else {
+            return Err(signed_out());
+        };
+        // Nothing is read for a caller whose role may not post here.
+        if !p.role.meets(N::NEED) {
+            return Err(forbidden_page(&p, N::NEED));
+        }
+        let bad = |m: String| {
+            (
+                StatusCode::BAD_REQUEST,
+                Html(html::bare(
+                    "Upload refused",
+                    &format!("<p>{}</p>", escape(&m)),
+                )),
+            )
+                .into_response()
+        };
+        let mut form = axum::extract::Multipart::from_request(req, web)
+            .await
+            .map_err(|e| bad(format!("the form could not be read: {}", e.body_text())))?;
+        let mut fields = HashMap::new();
+        let mut file = None;
+        let mut checked = false;
+        loop {
+            let field = match form.next_field().await {
+                Ok(Some(f)) => f,
+                Ok(None) => break,
+                Err(e) => return Err(bad(format!("the upload broke off: {}", e.body_text()))),
+            };
+            let name = field.name().unwrap_or("").to_owned();
+            if let Some(file_name) = field.file_name().map(str::to_owned) {
+                if !checked {
+                    return Err(csrf_refused());
+                }
+                let bytes = field
+                    .bytes()
+                    .await
+                    .map_err(|e| bad(format!("the file could not be read: {}", e.body_text())))?;
+                if file.is_some() {
+                    return Err(bad("send one file".into()));
+                }
+                if !bytes.is_empty() || !file_name.is_empty() {
+                    file = Some((file_name, bytes.to_vec()));
+                }
+                continue;
+            }
+            let text = field
+                .text()
+                .await
+                .map_err(|e| bad(format!("the form could not be read: {}", e.body_text())))?;
+            if name == "csrf" {
+                match &p.csrf {
+                    Some(want) if same(&text, want) => checked = true,
+                    _ => return Err(csrf_refused()),
+                }
+            }
+            fields.insert(name, text);
+        }
+        if !checked {
+            return Err(csrf_refused());
+        }
+        Ok(FilePost {
+            who: p,
+            fields,
+            file,
+            _need: PhantomData,
+        })
+    }
+}
+
 /// A JSON API caller with a role that meets `N`; a cookie session must also send
 /// `X-CSRF-Token` on anything but `GET` and `HEAD`.
 pub struct Api<N: Needs>(pub Principal, pub PhantomData<N>);

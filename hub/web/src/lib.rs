@@ -20,6 +20,7 @@ pub mod assets;
 pub mod auth;
 pub mod error;
 pub mod html;
+pub mod import;
 pub mod live;
 pub mod pages;
 pub mod session;
@@ -61,6 +62,8 @@ pub struct Web {
     pub data_dir: std::path::PathBuf,
     /// Set when a second hub can pair with this one (`[sync] listen` over TLS).
     pub pairing: Option<Pairing>,
+    /// Rent-roll previews waiting to be applied from the Residents page.
+    pub imports: import::Staged,
 }
 
 /// What a second hub needs to join this one, besides the one-time code.
@@ -121,6 +124,7 @@ pub fn router(web: Arc<Web>) -> Router {
         .route("/events", get(live::events))
         .merge(pages::router())
         .merge(api::router())
+        .merge(import::router())
         .with_state(web)
 }
 

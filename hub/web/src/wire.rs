@@ -204,9 +204,19 @@ pub struct ResidentJson {
     pub hold_until: Option<u64>,
     /// How many badges are registered to them (never the badge ids).
     pub badges: usize,
+    pub name: Option<String>,
     pub email: Option<String>,
     pub phone: Option<String>,
     pub language: Option<String>,
+    /// Lease and tenancy dates (`YYYY-MM-DD`) as the rent roll gave them.
+    #[serde(default, skip_serializing_if = "locker_core::Tenancy::is_empty")]
+    pub tenancy: locker_core::Tenancy,
+    /// The rent roll decides whether they live here.
+    #[serde(default)]
+    pub on_roll: bool,
+    /// Missing from the roll since (Unix ms): moved out at an import after the grace period.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub off_roll_since: Option<u64>,
 }
 
 impl From<&ResidentView> for ResidentJson {
@@ -218,9 +228,13 @@ impl From<&ResidentView> for ResidentJson {
             active: r.active,
             hold_until: r.hold_until.map(|t| t.0),
             badges: r.badges,
+            name: r.name.clone(),
             email: r.email.clone(),
             phone: r.phone.clone(),
             language: r.language.clone(),
+            tenancy: r.tenancy.clone(),
+            on_roll: r.on_roll,
+            off_roll_since: r.off_roll_since.map(|t| t.0),
         }
     }
 }
@@ -303,6 +317,10 @@ pub enum OutcomeJson {
     Audit {
         compartments: Vec<CompartmentJson>,
     },
+    /// A rent roll was imported (`PUT /api/v1/residents`, `POST /api/v1/residents/import`).
+    RollImported {
+        summary: locker_core::RollSummary,
+    },
     Accepted,
     Rejected {
         code: RejectCode,
@@ -355,6 +373,9 @@ impl From<&Reply> for ReplyJson {
             },
             Outcome::CheckedIn { parcel } => OutcomeJson::CheckedIn {
                 parcel: parcel.to_string(),
+            },
+            Outcome::RollImported { summary } => OutcomeJson::RollImported {
+                summary: summary.clone(),
             },
             Outcome::Audit { compartments } => OutcomeJson::Audit {
                 compartments: list(compartments),
@@ -585,9 +606,16 @@ mod tests {
             active: true,
             hold_until: Some(Millis(4)),
             badges: 2,
+            name: Some("Ann Lee".into()),
             email: Some("ann@example.org".into()),
             phone: None,
             language: Some("es".into()),
+            tenancy: locker_core::Tenancy {
+                move_in: Some("2025-03-01".into()),
+                ..Default::default()
+            },
+            on_roll: true,
+            off_roll_since: Some(Millis(9)),
         };
         same(&r, &ResidentJson::from(&r));
         let k = CarrierView {
