@@ -61,6 +61,7 @@ pub fn document_of(fact: &Fact) -> DocKey {
         match &fact.kind {
             // Who lives here and who delivers: slowly changing, never partitioned.
             ResidentRegistered { .. }
+            | ResidentsRegistered { .. }
             | ResidentDeactivated { .. }
             | BadgeRegistered { .. }
             | BadgeRevoked { .. }

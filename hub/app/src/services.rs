@@ -26,6 +26,8 @@ use crate::passwords::{Argon2Pool, Busy};
 
 /// How long a service waits for the engine before giving up (`AppError::Timeout`).
 const ENGINE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an import may take: a whole roll is planned and written in one step.
+const IMPORT_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Generated carrier codes: 8 digits, above the core's minimum, still quick on a keypad.
 const GENERATED_DIGITS: usize = 8;
@@ -122,11 +124,21 @@ impl App {
 
     /// Send the job made by `make` and wait (bounded) for its answer.
     async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Job) -> Result<T, AppError> {
+        self.ask_within(ENGINE_TIMEOUT, make).await
+    }
+
+    /// [`App::ask`] for a job that may take longer than a page can wait (a whole rent roll):
+    /// answering "no answer" while the engine goes on to apply it would tell staff it failed.
+    async fn ask_within<T>(
+        &self,
+        wait: Duration,
+        make: impl FnOnce(oneshot::Sender<T>) -> Job,
+    ) -> Result<T, AppError> {
         let (tx, rx) = oneshot::channel();
         if self.inner.jobs.send(make(tx)).is_err() {
             return Err(AppError::Stopping);
         }
-        match tokio::time::timeout(ENGINE_TIMEOUT, rx).await {
+        match tokio::time::timeout(wait, rx).await {
             Ok(Ok(v)) => Ok(v),
             // The engine dropped the job unanswered: it is stopping.
             Ok(Err(_)) => Err(AppError::Stopping),
@@ -354,7 +366,8 @@ impl App {
         rows: Vec<locker_core::RollRow>,
     ) -> Result<locker_core::RollPlan, AppError> {
         who.need(Need::Staff)?;
-        self.ask(|reply| Job::PlanRoll { rows, reply }).await
+        self.ask_within(IMPORT_TIMEOUT, |reply| Job::PlanRoll { rows, reply })
+            .await
     }
 
     /// Import `rows` (the whole roll), planned and applied in one engine step: the plan
@@ -377,7 +390,7 @@ impl App {
         };
         let role = who.role;
         let (plan, reply) = self
-            .ask(|reply| Job::ImportRoll {
+            .ask_within(IMPORT_TIMEOUT, |reply| Job::ImportRoll {
                 command,
                 caller: Caller::User(role),
                 reply,

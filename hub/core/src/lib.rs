@@ -56,8 +56,8 @@ pub use crate::core::Core;
 pub use crate::directory::{check_contact, LANGUAGES, MAX_CARRIER_CODE, MIN_CARRIER_CODE};
 pub use crate::effect::{Effect, KioskUpdate, NotifyKind, Output};
 pub use crate::fact::{
-    Actor, AlertKind, CredentialKind, DeskReason, Fact, FactKind, ReleaseReason, UnitRef,
-    UnlockPurpose, VoidReason,
+    Actor, AlertKind, CredentialKind, DeskReason, Fact, FactKind, Registration, ReleaseReason,
+    UnitRef, UnlockPurpose, VoidReason,
 };
 pub use crate::ids::remote_request_id;
 pub use crate::ids::{

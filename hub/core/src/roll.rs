@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::core::{reject, Core, Result, Subject, Tx};
 use crate::directory::{check_contact, check_resident_id, check_unit};
-use crate::fact::{Actor, AlertKind, FactKind};
+use crate::fact::{Actor, AlertKind, FactKind, Registration};
 use crate::ids::{FactId, Millis, ParcelId, ResidentId};
 use crate::input::{Contact, Operator, ReviewDecision, RollRow, Tenancy};
 use crate::reply::{Outcome, RejectCode, Rejection};
@@ -167,6 +167,9 @@ enum Action {
     OffRoll(ResidentId),
     MoveOut(ResidentId, Vec<ParcelId>),
 }
+
+/// Registrations recorded in one fact (`ResidentsRegistered`).
+const REGISTRATIONS_PER_FACT: usize = 1_000;
 
 /// The longest name kept.
 const MAX_NAME: usize = 100;
@@ -670,6 +673,7 @@ impl Core {
                 moved_out: summary.moved_out,
             },
         );
+        let mut registrations = Vec::new();
         for action in actions {
             match action {
                 Action::Register {
@@ -679,19 +683,22 @@ impl Core {
                     contact,
                     tenancy,
                 } => {
-                    self.record(
-                        tx,
-                        actor.clone(),
-                        Subject::none(),
-                        FactKind::ResidentRegistered {
-                            resident,
-                            unit,
-                            accessible,
-                            contact,
-                            tenancy,
-                            roll: true,
-                        },
-                    );
+                    registrations.push(Registration {
+                        resident,
+                        unit,
+                        accessible,
+                        contact,
+                        tenancy,
+                    });
+                    if registrations.len() == REGISTRATIONS_PER_FACT {
+                        let residents = std::mem::take(&mut registrations);
+                        self.record(
+                            tx,
+                            actor.clone(),
+                            Subject::none(),
+                            FactKind::ResidentsRegistered { residents },
+                        );
+                    }
                 }
                 Action::Review {
                     row,
@@ -746,6 +753,16 @@ impl Core {
                     }
                 }
             }
+        }
+        if !registrations.is_empty() {
+            self.record(
+                tx,
+                actor,
+                Subject::none(),
+                FactKind::ResidentsRegistered {
+                    residents: registrations,
+                },
+            );
         }
         Ok(Outcome::RollImported { summary })
     }

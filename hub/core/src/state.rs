@@ -251,6 +251,50 @@ pub(crate) struct RollReview {
 }
 
 impl State {
+    /// A resident registered (created, changed, reactivated): fields given replace what was
+    /// known (empty: cleared), fields left out are kept.
+    fn register(
+        &mut self,
+        resident: &ResidentId,
+        unit: &str,
+        accessible: bool,
+        contact: &crate::input::Contact,
+        tenancy: &crate::input::Tenancy,
+        roll: bool,
+    ) {
+        let r = self.residents.entry(resident.clone()).or_insert(Resident {
+            unit: String::new(),
+            accessible: false,
+            hold_until: None,
+            active: true,
+            name: None,
+            email: None,
+            phone: None,
+            language: None,
+            tenancy: Default::default(),
+            on_roll: false,
+            off_roll_since: None,
+        });
+        r.unit = unit.to_owned();
+        r.accessible = accessible;
+        r.active = true;
+        r.on_roll |= roll;
+        r.off_roll_since = None;
+        let set = |field: &mut Option<String>, given: &Option<String>| {
+            if let Some(v) = given {
+                *field = (!v.is_empty()).then(|| v.clone());
+            }
+        };
+        set(&mut r.email, &contact.email);
+        set(&mut r.phone, &contact.phone);
+        set(&mut r.language, &contact.language);
+        set(&mut r.name, &contact.name);
+        set(&mut r.tenancy.lease_start, &tenancy.lease_start);
+        set(&mut r.tenancy.lease_end, &tenancy.lease_end);
+        set(&mut r.tenancy.move_in, &tenancy.move_in);
+        set(&mut r.tenancy.move_out, &tenancy.move_out);
+    }
+
     /// Fold one fact. Facts that refer to things this replica does not know are kept in the
     /// record but change nothing here.
     pub(crate) fn apply(&mut self, ctx: &Ctx, f: &Fact) {
@@ -264,39 +308,18 @@ impl State {
                 contact,
                 tenancy,
                 roll,
-            } => {
-                let r = self.residents.entry(resident.clone()).or_insert(Resident {
-                    unit: String::new(),
-                    accessible: false,
-                    hold_until: None,
-                    active: true,
-                    name: None,
-                    email: None,
-                    phone: None,
-                    language: None,
-                    tenancy: Default::default(),
-                    on_roll: false,
-                    off_roll_since: None,
-                });
-                r.unit = unit.clone();
-                r.accessible = *accessible;
-                r.active = true;
-                r.on_roll |= *roll;
-                r.off_roll_since = None;
-                // Given: replaced (empty: cleared); left out: kept.
-                let set = |field: &mut Option<String>, given: &Option<String>| {
-                    if let Some(v) = given {
-                        *field = (!v.is_empty()).then(|| v.clone());
-                    }
-                };
-                set(&mut r.email, &contact.email);
-                set(&mut r.phone, &contact.phone);
-                set(&mut r.language, &contact.language);
-                set(&mut r.name, &contact.name);
-                set(&mut r.tenancy.lease_start, &tenancy.lease_start);
-                set(&mut r.tenancy.lease_end, &tenancy.lease_end);
-                set(&mut r.tenancy.move_in, &tenancy.move_in);
-                set(&mut r.tenancy.move_out, &tenancy.move_out);
+            } => self.register(resident, unit, *accessible, contact, tenancy, *roll),
+            FactKind::ResidentsRegistered { residents } => {
+                for r in residents {
+                    self.register(
+                        &r.resident,
+                        &r.unit,
+                        r.accessible,
+                        &r.contact,
+                        &r.tenancy,
+                        true,
+                    );
+                }
             }
             FactKind::ResidentDeactivated { resident } => {
                 if let Some(r) = self.residents.get_mut(resident) {

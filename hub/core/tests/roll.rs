@@ -43,11 +43,16 @@ fn resident(s: &Site, id: &str) -> ResidentView {
         .unwrap_or_else(|| panic!("{id} listed"))
 }
 
+/// Residents an output registers (an import writes them many to a fact).
 fn registered(out: &Output) -> usize {
     out.facts
         .iter()
-        .filter(|f| matches!(f.kind, FactKind::ResidentRegistered { .. }))
-        .count()
+        .map(|f| match &f.kind {
+            FactKind::ResidentRegistered { .. } => 1,
+            FactKind::ResidentsRegistered { residents } => residents.len(),
+            _ => 0,
+        })
+        .sum()
 }
 
 /// r1 on the roll (exact id), t-4 new: the roll the tests start from.
@@ -339,6 +344,36 @@ fn a_new_import_replaces_the_open_reviews_and_new_creates_the_row() {
     let created = resident(&s, "103-doe-cy");
     assert_eq!(created.name.as_deref(), Some("Doe, Cy"));
     assert!(created.on_roll);
+}
+
+#[test]
+fn a_big_roll_is_written_a_thousand_residents_to_a_fact() {
+    let mut s = Site::new();
+    let rows: Vec<RollRow> = (0..2_500)
+        .map(|i| {
+            row(
+                i + 2,
+                Some(&format!("t-{i}")),
+                &format!("{}", 1000 + i),
+                "Some One",
+                None,
+            )
+        })
+        .collect();
+    let out = s.cmd(import(&rows, false));
+    let batches: Vec<usize> = out
+        .facts
+        .iter()
+        .filter_map(|f| match &f.kind {
+            FactKind::ResidentsRegistered { residents } => Some(residents.len()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(batches, vec![1_000, 1_000, 500]);
+    assert_eq!(s.core.residents().len(), 3 + 2_500);
+    let mut replica = s.replica("hub2", 3);
+    replica.merge_from(&s);
+    assert_eq!(replica.core.residents(), s.core.residents());
 }
 
 #[test]

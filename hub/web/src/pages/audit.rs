@@ -33,6 +33,15 @@ pub use locker_app::engine::actor_name as actor;
 
 /// The fact's kind and its details, e.g. `door_opened {"unlock":"…"}`.
 pub fn what(f: &Fact) -> String {
+    // A rent roll's registrations come a thousand to a fact: named by id, not in full.
+    if let locker_core::FactKind::ResidentsRegistered { residents } = &f.kind {
+        let ids: Vec<&str> = residents.iter().map(|r| r.resident.as_str()).collect();
+        return format!(
+            "residents_registered {} from the rent roll: {}",
+            ids.len(),
+            ids.join(", ")
+        );
+    }
     match serde_json::to_value(&f.kind) {
         Ok(serde_json::Value::Object(mut m)) => {
             let kind = m
