@@ -616,6 +616,10 @@ mod doc_examples {
             round_trip::<NewUser>(example).map(|()| "NewUser")
         } else if has("carrier") && has("name") {
             round_trip::<CarrierBody>(example).map(|()| "CarrierBody")
+        } else if has("residents") {
+            round_trip::<crate::import::RollBody>(example).map(|()| "RollBody")
+        } else if has("decision") {
+            round_trip::<crate::import::Decision>(example).map(|()| "Decision")
         } else if has("unit") {
             round_trip::<ResidentBody>(example).map(|()| "ResidentBody")
         } else if has("code") || example.as_object().is_some_and(|o| o.is_empty()) {

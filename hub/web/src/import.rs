@@ -260,9 +260,9 @@ async fn import_file(
 }
 
 /// One resident of the bulk `PUT /api/v1/residents`.
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-struct RollItem {
+pub(crate) struct RollItem {
     #[serde(default)]
     resident: Option<String>,
     unit: String,
@@ -282,9 +282,9 @@ struct RollItem {
 }
 
 /// The body of `PUT /api/v1/residents`.
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-struct RollBody {
+pub(crate) struct RollBody {
     residents: Vec<RollItem>,
     #[serde(default)]
     dry_run: bool,
@@ -351,9 +351,10 @@ async fn reviews(State(web): State<Arc<Web>>, Api(who, ..): Api<Staff>) -> Respo
     }
 }
 
-#[derive(Deserialize)]
+/// The body of `POST /api/v1/residents/review/{id}`.
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-struct Decision {
+pub(crate) struct Decision {
     decision: ReviewDecision,
 }
 
