@@ -1,7 +1,8 @@
 // The staff page and the kiosk page in real headless Chromium (Debian's), against the real
 // `locker-hub demo`: sign-in, both banks, a delivery over MQTT arriving live, desk check-in, a
 // door opened with a reason and found in the audit log, a kiosk pickup with the delivered PIN, a
-// carrier drop-off on the kiosk page, the kiosk lockout after wrong PINs, and the analytics page
+// carrier drop-off on the kiosk page, the kiosk lockout after wrong PINs, a rent roll uploaded,
+// previewed and applied on the Residents page, and the analytics page
 // (both charts, the size table, each CSV export with its header). Every request any
 // page makes must go to the hub.
 //
@@ -223,6 +224,30 @@ test('wrong PINs lock the kiosk', async () => {
   // The dashboard shows the lockout live.
   await bank(dash, 'B').locator('h2', { hasText: 'keypad locked' }).waitFor({ timeout: 10_000 });
   assert.equal(await dash.evaluate(() => window.__noReload), 'still here');
+  await page.close();
+});
+
+test('rent roll: the Yardi export uploaded, previewed, applied, and its residents listed', async () => {
+  const page = await admin.newPage();
+  await page.goto(hub.origin + '/residents');
+  await page.locator('details.roll > summary').click();
+  assert.match(await page.locator('[data-last-import]').innerText(), /No rent roll imported yet/);
+  const form = page.locator('form[action="/residents/import"]');
+  await form.locator('select[name=layout]').selectOption('yardi');
+  await form
+    .locator('input[type=file]')
+    .setInputFiles(path.join(repoRoot, 'hub', 'roll', 'samples', 'yardi.csv'));
+  await Promise.all([page.waitForNavigation(), form.locator('button').click()]);
+  const summary = await page.locator('p[data-summary]').innerText();
+  assert.match(summary, /3 rows read as yardi \(header on line 5/);
+  assert.match(summary, /3 to create/);
+  await page.screenshot({ path: path.join(shots, 'rent-roll-preview.png'), fullPage: true });
+  const apply = page.locator('form[action="/residents/import/apply"] button');
+  await Promise.all([page.waitForNavigation(), apply.click()]);
+  assert.match(await page.locator('p.ok').innerText(), /Imported yardi\.csv: 3 created/);
+  assert.match(await page.locator('[data-last-import]').textContent(), /from yardi\.csv/);
+  await page.goto(hub.origin + '/residents?q=Garc%C3%ADa');
+  await page.locator('tr[data-resident="t0001004"]').waitFor();
   await page.close();
 });
 

@@ -383,7 +383,7 @@ async fn resolve(
 }
 
 /// Previews on the Residents page waiting to be applied: the rows read, by a random token,
-/// for the one who uploaded them. A few at a time, for half an hour; a restart forgets them
+/// for the one who uploaded them. Two at a time, for half an hour; a restart forgets them
 /// (upload again).
 #[derive(Default)]
 pub struct Staged {
@@ -402,8 +402,9 @@ pub struct StagedImport {
 
 /// How long a preview may wait to be applied.
 const STAGED_FOR: Duration = Duration::from_secs(30 * 60);
-/// Previews kept at once (each may hold a big roll).
-const STAGED_MAX: usize = 4;
+/// Previews kept at once: each holds its roll's rows (about 20 MB for 100,000), and one staff
+/// member previewing at a time is the common case.
+const STAGED_MAX: usize = 2;
 
 impl Staged {
     /// Keep a preview; its token.
