@@ -19,7 +19,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-KINDS = {"delivered", "reminder", "expiring", "expired", "at_desk", "withdrawn"}
+KINDS = {"delivered", "reminder", "expiring", "expired", "at_desk", "withdrawn", "picked_up"}
 
 
 def schema_errors(body):
@@ -49,7 +49,7 @@ def schema_errors(body):
     resident = body.get("resident") or {}
     for key in ("id", "unit", "language"):
         need(resident, key, str, "resident.")
-    for key in ("email", "phone"):
+    for key in ("email", "phone", "secondary_email", "secondary_phone"):
         need(resident, key, (str, type(None)), "resident.")
     return errors
 

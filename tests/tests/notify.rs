@@ -400,6 +400,13 @@ fn the_gateway_gets_a_signed_body_and_failures_are_retried_or_failed_as_the_stat
         json!({"type": "pickup_by_pin", "bank": "A", "pin": pin}),
     );
     assert_eq!(reply["type"], "opening", "{reply}");
+    // The resident hears of the pickup (before the gateway is made to fail below).
+    wait_until("the picked-up post", Duration::from_secs(20), || {
+        gateway
+            .about("r-7")
+            .into_iter()
+            .find(|m| m["body"]["kind"] == "picked_up")
+    });
 
     // No answer: tried again once the gateway answers.
     gateway.flag("hang", true);
@@ -706,4 +713,109 @@ fn a_propertys_template_is_used_and_a_broken_one_fails_check_config_with_its_lin
     let said = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{said}");
     assert!(said.contains(&format!("{}:2:", broken.display())), "{said}");
+}
+
+#[test]
+fn a_second_person_is_told_too_each_resident_chooses_the_channels_and_a_pickup_is_told() {
+    let smtp = Peer::smtp();
+    let gateway = Peer::webhook(SECRET);
+    let hub = Hub::start(|dir| config_with(dir, Some(smtp.port), Some(gateway.port)));
+    hub.register_unit_7_and_acme();
+    let register = |unit: &str, contact: Value| {
+        let reply = hub.command(
+            &format!("contact-{unit}"),
+            json!({"type": "register_resident", "resident": format!("r-{unit}"), "unit": unit,
+                   "contact": contact}),
+        );
+        assert_eq!(reply["type"], "accepted", "{reply}");
+    };
+    // Both channels, and a partner told too.
+    register(
+        "7",
+        json!({"email": "ann7@maple.example", "phone": "+15550000007",
+               "secondary_email": "partner7@maple.example", "secondary_phone": "+15550000077"}),
+    );
+    // Text/push only; and no messages at all.
+    register(
+        "8",
+        json!({"email": "bo8@maple.example", "notify": "webhook"}),
+    );
+    register("9", json!({"email": "cy9@maple.example", "notify": "none"}));
+    // A bad choice is refused with what is allowed.
+    let reply = hub.command(
+        "contact-bad",
+        json!({"type": "register_resident", "resident": "r-9", "unit": "9",
+               "contact": {"notify": "pigeon"}}),
+    );
+    assert_eq!(reply["type"], "rejected", "{reply}");
+    assert!(
+        reply["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("both, email, webhook, none"),
+        "{reply}"
+    );
+
+    let (parcel7, _) = hub.deliver_via_sim("n7", "7");
+    hub.deliver_via_sim("n8", "8");
+    hub.deliver_via_sim("n9", "9");
+    let mail = wait_until("the email to both", Duration::from_secs(20), || {
+        smtp.to("partner7@maple.example").into_iter().next()
+    });
+    let to = mail["to"].as_array().cloned().unwrap_or_default();
+    assert!(
+        to.contains(&json!("ann7@maple.example")),
+        "one message to both: {mail}"
+    );
+    let post = wait_until("r-7's post", Duration::from_secs(20), || {
+        gateway.about("r-7").into_iter().next()
+    });
+    assert_eq!(
+        post["body"]["resident"]["secondary_phone"], "+15550000077",
+        "{post}"
+    );
+    wait_until("r-8's post", Duration::from_secs(20), || {
+        gateway.about("r-8").into_iter().next()
+    });
+    wait_until("the outbox to empty", Duration::from_secs(20), || {
+        outbox(&hub).is_empty().then_some(())
+    });
+    assert!(
+        smtp.to("bo8@maple.example").is_empty(),
+        "r-8 asked for text only"
+    );
+    assert!(
+        smtp.to("cy9@maple.example").is_empty(),
+        "r-9 asked for nothing"
+    );
+    assert!(gateway.about("r-9").is_empty(), "r-9 asked for nothing");
+    assert!(hub.output().contains("the resident asked for no messages"));
+
+    // The pickup with the emailed PIN: the resident (and the partner) hear of it at once.
+    let pin = pin_in(&mail, "Your pickup code (PIN): ").expect("the PIN");
+    let reply = hub.command(
+        "pin-7",
+        json!({"type": "pickup_by_pin", "bank": "A", "pin": pin}),
+    );
+    assert_eq!(reply["type"], "opening", "{reply}");
+    let told = wait_until("the picked-up email", Duration::from_secs(20), || {
+        smtp.to("ann7@maple.example")
+            .into_iter()
+            .find(|m| m["subject"] == "Your parcel was picked up")
+    });
+    assert!(
+        told["text"].as_str().unwrap_or("").contains(&parcel7),
+        "{told}"
+    );
+    assert!(
+        told["images"].as_array().is_none_or(|i| i.is_empty()),
+        "no code in it: {told}"
+    );
+    let post = wait_until("the picked-up post", Duration::from_secs(20), || {
+        gateway
+            .about("r-7")
+            .into_iter()
+            .find(|m| m["body"]["kind"] == "picked_up")
+    });
+    assert_eq!(post["body"]["pin"], Value::Null, "{post}");
 }

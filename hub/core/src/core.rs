@@ -695,6 +695,34 @@ impl Core {
         }
     }
 
+    /// Clear the open alerts of `kinds` about any of `parcels` (a task that ended with the
+    /// parcel leaving), as `subject`.
+    pub(crate) fn clear_parcel_alerts(
+        &mut self,
+        tx: &mut Tx,
+        subject: Subject,
+        parcels: &[ParcelId],
+        kinds: &[AlertKind],
+    ) {
+        let settled: Vec<_> = self
+            .state
+            .alerts
+            .values()
+            .filter(|a| {
+                kinds.contains(&a.kind) && a.parcel.as_ref().is_some_and(|p| parcels.contains(p))
+            })
+            .map(|a| a.id.clone())
+            .collect();
+        for alert in settled {
+            self.record(
+                tx,
+                Actor::System,
+                subject.clone(),
+                FactKind::AlertCleared { alert, note: None },
+            );
+        }
+    }
+
     pub(crate) fn snapshot(&self, now: Millis) -> Snapshot {
         Snapshot {
             compartments: self.compartments(),

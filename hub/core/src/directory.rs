@@ -41,7 +41,7 @@ pub fn check_carrier_id(id: &str) -> std::result::Result<(), Rejection> {
 /// The languages residents' messages are written in.
 pub const LANGUAGES: [&str; 2] = ["en", "es"];
 
-/// A resident's contact details: a name (1 to 100 characters, no control characters), an email address (one `@`, something on each side, a dot in
+/// A resident's contact details: a name (1 to 100 characters, no control characters), an email address (and a second one) (one `@`, something on each side, a dot in
 /// the domain, at most 254 characters, no spaces or control characters), a phone number in
 /// international form (`+` and 7 to 15 digits), a language of [`LANGUAGES`]. An empty string
 /// (clear the field) is always accepted.
@@ -49,29 +49,14 @@ pub fn check_contact(contact: &crate::input::Contact) -> std::result::Result<(),
     if let Some(name) = contact.name.as_deref().filter(|n| !n.is_empty()) {
         crate::roll::check_name(name)?;
     }
-    if let Some(email) = contact.email.as_deref().filter(|e| !e.is_empty()) {
-        let ok = email.len() <= 254
-            && !email.chars().any(|c| c.is_whitespace() || c.is_control())
-            && match email.split_once('@') {
-                Some((local, domain)) => {
-                    !local.is_empty()
-                        && !domain.contains('@')
-                        && domain.contains('.')
-                        && !domain.starts_with('.')
-                        && !domain.ends_with('.')
-                }
-                None => false,
-            };
-        if !ok {
-            return Err(invalid(format!("{email:?} is not an email address")));
+    for email in [&contact.email, &contact.secondary_email] {
+        if let Some(email) = email.as_deref().filter(|e| !e.is_empty()) {
+            check_email(email)?;
         }
     }
-    if let Some(phone) = contact.phone.as_deref().filter(|p| !p.is_empty()) {
-        let digits = phone.strip_prefix('+').unwrap_or("");
-        if !(7..=15).contains(&digits.len()) || !digits.chars().all(|c| c.is_ascii_digit()) {
-            return Err(invalid(format!(
-                "{phone:?} is not a phone number in international form (+ and 7 to 15 digits)"
-            )));
+    for phone in [&contact.phone, &contact.secondary_phone] {
+        if let Some(phone) = phone.as_deref().filter(|p| !p.is_empty()) {
+            check_phone(phone)?;
         }
     }
     if let Some(language) = contact.language.as_deref().filter(|l| !l.is_empty()) {
@@ -81,6 +66,46 @@ pub fn check_contact(contact: &crate::input::Contact) -> std::result::Result<(),
                 LANGUAGES.join(", ")
             )));
         }
+    }
+    if let Some(notify) = contact.notify.as_deref().filter(|n| !n.is_empty()) {
+        if !crate::input::NOTIFY_CHOICES.contains(&notify) {
+            return Err(invalid(format!(
+                "notify is one of {}; not {notify:?}",
+                crate::input::NOTIFY_CHOICES.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// An email address: one `@`, something on each side, a dot in the domain, at most 254
+/// characters, no spaces or control characters.
+fn check_email(email: &str) -> std::result::Result<(), Rejection> {
+    let ok = email.len() <= 254
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+        && match email.split_once('@') {
+            Some((local, domain)) => {
+                !local.is_empty()
+                    && !domain.contains('@')
+                    && domain.contains('.')
+                    && !domain.starts_with('.')
+                    && !domain.ends_with('.')
+            }
+            None => false,
+        };
+    if !ok {
+        return Err(invalid(format!("{email:?} is not an email address")));
+    }
+    Ok(())
+}
+
+/// A phone number in international form: `+` and 7 to 15 digits.
+fn check_phone(phone: &str) -> std::result::Result<(), Rejection> {
+    let digits = phone.strip_prefix('+').unwrap_or("");
+    if !(7..=15).contains(&digits.len()) || !digits.chars().all(|c| c.is_ascii_digit()) {
+        return Err(invalid(format!(
+            "{phone:?} is not a phone number in international form (+ and 7 to 15 digits)"
+        )));
     }
     Ok(())
 }

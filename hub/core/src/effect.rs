@@ -33,6 +33,9 @@ pub enum NotifyKind {
     AtDesk,
     /// These parcels were reassigned away from this resident; earlier codes no longer work.
     Withdrawn,
+    /// These parcels were collected (at the lockers with the resident's code, or at the desk):
+    /// told at once, so a pickup by someone else is noticed while it can still be followed.
+    PickedUp,
 }
 
 /// Asynchronous news for the kiosk running a drop-off session.

@@ -421,6 +421,20 @@ impl Core {
             // The door answered the question a person was asked.
             self.clear_unknown_alert(tx, bank, door);
         }
+        // Collected with their code: the resident hears of it at once.
+        if let Some(UnlockPurpose::Pickup {
+            resident, parcels, ..
+        }) = &purpose
+        {
+            tx.effects.push(Effect::Notify {
+                resident: resident.clone(),
+                parcels: parcels.clone(),
+                pin: None,
+                qr: None,
+                kind: NotifyKind::PickedUp,
+                code: None,
+            });
+        }
         // The parcels left the compartment: their expiry (after a removal) and any request to
         // take them to the desk are settled.
         if let Some(UnlockPurpose::Removal {
@@ -453,26 +467,11 @@ impl Core {
             _ => (Vec::new(), false),
         };
         if !left.is_empty() {
-            let settled: Vec<_> = self
-                .state
-                .alerts
-                .values()
-                .filter(|a| {
-                    (a.kind == AlertKind::DeskRequested
-                        || a.kind == AlertKind::MovedOutWithParcel
-                        || (expired_too && a.kind == AlertKind::ParcelExpired))
-                        && a.parcel.as_ref().is_some_and(|p| left.contains(p))
-                })
-                .map(|a| a.id.clone())
-                .collect();
-            for alert in settled {
-                self.record(
-                    tx,
-                    Actor::System,
-                    Subject::door(bank, door),
-                    FactKind::AlertCleared { alert, note: None },
-                );
+            let mut kinds = vec![AlertKind::DeskRequested, AlertKind::MovedOutWithParcel];
+            if expired_too {
+                kinds.push(AlertKind::ParcelExpired);
             }
+            self.clear_parcel_alerts(tx, Subject::door(bank, door), &left, &kinds);
         }
     }
 

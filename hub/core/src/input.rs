@@ -51,7 +51,19 @@ pub struct Contact {
     pub phone: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub language: Option<String>,
+    /// Which channels tell them ([`NOTIFY_CHOICES`]: `both`, the default, `email`, `webhook`,
+    /// or `none` for a resident who asked for no messages).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<String>,
+    /// A second person told too (a partner, a carer): their email address and phone number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secondary_email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secondary_phone: Option<String>,
 }
+
+/// The channel choices of [`Contact::notify`].
+pub const NOTIFY_CHOICES: [&str; 4] = ["both", "email", "webhook", "none"];
 
 impl Contact {
     pub fn is_empty(&self) -> bool {
@@ -59,6 +71,9 @@ impl Contact {
             && self.email.is_none()
             && self.phone.is_none()
             && self.language.is_none()
+            && self.notify.is_none()
+            && self.secondary_email.is_none()
+            && self.secondary_phone.is_none()
     }
 }
 

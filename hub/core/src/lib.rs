@@ -67,6 +67,7 @@ pub use crate::ids::{
 pub use crate::input::{
     AuditFinding, Command, Contact, Disposition, HoldTarget, Input, Observation, Operator,
     Recipient, RegisterMode, Request, ReviewDecision, RollRow, Tenancy, UnlockReport,
+    NOTIFY_CHOICES,
 };
 pub use crate::layout::{
     BankLayout, CompartmentLayout, Dimensions, Policies, SensorLayout, SiteLayout, Size, SizeLimit,

@@ -382,7 +382,7 @@ impl Core {
             name: Some(row.name.trim().to_owned()),
             email: opt(&row.email).map(str::to_owned),
             phone: opt(&row.phone).map(str::to_owned),
-            language: None,
+            ..Contact::default()
         };
         check_contact(&contact)?;
         let t = &row.tenancy;
@@ -846,24 +846,12 @@ impl Core {
     /// Parcels left the hub's care another way than through a door (at the desk): their
     /// moved-out alerts are settled.
     pub(crate) fn parcels_left(&mut self, tx: &mut Tx, parcels: &[ParcelId]) {
-        let settled: Vec<_> = self
-            .state
-            .alerts
-            .values()
-            .filter(|a| {
-                a.kind == AlertKind::MovedOutWithParcel
-                    && a.parcel.as_ref().is_some_and(|p| parcels.contains(p))
-            })
-            .map(|a| a.id.clone())
-            .collect();
-        for alert in settled {
-            self.record(
-                tx,
-                Actor::System,
-                Subject::none(),
-                FactKind::AlertCleared { alert, note: None },
-            );
-        }
+        self.clear_parcel_alerts(
+            tx,
+            Subject::none(),
+            parcels,
+            &[AlertKind::MovedOutWithParcel],
+        );
     }
 }
 

@@ -57,6 +57,9 @@ pub(crate) struct Resident {
     pub email: Option<String>,
     pub phone: Option<String>,
     pub language: Option<String>,
+    pub notify: Option<String>,
+    pub secondary_email: Option<String>,
+    pub secondary_phone: Option<String>,
     pub tenancy: crate::input::Tenancy,
     /// The rent roll decides whether they live here (a roll import registered them).
     pub on_roll: bool,
@@ -271,6 +274,9 @@ impl State {
             email: None,
             phone: None,
             language: None,
+            notify: None,
+            secondary_email: None,
+            secondary_phone: None,
             tenancy: Default::default(),
             on_roll: false,
             off_roll_since: None,
@@ -289,6 +295,9 @@ impl State {
         set(&mut r.phone, &contact.phone);
         set(&mut r.language, &contact.language);
         set(&mut r.name, &contact.name);
+        set(&mut r.notify, &contact.notify);
+        set(&mut r.secondary_email, &contact.secondary_email);
+        set(&mut r.secondary_phone, &contact.secondary_phone);
         set(&mut r.tenancy.lease_start, &tenancy.lease_start);
         set(&mut r.tenancy.lease_end, &tenancy.lease_end);
         set(&mut r.tenancy.move_in, &tenancy.move_in);

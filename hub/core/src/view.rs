@@ -83,6 +83,11 @@ pub struct ResidentView {
     pub phone: Option<String>,
     /// The language of their messages (`en` when not set).
     pub language: Option<String>,
+    /// Which channels tell them (`both` when not set; `none`: no messages).
+    pub notify: Option<String>,
+    /// A second person told too.
+    pub secondary_email: Option<String>,
+    pub secondary_phone: Option<String>,
     pub tenancy: crate::input::Tenancy,
     /// The rent roll decides whether they live here.
     pub on_roll: bool,

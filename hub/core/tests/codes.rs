@@ -107,3 +107,60 @@ fn staff_resend_a_live_code_recorded_without_it_and_not_once_collected() {
     );
     assert!(refused.message.contains("not waiting"), "{refused:?}");
 }
+
+#[test]
+fn a_pickup_at_the_lockers_or_the_desk_tells_the_resident_without_a_code() {
+    let mut s = Site::new();
+    let d = s.deliver("A", "r1", Size::Small, 1);
+    let before = s.effects.len();
+    s.collect(&d);
+    let told: Vec<_> = s.effects[before..]
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Notify {
+                resident,
+                parcels,
+                kind: NotifyKind::PickedUp,
+                pin,
+                qr,
+                code,
+            } => Some((
+                resident.clone(),
+                parcels.clone(),
+                pin.clone(),
+                qr.clone(),
+                code.clone(),
+            )),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        told,
+        vec![("r1".into(), d.parcels.clone(), None, None, None)]
+    );
+
+    let Outcome::CheckedIn { parcel } = s.ok(Request::DeskCheckIn {
+        by: staff(),
+        resident: "r2".into(),
+        tracking: None,
+        carrier: None,
+    }) else {
+        panic!()
+    };
+    let out = s.cmd(Request::DeskPickup {
+        by: staff(),
+        parcels: vec![parcel.clone()],
+    });
+    assert_eq!(
+        notices(&out)
+            .into_iter()
+            .filter(|n| n.0 == NotifyKind::PickedUp)
+            .count(),
+        1
+    );
+    assert!(out.effects.iter().any(|e| matches!(
+        e,
+        Effect::Notify { resident, parcels, kind: NotifyKind::PickedUp, .. }
+            if resident.as_str() == "r2" && parcels == &vec![parcel.clone()]
+    )));
+}

@@ -369,6 +369,9 @@ fn a_residents_contact_is_checked_kept_when_left_out_and_cleared_when_empty() {
         email: Some("ann@example.org".into()),
         phone: Some("+15551234567".into()),
         language: Some("es".into()),
+        notify: Some("email".into()),
+        secondary_email: Some("bo@example.org".into()),
+        secondary_phone: Some("+15551230000".into()),
     }));
     let view = |s: &Site| {
         s.core
@@ -380,6 +383,9 @@ fn a_residents_contact_is_checked_kept_when_left_out_and_cleared_when_empty() {
     assert_eq!(view(&s).email.as_deref(), Some("ann@example.org"));
     assert_eq!(view(&s).language.as_deref(), Some("es"));
     assert_eq!(view(&s).name.as_deref(), Some("Ann Lee"));
+    assert_eq!(view(&s).notify.as_deref(), Some("email"));
+    assert_eq!(view(&s).secondary_email.as_deref(), Some("bo@example.org"));
+    assert_eq!(view(&s).secondary_phone.as_deref(), Some("+15551230000"));
     // Registered again without a contact (a unit change): kept.
     s.ok(register(Contact::default()));
     assert_eq!(view(&s).phone.as_deref(), Some("+15551234567"));
@@ -414,6 +420,18 @@ fn a_residents_contact_is_checked_kept_when_left_out_and_cleared_when_empty() {
         },
         Contact {
             name: Some("A".repeat(101)),
+            ..Contact::default()
+        },
+        Contact {
+            notify: Some("sms".into()),
+            ..Contact::default()
+        },
+        Contact {
+            secondary_email: Some("bo@".into()),
+            ..Contact::default()
+        },
+        Contact {
+            secondary_phone: Some("555".into()),
             ..Contact::default()
         },
     ] {

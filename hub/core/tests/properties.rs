@@ -125,7 +125,7 @@ struct Runner {
 }
 
 enum Kind {
-    Command(Request),
+    Command(Box<Request>),
     Replay(usize),
     Observation,
     Tick,
@@ -413,7 +413,7 @@ impl Runner {
                 let reply = out.reply.clone().expect("commands are answered");
                 self.requests
                     .push((id, req.clone(), reply, !out.facts.is_empty(), self.epoch));
-                (Kind::Command(req), out)
+                (Kind::Command(Box::new(req)), out)
             }
         };
         self.check_output(&kind, &out, &before, &pending);
@@ -506,6 +506,7 @@ impl Runner {
                 }
             }
             Kind::Command(req) => {
+                let req: &Request = req;
                 let outcome = out.reply.as_ref().map(|r| &r.outcome);
                 if !unlocks.is_empty() {
                     assert!(

@@ -82,10 +82,14 @@ impl Mailer {
     }
 
     /// The message for outbox item `id`, to `to`.
-    pub fn build(&self, id: &str, to: &str, m: &Rendered) -> Result<Message, String> {
-        let to: Mailbox = to
-            .parse()
-            .map_err(|e| format!("the address {to:?} is not usable: {e}"))?;
+    pub fn build(&self, id: &str, to: &[&str], m: &Rendered) -> Result<Message, String> {
+        let to: Vec<Mailbox> = to
+            .iter()
+            .map(|a| {
+                a.parse()
+                    .map_err(|e| format!("the address {a:?} is not usable: {e}"))
+            })
+            .collect::<Result<_, _>>()?;
         let alternative = MultiPart::alternative_plain_html(m.text.clone(), m.html.clone());
         let body = match &m.qr_png {
             Some(png) => MultiPart::related().multipart(alternative).singlepart(
@@ -96,17 +100,20 @@ impl Mailer {
             ),
             None => alternative,
         };
-        Message::builder()
-            .from(self.from.clone())
-            .to(to)
+        let builder = to
+            .into_iter()
+            .fold(Message::builder().from(self.from.clone()), |b, mailbox| {
+                b.to(mailbox)
+            });
+        builder
             .subject(m.subject.clone())
             .message_id(Some(self.message_id(id)))
             .multipart(body)
             .map_err(|e| e.to_string())
     }
 
-    /// Sends one message; what the server (or the network) said.
-    pub async fn send(&self, id: &str, to: &str, m: &Rendered) -> Outcome {
+    /// Sends one message to every address of `to`; what the server (or the network) said.
+    pub async fn send(&self, id: &str, to: &[&str], m: &Rendered) -> Outcome {
         let message = match self.build(id, to, m) {
             Ok(message) => message,
             Err(why) => return Outcome::Permanent(why),

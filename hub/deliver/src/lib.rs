@@ -269,13 +269,25 @@ async fn send(
         Ok(m) => m,
         Err(why) => return Outcome::Permanent(why),
     };
+    // The resident's choice of channels; a second person gets the same message.
+    let choice = resident.notify.as_deref().unwrap_or("both");
+    if choice == "none" {
+        info!(notification = %id, resident = %resident.resident, "not sent: the resident asked for no messages");
+        return Outcome::Sent;
+    }
+    let by_email = matches!(choice, "both" | "email");
+    let by_webhook = matches!(choice, "both" | "webhook");
     let mut failures: Vec<Outcome> = Vec::new();
     let mut tried = 0;
-    if let Some(mailer) = &channels.email {
-        if let Some(address) = resident.email.as_deref() {
+    let addresses: Vec<&str> = [&resident.email, &resident.secondary_email]
+        .into_iter()
+        .filter_map(|a| a.as_deref())
+        .collect();
+    if let (Some(mailer), true) = (&channels.email, by_email) {
+        if !addresses.is_empty() {
             tried += 1;
             if !sent.iter().any(|c| c == "email") {
-                match mailer.send(id, address, &message).await {
+                match mailer.send(id, &addresses, &message).await {
                     Outcome::Sent => {
                         health.took("email");
                         sent.push("email".into())
@@ -288,7 +300,7 @@ async fn send(
             }
         }
     }
-    if let Some(poster) = &channels.webhook {
+    if let (Some(poster), true) = (&channels.webhook, by_webhook) {
         tried += 1;
         if !sent.iter().any(|c| c == "webhook") {
             let body = webhook::Body {
@@ -302,6 +314,8 @@ async fn send(
                     email: resident.email.as_deref(),
                     phone: resident.phone.as_deref(),
                     language: resident.language.as_deref().unwrap_or("en"),
+                    secondary_email: resident.secondary_email.as_deref(),
+                    secondary_phone: resident.secondary_phone.as_deref(),
                 },
                 parcels: queued.parcels.iter().map(|p| p.as_str()).collect(),
                 pin: queued.pin.as_deref(),
@@ -322,8 +336,15 @@ async fn send(
         }
     }
     if tried == 0 {
+        let why = if !by_webhook {
+            "they asked for email only and have no email address"
+        } else if !by_email {
+            "they asked for text/push only and no webhook is configured"
+        } else {
+            "they have no email address and no webhook is configured"
+        };
         return Outcome::Temporary(format!(
-            "resident {} has no email address; add one and it goes at the next try",
+            "resident {}: {why}; fix the contact and it goes at the next try",
             queued.resident
         ));
     }

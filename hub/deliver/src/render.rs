@@ -26,6 +26,7 @@ pub fn kind_name(kind: NotifyKind) -> &'static str {
         K::Expiring => "expiring",
         K::Expired => "expired",
         K::AtDesk => "at_desk",
+        K::PickedUp => "picked_up",
         K::Withdrawn => "withdrawn",
     }
 }

@@ -13,19 +13,20 @@ use minijinja::{AutoEscape, Environment};
 use serde::Serialize;
 
 /// The message kinds, as template names spell them.
-pub const KINDS: [&str; 6] = [
+pub const KINDS: [&str; 7] = [
     "delivered",
     "reminder",
     "expiring",
     "expired",
     "at_desk",
     "withdrawn",
+    "picked_up",
 ];
 
 /// The blocks every template has.
 const BLOCKS: [&str; 3] = ["subject", "text", "html"];
 
-const BUILT_IN: [(&str, &str); 12] = [
+const BUILT_IN: [(&str, &str); 14] = [
     (
         "delivered.en.j2",
         include_str!("../templates/delivered.en.j2"),
@@ -52,6 +53,14 @@ const BUILT_IN: [(&str, &str); 12] = [
     ),
     ("expired.en.j2", include_str!("../templates/expired.en.j2")),
     ("expired.es.j2", include_str!("../templates/expired.es.j2")),
+    (
+        "picked_up.en.j2",
+        include_str!("../templates/picked_up.en.j2"),
+    ),
+    (
+        "picked_up.es.j2",
+        include_str!("../templates/picked_up.es.j2"),
+    ),
     ("at_desk.en.j2", include_str!("../templates/at_desk.en.j2")),
     ("at_desk.es.j2", include_str!("../templates/at_desk.es.j2")),
     (

@@ -24,7 +24,7 @@ pub struct Body<'a> {
     /// The outbox id: stable across tries.
     pub id: &'a str,
     pub site: &'a str,
-    /// `delivered`, `reminder`, `expiring`, `expired`, `at_desk`, `withdrawn`.
+    /// `delivered`, `reminder`, `expiring`, `expired`, `at_desk`, `withdrawn`, `picked_up`.
     pub kind: &'a str,
     pub resident: Resident<'a>,
     pub parcels: Vec<&'a str>,
@@ -42,6 +42,9 @@ pub struct Resident<'a> {
     pub email: Option<&'a str>,
     pub phone: Option<&'a str>,
     pub language: &'a str,
+    /// A second person the resident asked to have told too (send to them as well).
+    pub secondary_email: Option<&'a str>,
+    pub secondary_phone: Option<&'a str>,
 }
 
 /// POSTs to one gateway.

@@ -328,6 +328,12 @@ struct ResidentBody {
     phone: Option<String>,
     #[serde(default)]
     language: Option<String>,
+    #[serde(default)]
+    notify: Option<String>,
+    #[serde(default)]
+    secondary_email: Option<String>,
+    #[serde(default)]
+    secondary_phone: Option<String>,
 }
 
 impl ResidentBody {
@@ -337,6 +343,9 @@ impl ResidentBody {
             email: self.email.clone(),
             phone: self.phone.clone(),
             language: self.language.clone(),
+            notify: self.notify.clone(),
+            secondary_email: self.secondary_email.clone(),
+            secondary_phone: self.secondary_phone.clone(),
         }
     }
 }

@@ -208,6 +208,14 @@ pub struct ResidentJson {
     pub email: Option<String>,
     pub phone: Option<String>,
     pub language: Option<String>,
+    /// Which channels tell them: `both` (when `null`), `email`, `webhook`, `none`.
+    #[serde(default)]
+    pub notify: Option<String>,
+    /// A second person told too.
+    #[serde(default)]
+    pub secondary_email: Option<String>,
+    #[serde(default)]
+    pub secondary_phone: Option<String>,
     /// Lease and tenancy dates (`YYYY-MM-DD`) as the rent roll gave them.
     #[serde(default, skip_serializing_if = "locker_core::Tenancy::is_empty")]
     pub tenancy: locker_core::Tenancy,
@@ -232,6 +240,9 @@ impl From<&ResidentView> for ResidentJson {
             email: r.email.clone(),
             phone: r.phone.clone(),
             language: r.language.clone(),
+            notify: r.notify.clone(),
+            secondary_email: r.secondary_email.clone(),
+            secondary_phone: r.secondary_phone.clone(),
             tenancy: r.tenancy.clone(),
             on_roll: r.on_roll,
             off_roll_since: r.off_roll_since.map(|t| t.0),
@@ -471,6 +482,7 @@ pub enum NotifyKindJson {
     Expired,
     AtDesk,
     Withdrawn,
+    PickedUp,
 }
 
 impl From<(String, Pending)> for OutboxItemJson {
@@ -494,6 +506,7 @@ impl From<(String, Pending)> for OutboxItemJson {
                     NotifyKind::Expired => NotifyKindJson::Expired,
                     NotifyKind::AtDesk => NotifyKindJson::AtDesk,
                     NotifyKind::Withdrawn => NotifyKindJson::Withdrawn,
+                    NotifyKind::PickedUp => NotifyKindJson::PickedUp,
                 },
             }),
             Pending::Undecodable(why) => OutboxNotificationJson::Undecodable { undecodable: why },
@@ -610,6 +623,9 @@ mod tests {
             email: Some("ann@example.org".into()),
             phone: None,
             language: Some("es".into()),
+            notify: Some("email".into()),
+            secondary_email: Some("bo@example.org".into()),
+            secondary_phone: None,
             tenancy: locker_core::Tenancy {
                 move_in: Some("2025-03-01".into()),
                 ..Default::default()
@@ -684,6 +700,7 @@ mod tests {
             NotifyKind::Expired,
             NotifyKind::AtDesk,
             NotifyKind::Withdrawn,
+            NotifyKind::PickedUp,
         ] {
             for (pin, qr) in [(Some("048202"), Some("LH1x")), (None, None)] {
                 let effect = Effect::Notify {

@@ -44,7 +44,7 @@ fn matches(r: &ResidentView, q: &str) -> bool {
 }
 
 /// Residents listed per page.
-const PAGE_ROWS: usize = 150;
+const PAGE_ROWS: usize = 100;
 
 async fn page(
     State(web): State<Arc<Web>>,
@@ -102,6 +102,9 @@ async fn page(
                  <label>Email <input name=email type=email value=\"{email}\" maxlength=254 size=18></label>\
                  <label>Phone <input name=phone type=tel value=\"{phone}\" maxlength=16 size=12></label>\
                  <label>Language <select name=language><option value=en{en}>English<option value=es{es}>Español</select></label>\
+                 <label>Tell by <select name=notify>{notify}</select></label>\
+                 <label>Also tell: email <input name=secondary_email type=email value=\"{semail}\" maxlength=254 size=14></label>\
+                 <label>phone <input name=secondary_phone type=tel value=\"{sphone}\" maxlength=16 size=11></label>\
                  <label><input type=checkbox name=accessible value=yes{acc}> accessible reach</label>\
                  <button>{save}</button></form>{deactivate}</td></tr>",
                 id = escape(r.resident.as_str()),
@@ -115,6 +118,9 @@ async fn page(
                 en = if r.language.as_deref() == Some("es") { "" } else { " selected" },
                 es = if r.language.as_deref() == Some("es") { " selected" } else { "" },
                 acc = if r.accessible { " checked" } else { "" },
+                notify = notify_options(r.notify.as_deref()),
+                semail = escape(r.secondary_email.as_deref().unwrap_or("")),
+                sphone = escape(r.secondary_phone.as_deref().unwrap_or("")),
                 save = if r.active { "Save" } else { "Save and reactivate" },
             )
         })
@@ -181,6 +187,25 @@ async fn add(State(web): State<Arc<Web>>, post: FormPost<Staff>) -> Response {
     respond("/residents", answer, &format!("Added {id}"), &[])
 }
 
+/// The "tell by" choices, `current` selected (`both` when not set).
+fn notify_options(current: Option<&str>) -> String {
+    let current = current.unwrap_or("both");
+    [
+        ("both", "email and text/push"),
+        ("email", "email only"),
+        ("webhook", "text/push only"),
+        ("none", "no messages"),
+    ]
+    .iter()
+    .map(|(value, label)| {
+        format!(
+            "<option value={value}{}>{label}",
+            if *value == current { " selected" } else { "" }
+        )
+    })
+    .collect()
+}
+
 /// The contact a form gives. A field not in the form is left as it is; an empty one is not set
 /// (`clear_empty: false`, adding) or cleared (`true`, editing a resident's row).
 fn contact_fields(
@@ -197,6 +222,9 @@ fn contact_fields(
         email: given("email"),
         phone: given("phone"),
         language: given("language"),
+        notify: given("notify"),
+        secondary_email: given("secondary_email"),
+        secondary_phone: given("secondary_phone"),
     }
 }
 
