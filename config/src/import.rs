@@ -253,5 +253,11 @@ fn unit_range(text: &str) -> Result<Vec<String>, String> {
             "{text:?}: a range goes up, over at most {MAX_RANGE} units"
         ));
     }
-    Ok((from..=to).map(|n| n.to_string()).collect())
+    // "0101..0120" keeps its zeros: the units are written that way.
+    let width = if a.trim().starts_with('0') {
+        a.trim().len()
+    } else {
+        0
+    };
+    Ok((from..=to).map(|n| format!("{n:0width$}")).collect())
 }

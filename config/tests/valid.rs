@@ -46,6 +46,11 @@ fn shipped_example_is_valid_and_means_what_its_comments_say() {
     assert!(config.mqtt.tls.is_none());
     assert!(!config.mqtt.allow_anonymous);
     assert!(config.sync.is_none());
+    assert_eq!(config.import.preset, locker_config::RollPreset::Yardi);
+    assert_eq!(config.import.move_out_grace, 14 * DAY);
+    assert_eq!(config.import.country_code.as_deref(), Some("1"));
+    assert_eq!(config.import.units.len(), 32 + 32 + 2);
+    assert!(config.import.units.iter().any(|u| u == "PH2"));
 
     let lobby = config.bank("lobby").expect("lobby bank");
     assert_eq!(lobby.driver, Driver::Mqtt);
@@ -440,4 +445,10 @@ fn a_site_with_no_banks_yet_is_valid() {
         config.summary(),
         "0 banks, 0 compartments, 0 refrigerated units"
     );
+}
+
+#[test]
+fn unit_ranges_keep_their_leading_zeros() {
+    let config = ok("[site]\nid = \"s\"\n[import]\nunits = [\"0101..0103\", \"9..10\"]\n");
+    assert_eq!(config.import.units, vec!["0101", "0102", "0103", "9", "10"]);
 }

@@ -9,7 +9,7 @@
 //! A Yardi-shaped export of ROWS residents (default 100,000: titles, a two-row header, a charge
 //! line under every resident, a summary block) is made once, then timed:
 //! 1. reading it alone (`locker_roll::read`, no hub);
-//! 2. `POST /api/v1/residents/import?dry_run=true`: read, planned, answered;
+//! 2. `POST /api/v1/roll?dry_run=true`: read, planned, answered;
 //! 3. the first import: every row a new resident, applied in one durable step;
 //! 4. the same file again: every row unchanged, nothing written but the import's record;
 //! 5. the file with 1 % of the rows changed (a new email) and 1 % gone (off the roll).
@@ -77,7 +77,7 @@ fn main() {
         let t = Instant::now();
         let answer = http(
             web,
-            &format!("/api/v1/residents/import?layout=yardi&limit=10{query}"),
+            &format!("/api/v1/roll?layout=yardi&limit=10{query}"),
             token,
             body,
         );

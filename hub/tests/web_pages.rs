@@ -563,7 +563,7 @@ fn the_rent_roll_is_previewed_applied_and_reviewed_on_the_page() {
         locker_tests::exchange_bytes(
             hub.web,
             "POST",
-            "/residents/import",
+            "/roll",
             &format!("Cookie: {cookie}\r\n{ctype}"),
             &body,
         )
@@ -585,7 +585,7 @@ fn the_rent_roll_is_previewed_applied_and_reviewed_on_the_page() {
     let (code, _, _) = locker_tests::exchange_bytes(
         hub.web,
         "POST",
-        "/residents/import",
+        "/roll",
         &format!("Cookie: {staff}\r\n{ctype}"),
         &body,
     );
@@ -596,7 +596,7 @@ fn the_rent_roll_is_previewed_applied_and_reviewed_on_the_page() {
     let (code, _, _) = locker_tests::exchange_bytes(
         hub.web,
         "POST",
-        "/residents/import",
+        "/roll",
         &format!("Cookie: {staff}\r\nContent-Type: multipart/form-data; boundary=xyz\r\n"),
         b"--xyz\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\nabc",
     );
@@ -661,7 +661,7 @@ fn the_rent_roll_is_previewed_applied_and_reviewed_on_the_page() {
         req(
             hub.web,
             "POST",
-            "/residents/import/apply",
+            "/roll/apply",
             Some(&staff),
             Some(&format!("csrf={csrf}&token={t}")),
             "",
@@ -688,7 +688,7 @@ fn the_rent_roll_is_previewed_applied_and_reviewed_on_the_page() {
     let (code, _, _) = req(
         hub.web,
         "POST",
-        "/residents/import/apply",
+        "/roll/apply",
         Some(&admin),
         Some(&format!("csrf={admin_csrf}&token={token}")),
         "",
@@ -722,7 +722,7 @@ fn the_rent_roll_is_previewed_applied_and_reviewed_on_the_page() {
     let (_, _, page) = req(hub.web, "GET", "/residents", Some(&staff), None, "");
     assert!(page.contains("Rows waiting for review (1)"), "{page}");
     let id = page
-        .split("action=\"/residents/review/")
+        .split("action=\"/roll/review/")
         .nth(1)
         .and_then(|s| s.split('"').next())
         .expect("a review form")
@@ -731,7 +731,7 @@ fn the_rent_roll_is_previewed_applied_and_reviewed_on_the_page() {
         req(
             hub.web,
             "POST",
-            &format!("/residents/review/{id}"),
+            &format!("/roll/review/{id}"),
             Some(&staff),
             Some(&format!("csrf={c}&decision={d}")),
             "",
@@ -762,7 +762,7 @@ fn the_rent_roll_api_imports_files_and_lists_refuses_bad_rows_whole_and_reviews(
         let (code, _, body) = locker_tests::exchange_bytes(
             hub.web,
             "POST",
-            &format!("/api/v1/residents/import{query}"),
+            &format!("/api/v1/roll{query}"),
             &format!("{auth}Content-Type: text/csv\r\n"),
             bytes,
         );
@@ -861,7 +861,7 @@ fn the_rent_roll_api_imports_files_and_lists_refuses_bad_rows_whole_and_reviews(
     let (code, body) = hub.api("PUT", "/api/v1/residents", Some(roll));
     assert_eq!(code, 200, "{body}");
     assert_eq!(body["summary"]["review"], 1, "{body}");
-    let (code, review) = hub.api("GET", "/api/v1/residents/review", None);
+    let (code, review) = hub.api("GET", "/api/v1/roll/review", None);
     assert_eq!(code, 200);
     let item = review["items"][0].clone();
     assert_eq!(item["candidate"], "T-7002", "{review}");
@@ -869,23 +869,23 @@ fn the_rent_roll_api_imports_files_and_lists_refuses_bad_rows_whole_and_reviews(
     let id = item["review"].as_str().expect("review id").to_owned();
     let (code, _) = hub.api(
         "POST",
-        &format!("/api/v1/residents/review/{id}"),
+        &format!("/api/v1/roll/review/{id}"),
         Some("{\"decision\":\"maybe\"}"),
     );
     assert_eq!(code, 422);
     let (code, _) = hub.api(
         "POST",
-        "/api/v1/residents/review/no-such",
+        "/api/v1/roll/review/no-such",
         Some("{\"decision\":\"same\"}"),
     );
     assert_eq!(code, 422);
     let (code, body) = hub.api(
         "POST",
-        &format!("/api/v1/residents/review/{id}"),
+        &format!("/api/v1/roll/review/{id}"),
         Some("{\"decision\":\"same\"}"),
     );
     assert_eq!(code, 200, "{body}");
-    let (_, review) = hub.api("GET", "/api/v1/residents/review", None);
+    let (_, review) = hub.api("GET", "/api/v1/roll/review", None);
     assert_eq!(review["items"].as_array().map(Vec::len), Some(0));
     // From now on X-2 is T-7002: the same list changes nothing.
     let (_, body) = hub.api("PUT", "/api/v1/residents", Some(roll));

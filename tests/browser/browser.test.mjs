@@ -232,7 +232,7 @@ test('rent roll: the Yardi export uploaded, previewed, applied, and its resident
   await page.goto(hub.origin + '/residents');
   await page.locator('details.roll > summary').click();
   assert.match(await page.locator('[data-last-import]').innerText(), /No rent roll imported yet/);
-  const form = page.locator('form[action="/residents/import"]');
+  const form = page.locator('form[action="/roll"]');
   await form.locator('select[name=layout]').selectOption('yardi');
   await form
     .locator('input[type=file]')
@@ -242,7 +242,7 @@ test('rent roll: the Yardi export uploaded, previewed, applied, and its resident
   assert.match(summary, /3 rows read as yardi \(header on line 5/);
   assert.match(summary, /3 to create/);
   await page.screenshot({ path: path.join(shots, 'rent-roll-preview.png'), fullPage: true });
-  const apply = page.locator('form[action="/residents/import/apply"] button');
+  const apply = page.locator('form[action="/roll/apply"] button');
   await Promise.all([page.waitForNavigation(), apply.click()]);
   assert.match(await page.locator('p.ok').innerText(), /Imported yardi\.csv: 3 created/);
   assert.match(await page.locator('[data-last-import]').textContent(), /from yardi\.csv/);

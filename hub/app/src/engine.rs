@@ -606,15 +606,13 @@ impl Runner {
                     caller,
                     reply,
                 }) => {
-                    let plan = match &command.request {
-                        Request::ImportRoll { rows, .. } => self.core.plan_roll(rows, now()),
-                        _ => Default::default(),
-                    };
                     let (tx, mut rx) = oneshot::channel();
                     self.step(
                         Some((Input::Command(command), Some(caller))),
                         ReplyTo::Http(tx),
                     );
+                    // What the step applied (nothing when it was refused).
+                    let plan = self.core.take_roll_plan().unwrap_or_default();
                     // The step answers before it returns (a refusal for storage included).
                     if let Ok(answer) = rx.try_recv() {
                         let _ = reply.send((plan, answer));

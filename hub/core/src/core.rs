@@ -38,6 +38,8 @@ pub struct Core {
     pub(crate) cold: crate::cold::Live,
     /// A sync link is catching up: remote requests wait (`remote.rs`).
     pub(crate) remote_held: bool,
+    /// The plan the last `import_roll` applied, for the shell to show (`take_roll_plan`).
+    pub(crate) last_roll_plan: Option<crate::roll::RollPlan>,
 }
 
 /// What a fact is about (the fact header apart from id, time and actor).
@@ -129,6 +131,7 @@ impl Core {
             last_tick: Millis(0),
             cold: Default::default(),
             remote_held: false,
+            last_roll_plan: None,
         };
         core.refold();
         core.unknown_at_start = core

@@ -248,6 +248,9 @@ pub enum FactKind {
         review: u64,
         rejected: u64,
         moved_out: u64,
+        /// Residents off the roll whose grace period runs.
+        #[serde(default)]
+        leaving: u64,
     },
     /// A row that partly matched a resident, waiting for staff (`resolve_roll_review`).
     RollReviewQueued {

@@ -168,6 +168,9 @@ enum Action {
     MoveOut(ResidentId, Vec<ParcelId>),
 }
 
+/// The most rows one import takes (a roll for 100,000 homes fits twice over).
+pub const MAX_ROLL_ROWS: usize = 250_000;
+
 /// Registrations recorded in one fact (`ResidentsRegistered`).
 const REGISTRATIONS_PER_FACT: usize = 1_000;
 
@@ -283,7 +286,24 @@ fn opt(s: &Option<String>) -> Option<&str> {
 impl Core {
     /// What importing `rows` would do now (a dry run). Changes nothing.
     pub fn plan_roll(&self, rows: &[RollRow], now: Millis) -> RollPlan {
+        if rows.len() > MAX_ROLL_ROWS {
+            return RollPlan {
+                rows: rows.len() as u64,
+                rejected: vec![RollRejection {
+                    line: 0,
+                    resident: None,
+                    reason: format!("the roll has {} rows; at most {MAX_ROLL_ROWS}", rows.len()),
+                }],
+                ..RollPlan::default()
+            };
+        }
         self.plan(rows, now).0
+    }
+
+    /// The plan the last applied import carried out, once (for the shell to show what the
+    /// step did, without planning again).
+    pub fn take_roll_plan(&mut self) -> Option<RollPlan> {
+        self.last_roll_plan.take()
     }
 
     /// The rows of the last import waiting for staff.
@@ -322,6 +342,7 @@ impl Core {
             review,
             rejected,
             moved_out,
+            leaving,
         } = &f.kind
         else {
             return None;
@@ -341,7 +362,7 @@ impl Core {
                 unchanged: *unchanged,
                 review: *review,
                 rejected: *rejected,
-                leaving: 0,
+                leaving: *leaving,
                 moved_out: *moved_out,
             },
         })
@@ -415,7 +436,12 @@ impl Core {
         let mut actions = Vec::new();
         let residents = &self.state.residents;
         let find = |key: &str| -> Option<ResidentId> {
-            if let Some(r) = self.state.roll_links.get(key) {
+            if let Some(r) = self
+                .state
+                .roll_links
+                .get(key)
+                .filter(|r| residents.contains_key(*r))
+            {
                 return Some(r.clone());
             }
             let id = ResidentId(key.to_owned());
@@ -433,6 +459,8 @@ impl Core {
         }
         let mut checked: Vec<Checked> = Vec::with_capacity(rows.len());
         let mut first_line: HashMap<String, u64> = HashMap::with_capacity(rows.len());
+        // The first line that named each resident (two ids may lead to one: a link).
+        let mut first_for: HashMap<ResidentId, u64> = HashMap::new();
         // Residents this roll accounts for: matched, rejected, or in review. Nobody here is
         // moved out by this import.
         let mut present: BTreeSet<ResidentId> = BTreeSet::new();
@@ -445,8 +473,9 @@ impl Core {
                     reason,
                 })
             };
-            if let Some(target) = find(&key) {
-                present.insert(target);
+            let target = find(&key);
+            if let Some(target) = &target {
+                present.insert(target.clone());
             }
             if let Some(first) = first_line.get(&key) {
                 reject_row(
@@ -456,6 +485,16 @@ impl Core {
                 continue;
             }
             first_line.insert(key.clone(), row.line);
+            if let Some(target) = &target {
+                if let Some(first) = first_for.get(target) {
+                    reject_row(
+                        &mut plan,
+                        format!("the same resident ({target}) as line {first}"),
+                    );
+                    continue;
+                }
+                first_for.insert(target.clone(), row.line);
+            }
             match self.check_row(row, &key) {
                 Err(r) => reject_row(&mut plan, r.message),
                 Ok((contact, tenancy)) => {
@@ -466,7 +505,7 @@ impl Core {
                         .is_some_and(|d| d < today);
                     checked.push(Checked {
                         row,
-                        target: find(&key),
+                        target,
                         key,
                         contact,
                         tenancy,
@@ -539,7 +578,16 @@ impl Core {
                         });
                     match partial {
                         Some((candidate, why)) => {
-                            let cr = &residents[candidate];
+                            let candidate = candidate.clone();
+                            let cr = &residents[&candidate];
+                            // One row per candidate: a second row that looks like them too
+                            // is someone else (a household sharing an email).
+                            if let Some(e) = &cr.email {
+                                by_email.remove(&e.to_lowercase());
+                            }
+                            if let Some(n) = &cr.name {
+                                by_unit_name.remove(&(cr.unit.clone(), name_key(n)));
+                            }
                             let reason = format!(
                                 "{why} as resident {candidate} (unit {}) but another id",
                                 cr.unit
@@ -642,6 +690,22 @@ impl Core {
                 "say where the roll comes from (1 to 200 characters)",
             );
         }
+        if rows.is_empty() {
+            return reject(
+                RejectCode::InvalidInput,
+                "the roll lists no resident: importing it would move out everyone a roll brought \
+                 in; nothing imported",
+            );
+        }
+        if rows.len() > MAX_ROLL_ROWS {
+            return reject(
+                RejectCode::InvalidInput,
+                format!(
+                    "the roll has {} rows; at most {MAX_ROLL_ROWS} are imported at once",
+                    rows.len()
+                ),
+            );
+        }
         let (plan, actions) = self.plan(rows, tx.now);
         if !plan.rejected.is_empty() && !skip_rejected {
             let first = &plan.rejected[0];
@@ -671,6 +735,7 @@ impl Core {
                 review: summary.review,
                 rejected: summary.rejected,
                 moved_out: summary.moved_out,
+                leaving: summary.leaving,
             },
         );
         let mut registrations = Vec::new();
@@ -764,6 +829,7 @@ impl Core {
                 },
             );
         }
+        self.last_roll_plan = Some(plan);
         Ok(Outcome::RollImported { summary })
     }
 

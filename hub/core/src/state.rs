@@ -317,7 +317,12 @@ impl State {
                 contact,
                 tenancy,
                 roll,
-            } => self.register(resident, unit, *accessible, contact, tenancy, *roll),
+            } => {
+                // Only a hub's import puts a resident under the roll: the cloud registers
+                // residents, it does not decide who the roll moves out.
+                let roll = *roll && f.id.hub != crate::access::CLOUD_AUTHOR;
+                self.register(resident, unit, *accessible, contact, tenancy, roll)
+            }
             FactKind::ResidentsRegistered { residents } => {
                 for r in residents {
                     self.register(

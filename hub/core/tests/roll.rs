@@ -443,3 +443,89 @@ fn an_import_with_a_blank_source_or_control_characters_in_a_name_is_refused() {
     let plan = s.core.plan_roll(&rows, s.now);
     assert!(plan.rejected[0].reason.contains("control characters"));
 }
+
+#[test]
+fn one_resident_is_matched_by_one_row_at_most() {
+    let mut s = Site::new();
+    s.ok(Request::RegisterResident {
+        by: staff(),
+        resident: "r2".into(),
+        unit: "102".into(),
+        accessible: false,
+        mode: RegisterMode::Update,
+        contact: Contact {
+            email: Some("home@example.com".into()),
+            ..Contact::default()
+        },
+    });
+    // A household sharing an email: one review against r2, the other row someone new.
+    let rows = vec![
+        row(2, Some("H-1"), "102", "Bo Chen", Some("home@example.com")),
+        row(3, Some("H-2"), "102", "Di Chen", Some("home@example.com")),
+    ];
+    let plan = s.core.plan_roll(&rows, s.now);
+    assert_eq!(plan.review.len(), 1, "{plan:?}");
+    assert_eq!(plan.create.len(), 1, "{plan:?}");
+
+    // Once linked, the row's id and the resident's own id are one resident: two rows naming
+    // them are a duplicate.
+    summary(&mut s, &rows);
+    let review = s.core.roll_reviews()[0].review.clone().expect("queued");
+    s.ok(Request::ResolveRollReview {
+        by: staff(),
+        review,
+        decision: ReviewDecision::Same,
+    });
+    let twice = vec![
+        row(2, Some("H-1"), "102", "Bo Chen", None),
+        row(3, Some("r2"), "102", "Bo Chen", None),
+    ];
+    let plan = s.core.plan_roll(&twice, s.now);
+    assert_eq!(plan.rejected.len(), 1, "{plan:?}");
+    assert_eq!(plan.rejected[0].reason, "the same resident (r2) as line 2");
+}
+
+#[test]
+fn an_empty_roll_is_refused_and_the_last_import_counts_who_is_leaving() {
+    let mut s = Site::new();
+    let refused = s.refused(import(&[], false), RejectCode::InvalidInput);
+    assert!(refused.message.contains("lists no resident"), "{refused:?}");
+    summary(&mut s, &first_roll());
+    summary(&mut s, &first_roll()[1..]);
+    let last = s.core.last_roll_import().expect("an import");
+    assert_eq!(last.summary.leaving, 1);
+}
+
+#[test]
+fn the_cloud_registering_a_resident_does_not_put_them_under_the_roll() {
+    let mut s = Site::new();
+    let fact = Fact {
+        id: FactId {
+            ms: s.now.0,
+            hub: CLOUD_AUTHOR.into(),
+            seq: 1,
+        },
+        at: s.now,
+        actor: Actor::Cloud,
+        bank: None,
+        door: None,
+        parcel: None,
+        kind: FactKind::ResidentRegistered {
+            resident: "c-1".into(),
+            unit: "301".into(),
+            accessible: false,
+            contact: Contact::default(),
+            tenancy: Tenancy::default(),
+            roll: true,
+        },
+    };
+    s.core.merge(s.now, vec![fact], &mut s.rng);
+    let c1 = resident(&s, "c-1");
+    assert!(c1.active && !c1.on_roll, "{c1:?}");
+    // So a roll that does not list them never moves them out.
+    summary(&mut s, &first_roll());
+    s.advance(30 * DAY);
+    let sum = summary(&mut s, &first_roll());
+    assert_eq!((sum.leaving, sum.moved_out), (0, 0));
+    assert!(resident(&s, "c-1").active);
+}

@@ -120,8 +120,7 @@ impl Columns {
 }
 
 /// The systems whose exports are known.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Preset {
     /// Yardi Voyager's rent roll (and Yardi Breeze's).
     Yardi,
@@ -282,12 +281,13 @@ impl Preset {
 
 /// The text encoding of an export.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
 pub enum Encoding {
     /// UTF-8; a file with a UTF-16 byte-order mark is read as UTF-16.
     #[default]
+    #[serde(rename = "utf-8")]
     Utf8,
     /// Excel's "CSV (Comma delimited)" on Windows in Western languages.
+    #[serde(rename = "windows-1252")]
     Windows1252,
 }
 
@@ -328,7 +328,7 @@ pub struct Roll {
     pub delimiter: char,
     /// Which header each field was read from.
     pub found: Vec<(String, String)>,
-    /// Where reading stopped before the end (a summary block), if it did.
+    /// The first summary block skipped (rows from it up to the header again, if it comes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped_at: Option<Skipped>,
 }
@@ -497,7 +497,8 @@ fn csv_error(e: csv::Error) -> RollError {
     }
 }
 
-/// Statuses of rows that are not current residents (compared in lower case, letters only).
+/// Statuses of rows that are not current residents: the status's first word begins with one
+/// (`Vacant-Leased`, `Past`, `Evicted`; not `Current - Past Due`).
 const NOT_RESIDENT: [&str; 11] = [
     "vacant",
     "applicant",
@@ -512,8 +513,48 @@ const NOT_RESIDENT: [&str; 11] = [
     "denied",
 ];
 
-/// Names and ids that stand for no one.
+/// Names and ids that stand for no one, written alone or followed by `unit` (`VACANT`,
+/// `-- Vacant --`, `Model Unit`); never a part of a name (`Downs, Mary`).
 const PLACEHOLDERS: [&str; 5] = ["vacant", "model", "down", "admin", "notready"];
+
+/// The words of a cell, in lower case, letters and digits only.
+fn words(s: &str) -> Vec<String> {
+    s.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect()
+}
+
+/// A cell that stands for no one.
+fn placeholder(s: &str) -> bool {
+    let w = words(s);
+    let joined = w.concat();
+    PLACEHOLDERS.contains(&joined.as_str())
+        || (w.len() == 2 && w[1] == "unit" && PLACEHOLDERS.contains(&w[0].as_str()))
+}
+
+/// A status that says the row is not a current resident.
+fn not_resident(status: &str) -> bool {
+    words(status)
+        .first()
+        .is_some_and(|w| NOT_RESIDENT.iter().any(|s| w.starts_with(s)))
+}
+
+/// A heading row's word for the section it begins: `Some(true)` for future residents and
+/// applicants, `Some(false)` for current ones, `None` for a row that is no section heading.
+fn section(heading: &str) -> Option<bool> {
+    let h = norm(heading);
+    if h.contains("future") || h.contains("applicant") {
+        Some(true)
+    } else if ["current", "notice", "resident", "tenant", "occupied"]
+        .iter()
+        .any(|w| h.contains(w))
+    {
+        Some(false)
+    } else {
+        None
+    }
+}
 
 /// First cells that begin a report's summary block: nothing after them is a resident.
 const SUMMARY: [&str; 5] = [
@@ -571,6 +612,17 @@ fn read_with(text: &str, delimiter: u8, options: &Options) -> Result<Option<Roll
         stopped_at: None,
     };
     let mut future_section = false;
+    // Inside a summary block (totals by charge code, averages by unit type): skipped until the
+    // header comes again (an export of several properties repeats it for each).
+    let mut summary_from: Option<u64> = None;
+    let header_key = |record: &csv::StringRecord| -> Vec<String> {
+        layout
+            .at
+            .iter()
+            .map(|(_, i, _)| norm(record.get(*i).unwrap_or("")))
+            .collect()
+    };
+    let header_cells: Vec<String> = layout.at.iter().map(|(_, _, h)| norm(h)).collect();
     for (n, record) in reader(text, delimiter).records().enumerate() {
         if n < skip {
             continue;
@@ -580,7 +632,6 @@ fn read_with(text: &str, delimiter: u8, options: &Options) -> Result<Option<Roll
         }
         let record = record.map_err(csv_error)?;
         let line = record.position().map(|p| p.line()).unwrap_or(0);
-        let mut skip_row = |reason: String| roll.skipped.push(Skipped { line, reason });
         let filled: Vec<&str> = record
             .iter()
             .map(str::trim)
@@ -590,13 +641,35 @@ fn read_with(text: &str, delimiter: u8, options: &Options) -> Result<Option<Roll
             continue;
         }
         let first = norm(filled[0]);
-        if SUMMARY.iter().any(|s| first.starts_with(s)) {
-            roll.stopped_at = Some(Skipped {
-                line,
-                reason: format!("a summary block begins ({:?})", filled[0]),
-            });
-            break;
+        if let Some(from) = summary_from {
+            // The header again (or the first row of a two-row header): residents follow.
+            let key = header_key(&record);
+            let again = key
+                .iter()
+                .zip(&header_cells)
+                .filter(|(k, h)| !k.is_empty() && h.starts_with(k.as_str()))
+                .count()
+                >= 2;
+            if again {
+                summary_from = None;
+                roll.skipped.push(Skipped {
+                    line,
+                    reason: format!("the header again, after a summary block from line {from}"),
+                });
+            }
+            continue;
         }
+        if SUMMARY.iter().any(|s| first.starts_with(s)) {
+            summary_from = Some(line);
+            if roll.stopped_at.is_none() {
+                roll.stopped_at = Some(Skipped {
+                    line,
+                    reason: format!("a summary block begins ({:?})", filled[0]),
+                });
+            }
+            continue;
+        }
+        let mut skip_row = |reason: String| roll.skipped.push(Skipped { line, reason });
         let unit = layout.get(Field::Unit, &record);
         let id = layout.get(Field::Resident, &record);
         let name = match layout.get(Field::Name, &record) {
@@ -610,9 +683,11 @@ fn read_with(text: &str, delimiter: u8, options: &Options) -> Result<Option<Roll
             n => n.to_owned(),
         };
         if filled.len() == 1 && name.is_empty() && id.is_empty() {
-            // A section heading ("Current/Notice/Vacant Residents", "Future Residents/…").
-            let h = norm(filled[0]);
-            future_section = h.contains("future") || h.contains("applicant");
+            // A section heading ("Current/Notice/Vacant Residents", "Future Residents/…"), or
+            // a lone total: only a heading changes the section.
+            if let Some(future) = section(filled[0]) {
+                future_section = future;
+            }
             continue;
         }
         if unit.is_empty() && name.is_empty() && id.is_empty() {
@@ -628,15 +703,11 @@ fn read_with(text: &str, delimiter: u8, options: &Options) -> Result<Option<Roll
             continue;
         }
         let status = layout.get(Field::Status, &record);
-        let status_n = norm(status);
-        if NOT_RESIDENT.iter().any(|s| status_n.contains(s)) {
+        if not_resident(status) {
             skip_row(format!("status {status:?}"));
             continue;
         }
-        if PLACEHOLDERS
-            .iter()
-            .any(|p| norm(&name).starts_with(p) || norm(id) == *p)
-        {
+        if placeholder(&name) || placeholder(id) {
             skip_row(format!(
                 "no resident ({})",
                 if name.is_empty() { id } else { &name }

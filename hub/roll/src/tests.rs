@@ -246,3 +246,55 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn names_that_begin_like_a_placeholder_are_residents() {
+    let text = "Tenant ID,Name,Unit,Status\n\
+                T-1,\"Downs, Mary\",1,Current\n\
+                T-2,Vacanti Paolo,2,Current - Past Due\n\
+                T-3,Model Unit,3,\n\
+                MODEL,,4,\n\
+                T-5,Admin Ada,5,Notice\n";
+    let roll = read(text.as_bytes(), &opts(Preset::RentManager)).expect("reads");
+    let names: Vec<&str> = roll.rows.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, vec!["Downs, Mary", "Vacanti Paolo", "Admin Ada"]);
+    assert_eq!(roll.skipped.len(), 2, "{:?}", roll.skipped);
+}
+
+#[test]
+fn a_lone_amount_does_not_end_the_future_section() {
+    let text = "Unit,Resident,Name\n\
+                Current Residents,,\n\
+                1,t1,Ann Lee\n\
+                Future Residents/Applicants,,\n\
+                2,t2,Bo Chen\n\
+                1900.00,,\n\
+                3,t3,Cy Doe\n";
+    let roll = read(text.as_bytes(), &opts(Preset::Yardi)).expect("reads");
+    let ids: Vec<_> = roll.rows.iter().map(|r| r.resident.as_deref()).collect();
+    assert_eq!(ids, vec![Some("t1")]);
+}
+
+#[test]
+fn an_export_of_two_properties_is_read_past_the_first_summary() {
+    let text = "Unit,Resident,Name\n\
+                1,t1,Ann Lee\n\
+                Summary Groups,,\n\
+                Current,,2\n\
+                Unit,Resident,Name\n\
+                2,t2,Bo Chen\n\
+                Total Charges,,\n\
+                Rent,,3000\n";
+    let roll = read(text.as_bytes(), &opts(Preset::Yardi)).expect("reads");
+    let ids: Vec<_> = roll.rows.iter().map(|r| r.resident.as_deref()).collect();
+    assert_eq!(ids, vec![Some("t1"), Some("t2")]);
+    assert_eq!(roll.stopped_at.map(|s| s.line), Some(3));
+}
+
+#[test]
+fn encodings_are_named_as_the_api_and_the_form_write_them() {
+    let e: Encoding = serde_json::from_str("\"windows-1252\"").expect("windows-1252");
+    assert_eq!(e, Encoding::Windows1252);
+    let e: Encoding = serde_json::from_str("\"utf-8\"").expect("utf-8");
+    assert_eq!(e, Encoding::Utf8);
+}

@@ -1,4 +1,4 @@
-//! The rent-roll import over HTTP: the JSON API (`POST /api/v1/residents/import` with the
+//! The rent-roll import over HTTP: the JSON API (`POST /api/v1/roll` with the
 //! file as the body, bulk `PUT /api/v1/residents`, the review queue) and what the Residents
 //! page shares with it: the report's JSON, and the previews waiting to be applied.
 //!
@@ -32,11 +32,11 @@ pub const MAX_UPLOAD: usize = locker_roll::MAX_BYTES + (64 << 10);
 pub fn router() -> Router<Arc<Web>> {
     Router::new()
         .route(
-            "/api/v1/residents/import",
+            "/api/v1/roll",
             post(import_file).layer(DefaultBodyLimit::max(MAX_UPLOAD)),
         )
-        .route("/api/v1/residents/review", get(reviews))
-        .route("/api/v1/residents/review/{id}", post(resolve))
+        .route("/api/v1/roll/review", get(reviews))
+        .route("/api/v1/roll/review/{id}", post(resolve))
 }
 
 /// The bulk `PUT /api/v1/residents`, merged into the residents' route by `api.rs`.
@@ -143,7 +143,7 @@ async fn plan_or_apply(
             limit,
         ))
         .into_response(),
-        Err(AppError::Rejected(r)) if kept.is_some() => {
+        Err(AppError::Rejected(r)) if kept.is_some() && r.code == RejectCode::InvalidInput => {
             let plan = match web.app.plan_roll(who, kept.unwrap_or_default()).await {
                 Ok(plan) if !plan.rejected.is_empty() => plan,
                 _ => return ApiError(AppError::Rejected(r)).into_response(),
@@ -173,6 +173,7 @@ fn refused(message: String, report: ReportJson) -> Response {
         code: RejectCode,
         report: ReportJson,
     }
+    // Only a refusal for rejected rows comes here (`plan_or_apply`): the core's `invalid_input`.
     (
         StatusCode::UNPROCESSABLE_ENTITY,
         Json(Refused {
@@ -215,7 +216,7 @@ pub fn layout_named(web: &Web, name: Option<&str>) -> Result<Option<Layout>, Str
     }
 }
 
-/// `POST /api/v1/residents/import` (staff): the export file as the body, read with the
+/// `POST /api/v1/roll` (staff): the export file as the body, read with the
 /// `layout` named (the site's default without one).
 async fn import_file(
     State(web): State<Arc<Web>>,
@@ -338,7 +339,7 @@ async fn put_roll(State(web): State<Arc<Web>>, Api(who, ..): Api<Staff>, raw: By
     .await
 }
 
-/// `GET /api/v1/residents/review` (staff): the rows waiting for a decision, and the last
+/// `GET /api/v1/roll/review` (staff): the rows waiting for a decision, and the last
 /// import.
 async fn reviews(State(web): State<Arc<Web>>, Api(who, ..): Api<Staff>) -> Response {
     match web.app.roll_reviews(&who.actor()).await {
@@ -351,14 +352,14 @@ async fn reviews(State(web): State<Arc<Web>>, Api(who, ..): Api<Staff>) -> Respo
     }
 }
 
-/// The body of `POST /api/v1/residents/review/{id}`.
+/// The body of `POST /api/v1/roll/review/{id}`.
 #[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Decision {
     decision: ReviewDecision,
 }
 
-/// `POST /api/v1/residents/review/{id}` (staff): `{"decision": "same" | "new" | "dismiss"}`.
+/// `POST /api/v1/roll/review/{id}` (staff): `{"decision": "same" | "new" | "dismiss"}`.
 async fn resolve(
     State(web): State<Arc<Web>>,
     Api(who, ..): Api<Staff>,

@@ -328,7 +328,7 @@ pub enum OutcomeJson {
     Audit {
         compartments: Vec<CompartmentJson>,
     },
-    /// A rent roll was imported (`PUT /api/v1/residents`, `POST /api/v1/residents/import`).
+    /// A rent roll was imported (`PUT /api/v1/residents`, `POST /api/v1/roll`).
     RollImported {
         summary: locker_core::RollSummary,
     },

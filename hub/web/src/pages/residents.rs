@@ -24,13 +24,13 @@ pub fn router() -> Router<Arc<Web>> {
         .route("/residents/{id}", post(edit))
         .route("/residents/{id}/deactivate", post(deactivate))
         .route(
-            "/residents/import",
+            "/roll",
             post(preview).layer(axum::extract::DefaultBodyLimit::max(
                 crate::import::MAX_UPLOAD,
             )),
         )
-        .route("/residents/import/apply", post(apply))
-        .route("/residents/review/{id}", post(resolve_review))
+        .route("/roll/apply", post(apply))
+        .route("/roll/review/{id}", post(resolve_review))
 }
 
 /// Does a resident match the search text (id, unit or name, any case)?
@@ -313,7 +313,7 @@ fn roll_section(
                 let id = html::url(r.review.as_deref().unwrap_or(""));
                 let button = |decision: &str, label: &str| {
                     format!(
-                        "<form method=post action=\"/residents/review/{id}\" class=inline>{csrf}<input type=hidden name=decision value={decision}><button>{label}</button></form>"
+                        "<form method=post action=\"/roll/review/{id}\" class=inline>{csrf}<input type=hidden name=decision value={decision}><button>{label}</button></form>"
                     )
                 };
                 format!(
@@ -358,7 +358,7 @@ fn roll_section(
     let utf8 = settings.encoding() == locker_roll::Encoding::Utf8;
     format!(
         "<details class=roll{open}><summary><h2 style=display:inline>Rent roll</h2></summary>{last}{review}\
-         <form method=post action=/residents/import enctype=multipart/form-data class=inline>{csrf}\
+         <form method=post action=/roll enctype=multipart/form-data class=inline>{csrf}\
          <label>Export from <select name=layout>{layouts}</select></label>\
          <label>Encoding <select name=encoding><option value=utf-8{u}>UTF-8<option value=windows-1252{w}>Windows-1252 (Excel \"CSV\")</select></label>\
          <label>File (CSV) <input type=file name=file accept=\".csv,text/csv,text/plain\" required></label>\
@@ -370,7 +370,7 @@ fn roll_section(
     )
 }
 
-/// `POST /residents/import`: read the file, show what importing it would do.
+/// `POST /roll`: read the file, show what importing it would do.
 async fn preview(State(web): State<Arc<Web>>, post: FilePost<Staff>) -> Response {
     let (p, f) = (post.who, post.fields);
     let Some((file_name, bytes)) = post.file else {
@@ -489,13 +489,13 @@ fn preview_body(
     );
     let apply = if plan.rejected.is_empty() {
         format!(
-            "<form method=post action=/residents/import/apply>{csrf}<input type=hidden name=token value=\"{t}\"><button>Apply these changes</button></form>",
+            "<form method=post action=/roll/apply>{csrf}<input type=hidden name=token value=\"{t}\"><button>Apply these changes</button></form>",
             t = escape(token)
         )
     } else {
         format!(
             "<p class=err role=alert>{} row(s) are rejected: fix them in the property-management system and upload again, or apply without them (their residents are left as they are).</p>\
-             <form method=post action=/residents/import/apply>{csrf}<input type=hidden name=token value=\"{t}\"><input type=hidden name=skip_rejected value=yes><button>Apply without the rejected rows</button></form>",
+             <form method=post action=/roll/apply>{csrf}<input type=hidden name=token value=\"{t}\"><input type=hidden name=skip_rejected value=yes><button>Apply without the rejected rows</button></form>",
             plan.rejected.len(),
             t = escape(token)
         )
@@ -511,7 +511,7 @@ fn preview_body(
         .as_ref()
         .map(|s| {
             format!(
-                " Reading stopped at line {}: {}.",
+                " Summary blocks were skipped, the first at line {} ({}).",
                 s.line,
                 escape(&s.reason)
             )
@@ -584,7 +584,7 @@ fn preview_body(
     )
 }
 
-/// `POST /residents/import/apply`: apply a preview (as the core finds things now).
+/// `POST /roll/apply`: apply a preview (as the core finds things now).
 async fn apply(State(web): State<Arc<Web>>, post: FormPost<Staff>) -> Response {
     let (p, f) = (post.who, post.fields);
     let token = match field(&f, "token") {
@@ -618,7 +618,7 @@ async fn apply(State(web): State<Arc<Web>>, post: FormPost<Staff>) -> Response {
     }
 }
 
-/// `POST /residents/review/{id}`: staff's decision on a row that partly matched.
+/// `POST /roll/review/{id}`: staff's decision on a row that partly matched.
 async fn resolve_review(
     State(web): State<Arc<Web>>,
     Path(id): Path<String>,
