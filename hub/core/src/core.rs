@@ -39,7 +39,7 @@ pub struct Core {
     /// A sync link is catching up: remote requests wait (`remote.rs`).
     pub(crate) remote_held: bool,
     /// The plan the last `import_roll` applied, for the shell to show (`take_roll_plan`).
-    pub(crate) last_roll_plan: Option<crate::roll::RollPlan>,
+    pub(crate) last_roll_plan: Option<crate::view::RollPlan>,
 }
 
 /// What a fact is about (the fact header apart from id, time and actor).

@@ -38,6 +38,23 @@ pub fn check_carrier_id(id: &str) -> std::result::Result<(), Rejection> {
     check_id("carrier", id)
 }
 
+/// The longest name kept.
+const MAX_NAME: usize = 100;
+
+/// A name as the directory keeps it: 1 to 100 characters, no control characters.
+pub(crate) fn check_name(name: &str) -> std::result::Result<(), Rejection> {
+    if name.trim().is_empty()
+        || name.chars().count() > MAX_NAME
+        || name.chars().any(char::is_control)
+    {
+        return Err(Rejection::new(
+            RejectCode::InvalidInput,
+            format!("a name has 1 to {MAX_NAME} characters and no control characters"),
+        ));
+    }
+    Ok(())
+}
+
 /// The languages residents' messages are written in.
 pub const LANGUAGES: [&str; 2] = ["en", "es"];
 
@@ -47,7 +64,7 @@ pub const LANGUAGES: [&str; 2] = ["en", "es"];
 /// (clear the field) is always accepted.
 pub fn check_contact(contact: &crate::input::Contact) -> std::result::Result<(), Rejection> {
     if let Some(name) = contact.name.as_deref().filter(|n| !n.is_empty()) {
-        crate::roll::check_name(name)?;
+        check_name(name)?;
     }
     for email in [&contact.email, &contact.secondary_email] {
         if let Some(email) = email.as_deref().filter(|e| !e.is_empty()) {

@@ -75,13 +75,11 @@ pub use crate::layout::{
 };
 pub use crate::remote::cloud_may_ask;
 pub use crate::reply::{Outcome, RejectCode, Rejection, Reply};
-pub use crate::roll::{
-    check_date, RollChange, RollImportView, RollLeaving, RollPlan, RollRejection, RollReviewItem,
-    RollSummary,
-};
+pub use crate::roll::check_date;
 pub use crate::staff::ALERT_NOTE_MAX;
 pub use crate::state::{Alert, Location};
 pub use crate::view::{
     BankView, CarrierCodeView, CarrierView, CompartmentStatus, CompartmentView, ParcelView,
-    PerishableFlag, ResidentView,
+    PerishableFlag, ResidentView, RollChange, RollImportView, RollLeaving, RollPlan, RollRejection,
+    RollReviewItem, RollSummary,
 };

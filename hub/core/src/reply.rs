@@ -55,7 +55,7 @@ pub enum Outcome {
     Accepted,
     /// A rent roll was imported: what it did, in numbers.
     RollImported {
-        summary: crate::roll::RollSummary,
+        summary: crate::view::RollSummary,
     },
     Rejected(Rejection),
 }

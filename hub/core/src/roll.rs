@@ -23,131 +23,16 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use serde::{Deserialize, Serialize};
-
 use crate::core::{reject, Core, Result, Subject, Tx};
-use crate::directory::{check_contact, check_resident_id, check_unit};
+use crate::directory::{check_contact, check_name, check_resident_id, check_unit};
 use crate::fact::{Actor, AlertKind, FactKind, Registration};
 use crate::ids::{FactId, Millis, ParcelId, ResidentId};
 use crate::input::{Contact, Operator, ReviewDecision, RollRow, Tenancy};
 use crate::reply::{Outcome, RejectCode, Rejection};
 use crate::state::{Location, Resident};
-
-/// What an import would do (a dry run) or did. Lists are in line order.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RollPlan {
-    /// Rows read.
-    pub rows: u64,
-    pub create: Vec<RollChange>,
-    pub update: Vec<RollChange>,
-    /// Rows that match a resident exactly and change nothing.
-    pub unchanged: u64,
-    /// Rows whose move-out date has passed (their resident, if any, leaves like one missing
-    /// from the roll).
-    pub past: u64,
-    pub review: Vec<RollReviewItem>,
-    pub rejected: Vec<RollRejection>,
-    /// Residents missing from the roll whose grace period runs (or starts with this import).
-    pub leaving: Vec<RollLeaving>,
-    /// Residents moved out by this import (their grace period is over).
-    pub move_out: Vec<RollLeaving>,
-}
-
-/// A resident the import creates or updates, and what changes.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RollChange {
-    pub line: u64,
-    pub resident: ResidentId,
-    pub unit: String,
-    pub name: String,
-    /// What changes, in words (`unit 101 → 102`, `email`, `reactivated`, …); empty when created.
-    pub changes: Vec<String>,
-}
-
-/// A row that partly matches a resident.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RollReviewItem {
-    /// The id of the fact that queued it, once queued (what `resolve_roll_review` names).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub review: Option<String>,
-    pub line: u64,
-    /// The id the row goes by.
-    pub key: String,
-    pub unit: String,
-    pub name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub email: Option<String>,
-    pub candidate: ResidentId,
-    pub candidate_unit: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub candidate_name: Option<String>,
-    pub reason: String,
-    /// When it was queued (queued items only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub at: Option<Millis>,
-}
-
-/// A row the import refuses, and why.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RollRejection {
-    pub line: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resident: Option<String>,
-    pub reason: String,
-}
-
-/// A resident on the way out.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RollLeaving {
-    pub resident: ResidentId,
-    pub unit: String,
-    /// Missing from the roll since (`None`: from this import on).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub since: Option<Millis>,
-    /// When they are moved out, at the first import from then on.
-    pub moves_out_at: Millis,
-    /// Parcels still waiting for them.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub parcels: Vec<ParcelId>,
-}
-
-/// What an applied import did, in numbers (the reply, kept with the request's answer).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RollSummary {
-    pub rows: u64,
-    pub created: u64,
-    pub updated: u64,
-    pub unchanged: u64,
-    pub review: u64,
-    pub rejected: u64,
-    pub leaving: u64,
-    pub moved_out: u64,
-}
-
-impl RollPlan {
-    pub fn summary(&self) -> RollSummary {
-        let n = |v: usize| v as u64;
-        RollSummary {
-            rows: self.rows,
-            created: n(self.create.len()),
-            updated: n(self.update.len()),
-            unchanged: self.unchanged,
-            review: n(self.review.len()),
-            rejected: n(self.rejected.len()),
-            leaving: n(self.leaving.len()),
-            moved_out: n(self.move_out.len()),
-        }
-    }
-}
-
-/// The last import, for the Residents page.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RollImportView {
-    pub at: Millis,
-    pub by: String,
-    pub source: String,
-    pub summary: RollSummary,
-}
+use crate::view::{
+    RollChange, RollImportView, RollLeaving, RollPlan, RollRejection, RollReviewItem, RollSummary,
+};
 
 /// What applying a plan records.
 enum Action {
@@ -173,23 +58,6 @@ pub const MAX_ROLL_ROWS: usize = 250_000;
 
 /// Registrations recorded in one fact (`ResidentsRegistered`).
 const REGISTRATIONS_PER_FACT: usize = 1_000;
-
-/// The longest name kept.
-const MAX_NAME: usize = 100;
-
-/// A name as the directory keeps it: 1 to 100 characters, no control characters.
-pub(crate) fn check_name(name: &str) -> std::result::Result<(), Rejection> {
-    if name.trim().is_empty()
-        || name.chars().count() > MAX_NAME
-        || name.chars().any(char::is_control)
-    {
-        return Err(Rejection::new(
-            RejectCode::InvalidInput,
-            format!("a name has 1 to {MAX_NAME} characters and no control characters"),
-        ));
-    }
-    Ok(())
-}
 
 /// A date as `YYYY-MM-DD`, a real day of the calendar.
 pub fn check_date(what: &str, date: &str) -> std::result::Result<(), Rejection> {

@@ -141,3 +141,121 @@ pub enum Location {
         door: u16,
     },
 }
+
+// --- the rent roll (`roll.rs`) ---
+
+/// What an import would do (a dry run) or did. Lists are in line order.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RollPlan {
+    /// Rows read.
+    pub rows: u64,
+    pub create: Vec<RollChange>,
+    pub update: Vec<RollChange>,
+    /// Rows that match a resident exactly and change nothing.
+    pub unchanged: u64,
+    /// Rows whose move-out date has passed (their resident, if any, leaves like one missing
+    /// from the roll).
+    pub past: u64,
+    pub review: Vec<RollReviewItem>,
+    pub rejected: Vec<RollRejection>,
+    /// Residents missing from the roll whose grace period runs (or starts with this import).
+    pub leaving: Vec<RollLeaving>,
+    /// Residents moved out by this import (their grace period is over).
+    pub move_out: Vec<RollLeaving>,
+}
+
+/// A resident the import creates or updates, and what changes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RollChange {
+    pub line: u64,
+    pub resident: ResidentId,
+    pub unit: String,
+    pub name: String,
+    /// What changes, in words (`unit 101 → 102`, `email`, `reactivated`, …); empty when created.
+    pub changes: Vec<String>,
+}
+
+/// A row that partly matches a resident.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RollReviewItem {
+    /// The id of the fact that queued it, once queued (what `resolve_roll_review` names).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review: Option<String>,
+    pub line: u64,
+    /// The id the row goes by.
+    pub key: String,
+    pub unit: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    pub candidate: ResidentId,
+    pub candidate_unit: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candidate_name: Option<String>,
+    pub reason: String,
+    /// When it was queued (queued items only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<Millis>,
+}
+
+/// A row the import refuses, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RollRejection {
+    pub line: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resident: Option<String>,
+    pub reason: String,
+}
+
+/// A resident on the way out.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RollLeaving {
+    pub resident: ResidentId,
+    pub unit: String,
+    /// Missing from the roll since (`None`: from this import on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<Millis>,
+    /// When they are moved out, at the first import from then on.
+    pub moves_out_at: Millis,
+    /// Parcels still waiting for them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parcels: Vec<ParcelId>,
+}
+
+/// What an applied import did, in numbers (the reply, kept with the request's answer).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RollSummary {
+    pub rows: u64,
+    pub created: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    pub review: u64,
+    pub rejected: u64,
+    pub leaving: u64,
+    pub moved_out: u64,
+}
+
+impl RollPlan {
+    pub fn summary(&self) -> RollSummary {
+        let n = |v: usize| v as u64;
+        RollSummary {
+            rows: self.rows,
+            created: n(self.create.len()),
+            updated: n(self.update.len()),
+            unchanged: self.unchanged,
+            review: n(self.review.len()),
+            rejected: n(self.rejected.len()),
+            leaving: n(self.leaving.len()),
+            moved_out: n(self.move_out.len()),
+        }
+    }
+}
+
+/// The last import, for the Residents page.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RollImportView {
+    pub at: Millis,
+    pub by: String,
+    pub source: String,
+    pub summary: RollSummary,
+}

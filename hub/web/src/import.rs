@@ -339,15 +339,18 @@ async fn put_roll(State(web): State<Arc<Web>>, Api(who, ..): Api<Staff>, raw: By
     .await
 }
 
+/// The answer of `GET /api/v1/roll/review`.
+#[derive(Serialize)]
+pub struct ReviewsJson {
+    pub items: Vec<locker_core::RollReviewItem>,
+    pub last_import: Option<locker_core::RollImportView>,
+}
+
 /// `GET /api/v1/roll/review` (staff): the rows waiting for a decision, and the last
 /// import.
 async fn reviews(State(web): State<Arc<Web>>, Api(who, ..): Api<Staff>) -> Response {
     match web.app.roll_reviews(&who.actor()).await {
-        Ok((items, last_import)) => Json(serde_json::json!({
-            "items": items,
-            "last_import": last_import,
-        }))
-        .into_response(),
+        Ok((items, last_import)) => Json(ReviewsJson { items, last_import }).into_response(),
         Err(e) => ApiError(e).into_response(),
     }
 }
