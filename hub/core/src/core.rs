@@ -698,6 +698,32 @@ impl Core {
         }
     }
 
+    /// Tell each resident of `parcels` about theirs, without a code (a parcel at the desk,
+    /// parcels handed over).
+    pub(crate) fn tell_each_resident(
+        &self,
+        tx: &mut Tx,
+        parcels: &[ParcelId],
+        kind: crate::effect::NotifyKind,
+    ) {
+        let mut by_resident: BTreeMap<crate::ids::ResidentId, Vec<ParcelId>> = BTreeMap::new();
+        for id in parcels {
+            if let Some(r) = self.state.parcels.get(id).and_then(|p| p.resident.clone()) {
+                by_resident.entry(r).or_default().push(id.clone());
+            }
+        }
+        for (resident, parcels) in by_resident {
+            tx.effects.push(Effect::Notify {
+                resident,
+                parcels,
+                pin: None,
+                qr: None,
+                kind,
+                code: None,
+            });
+        }
+    }
+
     /// Clear the open alerts of `kinds` about any of `parcels` (a task that ended with the
     /// parcel leaving), as `subject`.
     pub(crate) fn clear_parcel_alerts(

@@ -24,13 +24,11 @@
 //! deliveries go there), but their staff alert is raised only once they have lasted
 //! `alert_grace_ms`, or at once when a person at the lockers is turned away because of them.
 
-use std::collections::BTreeMap;
-
 use crate::codes::random_id;
 use crate::core::{Core, Subject, Tx};
 use crate::effect::{Effect, KioskUpdate, NotifyKind};
 use crate::fact::{Actor, AlertKind, FactKind, UnlockPurpose};
-use crate::ids::{Millis, ParcelId, ResidentId, UnlockId};
+use crate::ids::{Millis, UnlockId};
 use crate::input::{Disposition, Observation, UnlockReport};
 use crate::state::{Unlock, UnlockState};
 
@@ -444,22 +442,7 @@ impl Core {
         }) = &purpose
         {
             // Moved to the package room: each resident hears where the parcels are now.
-            let mut by_resident: BTreeMap<ResidentId, Vec<ParcelId>> = BTreeMap::new();
-            for id in parcels {
-                if let Some(r) = self.state.parcels.get(id).and_then(|p| p.resident.clone()) {
-                    by_resident.entry(r).or_default().push(id.clone());
-                }
-            }
-            for (resident, parcels) in by_resident {
-                tx.effects.push(Effect::Notify {
-                    resident,
-                    parcels,
-                    pin: None,
-                    qr: None,
-                    kind: NotifyKind::AtDesk,
-                    code: None,
-                });
-            }
+            self.tell_each_resident(tx, parcels, NotifyKind::AtDesk);
         }
         let (left, expired_too) = match purpose {
             Some(UnlockPurpose::Removal { parcels, .. }) => (parcels, true),

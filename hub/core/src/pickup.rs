@@ -507,22 +507,7 @@ impl Core {
         );
         self.parcels_left(tx, parcels);
         // Each resident hears that their parcels were handed over.
-        let mut by_resident: BTreeMap<ResidentId, Vec<ParcelId>> = BTreeMap::new();
-        for id in parcels {
-            if let Some(r) = self.state.parcels.get(id).and_then(|p| p.resident.clone()) {
-                by_resident.entry(r).or_default().push(id.clone());
-            }
-        }
-        for (resident, parcels) in by_resident {
-            tx.effects.push(Effect::Notify {
-                resident,
-                parcels,
-                pin: None,
-                qr: None,
-                kind: NotifyKind::PickedUp,
-                code: None,
-            });
-        }
+        self.tell_each_resident(tx, parcels, NotifyKind::PickedUp);
         Ok(Outcome::Accepted)
     }
 }
