@@ -840,6 +840,24 @@ fn the_rent_roll_api_imports_files_and_lists_refuses_bad_rows_whole_and_reviews(
         "nothing half-applied: T-7002 is not moved out by a refused roll: {list}"
     );
 
+    // Without the token nothing else of the rent roll answers either.
+    let bare = |method: &str, path: &str, body: Option<&str>| {
+        locker_tests::http(hub.web, method, path, None, body).0
+    };
+    assert_eq!(
+        bare("PUT", "/api/v1/residents", Some("{\"residents\":[]}")),
+        401
+    );
+    assert_eq!(bare("GET", "/api/v1/roll/review", None), 401);
+    assert_eq!(
+        bare(
+            "POST",
+            "/api/v1/roll/review/x",
+            Some("{\"decision\":\"same\"}")
+        ),
+        401
+    );
+
     // The JSON list: garbage refused; a partial match waits for review; the decision applies.
     let (code, _) = hub.api("PUT", "/api/v1/residents", Some("not json"));
     assert_eq!(code, 400);

@@ -114,18 +114,20 @@ async fn plan_or_apply(
         skip_rejected,
         limit,
     } = how;
+    let report = |applied: bool, plan: RollPlan| {
+        ReportJson::new(
+            RollReport {
+                applied,
+                source: source.clone(),
+                file: file.clone(),
+                plan,
+            },
+            limit,
+        )
+    };
     if dry_run {
         return match web.app.plan_roll(who, rows).await {
-            Ok(plan) => Json(ReportJson::new(
-                RollReport {
-                    applied: false,
-                    source,
-                    file,
-                    plan,
-                },
-                limit,
-            ))
-            .into_response(),
+            Ok(plan) => Json(report(false, plan)).into_response(),
             Err(e) => ApiError(e).into_response(),
         };
     }
@@ -133,33 +135,12 @@ async fn plan_or_apply(
     // carries the report, so the caller sees every rejected line.
     let kept = (!skip_rejected).then(|| rows.clone());
     match web.app.import_roll(who, &source, rows, skip_rejected).await {
-        Ok((plan, _)) => Json(ReportJson::new(
-            RollReport {
-                applied: true,
-                source,
-                file,
-                plan,
-            },
-            limit,
-        ))
-        .into_response(),
+        Ok((plan, _)) => Json(report(true, plan)).into_response(),
         Err(AppError::Rejected(r)) if kept.is_some() && r.code == RejectCode::InvalidInput => {
-            let plan = match web.app.plan_roll(who, kept.unwrap_or_default()).await {
-                Ok(plan) if !plan.rejected.is_empty() => plan,
-                _ => return ApiError(AppError::Rejected(r)).into_response(),
-            };
-            refused(
-                r.message,
-                ReportJson::new(
-                    RollReport {
-                        applied: false,
-                        source,
-                        file,
-                        plan,
-                    },
-                    limit,
-                ),
-            )
+            match web.app.plan_roll(who, kept.unwrap_or_default()).await {
+                Ok(plan) if !plan.rejected.is_empty() => refused(r.message, report(false, plan)),
+                _ => ApiError(AppError::Rejected(r)).into_response(),
+            }
         }
         Err(e) => ApiError(e).into_response(),
     }
