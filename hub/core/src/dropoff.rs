@@ -555,9 +555,13 @@ impl Core {
 
     /// Own reservations waiting for their door to be opened: `(deadline, id)`.
     fn waiting_reservations(&self) -> Vec<(Millis, ReservationId)> {
-        self.state
-            .reservations
-            .iter()
+        // Active reservations are the ones the compartments list (`Comp::reservations`).
+        let mut waiting: Vec<(Millis, ReservationId)> = self
+            .state
+            .comps
+            .values()
+            .flat_map(|c| c.reservations.iter())
+            .filter_map(|id| self.state.reservations.get(id).map(|r| (id, r)))
             .filter(|(_, r)| {
                 r.origin == self.hub && r.active && !r.door_opened && r.unlock.is_none()
             })
@@ -567,7 +571,11 @@ impl Core {
                     id.clone(),
                 )
             })
-            .collect()
+            .collect();
+        // In id order, as a walk over every reservation would give them.
+        waiting.sort_by(|a, b| a.1.cmp(&b.1));
+        waiting.dedup_by(|a, b| a.1 == b.1);
+        waiting
     }
 
     pub(crate) fn reservation_deadlines(&self) -> Vec<Millis> {

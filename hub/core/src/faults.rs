@@ -250,7 +250,8 @@ impl Core {
                 due.push((since.plus(grace), DueAlert::Outage(name.clone())));
             }
         }
-        for (id, u) in &self.state.unlocks {
+        let open = self.state.open_unlocks.iter();
+        for (id, u) in open.filter_map(|id| self.state.unlocks.get(id).map(|u| (id, u))) {
             if u.origin == self.hub && u.state == UnlockState::Unknown {
                 if let Some(at) = u.unknown_at {
                     let alerted = !self
@@ -568,8 +569,9 @@ impl Core {
     fn waiting_unlocks(&self) -> Vec<(Millis, UnlockId, bool)> {
         let p = &self.ctx.policies;
         self.state
-            .unlocks
+            .open_unlocks
             .iter()
+            .filter_map(|id| self.state.unlocks.get(id).map(|u| (id, u)))
             .filter(|(id, u)| {
                 u.origin == self.hub
                     && u.state == UnlockState::Pending

@@ -218,8 +218,7 @@ impl Core {
 
     pub(crate) fn hold_deadlines(&self) -> Vec<Millis> {
         self.state
-            .parcels
-            .values()
+            .parcels_in_compartments()
             .filter_map(|p| self.hold_event(p, Millis(0)).map(|(t, _)| t))
             .collect()
     }
@@ -261,7 +260,7 @@ impl Core {
         let mut reminders: BTreeMap<(ResidentId, u32), Vec<ParcelId>> = BTreeMap::new();
         let mut warned: BTreeMap<ResidentId, Vec<ParcelId>> = BTreeMap::new();
         let mut expired: BTreeMap<ResidentId, Vec<(ParcelId, String, u16)>> = BTreeMap::new();
-        for p in self.state.parcels.values() {
+        for p in self.state.parcels_in_compartments() {
             let Some((due, event)) = self.hold_event(p, tx.now) else {
                 continue;
             };

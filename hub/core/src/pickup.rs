@@ -227,7 +227,7 @@ impl Core {
         }
         let mut by_door: BTreeMap<u16, Vec<ParcelId>> = BTreeMap::new();
         let mut elsewhere: BTreeSet<String> = BTreeSet::new();
-        for p in self.state.parcels.values() {
+        for p in self.state.parcels_in_compartments() {
             if p.resident.as_ref() != Some(resident) || !self.state.parcel_collectable(p) {
                 continue;
             }
@@ -316,8 +316,11 @@ impl Core {
         parcels: &[ParcelId],
     ) -> Vec<(CodeId, Vec<ParcelId>)> {
         self.state
-            .codes
-            .iter()
+            .codes_of
+            .get(resident)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.state.codes.get(id).map(|c| (id, c)))
             .filter(|(_, c)| &c.resident == resident && self.state.code_live(c))
             .filter_map(|(id, c)| {
                 let covered: Vec<ParcelId> = parcels

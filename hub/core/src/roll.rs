@@ -777,14 +777,19 @@ impl Core {
 }
 
 impl Core {
-    /// Parcels left the hub's care another way than through a door (at the desk): their
-    /// moved-out alerts are settled.
+    /// Parcels left the hub's care another way than through a door (handed over at the desk):
+    /// the alerts that were tasks about them (return it or find them, take it to the desk, it
+    /// expired) are settled, as when they leave through a door.
     pub(crate) fn parcels_left(&mut self, tx: &mut Tx, parcels: &[ParcelId]) {
         self.clear_parcel_alerts(
             tx,
             Subject::none(),
             parcels,
-            &[AlertKind::MovedOutWithParcel],
+            &[
+                AlertKind::MovedOutWithParcel,
+                AlertKind::DeskRequested,
+                AlertKind::ParcelExpired,
+            ],
         );
     }
 }

@@ -221,11 +221,17 @@ pub(crate) struct State {
     pub parcels: BTreeMap<ParcelId, Parcel>,
     pub codes: BTreeMap<CodeId, Code>,
     pub pin_index: BTreeMap<String, BTreeSet<CodeId>>,
+    /// Each resident's codes, so that finding a resident's live codes never walks every code
+    /// of history.
+    pub codes_of: BTreeMap<ResidentId, BTreeSet<CodeId>>,
     pub reservations: BTreeMap<ReservationId, Reservation>,
     /// Per carrier, when its parcels went to the desk because no compartment fitted, within
     /// the last hour of facts (the per-carrier overflow limit).
     pub overflows: BTreeMap<CarrierId, Vec<Millis>>,
     pub unlocks: BTreeMap<UnlockId, Unlock>,
+    /// The unlocks still `Pending` or `Unknown`: the ones with a timer or an alert to come.
+    /// An index kept with `unlocks`, so that the timers never walk every unlock of history.
+    pub open_unlocks: BTreeSet<UnlockId>,
     pub alerts: BTreeMap<AlertId, Alert>,
     pub answered: BTreeMap<RequestId, (String, Reply)>,
     /// Requests from the cloud not answered yet, by their fact id: (asked at, request).
@@ -519,6 +525,10 @@ impl State {
                     .entry(pin_hash.clone())
                     .or_default()
                     .insert(code.clone());
+                self.codes_of
+                    .entry(resident.clone())
+                    .or_default()
+                    .insert(code.clone());
             }
             FactKind::CodeVoided { code, .. } => {
                 if let Some(c) = self.codes.get_mut(code) {
@@ -787,6 +797,70 @@ impl State {
     }
 
     /// Change a parcel's location, keeping the per-compartment index in step.
+    /// The parcels in a compartment (or disputed there), in parcel id order: from the
+    /// compartments' index, not from every parcel of history.
+    pub(crate) fn parcels_in_compartments(&self) -> impl Iterator<Item = &Parcel> + '_ {
+        let mut ids: Vec<&ParcelId> = self.comps.values().flat_map(|c| c.parcels.iter()).collect();
+        ids.sort();
+        ids.dedup();
+        ids.into_iter().filter_map(|id| self.parcels.get(id))
+    }
+
+    /// The indexes kept beside the maps (`open_unlocks`, `Comp::reservations`,
+    /// `Comp::parcels`, `codes_of`) against a walk over everything: what they must always be.
+    pub(crate) fn check_indexes(&self) -> Result<(), String> {
+        let open: BTreeSet<&UnlockId> = self
+            .unlocks
+            .iter()
+            .filter(|(_, u)| matches!(u.state, UnlockState::Pending | UnlockState::Unknown))
+            .map(|(id, _)| id)
+            .collect();
+        if open != self.open_unlocks.iter().collect() {
+            return Err(format!(
+                "open unlocks {:?}, index {:?}",
+                open, self.open_unlocks
+            ));
+        }
+        let active: BTreeSet<&ReservationId> = self
+            .reservations
+            .iter()
+            .filter(|(_, r)| r.active)
+            .map(|(id, _)| id)
+            .collect();
+        let indexed: BTreeSet<&ReservationId> = self
+            .comps
+            .values()
+            .flat_map(|c| c.reservations.iter())
+            .collect();
+        if active != indexed {
+            return Err(format!(
+                "active reservations {active:?}, compartments list {indexed:?}"
+            ));
+        }
+        let held: BTreeSet<&ParcelId> = self
+            .parcels
+            .values()
+            .filter(|p| p.location.compartment().is_some())
+            .map(|p| &p.id)
+            .collect();
+        let indexed: BTreeSet<&ParcelId> = self.parcels_in_compartments().map(|p| &p.id).collect();
+        if held != indexed {
+            return Err(format!(
+                "parcels in compartments {held:?}, compartments list {indexed:?}"
+            ));
+        }
+        for (id, c) in &self.codes {
+            if !self
+                .codes_of
+                .get(&c.resident)
+                .is_some_and(|s| s.contains(id))
+            {
+                return Err(format!("code {id} missing from its resident's list"));
+            }
+        }
+        Ok(())
+    }
+
     pub(crate) fn move_parcel(&mut self, id: &ParcelId, to: Location) {
         let Some(p) = self.parcels.get_mut(id) else {
             return;
@@ -847,6 +921,7 @@ impl State {
                 unknown_at: None,
             },
         );
+        self.open_unlocks.insert(id.clone());
         let c = self.comp(&(bank.clone(), door));
         c.active_unlock = Some(id.clone());
         c.last_unlock = Some(id.clone());
@@ -883,6 +958,7 @@ impl State {
             return;
         }
         u.state = state;
+        self.open_unlocks.remove(id);
         let (key, purpose) = ((u.bank.clone(), u.door), u.purpose.clone());
         let c = self.comp(&key);
         if c.active_unlock.as_ref() == Some(id) {
@@ -947,6 +1023,7 @@ impl State {
             return;
         }
         u.state = state;
+        self.open_unlocks.remove(id);
         let key = (u.bank.clone(), u.door);
         let purpose = u.purpose.clone();
         let c = self.comp(&key);

@@ -6,7 +6,7 @@ use crate::ids::{CarrierId, Millis, ParcelId, ReservationId, ResidentId, UnlockI
 use crate::layout::{Size, TempClass};
 
 /// What a compartment is doing, from a person's point of view.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CompartmentStatus {
     Free,

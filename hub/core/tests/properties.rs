@@ -322,6 +322,7 @@ impl Runner {
             _ => {}
         }
         self.steps += 1;
+        let compartments_before = self.site.core.compartments();
         let before: BTreeMap<ParcelId, ParcelView> = self
             .site
             .core
@@ -417,6 +418,23 @@ impl Runner {
             }
         };
         self.check_output(&kind, &out, &before, &pending);
+        // Every compartment whose view changed is republished (the step compares digests).
+        for (old, new) in compartments_before
+            .iter()
+            .zip(self.site.core.compartments())
+        {
+            if *old != new {
+                let published = out.effects.iter().any(|e| {
+                    matches!(e, Effect::PublishCompartment { bank, door }
+                        if *bank == new.bank && *door == new.door)
+                });
+                assert!(
+                    published,
+                    "{} door {} changed ({old:?} -> {new:?}) and was not republished",
+                    new.bank, new.door
+                );
+            }
+        }
         self.learn(&out);
         check_state(&self.site.core);
         if self.steps.is_multiple_of(16) {
@@ -597,11 +615,17 @@ impl Runner {
         );
         assert_eq!(fresh.alerts(), s.core.alerts(), "fold order changed alerts");
         assert_eq!(fresh.banks(s.now), s.core.banks(s.now));
+        if let Err(e) = fresh.check_indexes() {
+            panic!("an index of the refolded state differs: {e}");
+        }
     }
 }
 
 /// Invariants of any state.
 fn check_state(core: &Core) {
+    if let Err(e) = core.check_indexes() {
+        panic!("an index differs from the state it indexes: {e}");
+    }
     let parcels = core.parcels();
     let mut residents: BTreeMap<(String, u16), BTreeSet<Option<ResidentId>>> = BTreeMap::new();
     let mut placed: BTreeMap<(String, u16), BTreeSet<ParcelId>> = BTreeMap::new();
