@@ -1,19 +1,26 @@
-//! Keeping old, still-open parcels in view.
+//! Keeping old, still-open parcels and alerts in view.
 //!
 //! At start the store loads only the live documents (this month and the previous one), so a
 //! year of history costs nothing. A parcel that is still waiting after that window (a long
 //! vacation hold, an expired parcel nobody removed yet) must not vanish from the core's view:
-//! its compartment would look free and could be booked twice. The hub therefore remembers, in the
-//! local (never synced) table, when the oldest open thing began ("open since"), and at start loads
-//! the parcel and alert documents from that month up to the live window as well.
+//! its compartment would look free and could be booked twice. Nor may an alert nobody
+//! acknowledged: an alert stays open until a person acknowledges it, whatever became of its
+//! parcel or door since (it records something a person must know, such as a door forced or a
+//! pickup in dispute; the alerts the workflows settle themselves are cleared by the core).
 //!
-//! The same mark keeps the store's retention from deleting those months (`Store::maintain`).
-//! This is the one mechanism for old open parcels: the store knows nothing of parcels.
+//! The hub therefore remembers, in the local (never synced) table, two marks: when the oldest
+//! open parcel was delivered, and when the oldest open alert was raised. At start it loads the
+//! parcel documents from the first mark's month and the alert documents from the second's, up
+//! to the live window. The two are kept apart so that one alert nobody acknowledged costs its
+//! months' alert documents (a few kilobytes each), never a year of parcels.
 //!
-//! The mark is refreshed on the maintenance timer. Between refreshes it can only be older than
-//! necessary (old parcels finish, new ones are newer), which loads a little more than needed and
-//! never less. Facts merged in from another replica may reveal an older open parcel; the next
-//! refresh covers that.
+//! The same marks keep the store's retention from deleting those months (`Store::maintain`).
+//! This is the one mechanism for old open things: the store knows nothing of parcels.
+//!
+//! The marks are refreshed on the maintenance timer. Between refreshes they can only be older
+//! than necessary (old parcels finish, new ones are newer), which loads a little more than
+//! needed and never less. Facts merged in from another replica may reveal an older open parcel;
+//! the next refresh covers that.
 
 use locker_core::{Core, Location, Millis};
 use locker_sync::{DocKey, Family, Month, Store, StoreError};
@@ -21,23 +28,44 @@ use tracing::{info, warn};
 
 use crate::facts::StoredFact;
 
+/// The oldest open parcel's delivery (Unix ms, 8 bytes little-endian). Stores from before the
+/// alerts had their own mark kept the older of the two here.
 const OPEN_SINCE: &str = "open-since-ms";
+/// The oldest open alert's raising: 8 bytes, or empty for "no alert open".
+const ALERTS_OPEN_SINCE: &str = "alerts-open-since-ms";
 
-/// Facts from documents older than the live window that the core needs: every parcel and alert
-/// document from the month of the persisted "open since" mark up to the live window.
+/// The two marks: (oldest open parcel, oldest open alert).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Marks {
+    pub parcels: Option<u64>,
+    pub alerts: Option<u64>,
+}
+
+impl Marks {
+    /// The older of the two: the first month the store's retention must keep.
+    pub fn keep_from(&self) -> Option<u64> {
+        self.parcels.into_iter().chain(self.alerts).min()
+    }
+}
+
+/// Facts from documents older than the live window that the core needs: the parcel documents
+/// from the month of the oldest open parcel, and the alert documents from the month of the
+/// oldest open alert, up to the live window.
 pub fn older_open_facts(
     store: &Store<StoredFact>,
     now: Millis,
 ) -> Result<Vec<StoredFact>, StoreError> {
-    let Some(since) = read_mark(store)? else {
-        return Ok(Vec::new());
-    };
+    let marks = read_marks(store)?;
     let first_live = Month::of_ms(now.0).previous().index();
     let mut facts = Vec::new();
     let mut loaded = Vec::new();
-    for index in Month::of_ms(since).index()..first_live {
-        let month = Month::from_index(index);
-        for family in [Family::Parcels, Family::Alerts] {
+    for (family, since) in [
+        (Family::Parcels, marks.parcels),
+        (Family::Alerts, marks.alerts),
+    ] {
+        let Some(since) = since else { continue };
+        for index in Month::of_ms(since).index()..first_live {
+            let month = Month::from_index(index);
             let key = DocKey::Monthly(family, month);
             let got = store.facts_in(&key)?;
             if !got.is_empty() {
@@ -57,36 +85,55 @@ pub fn older_open_facts(
     Ok(facts)
 }
 
-/// Recompute the mark from the core and persist it if it moved.
+/// Recompute the marks from the core and persist those that moved.
 pub fn refresh_mark(store: &mut Store<StoredFact>, core: &Core) {
-    let oldest_parcel = core
+    let parcels = core
         .parcels()
         .into_iter()
         .filter(|p| !matches!(p.location, Location::PickedUp | Location::Returned))
         .map(|p| p.delivered_at.0)
         .min();
-    let oldest_alert = core.alerts().into_iter().map(|a| a.raised_at.0).min();
-    let mark = oldest_parcel.into_iter().chain(oldest_alert).min();
-    let current = read_mark(store).ok().flatten();
-    if mark == current {
+    let alerts = core.alerts().into_iter().map(|a| a.raised_at.0).min();
+    let now = Marks { parcels, alerts };
+    let current = read_marks(store).ok();
+    let alerts_recorded = store.local_get(ALERTS_OPEN_SINCE).ok().flatten().is_some();
+    if current == Some(now) && alerts_recorded {
         return;
     }
-    let result = match mark {
+    let mut result = match now.parcels {
         Some(ms) => store.local_put(OPEN_SINCE, &ms.to_le_bytes()),
         None => store.local_delete(OPEN_SINCE),
     };
+    if result.is_ok() {
+        result = match now.alerts {
+            Some(ms) => store.local_put(ALERTS_OPEN_SINCE, &ms.to_le_bytes()),
+            None => store.local_put(ALERTS_OPEN_SINCE, &[]),
+        };
+    }
     if let Err(e) = result {
-        warn!(error = %e, "cannot record the oldest open parcel; the next start may not see it");
+        warn!(error = %e, "cannot record the oldest open parcel or alert; the next start may not see it");
     }
 }
 
-/// When the oldest open parcel or alert began, as last marked (Unix ms): the month the store's
-/// retention must keep, and older documents must be loaded from at start.
+/// The marks as last recorded. A store from before the alerts' own mark has only the first,
+/// which then stands for both (it was the older of the two).
+pub fn read_marks(store: &Store<StoredFact>) -> Result<Marks, StoreError> {
+    let ms = |b: Vec<u8>| {
+        <[u8; 8]>::try_from(b.as_slice())
+            .ok()
+            .map(u64::from_le_bytes)
+    };
+    let parcels = store.local_get(OPEN_SINCE)?.and_then(ms);
+    let alerts = match store.local_get(ALERTS_OPEN_SINCE)? {
+        Some(b) => ms(b),
+        None => parcels,
+    };
+    Ok(Marks { parcels, alerts })
+}
+
+/// The older of the two marks: the first month the store's retention must keep.
 pub fn read_mark(store: &Store<StoredFact>) -> Result<Option<u64>, StoreError> {
-    Ok(store
-        .local_get(OPEN_SINCE)?
-        .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
-        .map(u64::from_le_bytes))
+    Ok(read_marks(store)?.keep_from())
 }
 
 #[cfg(test)]
@@ -271,5 +318,84 @@ mod tests {
             held(&with),
             "the old, uncollected parcel is still in its compartment"
         );
+    }
+
+    #[test]
+    fn an_old_unacknowledged_alert_loads_its_alert_document_and_no_parcel_document() {
+        const DAY: u64 = 86_400_000;
+        let t0 = 1_790_000_000_000; // 2026-09-21
+        let dir = tempfile::tempdir().unwrap();
+        let (mut store, _) = open(dir.path(), t0);
+        let mut core = Core::new(layout(), Policies::default(), store.site_key(), "hub1", []);
+        let mut e = Counter(0);
+        // A door forced open (an alert nobody acknowledges), and the door closed again: the
+        // month also gets parcel-document facts (the door's story).
+        for (n, obs) in [
+            Observation::DoorOpened {
+                bank: "A".into(),
+                door: 1,
+            },
+            Observation::DoorClosed {
+                bank: "A".into(),
+                door: 1,
+            },
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let out = core.handle(
+                Millis(t0 + n as u64 * 1000),
+                Input::Observation(obs),
+                &mut e,
+            );
+            let facts: Vec<StoredFact> = out.facts.iter().cloned().map(StoredFact::from).collect();
+            store.append(&facts).unwrap();
+        }
+        assert_eq!(core.alerts().len(), 1, "the forced door raised an alert");
+        refresh_mark(&mut store, &core);
+        let marks = read_marks(&store).unwrap();
+        assert_eq!(marks.parcels, None, "no parcel is open");
+        assert!(marks.alerts.is_some());
+        drop(store);
+
+        let later = t0 + 100 * DAY;
+        let (store, live) = open(dir.path(), later);
+        let older = older_open_facts(&store, Millis(later)).unwrap();
+        assert!(!older.is_empty(), "the alert's document was loaded");
+        for f in &older {
+            assert!(
+                matches!(
+                    f.fact.kind,
+                    locker_core::FactKind::AlertRaised { .. }
+                        | locker_core::FactKind::AlertCleared { .. }
+                ),
+                "only alert documents are loaded for an old alert, not {:?}",
+                f.fact.kind
+            );
+        }
+        let with = Core::new(
+            layout(),
+            Policies::default(),
+            store.site_key(),
+            "hub1",
+            live.into_iter().chain(older).map(|f| f.fact),
+        );
+        assert_eq!(with.alerts().len(), 1, "the old alert is still open");
+    }
+
+    #[test]
+    fn a_store_from_before_the_alerts_mark_loads_alerts_from_the_one_mark() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut store, _) = open(dir.path(), 1_790_000_000_000);
+        store
+            .local_put(OPEN_SINCE, &1_780_000_000_000u64.to_le_bytes())
+            .unwrap();
+        let marks = read_marks(&store).unwrap();
+        assert_eq!(marks.parcels, Some(1_780_000_000_000));
+        assert_eq!(marks.alerts, Some(1_780_000_000_000));
+        // Once refreshed, "no alert open" is recorded as such and no longer falls back.
+        let core = Core::new(layout(), Policies::default(), store.site_key(), "hub1", []);
+        refresh_mark(&mut store, &core);
+        assert_eq!(read_marks(&store).unwrap(), Marks::default());
     }
 }
