@@ -101,6 +101,9 @@ pub struct KerongDriver {
     pub retries: u8,
     /// How often door state is polled (default 1 s).
     pub poll_interval: Duration,
+    /// How often an idle board is polled (default 5 s): every door closed, no unlock in the
+    /// last minute, answering. The longest a door forced open there goes unnoticed.
+    pub idle_poll_interval: Duration,
     /// Failed polls in a row before a board's doors are reported unreachable (default 3); the
     /// first good poll brings them back.
     pub unreachable_after: u32,
@@ -119,6 +122,9 @@ pub struct Lockboard8aDriver {
     pub retries: u8,
     /// How often door state is polled (default 1 s).
     pub poll_interval: Duration,
+    /// How often an idle board is polled (default 5 s): every door closed, no unlock in the
+    /// last minute, answering. The longest a door forced open there goes unnoticed.
+    pub idle_poll_interval: Duration,
     /// Failed polls in a row before a board's doors are reported unreachable (default 3); the
     /// first good poll brings them back.
     pub unreachable_after: u32,
@@ -137,6 +143,8 @@ pub struct ModbusDriver {
     pub retries: u8,
     /// How often door feedback inputs are polled (default 500 ms).
     pub poll_interval: Duration,
+    /// How often an idle module is polled (default 5 s): as for the lock boards.
+    pub idle_poll_interval: Duration,
     /// Failed polls in a row before a module's doors are reported unreachable (default 3).
     pub unreachable_after: u32,
     /// One entry per door.
@@ -282,6 +290,7 @@ struct Timing {
     response_timeout: Duration,
     retries: u8,
     poll_interval: Duration,
+    idle_poll_interval: Duration,
     unreachable_after: u32,
 }
 
@@ -303,6 +312,23 @@ fn read_timing(t: &mut Table, cx: &mut Ctx, response_ms: u64, poll_ms: u64) -> T
             Duration::from_secs(60),
         ),
         unreachable_after: t.int_or(cx, "unreachable_after", 1..=100, 3) as u32,
+        idle_poll_interval: Duration::ZERO,
+    }
+    .with_idle(t, cx)
+}
+
+impl Timing {
+    /// `idle_poll_interval`: at least `poll_interval` (equal: no board is ever polled less).
+    fn with_idle(mut self, t: &mut Table, cx: &mut Ctx) -> Timing {
+        let default = Duration::from_secs(5).max(self.poll_interval);
+        self.idle_poll_interval = t.duration_within(
+            cx,
+            "idle_poll_interval",
+            default,
+            self.poll_interval,
+            Duration::from_secs(300),
+        );
+        self
     }
 }
 
@@ -346,6 +372,7 @@ fn read_kerong(t: &mut Table, cx: &mut Ctx, doors: &[u16], map_loc: Loc) -> Opti
             response_timeout: timing.response_timeout,
             retries: timing.retries,
             poll_interval: timing.poll_interval,
+            idle_poll_interval: timing.idle_poll_interval,
             unreachable_after: timing.unreachable_after,
             doors: board_locks,
         }),
@@ -379,6 +406,7 @@ fn read_lockboard_8a(
             response_timeout: timing.response_timeout,
             retries: timing.retries,
             poll_interval: timing.poll_interval,
+            idle_poll_interval: timing.idle_poll_interval,
             unreachable_after: timing.unreachable_after,
             doors: board_locks,
         }),
@@ -522,6 +550,7 @@ fn read_modbus(t: &mut Table, cx: &mut Ctx, map_loc: Loc) -> Option<DriverRead> 
             response_timeout: timing.response_timeout,
             retries: timing.retries,
             poll_interval: timing.poll_interval,
+            idle_poll_interval: timing.idle_poll_interval,
             unreachable_after: timing.unreachable_after,
             doors,
         }),

@@ -97,6 +97,8 @@ async fn run(
                 credentials: None,
             },
             poll_interval: poll,
+            // Every board every cycle: this measures the cycle against its wire floor.
+            idle_poll_interval: poll,
             unreachable_after: 3,
         },
     )

@@ -123,6 +123,13 @@ pub struct BankSettings {
     pub broker: BrokerTarget,
     /// How often every board is read (default 1 s). Zero polls back to back.
     pub poll_interval: Duration,
+    /// How often an idle board is read (default 5 s): every door of it closed at its last
+    /// reading, no unlock sent to it for `BUSY_AFTER_UNLOCK` (5 s), nothing asked about it, and
+    /// answering. Every opening a person makes follows an unlock, which makes its board busy
+    /// (read every `poll_interval`); so this bounds only how late a door forced open on an idle
+    /// board is seen. Fewer readings keep a half-duplex line free for the next unlock. At most
+    /// `poll_interval`: every board every cycle.
+    pub idle_poll_interval: Duration,
     /// Failed requests in a row before a board counts as silent (default 3).
     pub unreachable_after: u32,
 }
@@ -235,7 +242,11 @@ pub fn spawn<P: LockBoards>(
     let tasks = vec![
         tokio::spawn(publisher(client.clone(), outbox_rx)),
         tokio::spawn(shared.clone().mqtt_loop(events)),
-        tokio::spawn(shared.clone().poller(settings.poll_interval)),
+        tokio::spawn(
+            shared
+                .clone()
+                .poller(settings.poll_interval, settings.idle_poll_interval),
+        ),
         tokio::spawn(shared.clone().listen_unsolicited()),
     ];
     Ok(BankHandle {
@@ -298,7 +309,17 @@ struct BoardState {
     failures: u32,
     /// Its setup request (pulse time) has been sent since it last came back.
     set_up: bool,
+    /// When the poller last read it.
+    last_poll: Option<Instant>,
+    /// An unlock went to it recently: read it every cycle until then (the door it opens is what
+    /// the hub waits for).
+    busy_until: Option<Instant>,
 }
+
+/// How long after an unlock its board counts as busy (read every cycle) even with its doors
+/// closed: a door that does not spring open at the pulse is pulled within seconds. Once seen
+/// open, the door keeps its board busy until it is seen closed.
+const BUSY_AFTER_UNLOCK: Duration = Duration::from_secs(5);
 
 /// Doors a query asked about, per board, until the board's reading is published.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -452,6 +473,9 @@ impl<P: LockBoards> Shared<P> {
         deadline: Option<Instant>,
     ) -> (UnlockResult, Option<String>) {
         let unlock = self.protocol.unlock(at);
+        if let Some(b) = self.state().boards.get_mut(&at.board) {
+            b.busy_until = Some(Instant::now() + BUSY_AFTER_UNLOCK);
+        }
         match self.link.request(unlock, Priority::Urgent, deadline).await {
             Ok(Some(reply)) => {
                 self.board_answered(at.board, &reply);
@@ -591,12 +615,18 @@ impl<P: LockBoards> Shared<P> {
         }
     }
 
-    async fn poller(self: Arc<Self>, interval: Duration) {
+    async fn poller(self: Arc<Self>, interval: Duration, idle_interval: Duration) {
         let boards = self.map.boards();
         let mut cycles = 0u64;
         loop {
             let start = Instant::now();
             for &board in &boards {
+                if !self.due(board, idle_interval, Instant::now()) {
+                    continue;
+                }
+                if let Some(b) = self.state().boards.get_mut(&board) {
+                    b.last_poll = Some(Instant::now());
+                }
                 match self
                     .link
                     .request(self.protocol.poll(board), Priority::Routine, None)
@@ -621,6 +651,30 @@ impl<P: LockBoards> Shared<P> {
             });
             tokio::time::sleep_until(start + interval).await;
         }
+    }
+
+    /// Whether the poller reads `board` this cycle: always, unless it is idle (see
+    /// `BankSettings::idle_poll_interval`) and was read less than `idle_interval` ago.
+    fn due(&self, board: u8, idle_interval: Duration, now: Instant) -> bool {
+        let state = self.state();
+        let Some(b) = state.boards.get(&board) else {
+            return true;
+        };
+        let recent = b
+            .last_poll
+            .is_some_and(|at| now.saturating_duration_since(at) < idle_interval);
+        if !recent {
+            return true;
+        }
+        let busy = b.busy_until.is_some_and(|until| now < until);
+        let answering = b.alive == Some(true) && b.set_up && b.failures == 0;
+        let asked = state.queries.contains_key(&board);
+        // A door not read yet counts as open: read it.
+        let open = self
+            .map
+            .locks_of(board)
+            .any(|(_, door)| state.doors.get(&door).is_none_or(|d| d.open));
+        busy || !answering || asked || open
     }
 
     /// Send a board its setup request if it has not had it since it (re)appeared.

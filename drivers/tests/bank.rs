@@ -129,6 +129,8 @@ fn settings(bank: &str, broker: std::net::SocketAddr, poll: Duration) -> BankSet
             credentials: None,
         },
         poll_interval: poll,
+        // Every board every cycle, as these tests expect; idle boards have their own test.
+        idle_poll_interval: poll,
         unreachable_after: 3,
     }
 }
@@ -662,4 +664,91 @@ async fn queries_read_each_board_once() {
         "20 doors on 2 boards asked about twice: {} requests on the wire: {reads:?}",
         reads.len()
     );
+}
+
+/// Status readings of `board` on the wire among the frames after the `from`th.
+fn status_reads(bus: &common::PtyBus, from: usize, board: u8) -> usize {
+    bus.sim
+        .received_after(from)
+        .iter()
+        .filter(|r| r.request == AnyRequest::Kerong(kerong::Request::Status { board }))
+        .count()
+}
+
+#[tokio::test]
+async fn idle_boards_are_read_less_often_and_a_forced_door_is_still_seen_within_the_bound() {
+    let broker = start_broker();
+    let bus = pty_bus(SimSettings::kerong(&[0, 1]));
+    let mut hub = Hub::connect(broker, "idle").await;
+    let link = Link::spawn(Kerong::default(), fast_link(&bus.path, 19_200));
+    let poll = Duration::from_millis(100);
+    let idle = Duration::from_millis(1_000);
+    let mut s = settings("idle", broker, poll);
+    s.idle_poll_interval = idle;
+    let bank = adapter::spawn(Kerong::default(), link, kerong_map(), s).expect("adapter");
+    hub.expect("status", |v| v["online"] == true).await;
+    hub.collect(Duration::from_millis(1_200)).await;
+
+    // Every door closed, nothing unlocked: both boards idle, read once a second, not ten times.
+    let from = bus.sim.received_count();
+    tokio::time::sleep(Duration::from_millis(3_000)).await;
+    for board in [0, 1] {
+        let reads = status_reads(&bus, from, board);
+        assert!(
+            (2..=4).contains(&reads),
+            "idle board {board} read {reads} times in 3 s (every 1 s expected)"
+        );
+    }
+
+    // A door forced open on an idle board is seen within the idle interval (and a cycle).
+    let forced = tokio::time::Instant::now();
+    bus.sim.set_door(0, 3, true);
+    hub.expect("door/3", |v| *v == door(true)).await;
+    assert!(
+        forced.elapsed() <= idle + poll * 3,
+        "a forced door on an idle board went unseen for {:?}",
+        forced.elapsed()
+    );
+    // Board 0 now has an open door: read every cycle; board 1 stays idle.
+    let from = bus.sim.received_count();
+    tokio::time::sleep(Duration::from_millis(2_000)).await;
+    let busy = status_reads(&bus, from, 0);
+    let quiet = status_reads(&bus, from, 1);
+    assert!(
+        busy >= 12,
+        "board 0 (a door open) read only {busy} times in 2 s"
+    );
+    assert!(quiet <= 3, "board 1 (idle) read {quiet} times in 2 s");
+    bus.sim.set_door(0, 3, false);
+    hub.expect("door/3", |v| *v == door(false)).await;
+
+    // An unlock makes its board busy: read every cycle for the seconds after it, so the door
+    // it opened and that door closing again are seen at once, even with every door closed.
+    hub.collect(Duration::from_millis(200)).await;
+    hub.send(serde_json::json!({"type": "unlock", "unlock_id": "u-1", "door": 18}))
+        .await;
+    assert!(ack(&hub.expect("ack", |v| v["unlock_id"] == "u-1").await).ok);
+    hub.expect("door/18", |v| *v == door(true)).await;
+    let closed = tokio::time::Instant::now();
+    bus.sim.set_door(1, 2, false);
+    hub.expect("door/18", |v| *v == door(false)).await;
+    assert!(
+        closed.elapsed() <= poll * 3,
+        "the door an unlock opened was seen closed only after {:?}",
+        closed.elapsed()
+    );
+    let from = bus.sim.received_count();
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let after_unlock = status_reads(&bus, from, 1);
+    assert!(
+        after_unlock >= 6,
+        "board 1 read {after_unlock} times in the second after an unlock"
+    );
+    // And idle again once that is over.
+    tokio::time::sleep(Duration::from_millis(5_000)).await;
+    let from = bus.sim.received_count();
+    tokio::time::sleep(Duration::from_millis(2_000)).await;
+    let later = status_reads(&bus, from, 1);
+    assert!(later <= 3, "board 1 read {later} times in 2 s, idle again");
+    assert_eq!(bank.health().online, Some(true));
 }

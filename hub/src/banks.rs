@@ -134,10 +134,11 @@ pub fn start(
     let mut banks = Vec::new();
     let mut problems = Vec::new();
     for bank in &config.banks {
-        let settings = |poll_interval, unreachable_after| BankSettings {
+        let settings = |poll_interval, idle_poll_interval, unreachable_after| BankSettings {
             bank: bank.id.clone(),
             broker: target_of(&bank.id),
             poll_interval,
+            idle_poll_interval,
             unreachable_after,
         };
         let handle = match &bank.driver {
@@ -162,7 +163,7 @@ pub fn start(
                         protocol,
                         link,
                         map,
-                        settings(k.poll_interval, k.unreachable_after),
+                        settings(k.poll_interval, k.idle_poll_interval, k.unreachable_after),
                     )
                     .map_err(|e| e.to_string())
                 })
@@ -184,7 +185,7 @@ pub fn start(
                         protocol,
                         link,
                         map,
-                        settings(l.poll_interval, l.unreachable_after),
+                        settings(l.poll_interval, l.idle_poll_interval, l.unreachable_after),
                     )
                     .map_err(|e| e.to_string())
                 })
@@ -201,7 +202,7 @@ pub fn start(
                             protocol,
                             link,
                             map,
-                            settings(m.poll_interval, m.unreachable_after),
+                            settings(m.poll_interval, m.idle_poll_interval, m.unreachable_after),
                         )
                         .map_err(|e| e.to_string())
                     })
