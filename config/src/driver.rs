@@ -325,9 +325,24 @@ impl Timing {
             cx,
             "idle_poll_interval",
             default,
-            self.poll_interval,
+            Duration::from_millis(50),
             Duration::from_secs(300),
         );
+        if self.idle_poll_interval < self.poll_interval {
+            if let Some(item) = t.get("idle_poll_interval") {
+                cx.error(
+                    &item.span(),
+                    item.key(),
+                    format!(
+                        "{} is shorter than poll_interval ({}): idle boards are polled less often \
+                         than busy ones, never more",
+                        crate::duration::format(self.idle_poll_interval),
+                        crate::duration::format(self.poll_interval)
+                    ),
+                );
+            }
+            self.idle_poll_interval = self.poll_interval;
+        }
         self
     }
 }

@@ -221,6 +221,11 @@ fn cases(existing_file: &str) -> Vec<Case> {
             5, "bank[0].driver.baud", "4800 baud is not supported by kerong",
         ),
         case(
+            "idle boards polled more often than busy ones",
+            file(&[&SITE, &BANK[..2], &["driver = { kind = \"kerong\", port = \"/dev/ttyUSB0\", poll_interval = \"2s\", idle_poll_interval = \"1s\" }"], &BANK[3..]]),
+            5, "bank[0].driver.idle_poll_interval", "1s is shorter than poll_interval (2s)",
+        ),
+        case(
             "Kerong board address out of range",
             file(&[&SITE, &BANK[..2], &["driver = { kind = \"kerong\", port = \"/dev/ttyUSB0\", map = [{ doors = \"1-8\", board = 16 }] }"], &BANK[3..]]),
             5, "bank[0].driver.map[0].board", "16 is out of range: expected 0 to 15",
