@@ -27,7 +27,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use locker_core::{
     CarrierId, Core, Disposition, Effect, Entropy, Input, Millis, NotifyKind, Observation,
-    Operator, Outcome, Output, Recipient, Request, RequestId, ResidentId, Size, TempClass,
+    Operator, Outcome, Output, ParcelId, Recipient, Request, RequestId, ResidentId, Size,
+    TempClass,
 };
 use locker_sync::{Store, StoreOptions};
 
@@ -83,6 +84,14 @@ fn main() {
         .map(|m| m.len())
         .unwrap_or(0);
     println!("store: {:.1} MB", size as f64 / 1e6);
+    if std::env::args().any(|a| a == "--year-only") {
+        // `tests/bench --year DIR`: the year and its hub.toml, nothing measured.
+        println!(
+            "serve it with: locker-hub run --config {}",
+            config_path.display()
+        );
+        return;
+    }
 
     let mut hub = RunningHub::start(&config_path);
     let token = std::fs::read_to_string(dir.join("data/api-token"))
@@ -105,7 +114,8 @@ fn main() {
     let before = hub.cpu_ticks();
     std::thread::sleep(Duration::from_secs(3));
     let busy = (hub.cpu_ticks() - before) as f64 / 100.0 / 3.0;
-    println!("hub CPU while idle (3 s): {:.0} % of a core", busy * 100.0);
+    println!("hub CPU while idle (3 s): {:.1} % of a core", busy * 100.0);
+    println!("hub RSS after start: {:.1} MB", hub.rss_mb());
 
     println!("\ndashboard, {BANKS} banks x {DOORS_PER_BANK} = {} compartments, {RENDERS} renders each (request -> last byte, loopback, keep-alive):", BANKS * DOORS_PER_BANK as usize);
     // The dashboard's parts: the engine's alert list (a job on the engine thread), the
@@ -277,8 +287,18 @@ struct Made {
 
 /// What happens to a delivered parcel later.
 enum Later {
-    Pickup { bank: String, pin: String },
-    Remove { bank: String, door: u16 },
+    Pickup {
+        bank: String,
+        pin: String,
+    },
+    Remove {
+        bank: String,
+        door: u16,
+    },
+    /// Staff hand a parcel that went to the desk (no compartment free) over.
+    Desk {
+        parcel: ParcelId,
+    },
 }
 
 /// The core with simulated time, and the facts it made since the last append.
@@ -443,6 +463,16 @@ fn generate_year(config: &locker_config::Config) -> Made {
                     break;
                 };
                 let (bank, request) = match later {
+                    Later::Desk { parcel } => {
+                        sim.cmd(
+                            at,
+                            Request::DeskPickup {
+                                by: Operator::Staff { id: "bench".into() },
+                                parcels: vec![parcel],
+                            },
+                        );
+                        continue;
+                    }
                     Later::Pickup { bank, pin } => {
                         (bank.clone(), Request::PickupByPin { bank, pin })
                     }
@@ -468,12 +498,7 @@ fn generate_year(config: &locker_config::Config) -> Made {
             let resident = ResidentId(format!("r-{}", sim.rng.below(UNITS as u64)));
             let bank = banks[sim.rng.below(banks.len() as u64) as usize].clone();
             let size = sizes[sim.rng.below(sizes.len() as u64) as usize];
-            let Some(Outcome::Reserved {
-                reservation,
-                bank,
-                door,
-                ..
-            }) = sim.cmd(
+            let reserved = sim.cmd(
                 at,
                 Request::StartDropOff {
                     bank,
@@ -485,9 +510,20 @@ fn generate_year(config: &locker_config::Config) -> Made {
                     share: false,
                     tracking: Some(format!("1Z{at:x}")),
                 },
-            )
+            );
+            let Some(Outcome::Reserved {
+                reservation,
+                bank,
+                door,
+                ..
+            }) = reserved
             else {
                 no_room += 1;
+                // It went to the desk: the resident fetches it there within two days.
+                if let Some(Outcome::LockerFull { parcel }) = reserved {
+                    let after = HOUR + sim.rng.below(47 * HOUR);
+                    pickups.insert((at + after, u64::MAX - no_room), Later::Desk { parcel });
+                }
                 continue;
             };
             sim.obs(
@@ -641,6 +677,19 @@ impl RunningHub {
             .collect();
         // utime and stime are fields 14 and 15 of the whole line: 11 and 12 after the name.
         f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0)
+    }
+
+    /// Resident set size, in MB.
+    fn rss_mb(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .map(|kb| kb / 1024.0)
+            .unwrap_or(0.0)
     }
 
     fn stop(&mut self) {
