@@ -123,8 +123,9 @@ pub struct BankSettings {
     pub broker: BrokerTarget,
     /// How often every board is read (default 1 s). Zero polls back to back.
     pub poll_interval: Duration,
-    /// How often an idle board is read (default 5 s): every door of it closed at its last
-    /// reading, no unlock sent to it for `BUSY_AFTER_UNLOCK` (5 s), nothing asked about it, and
+    /// How often an idle board is read (the hub's default: `poll_interval`, no difference):
+    /// every door of it closed at its last reading, no unlock sent to it for
+    /// `BUSY_AFTER_UNLOCK` (5 s), nothing asked about it, and
     /// answering. Every opening a person makes follows an unlock, which makes its board busy
     /// (read every `poll_interval`); so this bounds only how late a door forced open on an idle
     /// board is seen. Fewer readings keep a half-duplex line free for the next unlock. At most
