@@ -182,14 +182,19 @@ mod tests {
         (store, facts)
     }
 
+    /// A new store at `t0`, an empty core on it, and its entropy.
+    fn fresh(t0: u64) -> (tempfile::TempDir, Store<StoredFact>, Core, Counter) {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = open(dir.path(), t0);
+        let core = Core::new(layout(), Policies::default(), store.site_key(), "hub1", []);
+        (dir, store, core, Counter(0))
+    }
+
     #[test]
     fn a_parcel_older_than_the_live_window_is_still_in_its_compartment_after_a_restart() {
         const DAY: u64 = 86_400_000;
         let t0 = 1_790_000_000_000; // 2026-09-21
-        let dir = tempfile::tempdir().unwrap();
-        let (mut store, _) = open(dir.path(), t0);
-        let mut core = Core::new(layout(), Policies::default(), store.site_key(), "hub1", []);
-        let mut e = Counter(0);
+        let (dir, mut store, mut core, mut e) = fresh(t0);
         let mut n = 0;
         let mut step = |core: &mut Core, store: &mut Store<StoredFact>, input: Input| {
             n += 1;
@@ -324,10 +329,7 @@ mod tests {
     fn an_old_unacknowledged_alert_loads_its_alert_document_and_no_parcel_document() {
         const DAY: u64 = 86_400_000;
         let t0 = 1_790_000_000_000; // 2026-09-21
-        let dir = tempfile::tempdir().unwrap();
-        let (mut store, _) = open(dir.path(), t0);
-        let mut core = Core::new(layout(), Policies::default(), store.site_key(), "hub1", []);
-        let mut e = Counter(0);
+        let (dir, mut store, mut core, mut e) = fresh(t0);
         // A door forced open (an alert nobody acknowledges), and the door closed again: the
         // month also gets parcel-document facts (the door's story).
         for (n, obs) in [
