@@ -95,9 +95,9 @@ pub fn refresh_mark(store: &mut Store<StoredFact>, core: &Core) {
         .min();
     let alerts = core.alerts().into_iter().map(|a| a.raised_at.0).min();
     let now = Marks { parcels, alerts };
-    let current = read_marks(store).ok();
-    let alerts_recorded = store.local_get(ALERTS_OPEN_SINCE).ok().flatten().is_some();
-    if current == Some(now) && alerts_recorded {
+    // Unchanged, and the alerts' own mark already written (a store from before has none).
+    let recorded = store.local_get(ALERTS_OPEN_SINCE).ok().flatten().is_some();
+    if recorded && read_marks(store).ok() == Some(now) {
         return;
     }
     let mut result = match now.parcels {

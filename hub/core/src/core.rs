@@ -40,12 +40,12 @@ pub struct Core {
     pub(crate) remote_held: bool,
     /// The plan the last `import_roll` applied, for the shell to show (`take_roll_plan`).
     pub(crate) last_roll_plan: Option<crate::view::RollPlan>,
-    /// Facts folded into `state` since it was last rebuilt: with `view_cache`, it tells whether
+    /// Facts folded into `state` since it was last rebuilt: with `digest_cache`, it tells whether
     /// the compartment views a step ended with still hold when the next step starts.
     folded: u64,
     /// The compartment digests `finish` computed, and `folded` then: the next `snapshot` takes
     /// them instead of computing them again when nothing was folded in between.
-    view_cache: Option<(u64, Vec<u64>)>,
+    digest_cache: Option<(u64, Vec<u64>)>,
 }
 
 /// What a fact is about (the fact header apart from id, time and actor).
@@ -140,7 +140,7 @@ impl Core {
             remote_held: false,
             last_roll_plan: None,
             folded: 0,
-            view_cache: None,
+            digest_cache: None,
         };
         core.refold();
         core.unknown_at_start = core
@@ -612,7 +612,7 @@ impl Core {
         self.state = state;
         // A rebuilt state: whatever views were kept describe the old one.
         self.folded += 1;
-        self.view_cache = None;
+        self.digest_cache = None;
     }
 
     /// A new fact id greater than every fact known, so applying it now gives the same state as
@@ -774,7 +774,7 @@ impl Core {
     }
 
     pub(crate) fn snapshot(&mut self, now: Millis) -> Snapshot {
-        let compartments = match self.view_cache.take() {
+        let compartments = match self.digest_cache.take() {
             Some((folded, digests)) if folded == self.folded => digests,
             _ => self.state.compartment_digests(&self.ctx),
         };
@@ -815,7 +815,7 @@ impl Core {
                 });
             }
         }
-        self.view_cache = Some((self.folded, after));
+        self.digest_cache = Some((self.folded, after));
         for (old, new) in before.banks.iter().zip(self.banks(now)) {
             if *old != new {
                 effects.push(Effect::PublishBank { bank: new.bank });
