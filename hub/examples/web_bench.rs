@@ -408,6 +408,7 @@ fn generate_year(config: &locker_config::Config) -> Made {
             by: by.clone(),
             carrier: CarrierId("acme".into()),
             name: "Acme Parcels".into(),
+            email: None,
         },
     );
     sim.cmd(

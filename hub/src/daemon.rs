@@ -662,4 +662,9 @@ impl NotificationSink for WakeSender {
         self.inner.queued(notification);
         self.wake.notify_one();
     }
+
+    fn carrier_code_queued(&self, code: &locker_app::notify::CarrierCode<'_>) {
+        self.inner.carrier_code_queued(code);
+        self.wake.notify_one();
+    }
 }

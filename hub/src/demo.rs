@@ -124,6 +124,15 @@ impl NotificationSink for Printing {
         tracing::info!("{line}");
         println!("{line}");
     }
+
+    fn carrier_code_queued(&self, c: &locker_app::notify::CarrierCode<'_>) {
+        let line = format!(
+            "demo carrier code for {}: {} (ref {})",
+            c.carrier, c.code, c.code_ref
+        );
+        tracing::info!("{line}");
+        println!("{line}");
+    }
 }
 
 /// Seed the demo site through the application's services, as its admin would: an admin, a staff
@@ -159,6 +168,7 @@ pub async fn seed(app: &App) -> Result<(), AppError> {
             by: Operator::Cloud,
             carrier: CarrierId("demo-carrier".into()),
             name: "Demo Parcel Co".into(),
+            email: None,
         },
     ));
     requests.push((

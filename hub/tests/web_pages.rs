@@ -932,3 +932,87 @@ fn the_rent_roll_api_imports_files_and_lists_refuses_bad_rows_whole_and_reviews(
         .expect("kept");
     assert_eq!(lena["active"], false);
 }
+
+/// A carrier's address for codes, and "Email a new code": an admin's, with CSRF; staff see the
+/// address but cannot send; a bad address is a 400; the code goes to the outbox and is shown
+/// on no page; the API without a token is 401 and `send` with a code is 422.
+#[test]
+fn an_admin_emails_a_carrier_a_new_code_from_the_page_and_nobody_sees_it() {
+    let hub = start();
+    let (admin, admin_csrf, staff, staff_csrf) = admin_and_staff(&hub);
+    let as_admin =
+        |path: &str, form: &str| req(hub.web, "POST", path, Some(&admin), Some(form), "");
+    let (code, _, body) = as_admin(
+        "/carriers",
+        &format!("csrf={admin_csrf}&carrier=ups&name=UPS&email=not-an-address"),
+    );
+    assert_eq!(code, 400);
+    assert!(body.contains("is not an email address"), "{body}");
+    let (code, h, _) = as_admin(
+        "/carriers",
+        &format!("csrf={admin_csrf}&carrier=ups&name=UPS&email=codes%40ups.example"),
+    );
+    assert_eq!(code, 303, "{h}");
+
+    // Staff see the address and no button; a staff post, and an admin's without CSRF, are 403.
+    let (_, _, page) = req(hub.web, "GET", "/carriers", Some(&staff), None, "");
+    assert!(page.contains("codes@ups.example"), "{page}");
+    assert!(!page.contains("/carriers/ups/codes/send"), "{page}");
+    let (code, _, _) = req(
+        hub.web,
+        "POST",
+        "/carriers/ups/codes/send",
+        Some(&staff),
+        Some(&format!("csrf={staff_csrf}")),
+        "",
+    );
+    assert_eq!(code, 403);
+    assert_eq!(as_admin("/carriers/ups/codes/send", "").0, 403);
+    let (code, _) = locker_tests::http(
+        hub.web,
+        "POST",
+        "/api/v1/carriers/ups/codes",
+        None,
+        Some("{\"send\":true}"),
+    );
+    assert_eq!(code, 401);
+    let (code, _) = hub.api(
+        "POST",
+        "/api/v1/carriers/ups/codes",
+        Some("{\"send\":true,\"code\":\"11223344\"}"),
+    );
+    assert_eq!(code, 422);
+    let (code, body) = hub.api("POST", "/api/v1/carriers/ups/codes", Some("{\"send\":1}"));
+    assert_eq!(code, 422, "{body}");
+    assert!(hub.api("GET", "/api/v1/outbox", None).1 == serde_json::json!([]));
+
+    // The admin's page shows the button; pressing it queues the code for the address.
+    let (_, _, page) = req(hub.web, "GET", "/carriers", Some(&admin), None, "");
+    assert!(page.contains("/carriers/ups/codes/send"), "{page}");
+    let (code, h, body) = as_admin("/carriers/ups/codes/send", &format!("csrf={admin_csrf}"));
+    assert_eq!(code, 303, "{h}");
+    let (_, outbox) = hub.api("GET", "/api/v1/outbox", None);
+    let sent = outbox[0]["notification"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("the code in the outbox: {outbox}"))
+        .to_owned();
+    assert_eq!(outbox[0]["notification"]["carrier"], "ups");
+    assert!(!h.contains(&sent) && !body.contains(&sent));
+    for path in ["/carriers", "/notifications"] {
+        let (code, _, page) = req(hub.web, "GET", path, Some(&admin), None, "");
+        assert_eq!(code, 200);
+        assert!(!page.contains(&sent), "the code on {path}");
+        if path == "/notifications" {
+            assert!(page.contains("carrier ups"), "{page}");
+        }
+    }
+    // It opens a drop-off.
+    let (code, _) = hub.api(
+        "POST",
+        "/api/v1/residents",
+        Some("{\"resident\":\"r-1\",\"unit\":\"101\"}"),
+    );
+    assert_eq!(code, 201);
+    let (_, reply) = drop_off(&hub, "ups-1", &sent, "r-1");
+    assert_eq!(reply["type"], "reserved", "{reply}");
+}

@@ -819,3 +819,98 @@ fn a_second_person_is_told_too_each_resident_chooses_the_channels_and_a_pickup_i
     });
     assert_eq!(post["body"]["pin"], Value::Null, "{post}");
 }
+
+/// A carrier's new code (issue #13: the cloud may ask for one, the hub draws it): staff or the
+/// cloud ask, the hub emails it to the address an admin registered, and nobody else sees it:
+/// not the caller's answer, not the outbox listing's caller after it went, not a log line, not a
+/// file on disk. The emailed code opens a drop-off. A carrier without an address is refused.
+#[test]
+fn a_carriers_new_code_is_emailed_to_its_address_only_and_opens_a_drop_off() {
+    let smtp = Peer::smtp();
+    let mut hub = Hub::start(|dir| config(dir, smtp.port));
+    hub.register_unit_7_and_acme();
+    let (code, _) = hub.api(
+        "POST",
+        "/api/v1/carriers",
+        Some(r#"{"carrier": "fedex", "name": "FedEx", "email": "codes@fedex.example"}"#),
+    );
+    assert_eq!(code, 201);
+    // Both, or neither: a code that is sent is drawn by the hub.
+    let (status, body) = hub.api(
+        "POST",
+        "/api/v1/carriers/fedex/codes",
+        Some(r#"{"send": true, "code": "12345678"}"#),
+    );
+    assert_eq!(status, 422, "{body}");
+    // Acme has no address: refused with the reason, nothing drawn.
+    let (status, body) = hub.api(
+        "POST",
+        "/api/v1/carriers/acme/codes",
+        Some(r#"{"send": true}"#),
+    );
+    assert_ne!(status, 201, "{body}");
+    assert!(
+        body.to_string().contains("no email address"),
+        "{status} {body}"
+    );
+
+    let (status, answer) = hub.api(
+        "POST",
+        "/api/v1/carriers/fedex/codes",
+        Some(r#"{"send": true}"#),
+    );
+    assert_eq!(status, 201, "{answer}");
+    assert_eq!(answer["type"], "carrier_code_sent", "{answer}");
+    let code_ref = answer["code_ref"].as_str().expect("a reference").to_owned();
+    let mail = wait_until("the carrier's email", Duration::from_secs(20), || {
+        smtp.to("codes@fedex.example").into_iter().next()
+    });
+    assert_eq!(
+        mail["subject"], "New locker access code for FedEx",
+        "{mail}"
+    );
+    let text = mail["text"].as_str().unwrap_or_default();
+    let sent: String = text
+        .lines()
+        .map(str::trim)
+        .find(|l| l.len() == 8 && l.chars().all(|c| c.is_ascii_digit()))
+        .expect("the code on a line of its own")
+        .to_owned();
+    assert!(text.contains(&code_ref), "{text}");
+    assert!(
+        !answer.to_string().contains(&sent),
+        "the answer holds the code"
+    );
+    assert_eq!(smtp.messages().len(), 1, "one email, to the carrier only");
+    wait_until("the outbox to empty", Duration::from_secs(10), || {
+        outbox(&hub).is_empty().then_some(())
+    });
+    // The carrier list shows the new code by its reference, and the address.
+    let (_, carriers) = hub.api("GET", "/api/v1/carriers", None);
+    let fedex = carriers
+        .as_array()
+        .and_then(|l| l.iter().find(|c| c["carrier"] == "fedex"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(fedex["email"], "codes@fedex.example", "{carriers}");
+    assert_eq!(
+        fedex["codes"][0]["code_ref"],
+        code_ref.as_str(),
+        "{carriers}"
+    );
+
+    // The emailed code opens a drop-off.
+    let reserved = hub.command(
+        "fedex-drop",
+        json!({"type": "start_drop_off", "bank": "A", "carrier_code": sent,
+               "recipient": {"type": "unit", "unit": "7"}, "size": "m"}),
+    );
+    assert_eq!(reserved["type"], "reserved", "{reserved}");
+    assert!(!hub.output().contains(&sent), "the code is in the log");
+    hub.terminate();
+    for (path, bytes) in files_under(hub.dir.path()) {
+        for form in [format!("\"code\":\"{sent}\""), format!("\n{sent}\n")] {
+            assert!(!contains(&bytes, &form), "the code in {}", path.display());
+        }
+    }
+}

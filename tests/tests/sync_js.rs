@@ -442,6 +442,46 @@ fn a_remote_open_from_the_cloud_runs_once_even_across_a_kill() {
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(opens_of_door_2(&mut server), 1, "opened once");
 
+    // The cloud asks for a new code for a carrier: the hub draws it and queues it for the
+    // address an admin registered; the cloud gets only the answer, never the code.
+    let (status, _) = hub.api(
+        "POST",
+        "/api/v1/carriers",
+        Some(r#"{"carrier": "fedex", "name": "FedEx", "email": "codes@fedex.example"}"#),
+    );
+    assert_eq!(status, 201);
+    let id = ask(
+        &mut server,
+        3,
+        json!({"type": "send_carrier_code", "by": {"kind": "cloud"}, "carrier": "fedex"}),
+    );
+    let carrier_code = |hub: &Hub| -> Option<String> {
+        let (_, outbox) = hub.api("GET", "/api/v1/outbox", None);
+        outbox.as_array().into_iter().flatten().find_map(|item| {
+            let n = &item["notification"];
+            (n["type"] == "carrier_code" && n["carrier"] == "fedex")
+                .then(|| n["code"].as_str().map(str::to_owned))
+                .flatten()
+        })
+    };
+    wait_until("the code in the outbox", Duration::from_secs(20), || {
+        carrier_code(&hub).is_some()
+    });
+    let code = carrier_code(&hub).unwrap_or_default();
+    assert_eq!(code.len(), 8, "{code}");
+    wait_until(
+        "the answer in the cloud's copy",
+        Duration::from_secs(20),
+        || {
+            answers(&mut server, &id)
+                .iter()
+                .any(|a| a["kind"]["reply"]["type"] == "carrier_code_sent")
+        },
+    );
+    assert_eq!(answers(&mut server, &id).len(), 1);
+    let dump = server.ask(json!({"cmd": "dump"})).to_string();
+    assert!(!dump.contains(&code), "the carrier code reached the cloud");
+
     // "Open all" is never accepted from the cloud.
     ask(
         &mut server,

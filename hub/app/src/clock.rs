@@ -309,6 +309,7 @@ mod tests {
                         by: by.clone(),
                         carrier: "ups".into(),
                         name: "UPS".into(),
+                        email: None,
                     },
                     Request::IssueCarrierCode {
                         by,

@@ -145,7 +145,18 @@ pub enum Job {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Pending {
     Notification(Queued),
+    /// A carrier's new code, for its registered email address.
+    CarrierCode(QueuedCarrierCode),
     Undecodable(String),
+}
+
+/// A carrier code in the outbox: the core's `notify_carrier` effect, as it was made durable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedCarrierCode {
+    pub carrier: locker_core::CarrierId,
+    pub code: String,
+    /// The id of the fact that issued it (how staff revoke it).
+    pub code_ref: String,
 }
 
 /// A notification in the outbox: the core's `notify` effect, as it was made durable.
@@ -175,6 +186,15 @@ impl Pending {
                 pin,
                 qr,
                 kind,
+            }),
+            Ok(Effect::NotifyCarrier {
+                carrier,
+                code,
+                code_ref,
+            }) => Pending::CarrierCode(QueuedCarrierCode {
+                carrier,
+                code,
+                code_ref,
             }),
             Ok(_) => Pending::Undecodable("an outbox item that is not a notification".into()),
             Err(e) => Pending::Undecodable(e.to_string()),
@@ -1051,7 +1071,7 @@ impl Runner {
             .effects
             .iter()
             .enumerate()
-            .filter(|(_, e)| matches!(e, Effect::Notify { .. }))
+            .filter(|(_, e)| matches!(e, Effect::Notify { .. } | Effect::NotifyCarrier { .. }))
             .filter_map(|(i, e)| Some((format!("{first}-notify-{i}"), serde_json::to_vec(e).ok()?)))
             .collect();
         let outbox_refs: Vec<(&str, &[u8])> = outbox
@@ -1127,6 +1147,17 @@ impl Runner {
                         kind,
                     });
                 }
+                Effect::NotifyCarrier {
+                    carrier,
+                    code,
+                    code_ref,
+                } => self
+                    .notifications
+                    .carrier_code_queued(&crate::notify::CarrierCode {
+                        carrier: &carrier,
+                        code: &code,
+                        code_ref: &code_ref,
+                    }),
                 Effect::RaiseAlert {
                     alert,
                     kind,

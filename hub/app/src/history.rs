@@ -227,6 +227,7 @@ mod tests {
                     by: Operator::Cloud,
                     carrier: CarrierId("c1".into()),
                     name: "C".into(),
+                    email: None,
                 },
             ),
             (

@@ -5,7 +5,7 @@
 //! queued (a notifier collects it from `GET /api/v1/outbox`); the demo's prints it, codes and
 //! all, so the whole flow can be walked through by hand. The engine knows nothing of either.
 
-use locker_core::{NotifyKind, ParcelId, ResidentId};
+use locker_core::{CarrierId, NotifyKind, ParcelId, ResidentId};
 
 /// A notification, as the engine hands it over (after it is on disk).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,9 +17,19 @@ pub struct Notification<'a> {
     pub kind: NotifyKind,
 }
 
+/// A carrier's new code, as the engine hands it over (after it is on disk).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CarrierCode<'a> {
+    pub carrier: &'a CarrierId,
+    pub code: &'a str,
+    pub code_ref: &'a str,
+}
+
 /// Told about every notification once it is durable.
 pub trait NotificationSink: Send + Sync {
     fn queued(&self, notification: &Notification<'_>);
+    /// A carrier code waits in the outbox for the carrier's email address.
+    fn carrier_code_queued(&self, code: &CarrierCode<'_>);
 }
 
 /// The daemon's sink: the notification waits in the outbox; only the fact that it does is logged
@@ -30,6 +40,10 @@ pub struct OutboxOnly;
 impl NotificationSink for OutboxOnly {
     fn queued(&self, n: &Notification<'_>) {
         tracing::info!(resident = %n.resident, kind = ?n.kind, parcels = n.parcels.len(), "notification queued in the local outbox");
+    }
+
+    fn carrier_code_queued(&self, c: &CarrierCode<'_>) {
+        tracing::info!(carrier = %c.carrier, code_ref = c.code_ref, "a carrier's new code is queued in the local outbox");
     }
 }
 
@@ -72,8 +86,10 @@ pub(crate) const DELIVERY_PREFIX: &str = "delivery/";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Waiting {
     pub id: String,
-    /// `None` for an item that cannot be read.
+    /// `None` for an item that cannot be read, or a carrier's code.
     pub resident: Option<ResidentId>,
+    /// The carrier a new code is for (never the code).
+    pub carrier: Option<CarrierId>,
     pub parcels: Vec<ParcelId>,
     pub kind: Option<NotifyKind>,
     pub delivery: Delivery,

@@ -448,13 +448,20 @@ impl App {
             .into_iter()
             .map(|(id, pending)| {
                 let delivery = records.get(&id).cloned().unwrap_or_default();
-                let (resident, parcels, kind) = match pending {
-                    Pending::Notification(q) => (Some(q.resident), q.parcels, Some(q.kind)),
-                    Pending::Undecodable(_) => (None, Vec::new(), None),
+                let (resident, parcels, kind) = match &pending {
+                    Pending::Notification(q) => {
+                        (Some(q.resident.clone()), q.parcels.clone(), Some(q.kind))
+                    }
+                    Pending::CarrierCode(_) | Pending::Undecodable(_) => (None, Vec::new(), None),
+                };
+                let carrier = match pending {
+                    Pending::CarrierCode(c) => Some(c.carrier),
+                    _ => None,
                 };
                 crate::notify::Waiting {
                     id,
                     resident,
+                    carrier,
                     parcels,
                     kind,
                     delivery,

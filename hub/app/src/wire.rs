@@ -213,6 +213,7 @@ pub fn kiosk_reply(reply: &Reply) -> bus::KioskReply {
         Outcome::CheckedIn { .. }
         | Outcome::Audit { .. }
         | Outcome::RollImported { .. }
+        | Outcome::CarrierCodeSent { .. }
         | Outcome::Accepted => bus::KioskOutcome::Accepted,
         Outcome::Rejected(r) => bus::KioskOutcome::Rejected {
             code: reject_code(r.code),

@@ -97,6 +97,7 @@ pub fn need_for(request: &Request) -> Need {
         Request::StaffOpenBank { .. }
         | Request::RegisterCarrier { .. }
         | Request::IssueCarrierCode { .. }
+        | Request::SendCarrierCode { .. }
         | Request::RevokeCarrierCode { .. }
         | Request::RevokeCarrierCodeRef { .. }
         | Request::RevokeCarrier { .. } => Need::Admin,

@@ -375,6 +375,7 @@ impl Core {
             | R::RevokeBadge { .. }
             | R::RegisterCarrier { .. }
             | R::IssueCarrierCode { .. }
+            | R::SendCarrierCode { .. }
             | R::RevokeCarrierCode { .. }
             | R::RevokeCarrierCodeRef { .. }
             | R::RevokeCarrier { .. }

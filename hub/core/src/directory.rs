@@ -2,15 +2,20 @@
 //! and pre-advised tracking numbers. All of it is facts, written by staff or the cloud. Badge ids
 //! and carrier codes are credentials, so only their keyed hashes are recorded.
 
+use crate::codes::random_pin;
 use crate::core::{reject, Core, Result, Subject, Tx};
+use crate::effect::Effect;
 use crate::fact::FactKind;
-use crate::input::{RegisterMode, Request};
+use crate::ids::CarrierId;
+use crate::input::{Operator, RegisterMode, Request};
 use crate::reply::{Outcome, RejectCode, Rejection};
 
 /// Carrier codes are typed on a keypad; shorter ones are too easy to guess.
 pub const MIN_CARRIER_CODE: usize = 6;
 /// The longest carrier code: still quick on a keypad.
 pub const MAX_CARRIER_CODE: usize = 16;
+/// The length of a code the core draws for a carrier (`Request::SendCarrierCode`).
+pub const SENT_CARRIER_CODE_DIGITS: usize = 8;
 
 fn invalid(message: impl Into<String>) -> Rejection {
     Rejection::new(RejectCode::InvalidInput, message)
@@ -276,16 +281,29 @@ impl Core {
                 }
                 (by, FactKind::BadgeRevoked { badge_hash })
             }
-            Request::RegisterCarrier { by, carrier, name } => {
+            Request::RegisterCarrier {
+                by,
+                carrier,
+                name,
+                email,
+            } => {
                 check_carrier_id(carrier.as_str())?;
                 check_carrier_name(name)?;
+                let email = email.as_deref().map(str::trim);
+                if let Some(e) = email.filter(|e| !e.is_empty()) {
+                    check_email(e)?;
+                }
                 (
                     by,
                     FactKind::CarrierRegistered {
                         carrier: carrier.clone(),
                         name: name.trim().to_owned(),
+                        email: email.map(str::to_owned),
                     },
                 )
+            }
+            Request::SendCarrierCode { by, carrier } => {
+                return self.send_carrier_code(tx, by, carrier);
             }
             Request::IssueCarrierCode { by, carrier, code } => {
                 match self.state.carriers.get(carrier) {
@@ -390,5 +408,71 @@ impl Core {
         };
         self.record(tx, by.into(), Subject::none(), kind);
         Ok(Outcome::Accepted)
+    }
+
+    /// Draws a code no carrier holds, records it issued to `carrier`, and hands it to the shell
+    /// for the carrier's registered address (`Effect::NotifyCarrier`). The reply names only its
+    /// reference: the request may be the cloud's, and its answer is synced.
+    fn send_carrier_code(
+        &mut self,
+        tx: &mut Tx,
+        by: &Operator,
+        carrier: &CarrierId,
+    ) -> Result<Outcome> {
+        let Some(c) = self.state.carriers.get(carrier) else {
+            return reject(
+                RejectCode::UnknownCarrier,
+                format!("no carrier {carrier} in the directory"),
+            );
+        };
+        if c.revoked {
+            return reject(
+                RejectCode::NotAllowedNow,
+                format!("carrier {carrier} is deactivated; register it again first"),
+            );
+        }
+        if c.email.is_none() {
+            return reject(
+                RejectCode::NotAllowedNow,
+                format!(
+                    "carrier {carrier} has no email address to send a code to; an admin adds one \
+                     on the Carriers page"
+                ),
+            );
+        }
+        // 10^8 codes: a clash with a live one is rare; a few draws make it vanishingly so.
+        let mut drawn = None;
+        for _ in 0..8 {
+            let code = random_pin(tx.entropy, SENT_CARRIER_CODE_DIGITS);
+            let code_hash = self.keys.carrier_code_hash(&code);
+            if !self.state.carrier_codes.contains_key(&code_hash) {
+                drawn = Some((code, code_hash));
+                break;
+            }
+        }
+        let Some((code, code_hash)) = drawn else {
+            return reject(
+                RejectCode::AlreadyExists,
+                "could not draw an unused code; try again",
+            );
+        };
+        let id = self.record(
+            tx,
+            by.into(),
+            Subject::none(),
+            FactKind::CarrierCodeIssued {
+                carrier: carrier.clone(),
+                code_hash,
+            },
+        );
+        tx.effects.push(Effect::NotifyCarrier {
+            carrier: carrier.clone(),
+            code,
+            code_ref: id.to_string(),
+        });
+        Ok(Outcome::CarrierCodeSent {
+            carrier: carrier.clone(),
+            code_ref: id.to_string(),
+        })
     }
 }

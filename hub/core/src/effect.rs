@@ -3,7 +3,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::fact::{AlertKind, Fact};
-use crate::ids::{AlertId, CodeId, Millis, ParcelId, ReservationId, ResidentId, UnlockId};
+use crate::ids::{
+    AlertId, CarrierId, CodeId, Millis, ParcelId, ReservationId, ResidentId, UnlockId,
+};
 use crate::reply::Reply;
 
 /// The result of one step.
@@ -104,6 +106,14 @@ pub enum Effect {
         /// resend), so the resident always has a code that works.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         code: Option<CodeId>,
+    },
+    /// Send a carrier a code just issued to it (`Request::SendCarrierCode`); the shell puts it in
+    /// the local outbox, like `Notify`. The only place a carrier code the core drew leaves it.
+    NotifyCarrier {
+        carrier: CarrierId,
+        code: String,
+        /// The id of the fact that issued it: how staff name it to revoke it.
+        code_ref: String,
     },
     RaiseAlert {
         alert: AlertId,

@@ -279,6 +279,9 @@ pub enum FactKind {
     CarrierRegistered {
         carrier: CarrierId,
         name: String,
+        /// Where codes sent to the carrier go: `None` keeps the address known, empty clears it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        email: Option<String>,
     },
     CarrierCodeIssued {
         carrier: CarrierId,

@@ -396,15 +396,25 @@ pub enum Request {
         by: Operator,
         badge: String,
     },
+    /// Register a carrier, or rename and reinstate one. `email` is where codes sent with
+    /// [`Request::SendCarrierCode`] go: left out it keeps the address known, empty clears it.
     RegisterCarrier {
         by: Operator,
         carrier: CarrierId,
         name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        email: Option<String>,
     },
     IssueCarrierCode {
         by: Operator,
         carrier: CarrierId,
         code: String,
+    },
+    /// Issue a new code the core draws, and send it to the carrier's registered email address
+    /// (through the local outbox). Whoever asks never sees the code, so the cloud may ask.
+    SendCarrierCode {
+        by: Operator,
+        carrier: CarrierId,
     },
     RevokeCarrierCode {
         by: Operator,

@@ -53,7 +53,9 @@ pub use crate::access::{
 pub use crate::codes::Entropy;
 pub use crate::cold::{SensorView, SummaryView, UnitView};
 pub use crate::core::Core;
-pub use crate::directory::{check_contact, LANGUAGES, MAX_CARRIER_CODE, MIN_CARRIER_CODE};
+pub use crate::directory::{
+    check_contact, LANGUAGES, MAX_CARRIER_CODE, MIN_CARRIER_CODE, SENT_CARRIER_CODE_DIGITS,
+};
 pub use crate::effect::{Effect, KioskUpdate, NotifyKind, Output};
 pub use crate::fact::{
     Actor, AlertKind, CredentialKind, DeskReason, Fact, FactKind, Registration, ReleaseReason,

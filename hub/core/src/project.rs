@@ -196,6 +196,7 @@ impl State {
                 carrier: id.clone(),
                 name: c.name.clone(),
                 revoked: c.revoked,
+                email: c.email.clone(),
                 codes: c
                     .codes
                     .iter()

@@ -38,7 +38,10 @@ pub fn cloud_may_ask(request: &Request) -> bool {
         | R::SetVacationHold { .. }
         | R::ClearVacationHold { .. }
         | R::RegisterResident { .. }
-        | R::DeactivateResident { .. } => true,
+        | R::DeactivateResident { .. }
+        // The code goes to the address an admin registered for the carrier (the cloud may not
+        // write carriers), never to whoever asked.
+        | R::SendCarrierCode { .. } => true,
         R::StaffOpenBank { .. }
         | R::SuggestSize { .. }
         | R::StartDropOff { .. }
@@ -82,7 +85,8 @@ fn as_cloud(mut request: Request) -> Request {
         | R::SetVacationHold { by, .. }
         | R::ClearVacationHold { by, .. }
         | R::RegisterResident { by, .. }
-        | R::DeactivateResident { by, .. } => *by = Operator::Cloud,
+        | R::DeactivateResident { by, .. }
+        | R::SendCarrierCode { by, .. } => *by = Operator::Cloud,
         _ => {}
     }
     request

@@ -53,6 +53,12 @@ pub enum Outcome {
         compartments: Vec<CompartmentView>,
     },
     Accepted,
+    /// A new carrier code is in the outbox for the carrier's email address. Only its reference
+    /// is said (how staff revoke it); the code itself goes to the carrier alone.
+    CarrierCodeSent {
+        carrier: crate::ids::CarrierId,
+        code_ref: String,
+    },
     /// A rent roll was imported: what it did, in numbers.
     RollImported {
         summary: crate::view::RollSummary,

@@ -71,6 +71,8 @@ pub(crate) struct Resident {
 pub(crate) struct Carrier {
     pub name: String,
     pub revoked: bool,
+    /// Where codes sent to the carrier go (`Request::SendCarrierCode`).
+    pub email: Option<String>,
     /// Live access codes: reference (the id of the fact that issued it) → (keyed hash, issued at).
     pub codes: BTreeMap<String, (String, Millis)>,
 }
@@ -392,15 +394,23 @@ impl State {
             FactKind::BadgeRevoked { badge_hash } => {
                 self.badges.remove(badge_hash);
             }
-            FactKind::CarrierRegistered { carrier, name } => {
+            FactKind::CarrierRegistered {
+                carrier,
+                name,
+                email,
+            } => {
                 // Registering again renames and reinstates; the carrier's live codes stay.
                 let c = self.carriers.entry(carrier.clone()).or_insert(Carrier {
                     name: String::new(),
                     revoked: false,
+                    email: None,
                     codes: BTreeMap::new(),
                 });
                 c.name = name.clone();
                 c.revoked = false;
+                if let Some(email) = email {
+                    c.email = Some(email.clone()).filter(|e| !e.is_empty());
+                }
             }
             FactKind::CarrierCodeIssued { carrier, code_hash } => {
                 if let Some(old) = self

@@ -102,6 +102,9 @@ pub struct CarrierView {
     pub name: String,
     /// Deactivated: its codes no longer open anything.
     pub revoked: bool,
+    /// Where codes sent to the carrier go.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
     pub codes: Vec<CarrierCodeView>,
 }
 

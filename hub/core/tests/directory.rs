@@ -324,6 +324,7 @@ fn directory_ids_names_units_and_codes_are_checked_by_the_core() {
                 by: staff(),
                 carrier: carrier.into(),
                 name: name.into(),
+                email: None,
             },
             RejectCode::InvalidInput,
         );

@@ -377,3 +377,183 @@ fn requests_wait_while_a_link_catches_up_so_they_meet_the_directory_the_cloud_sa
         Some(ResidentId("r-new".into()))
     );
 }
+
+fn send_code(carrier: &str) -> Request {
+    Request::SendCarrierCode {
+        by: staff(),
+        carrier: carrier.into(),
+    }
+}
+
+fn sent_codes(out: &Output) -> Vec<(String, String)> {
+    out.effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::NotifyCarrier { code, code_ref, .. } => Some((code.clone(), code_ref.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn the_cloud_asks_for_a_carrier_code_and_only_the_carriers_address_gets_it_once() {
+    let mut s = executing();
+    s.ok(Request::RegisterCarrier {
+        by: staff(),
+        carrier: "ups".into(),
+        name: "UPS".into(),
+        email: Some(" codes@ups.example ".into()),
+    });
+    let req = asked(1, s.now, send_code("ups"));
+    let out = merge(&mut s, vec![req.clone()]);
+    let sent = sent_codes(&out);
+    assert_eq!(sent.len(), 1, "{out:?}");
+    let (code, code_ref) = sent[0].clone();
+    assert_eq!(code.len(), SENT_CARRIER_CODE_DIGITS);
+    assert!(code.chars().all(|c| c.is_ascii_digit()));
+    assert_eq!(
+        answer_of(&s, &req),
+        Some(Outcome::CarrierCodeSent {
+            carrier: "ups".into(),
+            code_ref: code_ref.clone()
+        })
+    );
+    let issued = out.facts.iter().find(|f| f.id.to_string() == code_ref);
+    assert!(
+        matches!(issued, Some(f) if f.actor == Actor::Cloud
+            && matches!(f.kind, FactKind::CarrierCodeIssued { .. })),
+        "issued as the cloud's request: {issued:?}"
+    );
+    let view = s.core.carriers();
+    let ups = view
+        .iter()
+        .find(|c| c.carrier.as_str() == "ups")
+        .expect("ups");
+    assert_eq!(ups.email.as_deref(), Some("codes@ups.example"), "trimmed");
+    assert!(ups.codes.iter().any(|c| c.code_ref == code_ref));
+
+    // The code is in no fact, no reply and no other effect: only in the one for the outbox.
+    let facts = serde_json::to_string(&s.log).expect("json");
+    assert!(!facts.contains(&code), "the code is in a fact");
+    let others: Vec<&Effect> = out
+        .effects
+        .iter()
+        .filter(|e| !matches!(e, Effect::NotifyCarrier { .. }))
+        .collect();
+    let others = serde_json::to_string(&others).expect("json");
+    assert!(!others.contains(&code));
+
+    // It opens a drop-off at a bank like any carrier code.
+    let mut with_code = drop_off_request("A", "r1", Size::Small, false);
+    if let Request::StartDropOff { carrier_code, .. } = &mut with_code {
+        *carrier_code = code.clone();
+    }
+    assert!(matches!(s.ok(with_code), Outcome::Reserved { .. }));
+
+    // Once: the request merged again, a restart, a tick.
+    assert!(sent_codes(&merge(&mut s, vec![req.clone()])).is_empty());
+    s.restart();
+    s.now = s.now.plus(1000);
+    assert!(sent_codes(&s.tick()).is_empty());
+}
+
+#[test]
+fn a_carrier_code_is_not_sent_without_an_address_or_to_a_deactivated_carrier() {
+    let mut s = executing();
+    // The site's carrier has no address: the cloud's request is answered with the reason and
+    // alerts, and no code is drawn.
+    let req = asked(1, s.now, send_code("ups"));
+    let out = merge(&mut s, vec![req.clone()]);
+    assert!(sent_codes(&out).is_empty());
+    assert!(
+        matches!(answer_of(&s, &req), Some(Outcome::Rejected(ref r)) if r.message.contains("no email address")),
+        "{:?}",
+        answer_of(&s, &req)
+    );
+    assert!(!has_fact(&out, |k| matches!(
+        k,
+        FactKind::CarrierCodeIssued { .. }
+    )));
+    let unknown = asked(2, s.now, send_code("nobody"));
+    merge(&mut s, vec![unknown.clone()]);
+    assert!(
+        matches!(answer_of(&s, &unknown), Some(Outcome::Rejected(ref r)) if r.code == RejectCode::UnknownCarrier)
+    );
+
+    // An address is checked; registering again without one keeps it; an empty one clears it.
+    s.refused(
+        Request::RegisterCarrier {
+            by: staff(),
+            carrier: "ups".into(),
+            name: "UPS".into(),
+            email: Some("not an address".into()),
+        },
+        RejectCode::InvalidInput,
+    );
+    for (email, kept) in [
+        (Some("codes@ups.example"), Some("codes@ups.example")),
+        (None, Some("codes@ups.example")),
+        (Some(""), None),
+    ] {
+        s.ok(Request::RegisterCarrier {
+            by: staff(),
+            carrier: "ups".into(),
+            name: "UPS".into(),
+            email: email.map(str::to_owned),
+        });
+        let view = s.core.carriers();
+        let ups = view
+            .iter()
+            .find(|c| c.carrier.as_str() == "ups")
+            .expect("ups");
+        assert_eq!(ups.email.as_deref(), kept, "after {email:?}");
+    }
+
+    // A deactivated carrier gets no code, from staff or the cloud.
+    s.ok(Request::RegisterCarrier {
+        by: staff(),
+        carrier: "ups".into(),
+        name: "UPS".into(),
+        email: Some("codes@ups.example".into()),
+    });
+    s.ok(Request::RevokeCarrier {
+        by: staff(),
+        carrier: "ups".into(),
+    });
+    s.refused(send_code("ups"), RejectCode::NotAllowedNow);
+    let late = asked(3, s.now, send_code("ups"));
+    assert!(sent_codes(&merge(&mut s, vec![late])).is_empty());
+}
+
+#[test]
+fn a_cloud_written_carrier_address_is_not_folded() {
+    // The cloud may not write carriers, so it cannot point a code at an address of its own.
+    let mut s = executing();
+    let forged = Fact {
+        id: FactId {
+            ms: s.now.0,
+            hub: CLOUD_AUTHOR.into(),
+            seq: 1,
+        },
+        at: s.now,
+        actor: Actor::Cloud,
+        bank: None,
+        door: None,
+        parcel: None,
+        kind: FactKind::CarrierRegistered {
+            carrier: "ups".into(),
+            name: "UPS".into(),
+            email: Some("attacker@example.net".into()),
+        },
+    };
+    let req = asked(2, s.now, send_code("ups"));
+    let out = merge(&mut s, vec![forged, req.clone()]);
+    assert!(sent_codes(&out).is_empty(), "{out:?}");
+    let view = s.core.carriers();
+    let ups = view
+        .iter()
+        .find(|c| c.carrier.as_str() == "ups")
+        .expect("ups");
+    assert_eq!(ups.email, None);
+    assert!(matches!(answer_of(&s, &req), Some(Outcome::Rejected(_))));
+}

@@ -206,6 +206,7 @@ async fn round(
     let records: std::collections::BTreeMap<String, Delivery> = records.into_iter().collect();
     let mut wait = IDLE;
     let mut contacts: Option<Vec<locker_core::ResidentView>> = None;
+    let mut carriers: Option<Vec<locker_core::CarrierView>> = None;
     for (id, pending) in items {
         let mut record = records.get(&id).cloned().unwrap_or_default();
         if record.state == DeliveryState::Failed {
@@ -216,27 +217,49 @@ async fn round(
             wait = wait.min(Duration::from_millis(record.next_at_ms - now));
             continue;
         }
-        let Pending::Notification(queued) = pending else {
-            let unreadable = Outcome::Permanent("the outbox item cannot be read".into());
-            note(app, sender, &id, record, config, unreadable).await;
-            continue;
+        let (outcome, to) = match pending {
+            Pending::Notification(queued) => {
+                if contacts.is_none() {
+                    contacts = app.residents(sender).await.ok();
+                }
+                let resident = contacts
+                    .as_ref()
+                    .and_then(|all| all.iter().find(|r| r.resident == queued.resident));
+                let outcome =
+                    send(channels, &id, &queued, resident, &mut record.sent, health).await;
+                (
+                    outcome,
+                    format!("resident {} ({:?})", queued.resident, queued.kind),
+                )
+            }
+            Pending::CarrierCode(code) => {
+                if carriers.is_none() {
+                    carriers = app.carriers(sender).await.ok();
+                }
+                let carrier = carriers
+                    .as_ref()
+                    .and_then(|all| all.iter().find(|c| c.carrier == code.carrier));
+                let outcome = send_carrier_code(channels, &id, &code, carrier, health).await;
+                (
+                    outcome,
+                    format!("carrier {} (code {})", code.carrier, code.code_ref),
+                )
+            }
+            Pending::Undecodable(_) => {
+                let unreadable = Outcome::Permanent("the outbox item cannot be read".into());
+                note(app, sender, &id, record, config, unreadable).await;
+                continue;
+            }
         };
-        if contacts.is_none() {
-            contacts = app.residents(sender).await.ok();
-        }
-        let resident = contacts
-            .as_ref()
-            .and_then(|all| all.iter().find(|r| r.resident == queued.resident));
-        let outcome = send(channels, &id, &queued, resident, &mut record.sent, health).await;
         match &outcome {
             Outcome::Sent => {
-                info!(notification = %id, resident = %queued.resident, kind = ?queued.kind, "notification sent");
+                info!(notification = %id, to = %to, "notification sent");
                 if let Err(e) = app.outbox_done(sender, &id).await {
                     warn!(notification = %id, error = %e, "sent, but not erased from the outbox; it may be sent again");
                 }
             }
             Outcome::Temporary(why) | Outcome::Permanent(why) => {
-                warn!(notification = %id, resident = %queued.resident, reason = %why, "notification not sent");
+                warn!(notification = %id, to = %to, reason = %why, "notification not sent");
                 note(app, sender, &id, record, config, outcome.clone()).await;
             }
         }
@@ -354,6 +377,48 @@ async fn send(
         (None, Some(p)) => p.clone(),
         (None, None) => Outcome::Sent,
     }
+}
+
+/// Emails a carrier's new code to the address an admin registered for the carrier. Email only:
+/// the webhook's receiver texts residents, and a carrier has no phone in the directory. A code
+/// revoked (or a carrier deactivated) before it went out is not sent: it opens nothing.
+async fn send_carrier_code(
+    channels: &Channels,
+    id: &str,
+    code: &locker_app::engine::QueuedCarrierCode,
+    carrier: Option<&locker_core::CarrierView>,
+    health: &mut Health,
+) -> Outcome {
+    let Some(carrier) = carrier else {
+        return Outcome::Temporary(format!("carrier {} is not in the directory", code.carrier));
+    };
+    if carrier.revoked || !carrier.codes.iter().any(|c| c.code_ref == code.code_ref) {
+        info!(notification = %id, carrier = %code.carrier, "not sent: the code was revoked before it went out");
+        return Outcome::Sent;
+    }
+    let Some(address) = carrier.email.as_deref() else {
+        return Outcome::Temporary(format!(
+            "carrier {} has no email address; add one on the Carriers page and it goes at the next try",
+            code.carrier
+        ));
+    };
+    let Some(mailer) = &channels.email else {
+        return Outcome::Temporary(
+            "a carrier's code is sent by email and no email server is configured ([notify.email])"
+                .into(),
+        );
+    };
+    let message =
+        match render::render_carrier_code(&channels.templates, &channels.site, code, carrier) {
+            Ok(m) => m,
+            Err(why) => return Outcome::Permanent(why),
+        };
+    let outcome = mailer.send(id, &[address], &message).await;
+    match &outcome {
+        Outcome::Sent => health.took("email"),
+        other => health.failed("email", other),
+    }
+    outcome
 }
 
 /// Records a failed try, durably, before the next one.

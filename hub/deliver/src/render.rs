@@ -2,10 +2,12 @@
 //! the words from the message's template (`templates.rs`), and the QR image of the pickup token
 //! when the message carries one.
 
-use locker_app::engine::Queued;
-use locker_core::{NotifyKind, ResidentView};
+use locker_app::engine::{Queued, QueuedCarrierCode};
+use locker_core::{CarrierView, NotifyKind, ResidentView};
 
-use crate::templates::{Context, ResidentContext, Templates};
+use crate::templates::{
+    CarrierCodeContext, CarrierContext, Context, ResidentContext, Templates, CARRIER_CODE,
+};
 
 /// A rendered message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,5 +69,30 @@ pub fn render(
         text: words.text,
         html: words.html,
         qr_png,
+    })
+}
+
+/// Renders a carrier's new code for `carrier` (in English: a carrier has no language of its own).
+pub fn render_carrier_code(
+    templates: &Templates,
+    site: &str,
+    code: &QueuedCarrierCode,
+    carrier: &CarrierView,
+) -> Result<Rendered, String> {
+    let ctx = CarrierCodeContext {
+        site,
+        carrier: CarrierContext {
+            id: carrier.carrier.as_str(),
+            name: &carrier.name,
+        },
+        code: &code.code,
+        code_ref: &code.code_ref,
+    };
+    let words = templates.render(CARRIER_CODE, "en", &ctx)?;
+    Ok(Rendered {
+        subject: words.subject,
+        text: words.text,
+        html: words.html,
+        qr_png: None,
     })
 }

@@ -13,7 +13,7 @@ use minijinja::{AutoEscape, Environment};
 use serde::Serialize;
 
 /// The message kinds, as template names spell them.
-pub const KINDS: [&str; 7] = [
+pub const KINDS: [&str; 8] = [
     "delivered",
     "reminder",
     "expiring",
@@ -21,12 +21,24 @@ pub const KINDS: [&str; 7] = [
     "at_desk",
     "withdrawn",
     "picked_up",
+    CARRIER_CODE,
 ];
+
+/// The one message to a carrier rather than a resident: its variables are [`CarrierCodeContext`].
+pub const CARRIER_CODE: &str = "carrier_code";
 
 /// The blocks every template has.
 const BLOCKS: [&str; 3] = ["subject", "text", "html"];
 
-const BUILT_IN: [(&str, &str); 14] = [
+const BUILT_IN: [(&str, &str); 16] = [
+    (
+        "carrier_code.en.j2",
+        include_str!("../templates/carrier_code.en.j2"),
+    ),
+    (
+        "carrier_code.es.j2",
+        include_str!("../templates/carrier_code.es.j2"),
+    ),
     (
         "delivered.en.j2",
         include_str!("../templates/delivered.en.j2"),
@@ -105,6 +117,22 @@ pub struct Context<'a> {
 pub struct ResidentContext<'a> {
     pub id: &'a str,
     pub unit: &'a str,
+}
+
+/// What a `carrier_code` template is given.
+#[derive(Debug, Clone, Serialize)]
+pub struct CarrierCodeContext<'a> {
+    pub site: &'a str,
+    pub carrier: CarrierContext<'a>,
+    pub code: &'a str,
+    /// How staff name the code to revoke it.
+    pub code_ref: &'a str,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CarrierContext<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
 }
 
 /// One message's words.
@@ -195,6 +223,15 @@ impl Templates {
             pin: Some("048202"),
             qr: true,
         };
+        let carrier_sample = CarrierCodeContext {
+            site: "maple-court",
+            carrier: CarrierContext {
+                id: "ups",
+                name: "UPS",
+            },
+            code: "48201937",
+            code_ref: "hub-a-0000000001",
+        };
         for (name, file, src) in sources {
             let problem = |e: minijinja::Error| Problem {
                 file: file.clone(),
@@ -217,8 +254,14 @@ impl Templates {
             }
             // Render every block once with a sample, so a missing block or an unknown variable
             // is found now, not at the first delivery.
+            let carrier = name.starts_with(&format!("{CARRIER_CODE}."));
             for (env, block) in [(&text, "subject"), (&text, "text"), (&html, "html")] {
-                if let Err(e) = render_block(env, &name, &sample, block) {
+                let rendered = if carrier {
+                    render_block(env, &name, &carrier_sample, block)
+                } else {
+                    render_block(env, &name, &sample, block)
+                };
+                if let Err(e) = rendered {
                     let mut p = problem(e);
                     if p.message.contains("block") || !BLOCKS.contains(&block) {
                         p.message = format!("block `{block}`: {}", p.message);
@@ -235,7 +278,12 @@ impl Templates {
     }
 
     /// The words of message `kind` in `language` (English when there is none in that language).
-    pub fn render(&self, kind: &str, language: &str, ctx: &Context) -> Result<Words, String> {
+    pub fn render<C: Serialize>(
+        &self,
+        kind: &str,
+        language: &str,
+        ctx: &C,
+    ) -> Result<Words, String> {
         let lang = if locker_core::LANGUAGES.contains(&language) {
             language
         } else {
@@ -257,10 +305,10 @@ impl Templates {
 }
 
 /// One block of template `name`, rendered with `ctx`.
-fn render_block(
+fn render_block<C: Serialize>(
     env: &Environment<'static>,
     name: &str,
-    ctx: &Context,
+    ctx: &C,
     block: &str,
 ) -> Result<String, minijinja::Error> {
     let mut captured = env.get_template(name)?.render_captured(ctx)?;
@@ -291,6 +339,37 @@ mod tests {
         // An unknown language falls back to English.
         let w = t.render("reminder", "fr", &ctx("1")).expect("renders");
         assert_eq!(w.subject, "Reminder: your parcel is waiting");
+    }
+
+    #[test]
+    fn a_carriers_code_message_names_the_carrier_and_its_code_and_nothing_of_a_resident() {
+        let t = Templates::load(None).expect("the built-in templates");
+        let ctx = CarrierCodeContext {
+            site: "maple-court",
+            carrier: CarrierContext {
+                id: "ups",
+                name: "UPS & Co",
+            },
+            code: "48201937",
+            code_ref: "hub-a-1",
+        };
+        let w = t.render(CARRIER_CODE, "en", &ctx).expect("renders");
+        assert_eq!(w.subject, "New locker access code for UPS & Co");
+        assert!(w.text.contains("\n48201937\n"), "{}", w.text);
+        assert!(w.html.contains("<b>48201937</b>") && w.html.contains("UPS &amp; Co"));
+        let es = t.render(CARRIER_CODE, "es", &ctx).expect("renders");
+        assert!(es.subject.starts_with("Nuevo código"), "{}", es.subject);
+        // A property's carrier template that asks for a resident is refused at load.
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            dir.path().join("carrier_code.en.j2"),
+            "{% block subject %}{{ resident.unit }}{% endblock %}{% block text %}{{ code }}{% endblock %}{% block html %}x{% endblock %}",
+        )
+        .expect("write");
+        let problems = Templates::load(Some(dir.path())).err().expect("refused");
+        assert!(problems
+            .iter()
+            .any(|p| p.file.ends_with("carrier_code.en.j2")));
     }
 
     #[test]

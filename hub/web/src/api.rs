@@ -438,10 +438,13 @@ async fn carriers(State(web): State<Arc<Web>>, Api(who, ..): Api<Staff>) -> ApiR
 struct CarrierBody {
     carrier: String,
     name: String,
+    #[serde(default)]
+    email: Option<String>,
 }
 
-/// `POST /api/v1/carriers` (admins): `{"carrier": "ups", "name": "UPS"}`; reinstates a
-/// deactivated carrier.
+/// `POST /api/v1/carriers` (admins): `{"carrier": "ups", "name": "UPS", "email":
+/// "codes@ups.example"}` (`email` optional: where codes sent with `{"send": true}` go; left out
+/// it is kept, `""` clears it); reinstates a deactivated carrier.
 async fn add_carrier(
     State(web): State<Arc<Web>>,
     Api(caller, ..): Api<Admin>,
@@ -456,6 +459,7 @@ async fn add_carrier(
         by: who.operator(),
         carrier: CarrierId(b.carrier.trim().to_owned()),
         name: b.name.trim().to_owned(),
+        email: b.email,
     };
     run(&web, &who, request, StatusCode::CREATED).await
 }
@@ -479,6 +483,9 @@ async fn deactivate_carrier(
 struct CodeBody {
     #[serde(default)]
     code: Option<String>,
+    /// Draw a code and email it to the carrier: the answer names only its reference.
+    #[serde(default)]
+    send: bool,
 }
 
 /// The answer to issuing a code: the only time the plaintext is given out.
@@ -491,6 +498,8 @@ struct IssuedCode {
 
 /// `POST /api/v1/carriers/{id}/codes` (admins): `{"code": "12345678"}` or `{}` to generate one.
 /// Answers 201 `{"carrier", "code", "code_ref"}`: the only time the plaintext is given out.
+/// `{"send": true}`: the hub draws a code and emails it to the carrier's address; the answer is
+/// the command's reply, `carrier_code_sent` with the reference only.
 async fn issue_carrier_code(
     State(web): State<Arc<Web>>,
     Api(caller, ..): Api<Admin>,
@@ -501,6 +510,20 @@ async fn issue_carrier_code(
         Ok(b) => b,
         Err(r) => return r,
     };
+    if b.send {
+        if b.code.is_some() {
+            return error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "a code that is sent is drawn by the hub: give either code or send",
+            );
+        }
+        let who = caller.actor();
+        let request = Request::SendCarrierCode {
+            by: who.operator(),
+            carrier: CarrierId(id),
+        };
+        return run(&web, &who, request, StatusCode::CREATED).await;
+    }
     let typed = b.code.as_deref().map(str::trim);
     match web
         .app
@@ -604,6 +627,7 @@ mod doc_examples {
                 "checked_in",
                 "audit",
                 "accepted",
+                "carrier_code_sent",
                 "rejected",
             ]
             .iter()
@@ -631,7 +655,7 @@ mod doc_examples {
             round_trip::<crate::import::Decision>(example).map(|()| "Decision")
         } else if has("unit") {
             round_trip::<ResidentBody>(example).map(|()| "ResidentBody")
-        } else if has("code") || example.as_object().is_some_and(|o| o.is_empty()) {
+        } else if has("code") || has("send") || example.as_object().is_some_and(|o| o.is_empty()) {
             round_trip::<CodeBody>(example).map(|()| "CodeBody")
         } else {
             Err("no type for this example: say in this test what it shows".into())

@@ -264,6 +264,9 @@ pub struct CarrierJson {
     pub name: String,
     /// Deactivated: its codes no longer open anything.
     pub revoked: bool,
+    /// Where codes sent to the carrier go.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
     pub codes: Vec<CodeJson>,
 }
 
@@ -273,6 +276,7 @@ impl From<&CarrierView> for CarrierJson {
             carrier: c.carrier.to_string(),
             name: c.name.clone(),
             revoked: c.revoked,
+            email: c.email.clone(),
             codes: c
                 .codes
                 .iter()
@@ -333,6 +337,11 @@ pub enum OutcomeJson {
         summary: locker_core::RollSummary,
     },
     Accepted,
+    /// A new code is in the outbox for the carrier's email address; only its reference is said.
+    CarrierCodeSent {
+        carrier: String,
+        code_ref: String,
+    },
     Rejected {
         code: RejectCode,
         message: String,
@@ -392,6 +401,10 @@ impl From<&Reply> for ReplyJson {
                 compartments: list(compartments),
             },
             Outcome::Accepted => OutcomeJson::Accepted,
+            Outcome::CarrierCodeSent { carrier, code_ref } => OutcomeJson::CarrierCodeSent {
+                carrier: carrier.to_string(),
+                code_ref: code_ref.clone(),
+            },
             Outcome::Rejected(rejection) => OutcomeJson::Rejected {
                 code: wire::reject_code(rejection.code),
                 message: rejection.message.clone(),
@@ -470,6 +483,12 @@ pub enum NotifyJson {
         qr: Option<String>,
         kind: NotifyKindJson,
     },
+    /// A carrier's new code, for the carrier's registered email address.
+    CarrierCode {
+        carrier: String,
+        code: String,
+        code_ref: String,
+    },
 }
 
 /// What the notification says.
@@ -508,6 +527,11 @@ impl From<(String, Pending)> for OutboxItemJson {
                     NotifyKind::Withdrawn => NotifyKindJson::Withdrawn,
                     NotifyKind::PickedUp => NotifyKindJson::PickedUp,
                 },
+            }),
+            Pending::CarrierCode(c) => OutboxNotificationJson::Notify(NotifyJson::CarrierCode {
+                carrier: c.carrier.to_string(),
+                code: c.code,
+                code_ref: c.code_ref,
             }),
             Pending::Undecodable(why) => OutboxNotificationJson::Undecodable { undecodable: why },
         };
@@ -638,6 +662,7 @@ mod tests {
             carrier: CarrierId("acme".into()),
             name: "Acme".into(),
             revoked: false,
+            email: Some("codes@acme.example".into()),
             codes: vec![CarrierCodeView {
                 code_ref: "ref".into(),
                 issued_at: Millis(7),

@@ -150,6 +150,7 @@ impl Site {
             by: by.clone(),
             carrier: "ups".into(),
             name: "UPS".into(),
+            email: None,
         });
         self.ok(Request::IssueCarrierCode {
             by: by.clone(),

@@ -25,6 +25,7 @@ pub fn router() -> Router<Arc<Web>> {
         .route("/carriers", get(page).post(add))
         .route("/carriers/{id}/deactivate", post(deactivate))
         .route("/carriers/{id}/codes", post(issue_form))
+        .route("/carriers/{id}/codes/send", post(send_form))
         .route("/carriers/{id}/codes/{code_ref}/revoke", post(revoke_form))
 }
 
@@ -65,18 +66,26 @@ async fn page(
             let actions = match (admin, c.revoked) {
                 (false, _) => String::new(),
                 (true, false) => format!(
-                    "<form method=post action=\"/carriers/{u}/codes\" class=inline>{csrf}\
+                    "{send}<form method=post action=\"/carriers/{u}/codes\" class=inline>{csrf}\
                      <input name=code inputmode=numeric pattern=\"[0-9]{{{MIN_CARRIER_CODE},{MAX_CARRIER_CODE}}}\" placeholder=\"code (blank: generate)\" autocomplete=off>\
                      <button>Issue code</button></form>\
                      <form method=post action=\"/carriers/{u}/deactivate\" class=inline data-confirm=\"Deactivate {id}? Its codes stop working.\">{csrf}<button class=danger>Deactivate</button></form>",
-                    id = escape(c.carrier.as_str())
+                    id = escape(c.carrier.as_str()),
+                    send = match &c.email {
+                        Some(email) => format!(
+                            "<form method=post action=\"/carriers/{u}/codes/send\" class=inline data-confirm=\"Email a new code to {e}?\">{csrf}<button>Email a new code</button></form>",
+                            e = escape(email)
+                        ),
+                        None => String::new(),
+                    }
                 ),
                 (true, true) => "<span class=note>register again to reinstate</span>".into(),
             };
             format!(
-                "<tr data-carrier=\"{id}\"><td>{id}</td><td>{name}</td><td>{state}</td><td><ul>{codes}</ul>{none}</td><td>{actions}</td></tr>",
+                "<tr data-carrier=\"{id}\"><td>{id}</td><td>{name}<br><small>{email}</small></td><td>{state}</td><td><ul>{codes}</ul>{none}</td><td>{actions}</td></tr>",
                 id = escape(c.carrier.as_str()),
                 name = escape(&c.name),
+                email = escape(c.email.as_deref().unwrap_or("no email for codes")),
                 state = if c.revoked { "deactivated" } else { "active" },
                 none = if c.codes.is_empty() { "no live codes" } else { "" },
             )
@@ -86,7 +95,8 @@ async fn page(
         format!(
             "<h2>Add or reinstate a carrier</h2><form method=post action=/carriers class=inline>{csrf}\
              <label>Carrier id <input name=carrier required maxlength=64></label>\
-             <label>Name <input name=name required maxlength=100></label><button>Add</button></form>"
+             <label>Name <input name=name required maxlength=100></label>\
+             <label>Email for codes <input name=email type=email maxlength=254 placeholder=\"blank: keep\"></label><button>Save</button></form>"
         )
     } else {
         "<p class=note>Admins add carriers and issue or revoke their codes.</p>".into()
@@ -108,6 +118,7 @@ async fn add(State(web): State<Arc<Web>>, post: FormPost<Admin>) -> Response {
         by: by(&p),
         carrier: CarrierId(id.to_owned()),
         name: name.to_owned(),
+        email: optional(&f, "email").map(str::to_owned),
     };
     run(
         &web,
@@ -176,6 +187,27 @@ async fn issue_form(
         }
         Err(e) => error_page("/carriers", &e),
     }
+}
+
+/// Draw a code and email it to the carrier: nobody at the page sees it.
+async fn send_form(
+    State(web): State<Arc<Web>>,
+    Path(id): Path<String>,
+    post: FormPost<Admin>,
+) -> Response {
+    let p = post.who;
+    let request = Request::SendCarrierCode {
+        by: by(&p),
+        carrier: CarrierId(id.clone()),
+    };
+    run(
+        &web,
+        &p,
+        "/carriers",
+        request,
+        &format!("A new code for {id} is in the outbox for its email address"),
+    )
+    .await
 }
 
 async fn revoke_form(

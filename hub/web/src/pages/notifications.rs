@@ -72,13 +72,26 @@ async fn page(
                 })
                 .collect();
             let failing = w.delivery.state != DeliveryState::Queued;
+            // A carrier's new code: whom it is for links to the carriers, where its address is.
+            let (who, contact) = match &w.carrier {
+                Some(c) => (
+                    format!("<a href=/carriers>carrier {}</a>", escape(c.as_str())),
+                    "/carriers".to_owned(),
+                ),
+                None => (
+                    format!("<a href=\"/residents?q={}\">{}</a>", html::url(resident), escape(resident)),
+                    format!("/residents?q={}", html::url(resident)),
+                ),
+            };
             format!(
-                "<tr{cls}><td><a href=\"/residents?q={ru}\">{r}</a></td><td>{k}</td><td>{parcels}</td><td>{s}</td><td>{next}</td>\
+                "<tr{cls}><td>{who}</td><td>{k}</td><td>{parcels}</td><td>{s}</td><td>{next}</td>\
                  <td><form method=post action=\"/notifications/{id}/retry\" class=inline>{csrf}<button>Try again now</button></form>{fix}</td></tr>",
                 cls = if failing { " class=failing" } else { "" },
-                ru = html::url(resident),
-                r = escape(resident),
-                k = w.kind.map(|k| format!("{k:?}")).unwrap_or_else(|| "unreadable".into()),
+                k = match (w.kind, &w.carrier) {
+                    (Some(k), _) => format!("{k:?}"),
+                    (None, Some(_)) => "CarrierCode".into(),
+                    (None, None) => "unreadable".into(),
+                },
                 s = escape(&state(w)),
                 next = if w.delivery.state == DeliveryState::Retrying {
                     web.time(locker_core::Millis(w.delivery.next_at_ms))
@@ -87,7 +100,7 @@ async fn page(
                 },
                 id = html::url(&w.id),
                 fix = if failing {
-                    format!(" <a href=\"/residents?q={}\">Fix the contact</a>", html::url(resident))
+                    format!(" <a href=\"{contact}\">Fix the contact</a>")
                 } else {
                     String::new()
                 },
