@@ -21,19 +21,7 @@ fn executing() -> Site {
 
 /// A `remote_requested` fact as the cloud writes it.
 fn asked(seq: u64, at: Millis, request: Request) -> Fact {
-    Fact {
-        id: FactId {
-            ms: at.0,
-            hub: CLOUD_AUTHOR.into(),
-            seq,
-        },
-        at,
-        actor: Actor::Cloud,
-        bank: None,
-        door: None,
-        parcel: None,
-        kind: FactKind::RemoteRequested { request },
-    }
+    cloud_fact(seq, at, FactKind::RemoteRequested { request })
 }
 
 fn open_door(door: u16) -> Request {
@@ -529,23 +517,15 @@ fn a_carrier_code_is_not_sent_without_an_address_or_to_a_deactivated_carrier() {
 fn a_cloud_written_carrier_address_is_not_folded() {
     // The cloud may not write carriers, so it cannot point a code at an address of its own.
     let mut s = executing();
-    let forged = Fact {
-        id: FactId {
-            ms: s.now.0,
-            hub: CLOUD_AUTHOR.into(),
-            seq: 1,
-        },
-        at: s.now,
-        actor: Actor::Cloud,
-        bank: None,
-        door: None,
-        parcel: None,
-        kind: FactKind::CarrierRegistered {
+    let forged = cloud_fact(
+        1,
+        s.now,
+        FactKind::CarrierRegistered {
             carrier: "ups".into(),
             name: "UPS".into(),
             email: Some("attacker@example.net".into()),
         },
-    };
+    );
     let req = asked(2, s.now, send_code("ups"));
     let out = merge(&mut s, vec![forged, req.clone()]);
     assert!(sent_codes(&out).is_empty(), "{out:?}");

@@ -499,18 +499,10 @@ fn an_empty_roll_is_refused_and_the_last_import_counts_who_is_leaving() {
 #[test]
 fn the_cloud_registering_a_resident_does_not_put_them_under_the_roll() {
     let mut s = Site::new();
-    let fact = Fact {
-        id: FactId {
-            ms: s.now.0,
-            hub: CLOUD_AUTHOR.into(),
-            seq: 1,
-        },
-        at: s.now,
-        actor: Actor::Cloud,
-        bank: None,
-        door: None,
-        parcel: None,
-        kind: FactKind::ResidentRegistered {
+    let fact = cloud_fact(
+        1,
+        s.now,
+        FactKind::ResidentRegistered {
             resident: "c-1".into(),
             unit: "301".into(),
             accessible: false,
@@ -518,7 +510,7 @@ fn the_cloud_registering_a_resident_does_not_put_them_under_the_roll() {
             tenancy: Tenancy::default(),
             roll: true,
         },
-    };
+    );
     s.core.merge(s.now, vec![fact], &mut s.rng);
     let c1 = resident(&s, "c-1");
     assert!(c1.active && !c1.on_roll, "{c1:?}");

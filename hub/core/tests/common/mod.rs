@@ -436,6 +436,23 @@ pub fn drop_off_request(bank: &str, resident: &str, size: Size, share: bool) -> 
     }
 }
 
+/// A fact as the cloud writes it (author `cloud`).
+pub fn cloud_fact(seq: u64, at: Millis, kind: FactKind) -> Fact {
+    Fact {
+        id: FactId {
+            ms: at.0,
+            hub: CLOUD_AUTHOR.into(),
+            seq,
+        },
+        at,
+        actor: Actor::Cloud,
+        bank: None,
+        door: None,
+        parcel: None,
+        kind,
+    }
+}
+
 pub fn outcome(out: &Output) -> Outcome {
     out.reply.as_ref().expect("a reply").outcome.clone()
 }
