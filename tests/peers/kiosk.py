@@ -2,7 +2,7 @@
 """A locker kiosk written with paho-mqtt (a client we did not write), speaking only the documented
 MQTT API (docs/mqtt-api.md): send one request to a bank's kiosk topic, print the reply.
 
-usage: kiosk.py HOST PORT BANK USER PASSWORD REQUEST_JSON
+usage: kiosk.py HOST PORT BANK USER PASSWORD REQUEST_JSON [KIOSK_ID [KEEPALIVE]]
 Prints the reply JSON on stdout; exits 1 if no reply arrives within 10 s.
 """
 import json
@@ -17,6 +17,8 @@ def main():
     host, port, bank, user, password, request = sys.argv[1:7]
     # The kiosk's id in the hub's configuration: it may only be answered under its own reply topic.
     kiosk = sys.argv[7] if len(sys.argv) > 7 else "paho"
+    # 0 is MQTT's "no keep-alive", which some controllers and gateways send.
+    keepalive = int(sys.argv[8]) if len(sys.argv) > 8 else 10
     request = json.loads(request)
     request.setdefault("request_id", "paho-" + uuid.uuid4().hex[:12])
     reply_to = "lockerhub/v1/bank/%s/kiosk/reply/%s/%s" % (bank, kiosk, uuid.uuid4().hex[:8])
@@ -47,7 +49,7 @@ def main():
     client.on_connect = on_connect
     client.on_subscribe = on_subscribe
     client.on_message = on_message
-    client.connect(host, int(port), keepalive=10)
+    client.connect(host, int(port), keepalive=keepalive)
     client.loop_start()
     ok = got.wait(10)
     client.loop_stop()

@@ -43,6 +43,11 @@ mqtt = {{ username = "{USER}", password_hash = "{}" }}
 
 /// One request through the paho kiosk: the reply as JSON.
 fn kiosk(hub: &Hub, request: Value) -> Value {
+    kiosk_keeping_alive(hub, request, 10)
+}
+
+/// The same, the kiosk asking for a keep-alive of `keep_alive` seconds (0: none).
+fn kiosk_keeping_alive(hub: &Hub, request: Value, keep_alive: u16) -> Value {
     let addr = hub.mqtt();
     let out = Command::new("/usr/bin/python3")
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/peers/kiosk.py"))
@@ -52,6 +57,8 @@ fn kiosk(hub: &Hub, request: Value) -> Value {
             &kiosk_login("paho").0,
             KIOSK_PASSWORD,
             &request.to_string(),
+            "paho",
+            &keep_alive.to_string(),
         ])
         .output()
         .expect("run the paho kiosk (Debian's python3-paho-mqtt; tests/run installs it)");
@@ -419,4 +426,19 @@ async fn mqtt5_requests_are_answered_on_their_response_topic_with_their_correlat
             _ => {}
         }
     }
+}
+
+/// MQTT's keep-alive 0 ("none"), which some controllers send: rumqttd refuses it, so the front
+/// door gives the broker leg its own and keeps it alive. Before, such a client was refused with
+/// "server unavailable" after its password had been checked. The client is paho-mqtt.
+#[test]
+fn a_kiosk_that_asks_for_no_keep_alive_connects_and_is_answered() {
+    let hub = Hub::start(site);
+    let reply = kiosk_keeping_alive(
+        &hub,
+        json!({"type": "suggest_size", "dimensions": {"length_mm": 300, "width_mm": 200, "height_mm": 50}}),
+        0,
+    );
+    assert_eq!(reply["type"], "size_suggested", "{reply}");
+    assert!(!hub.output().contains("ZeroKeepAlive"), "{}", hub.output());
 }

@@ -22,6 +22,10 @@
 //!   reconnecting; rumqttd's own code says "This will lead to double Disconnect packets"). So the
 //!   front door closes the broker leg without a DISCONNECT, keeps the client's will itself, and
 //!   publishes it ([`Session::will`]) when the connection ends without a normal DISCONNECT.
+//! - Keep-alive 0 (MQTT's "no keep-alive", which some controllers send): rumqttd refuses it
+//!   (`ZeroKeepAlive`). The broker leg then gets [`BROKER_KEEP_ALIVE_WHEN_NONE`], and the front
+//!   door pings the broker itself every [`Session::broker_ping_every`], swallowing the answers
+//!   ([`Session::broker_ping`]); the client is never timed out for silence, as MQTT says.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -39,6 +43,8 @@ use crate::acl::{self, Rights};
 pub const MAX_CONNECT_BYTES: usize = 64 * 1024;
 /// Topic aliases a MQTT 5 client may set up (resolved here, never passed on).
 pub const TOPIC_ALIAS_MAX: u16 = 32;
+/// The broker leg's keep-alive (seconds) for a client that asked for none.
+pub const BROKER_KEEP_ALIVE_WHEN_NONE: u16 = 600;
 /// Kiosk requests per connection: a burst of this many, then [`KIOSK_RATE_PER_S`] a second.
 pub const KIOSK_BURST: f64 = 20.0;
 pub const KIOSK_RATE_PER_S: f64 = 2.0;
@@ -257,6 +263,9 @@ pub struct Session {
     refused_qos2: HashSet<u16>,
     kiosk_bucket: f64,
     bucket_at: Option<Instant>,
+    /// PINGREQs the front door sent the broker on its own (keep-alive 0), not answered yet:
+    /// their PINGRESPs are not the client's.
+    own_pings: u32,
 }
 
 enum Verdict {
@@ -280,7 +289,21 @@ impl Session {
             refused_qos2: HashSet::new(),
             kiosk_bucket: KIOSK_BURST,
             bucket_at: None,
+            own_pings: 0,
         }
+    }
+
+    /// How often the front door must ping the broker for this client: `Some` when the client
+    /// asked for no keep-alive (see the module docs).
+    pub fn broker_ping_every(&self) -> Option<std::time::Duration> {
+        (self.keep_alive == 0)
+            .then(|| std::time::Duration::from_secs(u64::from(BROKER_KEEP_ALIVE_WHEN_NONE) / 2))
+    }
+
+    /// A PINGREQ for the broker on the front door's own account; its PINGRESP is not passed on.
+    pub fn broker_ping(&mut self) -> Vec<u8> {
+        self.own_pings += 1;
+        encode_v5(&v5::Packet::PingReq(v5::PingReq))
     }
 
     pub fn max_packet(&self) -> usize {
@@ -345,8 +368,13 @@ impl Session {
         let packet = v5::Packet::Connect(
             v5::Connect {
                 // The front door times the client's keep-alive itself (see `keep_alive`); the
-                // broker's check on its leg is only a backstop.
-                keep_alive: keep_alive.saturating_mul(2),
+                // broker's check on its leg is only a backstop. No keep-alive: see the module
+                // docs.
+                keep_alive: if keep_alive == 0 {
+                    BROKER_KEEP_ALIVE_WHEN_NONE
+                } else {
+                    keep_alive.saturating_mul(2)
+                },
                 client_id: internal_id.to_owned(),
                 clean_start: true,
                 properties,
@@ -639,6 +667,10 @@ impl Session {
     /// A broker packet.
     pub fn on_broker(&mut self, packet: v5::Packet) -> Result<Step, ProtocolError> {
         match packet {
+            v5::Packet::PingResp(_) if self.own_pings > 0 => {
+                self.own_pings -= 1;
+                Ok(Step::default())
+            }
             v5::Packet::Publish(publish) => {
                 // Defence in depth: only topics this login may read ever leave the hub.
                 let readable =
@@ -970,6 +1002,50 @@ mod tests {
 
     fn bank_a() -> Role {
         Role::Bank { bank: "A".into() }
+    }
+
+    /// Keep-alive 0 is MQTT's "no keep-alive": rumqttd refuses it, so the broker leg gets its
+    /// own, the front door pings on it, and only the client's own pings are answered to it.
+    #[test]
+    fn a_client_with_no_keep_alive_gets_a_broker_leg_that_the_front_door_keeps_alive() {
+        let login = ("front".to_owned(), "secret".to_owned());
+        let broker_keep_alive = |s: &mut Session, keep_alive: u16| {
+            let mut c = v4::Connect::new("ctl-A");
+            c.keep_alive = keep_alive;
+            let parsed = connect(&encode_v4(&v4::Packet::Connect(c)))
+                .unwrap()
+                .unwrap();
+            let mut buf = BytesMut::from(&s.broker_connect(&parsed, "gate-1", &login)[..]);
+            match v5::Packet::read(&mut buf, None).unwrap() {
+                v5::Packet::Connect(c, ..) => c.keep_alive,
+                other => panic!("{other:?}"),
+            }
+        };
+        let mut s = session(bank_a(), 4);
+        assert_eq!(broker_keep_alive(&mut s, 30), 60);
+        assert_eq!(
+            s.broker_ping_every(),
+            None,
+            "a client with a keep-alive pings itself"
+        );
+
+        let mut s = session(bank_a(), 4);
+        assert_eq!(broker_keep_alive(&mut s, 0), BROKER_KEEP_ALIVE_WHEN_NONE);
+        let every = s.broker_ping_every().expect("the front door pings");
+        assert!(every.as_secs() * 2 <= u64::from(BROKER_KEEP_ALIVE_WHEN_NONE));
+        let mut buf = BytesMut::from(&s.broker_ping()[..]);
+        assert!(matches!(
+            v5::Packet::read(&mut buf, None),
+            Ok(v5::Packet::PingReq(_))
+        ));
+        // The answer to the front door's ping stays here; the client's own ping is answered.
+        let resp = || v5::Packet::PingResp(v5::PingResp);
+        assert!(s.on_broker(resp()).unwrap().to_client.is_empty());
+        let step = s
+            .on_client(ClientPacket::V4(v4::Packet::PingReq), Instant::now())
+            .unwrap();
+        assert!(!step.to_broker.is_empty());
+        assert!(!s.on_broker(resp()).unwrap().to_client.is_empty());
     }
 
     #[test]

@@ -681,6 +681,12 @@ where
     let silence = (session.keep_alive() > 0)
         .then(|| Duration::from_millis(u64::from(session.keep_alive()) * 1500));
     let mut heard = tokio::time::Instant::now();
+    // A client with no keep-alive: the front door keeps the broker leg alive itself.
+    let mut broker_ping = session.broker_ping_every().map(|every| {
+        let mut t = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        t
+    });
     loop {
         // Everything already buffered first.
         while let Some(packet) = session.read_client(client_buf).map_err(invalid)? {
@@ -706,6 +712,12 @@ where
                 heard = tokio::time::Instant::now();
             }
             n = broker.read_buf(broker_buf) => if n? == 0 { return Ok(()) },
+            _ = async { match broker_ping.as_mut() {
+                Some(t) => { t.tick().await; }
+                None => std::future::pending().await,
+            } } => {
+                broker.write_all(&session.broker_ping()).await?;
+            }
             _ = async { match deadline {
                 Some(d) => tokio::time::sleep_until(d).await,
                 None => std::future::pending().await,
