@@ -93,6 +93,9 @@ pub fn banner(listening: &crate::daemon::Listening) -> String {
         "  try it:         carrier code {DEMO_CARRIER_CODE}; residents r-101 to r-112 live in units 101 to 112\n"
     );
     text += &format!(
+        "  history:        the last {HISTORY_DAYS} days of deliveries (all collected) fill the charts, audit and parcel history\n"
+    );
+    text += &format!(
         "  sign in:        admin, staff or kiosk (the kiosk page), password {DEMO_ADMIN_PASSWORD}\n"
     );
     text += "  stop with Ctrl-C; demo data is thrown away on exit\n";
@@ -187,4 +190,326 @@ pub async fn seed(app: &App) -> Result<(), AppError> {
         app.command(&admin, command).await?;
     }
     Ok(())
+}
+
+/// What [`history`] wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct History {
+    pub days: u64,
+    pub parcels: u64,
+    pub facts: u64,
+}
+
+/// Days of past activity the demo starts with.
+pub const HISTORY_DAYS: u64 = 30;
+
+/// A month of past deliveries and pickups, so a newcomer's dashboard, analytics, audit trail and
+/// parcel history have something to show. It runs the real workflow core with simulated time,
+/// as `hub/examples/web_bench.rs` does for a year, and writes its facts into the demo's fresh
+/// store before the hub opens it: 4 to 12 parcels a working day, at both banks, by a carrier
+/// of the past ("Old Parcel Co", whose code is revoked at the end), each collected with its PIN
+/// within a day, a few at the desk. Nothing is left in a locker and no alert stays open, so the
+/// site starts as the banner says; notifications of the past are not sent.
+pub fn history(config: &Config, days: u64, seed: u64) -> Result<History, String> {
+    use locker_app::facts::{self, StoredFact};
+    use locker_core::{
+        Core, Effect, Entropy, Input, Millis, NotifyKind, Observation, Outcome, Recipient, Size,
+        TempClass,
+    };
+
+    const HOUR: u64 = 3_600_000;
+    const DAY: u64 = 24 * HOUR;
+
+    struct Sim {
+        core: Core,
+        rng: rand::rngs::StdRng,
+        pending: Vec<StoredFact>,
+        facts: u64,
+        requests: u64,
+    }
+    struct Rng<'a>(&'a mut rand::rngs::StdRng);
+    impl Entropy for Rng<'_> {
+        fn fill(&mut self, buf: &mut [u8]) {
+            rand::RngCore::fill_bytes(self.0, buf);
+        }
+    }
+    impl Sim {
+        fn step(&mut self, at: u64, input: Option<Input>) -> locker_core::Output {
+            let mut entropy = Rng(&mut self.rng);
+            let out = match input {
+                Some(i) => self.core.handle(Millis(at), i, &mut entropy),
+                None => self.core.tick(Millis(at), &mut entropy),
+            };
+            self.facts += out.facts.len() as u64;
+            self.pending
+                .extend(out.facts.iter().cloned().map(StoredFact::from));
+            out
+        }
+        fn cmd(&mut self, at: u64, request: Request) -> Option<Outcome> {
+            self.requests += 1;
+            let input = Input::Command(Command {
+                request_id: RequestId(format!("demo-history-{}", self.requests)),
+                request,
+            });
+            self.step(at, Some(input)).reply.map(|r| r.outcome)
+        }
+        fn obs(&mut self, at: u64, obs: Observation) -> locker_core::Output {
+            self.step(at, Some(Input::Observation(obs)))
+        }
+        /// The lock pulses, the door opens, and it is shut `open_ms` later.
+        fn door_cycle(&mut self, bank: &str, door: u16, at: u64, open_ms: u64) {
+            let bank = bank.to_owned();
+            self.obs(
+                at + 400,
+                Observation::LockAcknowledged {
+                    bank: bank.clone(),
+                    door,
+                    unlock: None,
+                },
+            );
+            self.obs(
+                at + 900,
+                Observation::DoorOpened {
+                    bank: bank.clone(),
+                    door,
+                },
+            );
+            self.obs(at + open_ms, Observation::DoorClosed { bank, door });
+        }
+    }
+
+    let hub_id = locker_app::engine::hub_id(config).map_err(|e| e.to_string())?;
+    let options = locker_sync::StoreOptions {
+        site_id: Some(config.site.id.clone()),
+        retention_months: config.site.retention_months,
+        ..locker_sync::StoreOptions::default()
+    };
+    let (mut store, stored, _) =
+        locker_sync::Store::<StoredFact>::open(&config.site.data_dir, &hub_id, options)
+            .map_err(|e| e.to_string())?;
+    if !stored.is_empty() {
+        return Err("the demo's history goes into a fresh data directory only".into());
+    }
+    let mut sim = Sim {
+        core: Core::new(
+            facts::site_layout(config),
+            facts::policies(config),
+            store.site_key(),
+            &hub_id,
+            Vec::new(),
+        ),
+        rng: rand::SeedableRng::seed_from_u64(seed),
+        pending: Vec::new(),
+        facts: 0,
+        requests: 0,
+    };
+    let below = |sim: &mut Sim, n: u64| rand::Rng::random_range(&mut sim.rng, 0..n.max(1));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .map_err(|e| e.to_string())?;
+    // Whole days, ending at last midnight (UTC): everything of the past is over by then.
+    let end = now - now % DAY;
+    let start = end - days * DAY;
+    let staff = Operator::Staff {
+        id: locker_core::StaffId("demo".into()),
+    };
+    for unit in 101..=112 {
+        sim.cmd(
+            start,
+            Request::RegisterResident {
+                by: staff.clone(),
+                resident: ResidentId(format!("r-{unit}")),
+                unit: unit.to_string(),
+                accessible: unit == 104,
+                mode: RegisterMode::Upsert,
+                contact: Default::default(),
+            },
+        );
+    }
+    let carrier = CarrierId("old-parcel-co".into());
+    const OLD_CODE: &str = "975310";
+    sim.cmd(
+        start,
+        Request::RegisterCarrier {
+            by: staff.clone(),
+            carrier: carrier.clone(),
+            name: "Old Parcel Co".into(),
+            email: None,
+        },
+    );
+    sim.cmd(
+        start,
+        Request::IssueCarrierCode {
+            by: staff.clone(),
+            carrier: carrier.clone(),
+            code: OLD_CODE.into(),
+        },
+    );
+    let banks: Vec<String> = config.banks.iter().map(|b| b.id.clone()).collect();
+    for bank in &banks {
+        sim.obs(start, Observation::ControllerOnline { bank: bank.clone() });
+    }
+    let sizes = [
+        Size::ExtraSmall,
+        Size::Small,
+        Size::Small,
+        Size::Medium,
+        Size::Large,
+    ];
+    // Pickups waiting to happen: (time, sequence) → (bank, PIN), or a desk parcel (no bank).
+    let mut later: std::collections::BTreeMap<(u64, u64), (Option<String>, String)> =
+        std::collections::BTreeMap::new();
+    let mut parcels = 0;
+    for day in 0..days {
+        let midnight = start + day * DAY;
+        let weekday = ((midnight / DAY) + 4) % 7; // 1970-01-01 was a Thursday
+        let count = if weekday < 5 {
+            4 + below(&mut sim, 9)
+        } else {
+            below(&mut sim, 4)
+        };
+        let mut arrivals: Vec<u64> = (0..count)
+            .map(|_| midnight + 9 * HOUR + below(&mut sim, 9 * HOUR))
+            .collect();
+        arrivals.sort_unstable();
+        let mut hour = midnight;
+        while hour < midnight + DAY {
+            let next = hour + HOUR;
+            let due = later.split_off(&(next, 0));
+            let due = std::mem::replace(&mut later, due);
+            for ((at, _), (bank, pin)) in due {
+                match bank {
+                    Some(bank) => {
+                        let pickup = Request::PickupByPin {
+                            bank: bank.clone(),
+                            pin,
+                        };
+                        if let Some(Outcome::Opening { doors, .. }) = sim.cmd(at, pickup) {
+                            for door in doors {
+                                sim.door_cycle(&bank, door, at, 20_000);
+                            }
+                        }
+                    }
+                    None => {
+                        sim.cmd(
+                            at,
+                            Request::DeskPickup {
+                                by: staff.clone(),
+                                parcels: vec![locker_core::ParcelId(pin)],
+                            },
+                        );
+                    }
+                }
+            }
+            for &at in arrivals.iter().filter(|a| (hour..next).contains(*a)) {
+                let resident = ResidentId(format!("r-{}", 101 + below(&mut sim, 12)));
+                let bank = banks[below(&mut sim, banks.len() as u64) as usize].clone();
+                let size = sizes[below(&mut sim, sizes.len() as u64) as usize];
+                let reserved = sim.cmd(
+                    at,
+                    Request::StartDropOff {
+                        bank,
+                        carrier_code: OLD_CODE.into(),
+                        recipient: Recipient::Resident { resident },
+                        size: Some(size),
+                        dimensions: None,
+                        temperature: TempClass::Ambient,
+                        share: false,
+                        tracking: Some(format!("1ZDEMO{at:x}")),
+                    },
+                );
+                // Collected within a day, and before the history ends.
+                let collect = (at + HOUR + below(&mut sim, 20 * HOUR)).min(end - HOUR);
+                match reserved {
+                    Some(Outcome::Reserved {
+                        reservation,
+                        bank,
+                        door,
+                        ..
+                    }) => {
+                        sim.obs(
+                            at + 400,
+                            Observation::LockAcknowledged {
+                                bank: bank.clone(),
+                                door,
+                                unlock: None,
+                            },
+                        );
+                        sim.obs(
+                            at + 900,
+                            Observation::DoorOpened {
+                                bank: bank.clone(),
+                                door,
+                            },
+                        );
+                        sim.cmd(
+                            at + 5_000,
+                            Request::ConfirmParcel {
+                                reservation,
+                                tracking: None,
+                            },
+                        );
+                        let out = sim.obs(
+                            at + 8_000,
+                            Observation::DoorClosed {
+                                bank: bank.clone(),
+                                door,
+                            },
+                        );
+                        parcels += 1;
+                        let pin = out.effects.iter().find_map(|e| match e {
+                            Effect::Notify {
+                                pin: Some(pin),
+                                kind: NotifyKind::Delivered,
+                                ..
+                            } => Some(pin.clone()),
+                            _ => None,
+                        });
+                        if let Some(pin) = pin {
+                            later.insert((collect, parcels), (Some(bank), pin));
+                        }
+                    }
+                    Some(Outcome::LockerFull { parcel }) => {
+                        parcels += 1;
+                        later.insert((collect, parcels), (None, parcel.to_string()));
+                    }
+                    _ => {}
+                }
+            }
+            sim.step(next, None);
+            hour = next;
+        }
+        store.append(&sim.pending).map_err(|e| e.to_string())?;
+        sim.pending.clear();
+    }
+    // The past carrier's code stops working; whatever is still open is settled.
+    let code_ref = sim.core.carrier_code_ref(OLD_CODE);
+    if let Some(code_ref) = code_ref {
+        sim.cmd(
+            end - HOUR,
+            Request::RevokeCarrierCodeRef {
+                by: staff.clone(),
+                carrier,
+                code_ref,
+            },
+        );
+    }
+    for alert in sim.core.alerts() {
+        sim.cmd(
+            end - HOUR,
+            Request::AcknowledgeAlert {
+                by: staff.clone(),
+                alert: alert.id,
+                note: Some("demo history".into()),
+            },
+        );
+    }
+    store.append(&sim.pending).map_err(|e| e.to_string())?;
+    locker_app::history::refresh_mark(&mut store, &sim.core);
+    Ok(History {
+        days,
+        parcels,
+        facts: sim.facts,
+    })
 }

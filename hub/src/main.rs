@@ -239,6 +239,18 @@ fn main() -> ExitCode {
             for note in notes {
                 println!("{note}");
             }
+            let started = std::time::Instant::now();
+            match demo::history(&config, demo::HISTORY_DAYS, 7) {
+                Ok(h) => tracing::info!(
+                    days = h.days,
+                    parcels = h.parcels,
+                    facts = h.facts,
+                    ms = started.elapsed().as_millis() as u64,
+                    "demo history written"
+                ),
+                // The demo still works without it, with empty charts.
+                Err(e) => tracing::warn!(error = %e, "the demo starts without history"),
+            }
             let code = serve_demo(config);
             drop(data);
             code

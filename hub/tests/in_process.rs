@@ -531,3 +531,76 @@ async fn the_sync_listener_bounds_connections_per_address() {
     assert!(held_open(from("127.0.0.2").await).await, "places come back");
     hub.stop().await;
 }
+
+/// The demo's month of history: written before the hub opens the store, it leaves the site as
+/// the banner says (every door free, no alert open, the demo's carrier code issuable), and the
+/// parcels, with analytics' numbers, are there. Seeding after it works, and a second history
+/// into the same directory is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_starts_with_a_month_of_collected_parcels_and_a_clean_site() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let args = locker_hub::demo::DemoArgs {
+        mqtt_port: 0,
+        web_port: 0,
+        bind: [127, 0, 0, 1].into(),
+    };
+    let (config, _) = locker_hub::demo::config(&args, dir.path());
+    let made =
+        locker_hub::demo::history(&config, locker_hub::demo::HISTORY_DAYS, 7).expect("the history");
+    assert!(made.parcels >= 100, "{made:?}");
+    let hub = Hub::start(config.clone(), Arc::new(OutboxOnly))
+        .await
+        .unwrap_or_else(|e| panic!("the hub did not start: {e}"));
+    locker_hub::demo::seed(hub.app())
+        .await
+        .expect("the seed after the history");
+    let token = std::fs::read_to_string(dir.path().join("api-token"))
+        .expect("the API token in the demo's data directory")
+        .trim()
+        .to_owned();
+    let (_, parcels) = api(&hub, &token, "GET", "/api/v1/parcels", None).await;
+    let parcels = parcels.as_array().cloned().unwrap_or_default();
+    assert_eq!(parcels.len() as u64, made.parcels);
+    assert!(
+        parcels.iter().all(|p| p["location"]["type"] == "picked_up"),
+        "every parcel of the past was collected"
+    );
+    let (_, compartments) = api(&hub, &token, "GET", "/api/v1/compartments", None).await;
+    assert!(compartments
+        .as_array()
+        .is_some_and(|l| !l.is_empty() && l.iter().all(|c| c["status"] == "free")));
+    let (_, alerts) = api(&hub, &token, "GET", "/api/v1/alerts", None).await;
+    assert_eq!(alerts, serde_json::json!([]));
+    let (_, outbox) = api(&hub, &token, "GET", "/api/v1/outbox", None).await;
+    assert_eq!(outbox, serde_json::json!([]), "nothing of the past is sent");
+    // The past carrier's code no longer opens anything; the demo's works.
+    let drop_off = |code: &str| {
+        format!(
+            r#"{{"request_id":"d-{code}","type":"start_drop_off","bank":"A","carrier_code":"{code}",
+                "recipient":{{"type":"unit","unit":"101"}},"size":"s"}}"#
+        )
+    };
+    let (_, old) = api(
+        &hub,
+        &token,
+        "POST",
+        "/api/v1/commands",
+        Some(&drop_off("975310")),
+    )
+    .await;
+    assert_eq!(old["type"], "rejected", "{old}");
+    let (_, new) = api(
+        &hub,
+        &token,
+        "POST",
+        "/api/v1/commands",
+        Some(&drop_off("246810")),
+    )
+    .await;
+    assert_eq!(new["type"], "reserved", "{new}");
+    hub.stop().await;
+    assert!(
+        locker_hub::demo::history(&config, 1, 7).is_err(),
+        "not over a used store"
+    );
+}

@@ -43,6 +43,8 @@ const BANK_PASSWORD: &str = "bench bank password";
 const MAX_PACKET: usize = 1 << 20;
 /// Each bank's publishes in flight during the saturated phase.
 const IN_FLIGHT: usize = 8;
+/// PUBACKs every bank has received: what the broker took.
+static ACKED: AtomicU64 = AtomicU64::new(0);
 
 /// One clock for every client in the process.
 fn micros(start: Instant) -> u64 {
@@ -144,7 +146,10 @@ impl Bank {
         tokio::spawn(async move {
             loop {
                 match Packet::read(&mut buf, MAX_PACKET) {
-                    Ok(Packet::PubAck(_)) => acked.add_permits(1),
+                    Ok(Packet::PubAck(_)) => {
+                        ACKED.fetch_add(1, Ordering::Relaxed);
+                        acked.add_permits(1)
+                    }
                     Ok(_) => {}
                     Err(rumqttc::mqttbytes::Error::InsufficientBytes(_)) => {
                         match read.read_buf(&mut buf).await {
@@ -224,9 +229,19 @@ async fn observe(to: SocketAddr, start: Instant, seen: Arc<Seen>, ready: Arc<tok
             Ok(rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_))) => ready.notify_one(),
             Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) => {
                 let now = micros(start);
-                let sent = serde_json::from_slice::<serde_json::Value>(&p.payload)
-                    .ok()
-                    .and_then(|v| v["sent_us"].as_u64());
+                // The send time, without parsing the JSON (the observer must keep up).
+                let sent = p
+                    .payload
+                    .windows(10)
+                    .position(|w| w == b"\"sent_us\":")
+                    .and_then(|i| {
+                        let digits: String = p.payload[i + 10..]
+                            .iter()
+                            .take_while(|b| b.is_ascii_digit())
+                            .map(|b| char::from(*b))
+                            .collect();
+                        digits.parse::<u64>().ok()
+                    });
                 if let Some(sent) = sent {
                     if let Ok(mut s) = seen.samples.lock() {
                         s.push((now, now.saturating_sub(sent)));
@@ -244,12 +259,14 @@ async fn observe(to: SocketAddr, start: Instant, seen: Arc<Seen>, ready: Arc<tok
 
 struct Phase {
     per_s: f64,
+    /// Publishes the broker acknowledged per second.
+    taken_per_s: f64,
     p50_ms: f64,
     p99_ms: f64,
     cpu_percent: f64,
 }
 
-fn phase_result(seen: &Seen, from: u64, to: u64, cpu: f64) -> Phase {
+fn phase_result(seen: &Seen, from: u64, to: u64, cpu: f64, acked: u64) -> Phase {
     let mut lat: Vec<u64> = seen
         .samples
         .lock()
@@ -268,6 +285,7 @@ fn phase_result(seen: &Seen, from: u64, to: u64, cpu: f64) -> Phase {
     };
     Phase {
         per_s: lat.len() as f64 / ((to - from) as f64 / 1e6),
+        taken_per_s: acked as f64 / ((to - from) as f64 / 1e6),
         p50_ms: q(0.50),
         p99_ms: q(0.99),
         cpu_percent: cpu,
@@ -360,15 +378,21 @@ async fn load(
         }));
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let (from, cpu0) = (micros(start), cpu_ticks(pid));
+    let (from, cpu0, acked0) = (micros(start), cpu_ticks(pid), ACKED.load(Ordering::Relaxed));
     tokio::time::sleep(Duration::from_secs(10)).await;
-    let (to_us, cpu1) = (micros(start), cpu_ticks(pid));
+    let (to_us, cpu1, acked1) = (micros(start), cpu_ticks(pid), ACKED.load(Ordering::Relaxed));
     stop.store(true, Ordering::Relaxed);
     let mut sent = 0;
     for t in tasks {
         sent += t.await.unwrap_or(0);
     }
-    let steady = phase_result(&seen, from, to_us, (cpu1 - cpu0) as f64 / 10.0);
+    let steady = phase_result(
+        &seen,
+        from,
+        to_us,
+        (cpu1 - cpu0) as f64 / 10.0,
+        acked1 - acked0,
+    );
     println!("  steady: {sent} sent in ~13 s");
     tokio::time::sleep(Duration::from_secs(2)).await;
 
@@ -389,15 +413,21 @@ async fn load(
         }));
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let (from, cpu0) = (micros(start), cpu_ticks(pid));
+    let (from, cpu0, acked0) = (micros(start), cpu_ticks(pid), ACKED.load(Ordering::Relaxed));
     tokio::time::sleep(Duration::from_secs(8)).await;
-    let (to_us, cpu1) = (micros(start), cpu_ticks(pid));
+    let (to_us, cpu1, acked1) = (micros(start), cpu_ticks(pid), ACKED.load(Ordering::Relaxed));
     stop.store(true, Ordering::Relaxed);
     let mut sent = 0;
     for t in tasks {
         sent += t.await.unwrap_or(0);
     }
-    let saturated = phase_result(&seen, from, to_us, (cpu1 - cpu0) as f64 / 8.0);
+    let saturated = phase_result(
+        &seen,
+        from,
+        to_us,
+        (cpu1 - cpu0) as f64 / 8.0,
+        acked1 - acked0,
+    );
     println!("  saturated: {sent} sent in ~10 s");
     observer.abort();
     Ok(Measured {
@@ -427,12 +457,13 @@ struct Mosquitto {
 }
 
 impl Mosquitto {
-    fn start() -> Option<Mosquitto> {
+    /// `Ok(None)`: not installed.
+    fn start() -> std::result::Result<Option<Mosquitto>, String> {
         let bin = std::env::var("MOSQUITTO").unwrap_or_else(|_| "/usr/sbin/mosquitto".into());
         if !std::path::Path::new(&bin).exists() {
-            return None;
+            return Ok(None);
         }
-        let dir = tempfile::tempdir().ok()?;
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let port = free_port();
         let conf = dir.path().join("mosquitto.conf");
         // Its queues as rumqttd's in the hub: 100 in flight, 200 queued per client.
@@ -443,24 +474,28 @@ impl Mosquitto {
                  log_type error\nmax_inflight_messages 100\nmax_queued_messages 200\nset_tcp_nodelay true\n"
             ),
         )
-        .ok()?;
-        let child = std::process::Command::new(bin)
+        .map_err(|e| e.to_string())?;
+        let mut child = std::process::Command::new(&bin)
             .arg("-c")
             .arg(&conf)
             .spawn()
-            .ok()?;
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().ok()?;
-        for _ in 0..100 {
+            .map_err(|e| format!("{bin}: {e}"))?;
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        for _ in 0..200 {
             if std::net::TcpStream::connect(addr).is_ok() {
-                return Some(Mosquitto {
+                return Ok(Some(Mosquitto {
                     child,
                     addr,
                     _dir: dir,
-                });
+                }));
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(format!("{bin} exited: {status}"));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        None
+        let _ = child.kill();
+        Err(format!("{bin} did not listen on {addr} within 10 s"))
     }
 }
 
@@ -481,8 +516,12 @@ fn print(name: &str, r: &Measured) {
         r.steady.per_s, r.steady.p50_ms, r.steady.p99_ms, r.steady.cpu_percent
     );
     println!(
-        "{name} saturated: delivered {:.0}/s p50 {:.2} ms p99 {:.2} ms, broker CPU {:.0} %",
-        r.saturated.per_s, r.saturated.p50_ms, r.saturated.p99_ms, r.saturated.cpu_percent
+        "{name} saturated: took {:.0} publishes/s; delivered {:.0}/s p50 {:.2} ms p99 {:.2} ms, broker CPU {:.0} %",
+        r.saturated.taken_per_s,
+        r.saturated.per_s,
+        r.saturated.p50_ms,
+        r.saturated.p99_ms,
+        r.saturated.cpu_percent
     );
 }
 
@@ -494,7 +533,10 @@ fn main() {
         .expect("a runtime");
     let hash = hash_password(BANK_PASSWORD);
     println!("the hub, {BANKS} banks of {DOORS} doors, core attached:");
-    let hub = Hub::start(|dir| hub_config(dir, &hash));
+    let hub = Hub::start_with_env(
+        |dir| hub_config(dir, &hash),
+        &[("RUST_LOG", "info,locker_hub::bus=debug".to_owned())],
+    );
     let mqtt = hub.mqtt.expect("the hub's MQTT listener");
     let ours = match rt.block_on(load(mqtt, hub.pid(), Some("bank"))) {
         Ok(r) => r,
@@ -506,34 +548,44 @@ fn main() {
         }
     };
     print("hub", &ours);
+    let lost = hub.output().matches("hub client lost the broker").count();
+    println!("hub: its own bus client lost the broker {lost} times during the run");
     drop(hub);
 
     println!("mosquitto alone, the same load:");
-    let theirs = Mosquitto::start().and_then(|m| {
-        let r = rt.block_on(load(m.addr, m.child.id(), None));
-        match r {
+    let theirs = match Mosquitto::start() {
+        Ok(Some(m)) => match rt.block_on(load(m.addr, m.child.id(), None)) {
             Ok(r) => {
                 print("mosquitto", &r);
                 Some(r)
             }
             Err(e) => {
-                eprintln!("mosquitto: {e}");
+                println!("mosquitto: not measured: {e}");
                 None
             }
+        },
+        Ok(None) => {
+            println!("mosquitto: not installed (apt-get install mosquitto, or set MOSQUITTO)");
+            None
         }
-    });
-    match theirs {
-        Some(m) => {
-            println!(
-                "p99 ratio at 1000 msg/s (hub / mosquitto): {:.2}x",
-                ours.steady.p99_ms / m.steady.p99_ms
-            );
-            println!(
-                "saturated delivery ratio (hub / mosquitto): {:.2}x",
-                ours.saturated.per_s / m.saturated.per_s
-            );
+        Err(e) => {
+            println!("mosquitto: not measured: {e}");
+            None
         }
-        None => println!("mosquitto: not installed (apt-get install mosquitto, or set MOSQUITTO)"),
+    };
+    if let Some(m) = theirs {
+        println!(
+            "p99 ratio at 1000 msg/s (hub / mosquitto): {:.2}x",
+            ours.steady.p99_ms / m.steady.p99_ms
+        );
+        println!(
+            "saturated delivery ratio (hub / mosquitto): {:.2}x",
+            ours.saturated.per_s / m.saturated.per_s
+        );
+        println!(
+            "saturated publishes taken ratio (hub / mosquitto): {:.2}x",
+            ours.saturated.taken_per_s / m.saturated.taken_per_s
+        );
     }
     rt.shutdown_timeout(Duration::from_secs(1));
 }
