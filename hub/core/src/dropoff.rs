@@ -26,6 +26,8 @@ pub(crate) struct Need {
     pub size: Size,
     pub temperature: TempClass,
     pub share: bool,
+    /// The tracking number the carrier gave when it asked for a door, if any.
+    pub tracking: Option<String>,
 }
 
 impl Core {
@@ -100,6 +102,7 @@ impl Core {
             size,
             temperature: *temperature,
             share: *share,
+            tracking: tracking.clone(),
         };
         let actor = Actor::Carrier {
             id: carrier.clone(),
@@ -297,6 +300,12 @@ impl Core {
                 size: need.size,
                 temperature: need.temperature,
                 share: need.share,
+                tracking: need
+                    .tracking
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_owned),
             },
         );
     }
@@ -392,7 +401,8 @@ impl Core {
             Subject::door(&r.bank, r.door).parcel(&parcel),
             FactKind::ParcelPlaced {
                 reservation: reservation.clone(),
-                tracking,
+                // What the carrier scans at the door, or else what it gave when it asked.
+                tracking: tracking.or_else(|| r.tracking.clone()),
             },
         );
         Ok(Outcome::ParcelConfirmed {
@@ -634,6 +644,7 @@ impl Core {
             size: r.size,
             temperature: r.temperature,
             share: false,
+            tracking: r.tracking.clone(),
         };
         match self.find_compartment(&need) {
             Some(door) => {

@@ -313,6 +313,10 @@ pub enum FactKind {
         size: Size,
         temperature: TempClass,
         share: bool,
+        /// The tracking number given with `start_drop_off`, used when `confirm_parcel` gives
+        /// none.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tracking: Option<String>,
     },
     /// The carrier confirmed this parcel (header `parcel`) is in the open compartment.
     ParcelPlaced {

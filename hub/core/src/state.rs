@@ -120,6 +120,8 @@ pub(crate) struct Reservation {
     pub temperature: TempClass,
     pub share: bool,
     pub reserved_at: Millis,
+    /// The tracking number given when the door was asked for.
+    pub tracking: Option<String>,
     /// Hub that made the reservation; only it runs the reservation's timers.
     pub origin: String,
     pub placed: Vec<ParcelId>,
@@ -451,6 +453,7 @@ impl State {
                 size,
                 temperature,
                 share,
+                tracking,
             } => {
                 if let Some(old) = self.reservations.get(reservation) {
                     // A reservation moved to another compartment after a door fault.
@@ -468,6 +471,7 @@ impl State {
                         temperature: *temperature,
                         share: *share,
                         reserved_at: f.at,
+                        tracking: tracking.clone(),
                         origin: f.id.hub.clone(),
                         placed: Vec::new(),
                         door_opened: false,

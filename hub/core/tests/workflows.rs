@@ -288,6 +288,45 @@ fn recipient_by_unit_or_pre_advised_tracking_number() {
     assert!(r.message.contains("999"), "{}", r.message);
 }
 
+/// A tracking number given when the carrier asks for a door is the parcel's, unless the
+/// carrier scans another at the door. (Before, it was kept only for a parcel sent to the desk.)
+#[test]
+fn the_tracking_number_given_with_the_drop_off_is_kept_when_the_confirm_gives_none() {
+    let mut s = Site::new();
+    let mut with_tracking = drop_off_request("A", "r1", Size::Small, false);
+    if let Request::StartDropOff { tracking, .. } = &mut with_tracking {
+        *tracking = Some(" 1Z-START ".into());
+    }
+    // `deliver_with` confirms with no tracking number.
+    let d = s.deliver_with(with_tracking.clone(), 1);
+    assert_eq!(
+        s.parcel(&d.parcels[0]).tracking.as_deref(),
+        Some("1Z-START")
+    );
+
+    // Scanned at the door: that one wins.
+    let out = s.cmd(with_tracking);
+    let Outcome::Reserved {
+        reservation,
+        bank,
+        door,
+        ..
+    } = outcome(&out)
+    else {
+        panic!("{out:?}");
+    };
+    s.acked(&bank, door);
+    s.opened(&bank, door);
+    let Outcome::ParcelConfirmed { parcel, .. } = s.ok(Request::ConfirmParcel {
+        reservation,
+        tracking: Some("1Z-SCAN".into()),
+    }) else {
+        panic!("not confirmed");
+    };
+    s.closed(&bank, door);
+    assert_eq!(s.parcel(&parcel).tracking.as_deref(), Some("1Z-SCAN"));
+}
+
 #[test]
 fn size_is_suggested_from_dimensions() {
     let mut s = Site::new();
