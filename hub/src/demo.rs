@@ -308,9 +308,19 @@ pub fn history(config: &Config, days: u64, seed: u64) -> Result<History, String>
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .map_err(|e| e.to_string())?;
-    // Whole days, ending at last midnight (UTC): everything of the past is over by then.
-    let end = now - now % DAY;
+    // Whole days of the site's own time, ending at its last midnight: everything of the past is
+    // over by then, and deliveries fall in its working hours. (A change of summer time within
+    // the month moves them by an hour.)
+    let zone = locker_app::time::site_zone(config.site.time_zone.as_deref());
+    let offset = i64::from(
+        zone.to_offset(locker_app::time::instant(Millis(now)))
+            .seconds(),
+    ) * 1000;
+    let local = now as i64 + offset;
+    let end = (local - local.rem_euclid(DAY as i64) - offset) as u64;
     let start = end - days * DAY;
+    // The time of the last thing done: nothing is done before it.
+    let mut clock = start;
     let staff = Operator::Staff {
         id: locker_core::StaffId("demo".into()),
     };
@@ -357,13 +367,15 @@ pub fn history(config: &Config, days: u64, seed: u64) -> Result<History, String>
         Size::Medium,
         Size::Large,
     ];
-    // Pickups waiting to happen: (time, sequence) → (bank, PIN), or a desk parcel (no bank).
-    let mut later: std::collections::BTreeMap<(u64, u64), (Option<String>, String)> =
+    // A pickup waiting to happen: at a bank with the PIN, or a desk parcel (no bank, its id).
+    type Later = (Option<String>, String);
+    let mut later: std::collections::BTreeMap<(u64, u64), Later> =
         std::collections::BTreeMap::new();
     let mut parcels = 0;
     for day in 0..days {
         let midnight = start + day * DAY;
-        let weekday = ((midnight / DAY) + 4) % 7; // 1970-01-01 was a Thursday
+        // Monday is 0; 1970-01-01 was a Thursday (3).
+        let weekday = (((midnight as i64 + offset).div_euclid(DAY as i64)) + 3).rem_euclid(7);
         let count = if weekday < 5 {
             4 + below(&mut sim, 9)
         } else {
@@ -378,7 +390,99 @@ pub fn history(config: &Config, days: u64, seed: u64) -> Result<History, String>
             let next = hour + HOUR;
             let due = later.split_off(&(next, 0));
             let due = std::mem::replace(&mut later, due);
-            for ((at, _), (bank, pin)) in due {
+            // This hour's pickups and arrivals in time order, each after the last one's door
+            // shut: facts are folded in time order at every start, so they are made in it too.
+            let mut events: Vec<(u64, Option<Later>)> = due
+                .into_iter()
+                .map(|((at, _), p)| (at, Some(p)))
+                .chain(
+                    arrivals
+                        .iter()
+                        .filter(|a| (hour..next).contains(*a))
+                        .map(|&at| (at, None)),
+                )
+                .collect();
+            events.sort_by_key(|(at, _)| *at);
+            for (at, event) in events {
+                let at = at.max(clock + 1_000);
+                let Some((bank, pin)) = event else {
+                    clock = at + 8_000;
+                    let resident = ResidentId(format!("r-{}", 101 + below(&mut sim, 12)));
+                    let bank = banks[below(&mut sim, banks.len() as u64) as usize].clone();
+                    let size = sizes[below(&mut sim, sizes.len() as u64) as usize];
+                    let reserved = sim.cmd(
+                        at,
+                        Request::StartDropOff {
+                            bank,
+                            carrier_code: OLD_CODE.into(),
+                            recipient: Recipient::Resident { resident },
+                            size: Some(size),
+                            dimensions: None,
+                            temperature: TempClass::Ambient,
+                            share: false,
+                            tracking: Some(format!("1ZDEMO{at:x}")),
+                        },
+                    );
+                    // Collected within a day, and before the history ends.
+                    let collect = (at + HOUR + below(&mut sim, 20 * HOUR)).min(end - HOUR);
+                    match reserved {
+                        Some(Outcome::Reserved {
+                            reservation,
+                            bank,
+                            door,
+                            ..
+                        }) => {
+                            sim.obs(
+                                at + 400,
+                                Observation::LockAcknowledged {
+                                    bank: bank.clone(),
+                                    door,
+                                    unlock: None,
+                                },
+                            );
+                            sim.obs(
+                                at + 900,
+                                Observation::DoorOpened {
+                                    bank: bank.clone(),
+                                    door,
+                                },
+                            );
+                            sim.cmd(
+                                at + 5_000,
+                                Request::ConfirmParcel {
+                                    reservation,
+                                    tracking: None,
+                                },
+                            );
+                            let out = sim.obs(
+                                at + 8_000,
+                                Observation::DoorClosed {
+                                    bank: bank.clone(),
+                                    door,
+                                },
+                            );
+                            parcels += 1;
+                            let pin = out.effects.iter().find_map(|e| match e {
+                                Effect::Notify {
+                                    pin: Some(pin),
+                                    kind: NotifyKind::Delivered,
+                                    ..
+                                } => Some(pin.clone()),
+                                _ => None,
+                            });
+                            if let Some(pin) = pin {
+                                later.insert((collect, parcels), (Some(bank), pin));
+                            }
+                        }
+                        Some(Outcome::LockerFull { parcel }) => {
+                            parcels += 1;
+                            later.insert((collect, parcels), (None, parcel.to_string()));
+                        }
+                        _ => {}
+                    }
+                    continue;
+                };
+                clock = at + 20_000;
                 match bank {
                     Some(bank) => {
                         let pickup = Request::PickupByPin {
@@ -402,81 +506,6 @@ pub fn history(config: &Config, days: u64, seed: u64) -> Result<History, String>
                     }
                 }
             }
-            for &at in arrivals.iter().filter(|a| (hour..next).contains(*a)) {
-                let resident = ResidentId(format!("r-{}", 101 + below(&mut sim, 12)));
-                let bank = banks[below(&mut sim, banks.len() as u64) as usize].clone();
-                let size = sizes[below(&mut sim, sizes.len() as u64) as usize];
-                let reserved = sim.cmd(
-                    at,
-                    Request::StartDropOff {
-                        bank,
-                        carrier_code: OLD_CODE.into(),
-                        recipient: Recipient::Resident { resident },
-                        size: Some(size),
-                        dimensions: None,
-                        temperature: TempClass::Ambient,
-                        share: false,
-                        tracking: Some(format!("1ZDEMO{at:x}")),
-                    },
-                );
-                // Collected within a day, and before the history ends.
-                let collect = (at + HOUR + below(&mut sim, 20 * HOUR)).min(end - HOUR);
-                match reserved {
-                    Some(Outcome::Reserved {
-                        reservation,
-                        bank,
-                        door,
-                        ..
-                    }) => {
-                        sim.obs(
-                            at + 400,
-                            Observation::LockAcknowledged {
-                                bank: bank.clone(),
-                                door,
-                                unlock: None,
-                            },
-                        );
-                        sim.obs(
-                            at + 900,
-                            Observation::DoorOpened {
-                                bank: bank.clone(),
-                                door,
-                            },
-                        );
-                        sim.cmd(
-                            at + 5_000,
-                            Request::ConfirmParcel {
-                                reservation,
-                                tracking: None,
-                            },
-                        );
-                        let out = sim.obs(
-                            at + 8_000,
-                            Observation::DoorClosed {
-                                bank: bank.clone(),
-                                door,
-                            },
-                        );
-                        parcels += 1;
-                        let pin = out.effects.iter().find_map(|e| match e {
-                            Effect::Notify {
-                                pin: Some(pin),
-                                kind: NotifyKind::Delivered,
-                                ..
-                            } => Some(pin.clone()),
-                            _ => None,
-                        });
-                        if let Some(pin) = pin {
-                            later.insert((collect, parcels), (Some(bank), pin));
-                        }
-                    }
-                    Some(Outcome::LockerFull { parcel }) => {
-                        parcels += 1;
-                        later.insert((collect, parcels), (None, parcel.to_string()));
-                    }
-                    _ => {}
-                }
-            }
             sim.step(next, None);
             hour = next;
         }
@@ -484,10 +513,11 @@ pub fn history(config: &Config, days: u64, seed: u64) -> Result<History, String>
         sim.pending.clear();
     }
     // The past carrier's code stops working; whatever is still open is settled.
+    let last = clock.max(end - HOUR) + 1_000;
     let code_ref = sim.core.carrier_code_ref(OLD_CODE);
     if let Some(code_ref) = code_ref {
         sim.cmd(
-            end - HOUR,
+            last,
             Request::RevokeCarrierCodeRef {
                 by: staff.clone(),
                 carrier,
@@ -497,7 +527,7 @@ pub fn history(config: &Config, days: u64, seed: u64) -> Result<History, String>
     }
     for alert in sim.core.alerts() {
         sim.cmd(
-            end - HOUR,
+            last,
             Request::AcknowledgeAlert {
                 by: staff.clone(),
                 alert: alert.id,

@@ -75,7 +75,7 @@ pub use crate::layout::{
     BankLayout, CompartmentLayout, Dimensions, Policies, SensorLayout, SiteLayout, Size, SizeLimit,
     TempClass, TempRange, UnitLayout,
 };
-pub use crate::remote::cloud_may_ask;
+pub use crate::remote::{cloud_may_ask, CLOUD_CARRIER_CODES_PER_DAY};
 pub use crate::reply::{Outcome, RejectCode, Rejection, Reply};
 pub use crate::roll::check_date;
 pub use crate::staff::ALERT_NOTE_MAX;

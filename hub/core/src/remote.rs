@@ -25,6 +25,9 @@ use crate::Entropy;
 const HOUR_MS: u64 = 3_600_000;
 /// How far in the future a request's time may be (clock skew between cloud and hub).
 const FUTURE_SLACK_MS: u64 = 60_000;
+/// Live codes issued to one carrier in the last day beyond which the cloud may not ask for
+/// another: each is a working credential until staff revoke it.
+pub const CLOUD_CARRIER_CODES_PER_DAY: usize = 3;
 
 /// What the cloud may ask the hub to do. Exhaustive, like `need_for`: a new request is refused
 /// from the cloud until someone decides otherwise.
@@ -194,6 +197,23 @@ impl Core {
                 RejectCode::NotPermitted,
                 "the cloud may not ask for this",
             ));
+        }
+        if let Request::SendCarrierCode { carrier, .. } = request {
+            let recent = self.state.carriers.get(carrier).map_or(0, |c| {
+                c.codes
+                    .values()
+                    .filter(|(_, issued)| now.0.saturating_sub(issued.0) < 24 * HOUR_MS)
+                    .count()
+            });
+            if recent >= CLOUD_CARRIER_CODES_PER_DAY {
+                return Err(Rejection::new(
+                    RejectCode::RateLimited,
+                    format!(
+                        "carrier {carrier} has {recent} live codes issued in the last day: the \
+                         cloud may not ask for another; staff can issue one on the Carriers page"
+                    ),
+                ));
+            }
         }
         if let Request::StaffOpenDoor { .. } = request {
             if at.0 > now.0.saturating_add(FUTURE_SLACK_MS) {

@@ -537,3 +537,33 @@ fn a_cloud_written_carrier_address_is_not_folded() {
     assert_eq!(ups.email, None);
     assert!(matches!(answer_of(&s, &req), Some(Outcome::Rejected(_))));
 }
+
+#[test]
+fn the_cloud_gets_at_most_a_few_carrier_codes_a_day() {
+    let mut s = executing();
+    s.ok(Request::RegisterCarrier {
+        by: staff(),
+        carrier: "fedex".into(),
+        name: "FedEx".into(),
+        email: Some("codes@fedex.example".into()),
+    });
+    let mut sent = 0;
+    for seq in 1..=5 {
+        let req = asked(seq, s.now, send_code("fedex"));
+        sent += sent_codes(&merge(&mut s, vec![req.clone()])).len();
+        if seq as usize > CLOUD_CARRIER_CODES_PER_DAY {
+            assert!(
+                matches!(answer_of(&s, &req), Some(Outcome::Rejected(ref r)) if r.code == RejectCode::RateLimited),
+                "{:?}",
+                answer_of(&s, &req)
+            );
+        }
+    }
+    assert_eq!(sent, CLOUD_CARRIER_CODES_PER_DAY);
+    assert!(!s.alerts_of(AlertKind::RemoteRequestRefused).is_empty());
+    // Staff may still issue one; a day later the cloud may ask again.
+    s.ok(send_code("fedex"));
+    s.now = s.now.plus(24 * 3_600_000);
+    let req = asked(9, s.now, send_code("fedex"));
+    assert_eq!(sent_codes(&merge(&mut s, vec![req])).len(), 1);
+}

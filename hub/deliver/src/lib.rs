@@ -381,7 +381,8 @@ async fn send(
 
 /// Emails a carrier's new code to the address an admin registered for the carrier. Email only:
 /// the webhook's receiver texts residents, and a carrier has no phone in the directory. A code
-/// revoked (or a carrier deactivated) before it went out is not sent: it opens nothing.
+/// revoked before it went out is not sent: it opens nothing. A deactivated carrier's code waits
+/// (its codes work again if it is registered again).
 async fn send_carrier_code(
     channels: &Channels,
     id: &str,
@@ -392,9 +393,16 @@ async fn send_carrier_code(
     let Some(carrier) = carrier else {
         return Outcome::Temporary(format!("carrier {} is not in the directory", code.carrier));
     };
-    if carrier.revoked || !carrier.codes.iter().any(|c| c.code_ref == code.code_ref) {
+    if !carrier.codes.iter().any(|c| c.code_ref == code.code_ref) {
         info!(notification = %id, carrier = %code.carrier, "not sent: the code was revoked before it went out");
         return Outcome::Sent;
+    }
+    // Deactivated: its codes open nothing now, and work again if it is registered again.
+    if carrier.revoked {
+        return Outcome::Temporary(format!(
+            "carrier {} is deactivated; the code goes if it is registered again",
+            code.carrier
+        ));
     }
     let Some(address) = carrier.email.as_deref() else {
         return Outcome::Temporary(format!(
