@@ -304,10 +304,7 @@ pub fn history(config: &Config, days: u64, seed: u64) -> Result<History, String>
         requests: 0,
     };
     let below = |sim: &mut Sim, n: u64| rand::Rng::random_range(&mut sim.rng, 0..n.max(1));
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .map_err(|e| e.to_string())?;
+    let now = locker_app::clock::now().0;
     // Whole days of the site's own time, ending at its last midnight: everything of the past is
     // over by then, and deliveries fall in its working hours. (A change of summer time within
     // the month moves them by an hour.)
