@@ -292,6 +292,31 @@ fn phase_result(seen: &Seen, from: u64, to: u64, cpu: f64, acked: u64) -> Phase 
     }
 }
 
+/// Lets a phase settle for `settle_s`, measures it for `window_s` (what the observer saw, the
+/// broker's CPU and acknowledgements), then stops its publishers: the phase and what they sent.
+async fn measure(
+    seen: &Seen,
+    start: Instant,
+    pid: u32,
+    settle_s: u64,
+    window_s: u64,
+    stop: &std::sync::atomic::AtomicBool,
+    tasks: Vec<tokio::task::JoinHandle<u64>>,
+) -> (Phase, u64) {
+    let sample = || (micros(start), cpu_ticks(pid), ACKED.load(Ordering::Relaxed));
+    tokio::time::sleep(Duration::from_secs(settle_s)).await;
+    let (from, cpu0, acked0) = sample();
+    tokio::time::sleep(Duration::from_secs(window_s)).await;
+    let (to, cpu1, acked1) = sample();
+    stop.store(true, Ordering::Relaxed);
+    let mut sent = 0;
+    for t in tasks {
+        sent += t.await.unwrap_or(0);
+    }
+    let cpu = (cpu1 - cpu0) as f64 / window_s as f64;
+    (phase_result(seen, from, to, cpu, acked1 - acked0), sent)
+}
+
 struct Measured {
     idle_rss_mb: f64,
     peak_mb: f64,
@@ -377,22 +402,7 @@ async fn load(
             seq
         }));
     }
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let (from, cpu0, acked0) = (micros(start), cpu_ticks(pid), ACKED.load(Ordering::Relaxed));
-    tokio::time::sleep(Duration::from_secs(10)).await;
-    let (to_us, cpu1, acked1) = (micros(start), cpu_ticks(pid), ACKED.load(Ordering::Relaxed));
-    stop.store(true, Ordering::Relaxed);
-    let mut sent = 0;
-    for t in tasks {
-        sent += t.await.unwrap_or(0);
-    }
-    let steady = phase_result(
-        &seen,
-        from,
-        to_us,
-        (cpu1 - cpu0) as f64 / 10.0,
-        acked1 - acked0,
-    );
+    let (steady, sent) = measure(&seen, start, pid, 3, 10, &stop, tasks).await;
     println!("  steady: {sent} sent in ~13 s");
     tokio::time::sleep(Duration::from_secs(2)).await;
 
@@ -412,22 +422,7 @@ async fn load(
             seq - 1_000_000
         }));
     }
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let (from, cpu0, acked0) = (micros(start), cpu_ticks(pid), ACKED.load(Ordering::Relaxed));
-    tokio::time::sleep(Duration::from_secs(8)).await;
-    let (to_us, cpu1, acked1) = (micros(start), cpu_ticks(pid), ACKED.load(Ordering::Relaxed));
-    stop.store(true, Ordering::Relaxed);
-    let mut sent = 0;
-    for t in tasks {
-        sent += t.await.unwrap_or(0);
-    }
-    let saturated = phase_result(
-        &seen,
-        from,
-        to_us,
-        (cpu1 - cpu0) as f64 / 8.0,
-        acked1 - acked0,
-    );
+    let (saturated, sent) = measure(&seen, start, pid, 2, 8, &stop, tasks).await;
     println!("  saturated: {sent} sent in ~10 s");
     observer.abort();
     Ok(Measured {

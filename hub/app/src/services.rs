@@ -448,15 +448,10 @@ impl App {
             .into_iter()
             .map(|(id, pending)| {
                 let delivery = records.get(&id).cloned().unwrap_or_default();
-                let (resident, parcels, kind) = match &pending {
-                    Pending::Notification(q) => {
-                        (Some(q.resident.clone()), q.parcels.clone(), Some(q.kind))
-                    }
-                    Pending::CarrierCode(_) | Pending::Undecodable(_) => (None, Vec::new(), None),
-                };
-                let carrier = match pending {
-                    Pending::CarrierCode(c) => Some(c.carrier),
-                    _ => None,
+                let (resident, carrier, parcels, kind) = match pending {
+                    Pending::Notification(q) => (Some(q.resident), None, q.parcels, Some(q.kind)),
+                    Pending::CarrierCode(c) => (None, Some(c.carrier), Vec::new(), None),
+                    Pending::Undecodable(_) => (None, None, Vec::new(), None),
                 };
                 crate::notify::Waiting {
                     id,

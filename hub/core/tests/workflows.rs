@@ -305,18 +305,7 @@ fn the_tracking_number_given_with_the_drop_off_is_kept_when_the_confirm_gives_no
     );
 
     // Scanned at the door: that one wins.
-    let out = s.cmd(with_tracking);
-    let Outcome::Reserved {
-        reservation,
-        bank,
-        door,
-        ..
-    } = outcome(&out)
-    else {
-        panic!("{out:?}");
-    };
-    s.acked(&bank, door);
-    s.opened(&bank, door);
+    let (reservation, bank, door) = s.open_reserved(with_tracking);
     let Outcome::ParcelConfirmed { parcel, .. } = s.ok(Request::ConfirmParcel {
         reservation,
         tracking: Some("1Z-SCAN".into()),

@@ -326,7 +326,8 @@ impl Site {
         self.deliver_with(drop_off_request(bank, resident, size, false), count)
     }
 
-    pub fn deliver_with(&mut self, request: Request, count: usize) -> Delivered {
+    /// Sends a drop-off `request` and has its door pulse and open: (reservation, bank, door).
+    pub fn open_reserved(&mut self, request: Request) -> (ReservationId, String, u16) {
         let out = self.cmd(request);
         let Outcome::Reserved {
             reservation,
@@ -339,6 +340,11 @@ impl Site {
         };
         self.acked(&bank, door);
         self.opened(&bank, door);
+        (reservation, bank, door)
+    }
+
+    pub fn deliver_with(&mut self, request: Request, count: usize) -> Delivered {
+        let (reservation, bank, door) = self.open_reserved(request);
         for _ in 0..count {
             self.ok(Request::ConfirmParcel {
                 reservation: reservation.clone(),
